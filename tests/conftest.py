@@ -1,0 +1,52 @@
+"""Shared fixtures: real servers on 127.0.0.1 and a check that no process outlives its test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import psutil
+import pytest
+
+
+def _children() -> set[int]:
+    return {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fail any test that leaves a child process (server, load generator worker) running."""
+    before = _children()
+    yield
+    leftover = []
+    for pid in _children() - before:
+        try:
+            proc = psutil.Process(pid)
+            # A process that is already a zombie is ended; give exiting ones a moment.
+            proc.wait(timeout=3)
+        except psutil.TimeoutExpired:
+            leftover.append(pid)
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not leftover, f"test left child processes running: {leftover}"
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., object]]:
+    """Factory: start_server(backend, protocol, **kw) -> running ServerProcess, stopped at teardown."""
+    from servers.launch import ServerConfig
+    from servers.launch import start_server as _start
+
+    started = []
+
+    def factory(backend: str, protocol: str = "http", **kwargs: object):
+        if backend == "uvloop":
+            pytest.importorskip("uvloop", reason="uvloop is not installed: pip install uvloop")
+        srv = _start(ServerConfig(backend=backend, protocol=protocol, **kwargs))
+        started.append(srv)
+        return srv
+
+    yield factory
+    for srv in started:
+        srv.stop()
