@@ -1,0 +1,83 @@
+"""A real HTTP client against every backend: `wrk -t1 -c50 -d1s` finishes with zero errors.
+
+wrk's result comes back through a Lua done() hook writing JSON (never regexes on its
+human-readable output), following pyperf's structured-channel rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_servers_support import backend_params, wait_idle
+
+# done() runs once in wrk's main Lua state after the run; the output path comes from the
+# environment so the script text stays constant.
+WRK_JSON_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local f = assert(io.open(os.getenv("WRK_JSON_OUT"), "w"))
+  f:write(string.format(
+    '{"duration_us": %d, "requests": %d, "bytes": %d, ' ..
+    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
+    '"latency_p50_us": %.1f, "latency_p99_us": %.1f, "latency_max_us": %.1f}\n',
+    summary.duration, summary.requests, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+  f:close()
+end
+"""
+
+WRK_CONNECTIONS = 50
+
+
+def run_wrk_json(port: int, tmp_path: Path, duration_s: int = 1) -> dict:
+    """Run wrk once and return its done() JSON; fails with wrk's stderr if it produced none."""
+    script = tmp_path / "wrk_json.lua"
+    script.write_text(WRK_JSON_LUA)
+    out = tmp_path / "wrk.json"
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{WRK_CONNECTIONS}",
+        f"-d{duration_s}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/",
+    ]
+    proc = subprocess.run(
+        cmd,
+        env={**os.environ, "WRK_JSON_OUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=duration_s + 30,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{cmd} exited {proc.returncode}: {proc.stderr}"
+    assert out.exists(), f"wrk wrote no JSON; stdout: {proc.stdout} stderr: {proc.stderr}"
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_wrk_http_keep_alive_zero_errors(start_server, backend: str, tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: `apt-get install wrk` (.ci/run installs it)")
+    srv = start_server(backend, "http")
+    before = wait_idle(srv)
+    result = run_wrk_json(srv.port, tmp_path)
+    assert result["errors"] == {"connect": 0, "read": 0, "write": 0, "status": 0, "timeout": 0}, (
+        result
+    )
+    assert result["requests"] > 0, result
+    after = wait_idle(srv, timeout_s=30.0)
+    # wrk stops counting at its deadline; answers already in flight are served but uncounted.
+    served = after["requests"] - before["requests"]
+    assert served >= result["requests"], (result, after)
+    assert served <= result["requests"] + WRK_CONNECTIONS, (result, after)
+    assert after["accepted"] - before["accepted"] == WRK_CONNECTIONS, (before, after)
