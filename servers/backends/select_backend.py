@@ -1,0 +1,54 @@
+"""select(2): the kernel scans every descriptor in the sets on every call.
+
+The sets are bitmaps of FD_SETSIZE (1024) bits, so CPython's select.select
+raises ValueError for any descriptor numbered >= 1024, however few are
+passed. The loop asks `fd_limit` and refuses such connections after accept.
+Plain int descriptors are passed: socket objects would cost a fileno() call
+each per wait (MACHINE_FACTS: it doubles select's cost).
+"""
+
+from __future__ import annotations
+
+import select
+
+from servers.backends import READ, WRITE
+
+FD_SETSIZE = 1024
+
+
+class SelectBackend:
+    name = "select"
+    edge_triggered = False
+    fd_limit: int | None = FD_SETSIZE
+
+    def __init__(self) -> None:
+        self._readers: set[int] = set()
+        self._writers: set[int] = set()
+
+    def register(self, fd: int, mask: int) -> None:
+        self.modify(fd, mask)
+
+    def modify(self, fd: int, mask: int) -> None:
+        if mask & READ:
+            self._readers.add(fd)
+        else:
+            self._readers.discard(fd)
+        if mask & WRITE:
+            self._writers.add(fd)
+        else:
+            self._writers.discard(fd)
+
+    def unregister(self, fd: int) -> None:
+        self._readers.discard(fd)
+        self._writers.discard(fd)
+
+    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
+        readable, writable, _ = select.select(self._readers, self._writers, (), timeout)
+        events = [(fd, READ) for fd in readable]
+        if writable:
+            events += [(fd, WRITE) for fd in writable]
+        return events
+
+    def close(self) -> None:
+        self._readers.clear()
+        self._writers.clear()

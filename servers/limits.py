@@ -1,0 +1,68 @@
+"""Process set-up shared by every server: descriptor limit, CPU pinning, bind policy."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import resource
+import socket
+
+
+class SetupError(Exception):
+    """A server cannot start; the message names the cause and the remedy."""
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit; return the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def pin_to_cpu(cpu: int) -> None:
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise SetupError(
+            f"--cpu {cpu} is not among the CPUs this process may use {sorted(allowed)}: "
+            "pick one of those or drop --cpu"
+        )
+    os.sched_setaffinity(0, {cpu})
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise SetupError(f"cannot resolve host {host!r} ({exc}): use an IP address") from exc
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def check_bind_address(host: str, allow_remote: bool) -> None:
+    if not allow_remote and not is_loopback(host):
+        raise SetupError(
+            f"refusing to bind {host!r}: it is not a loopback address, and these servers "
+            "are benchmark targets, not hardened services. Use 127.0.0.1 (the default) or "
+            "pass --allow-remote if you really mean to listen beyond this machine"
+        )
+
+
+def open_listener(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SetupError(
+            f"cannot bind {host}:{port}: {exc.strerror}; choose another --port (0 picks a free one)"
+        ) from exc
+    sock.listen(backlog)
+    return sock
