@@ -144,9 +144,7 @@ class AsyncioServer:
         )
         factory: Callable[[], asyncio.Protocol] = lambda: protocol(self)  # noqa: E731
         self.listener.setblocking(False)
-        server = await loop.create_server(
-            factory, sock=self.listener, backlog=self.config.backlog
-        )
+        server = await loop.create_server(factory, sock=self.listener, backlog=self.config.backlog)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

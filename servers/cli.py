@@ -13,8 +13,7 @@ import os
 import sys
 
 from servers.config import BACKENDS, PROTOCOLS, ServerConfig
-from servers.limits import SetupError, check_bind_address, open_listener, pin_to_cpu
-from servers.limits import raise_fd_limit
+from servers.limits import SetupError, check_bind_address, open_listener, pin_to_cpu, raise_fd_limit
 from servers.stats import ControlChannel, ServerStats
 
 
@@ -29,9 +28,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     parser.add_argument("--backlog", type=int, default=4096)
-    parser.add_argument(
-        "--http-close", action="store_true", help="close after every HTTP response"
-    )
+    parser.add_argument("--http-close", action="store_true", help="close after every HTTP response")
     parser.add_argument(
         "--allow-remote", action="store_true", help="permit a non-loopback bind address"
     )

@@ -9,6 +9,7 @@ reaped when the block exits, even on error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -109,10 +110,8 @@ class ServerProcess:
         if self.exit_code is not None:
             return self.exit_code
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -142,7 +141,7 @@ def start_server(config: ServerConfig, timeout_s: float = 15.0) -> ServerProcess
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )
-    stderr_file = tempfile.TemporaryFile()
+    stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 -- owned by ServerProcess, closed in stop()
     popen = subprocess.Popen(
         [sys.executable, "-m", "servers", *config.to_argv()],
         stdin=subprocess.DEVNULL,

@@ -10,6 +10,7 @@ no GIL and costs the loop nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -105,9 +106,7 @@ class ControlChannel:
 
     def close(self) -> None:
         # shutdown() wakes the thread blocked in accept(); close() alone may not.
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._listener.close()
         self._thread.join(timeout=1.0)

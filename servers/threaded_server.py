@@ -7,6 +7,7 @@ no wait call to time, so `wait_instrumented` is false.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import threading
@@ -117,9 +118,7 @@ class ThreadedServer:
             socks = list(self._conns.values())
             threads = list(self._threads)
         for sock in socks:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in recv/send
-            except OSError:
-                pass
         for thread in threads:
             thread.join(timeout=2.0)
