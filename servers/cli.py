@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     )
     parser.add_argument("--max-queued-bytes", type=int, default=1 << 20)
     parser.add_argument("--max-head-bytes", type=int, default=64 << 10)
+    parser.add_argument(
+        "--max-fds",
+        type=int,
+        default=None,
+        help="lower the descriptor limit to this (to demonstrate EMFILE handling)",
+    )
     ns = parser.parse_args(argv)
     try:
         return ServerConfig(**vars(ns))
@@ -64,7 +70,7 @@ def serve(config: ServerConfig) -> None:
     check_bind_address(config.host, config.allow_remote)
     if config.cpu is not None:
         pin_to_cpu(config.cpu)
-    fd_limit = raise_fd_limit()
+    fd_limit = raise_fd_limit(config.max_fds)
     listener = open_listener(config.host, config.port, config.backlog)
     wait_instrumented = config.instrumentation and config.backend not in ("uvloop", "threads")
     stats = ServerStats(config.backend, config.protocol, wait_instrumented)

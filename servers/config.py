@@ -39,6 +39,8 @@ class ServerConfig:
     instrumentation: bool = True
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
+    # Lower the soft RLIMIT_NOFILE to this (tests and demonstrations of EMFILE).
+    max_fds: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -55,6 +57,10 @@ class ServerConfig:
             raise ValueError(f"backlog must be >= 1, got {self.backlog}")
         if self.max_queued_bytes < 1 or self.max_head_bytes < 64:
             raise ValueError("max_queued_bytes must be >= 1 and max_head_bytes >= 64")
+        if self.max_fds is not None and self.max_fds < 16:
+            raise ValueError(
+                f"max_fds must be >= 16 (the server needs a few itself), got {self.max_fds}"
+            )
 
     def to_argv(self) -> list[str]:
         """The command-line arguments of `python -m servers` that reproduce this config."""
@@ -77,4 +83,6 @@ class ServerConfig:
             argv.append("--no-control")
         if not self.instrumentation:
             argv.append("--no-instrumentation")
+        if self.max_fds is not None:
+            argv += ["--max-fds", str(self.max_fds)]
         return argv

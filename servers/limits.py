@@ -12,9 +12,12 @@ class SetupError(Exception):
     """A server cannot start; the message names the cause and the remedy."""
 
 
-def raise_fd_limit() -> int:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; return the limit now in force."""
+def raise_fd_limit(cap: int | None = None) -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (or to `cap`); return the limit in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if cap is not None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(cap, hard), hard))
+        return min(cap, hard)
     if hard == resource.RLIM_INFINITY:
         hard = 1 << 20
     if soft < hard:
