@@ -73,7 +73,26 @@ def _snapshot(server: Any, proc: psutil.Process | None) -> dict[str, Any]:
                 }
         except psutil.Error as exc:
             snap["psutil_error"] = f"{type(exc).__name__}: {exc}"
+        cpu_ns = _schedstat_cpu_ns(proc.pid)
+        if cpu_ns is not None:
+            snap.setdefault("psutil", {})["cpu_ns_schedstat"] = cpu_ns
     return snap
+
+
+def _schedstat_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds the process's threads have run on a CPU (user + system).
+
+    psutil's cpu_times come in 10 ms clock ticks, too coarse for a 1 s window
+    at a few hundred ms of CPU; /proc/<pid>/task/*/schedstat counts nanoseconds.
+    """
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
 
 
 def _delta(start: Mapping[str, Any], end: Mapping[str, Any], key: str) -> float | None:
@@ -127,6 +146,9 @@ def server_window_columns(start: Mapping[str, Any], end: Mapping[str, Any]) -> d
         user_s = _delta(s0, s1, "cpu_user_s")
         system_s = _delta(s0, s1, "cpu_system_s")
     cpu_s = (user_s or 0.0) + (system_s or 0.0) if user_s is not None else None
+    sched_ns = _delta(p0, p1, "cpu_ns_schedstat")
+    if sched_ns is not None:
+        cpu_s = sched_ns / 1e9  # same quantity, nanosecond resolution
     wait_calls = _delta(s0, s1, "wait_calls")
     wait_us = _div(_delta(s0, s1, "wait_ns"), 1000.0)
     wait_events = _delta(s0, s1, "wait_events")
@@ -217,7 +239,8 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: Mapping[str, Any]
         reasons.append(f"connections_short({established}/{trial.total_connections})")
     if result.get("partial"):
         reasons.append("partial")
-    if row.get("server_wait_calls") is None and trial.backend in ("select", "poll", "epoll"):
+    instrumented = trial.backend in ("select", "poll", "epoll", "epoll-et")
+    if trial.mode != "probe" and instrumented and row.get("server_wait_calls") is None:
         reasons.append("no_server_stats")
     return reasons
 
@@ -248,18 +271,28 @@ def _load_config(cfg: BenchConfig, trial: Trial, port: int) -> Any:
         "cpus": tuple(cfg.loadgen_cpus),
         "payload_bytes": PAYLOAD_BYTES,
     }
-    if trial.http_close:
-        names = {f.name for f in dataclasses.fields(LoadConfig)}
-        for name in ("new_connection_per_request", "connection_per_request", "http_close"):
-            if name in names:
-                kwargs[name] = True
-                break
-        else:
-            raise RuntimeError(
-                "the load generator has no new-connection-per-request mode "
-                "(LoadConfig lacks new_connection_per_request): churn cannot be measured"
-            )
+    churn_field = _loadgen_churn_field()
+    if trial.http_close and churn_field:
+        kwargs[churn_field] = True
     return LoadConfig(**kwargs)
+
+
+_CHURN_FIELDS = ("new_connection_per_request", "connection_per_request", "reconnect_per_request")
+
+
+def _loadgen_churn_field() -> str | None:
+    """The LoadConfig field that makes the load generator reconnect per request, if any."""
+    from loadgen import LoadConfig
+
+    names = {f.name for f in dataclasses.fields(LoadConfig)}
+    return next((n for n in _CHURN_FIELDS if n in names), None)
+
+
+def _loadgen_has_churn() -> bool:
+    try:
+        return _loadgen_churn_field() is not None
+    except ImportError:
+        return False
 
 
 def run_trial(
@@ -298,6 +331,8 @@ def run_trial(
             phases["verify_end_utc"] = utc_now_iso()
             if trial.mode == "probe":
                 result = _run_probe(trial, server, proc, raw, row)
+            elif trial.http_close and not _loadgen_has_churn():
+                result = _run_churn_wrk(cfg, trial, server, proc, raw, row)
             else:
                 result = _run_load(cfg, trial, server, proc, raw, row)
             failure = _server_exit_reason(server)
@@ -368,6 +403,75 @@ def _run_load(
         row.update(server_window_columns(edges["start"], edges["end"]))
     else:
         raise RuntimeError("the load generator never reached the measured window")
+    return result
+
+
+def _run_churn_wrk(
+    cfg: BenchConfig,
+    trial: Trial,
+    server: Any,
+    proc: psutil.Process | None,
+    raw: dict[str, Any],
+    row: dict[str, Any],
+) -> dict[str, Any]:
+    """churn through wrk (which reconnects per request); counters at the window's edges."""
+    from bench.scenarios.churn import run_wrk_churn
+
+    edges: dict[str, Any] = {}
+    phases = raw["phases"]
+
+    def on_measure_start() -> None:
+        edges["start"] = _snapshot(server, proc)
+        phases["measure_start_utc"] = edges["start"]["utc"]
+
+    def on_measure_end() -> None:
+        edges["end"] = _snapshot(server, proc)
+        phases["measure_end_utc"] = edges["end"]["utc"]
+
+    phases["load_start_utc"] = utc_now_iso()
+    result = run_wrk_churn(
+        HOST,
+        server.port,
+        trial.active_connections,
+        trial.warmup_s,
+        trial.measure_s,
+        tuple(cfg.loadgen_cpus),
+        on_measure_start,
+        on_measure_end,
+    )
+    phases["load_end_utc"] = utc_now_iso()
+    raw["server_edges"] = edges
+    raw["loadgen"] = result
+    window = server_window_columns(edges["start"], edges["end"])
+    requests = window.pop("_server_requests")
+    window_s = edges["end"]["monotonic_s"] - edges["start"]["monotonic_s"]
+    latency = result.get("latency_us") or {}
+    errors = result.get("errors") or {}
+    client_cpu = result.get("client_cpu_s_window")
+    row.update(window)
+    row.update(
+        {
+            "throughput_rps": requests / window_s if requests is not None and window_s else None,
+            "requests": requests,
+            "errors": _sum_counts(errors),
+            "latency_p50_us": latency.get("p50"),
+            "latency_p90_us": latency.get("p90"),
+            "latency_p99_us": latency.get("p99"),
+            "latency_p999_us": latency.get("p99_9"),
+            "latency_max_us": latency.get("max"),
+            "connections_established": None,
+            "connect_errors": int(errors.get("connect", 0)),
+            "client_observation": json.dumps(errors, sort_keys=True)
+            if any(errors.values())
+            else None,
+            "loadgen_saturated": bool(result.get("saturated")),
+            "loadgen_cpu_us_per_req": _div(client_cpu, requests, 1e6),
+            # Each request is its own connection: what the server accepted in the window.
+            "connections_served": _delta(
+                edges["start"].get("stats") or {}, edges["end"].get("stats") or {}, "accepted"
+            ),
+        }
+    )
     return result
 
 
