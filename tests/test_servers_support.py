@@ -159,20 +159,27 @@ def assert_hello(resp: HttpResponse, version: str = "1.1") -> None:
 
 
 def echo_exchange(
-    sock: socket.socket, payload: bytes, timeout_s: float = EXCHANGE_TIMEOUT_S
+    sock: socket.socket,
+    payload: bytes,
+    timeout_s: float = EXCHANGE_TIMEOUT_S,
+    already_sent_b: int = 0,
 ) -> bytes:
     """Send payload and receive the same number of bytes, full duplex so that neither side blocks.
 
     A blocking sendall of 1 MiB before reading would deadlock against a server that
-    (correctly) stops reading when its output queue is full.
+    (correctly) stops reading when its output queue is full. already_sent_b: the first
+    bytes of payload went out earlier and have not been read back yet.
     """
     sock.setblocking(False)
     received = bytearray()
     view = memoryview(payload)
-    sent = 0
+    sent = already_sent_b
     deadline = time.monotonic() + timeout_s
     with selectors.DefaultSelector() as sel:
-        sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        interest = selectors.EVENT_READ
+        if sent < len(payload):
+            interest |= selectors.EVENT_WRITE
+        sel.register(sock, interest)
         while len(received) < len(payload):
             remaining_s = deadline - time.monotonic()
             assert remaining_s > 0, (

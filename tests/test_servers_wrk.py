@@ -80,4 +80,6 @@ def test_wrk_http_keep_alive_zero_errors(start_server, backend: str, tmp_path: P
     served = after["requests"] - before["requests"]
     assert served >= result["requests"], (result, after)
     assert served <= result["requests"] + WRK_CONNECTIONS, (result, after)
-    assert after["accepted"] - before["accepted"] == WRK_CONNECTIONS, (before, after)
+    # wrk 4.x opens one extra connection first, to check that the address answers.
+    accepted = after["accepted"] - before["accepted"]
+    assert WRK_CONNECTIONS <= accepted <= WRK_CONNECTIONS + 1, (before, after)
