@@ -4,6 +4,8 @@ HTTP/1.0, --http-close mode, and the cap on request heads (issue 2)."""
 from __future__ import annotations
 
 import contextlib
+import selectors
+import time
 
 import pytest
 from test_servers_support import (
@@ -46,11 +48,12 @@ def test_http_keep_alive_pipelining_and_close(start_server, backend: str) -> Non
             assert_hello(resp)
         assert client.peer_closed(), "server did not close after the pipelined Connection: close"
 
-    # Connection: close is honoured.
-    with HttpClient(srv.port) as client:
-        client.send(http_request(headers=[("Connection", "close")]))
-        assert_hello(client.read_response())
-        assert client.peer_closed(), "server kept the connection open after Connection: close"
+    # Connection: close is honoured; header names and the token are case-insensitive.
+    for name, value in (("Connection", "close"), ("connection", "Close")):
+        with HttpClient(srv.port) as client:
+            client.send(http_request(headers=[(name, value)]))
+            assert_hello(client.read_response())
+            assert client.peer_closed(), f"connection left open after {name}: {value}"
 
     # HTTP/1.0 without keep-alive: one answer, then close.
     with HttpClient(srv.port) as client:
@@ -129,3 +132,37 @@ def test_http_head_just_under_cap_is_served(start_server, backend: str) -> None:
     with HttpClient(srv.port) as client:
         client.send(head)
         assert_hello(client.read_response())
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_http_deep_pipeline_beyond_head_cap_is_all_served(start_server, backend: str) -> None:
+    """The head cap applies to one request, not to the input buffer: 5,000 small pipelined
+    requests (about 175 KiB, well over 64 KiB) in one send are all answered, in order."""
+    srv = start_server(backend, "http")
+    depth = 5000
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    assert len(request) * depth > 2 * HEAD_CAP_BYTES
+    with HttpClient(srv.port) as client:
+        # A thread-free full-duplex send: answers come back while requests still go out.
+        client.sock.setblocking(False)
+        data = memoryview(request * depth)
+        answers = 0
+        deadline = time.monotonic() + 60
+        with selectors.DefaultSelector() as sel:
+            sel.register(client.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            while data:
+                assert time.monotonic() < deadline, "deep pipeline: sending timed out"
+                for _key, mask in sel.select(1.0):
+                    if mask & selectors.EVENT_WRITE:
+                        with contextlib.suppress(BlockingIOError):
+                            data = data[client.sock.send(data) :]
+                    if mask & selectors.EVENT_READ:
+                        with contextlib.suppress(BlockingIOError):
+                            client.feed(client.sock.recv(1 << 20))
+        client.sock.setblocking(True)
+        client.sock.settimeout(20)
+        while answers < depth:
+            assert_hello(client.read_response())
+            answers += 1
+    after = wait_idle(srv)
+    assert after["requests"] == depth, after

@@ -8,6 +8,7 @@ import contextlib
 import os
 import random
 import socket
+import threading
 import time
 
 import pytest
@@ -69,6 +70,11 @@ def _garbage_http(srv, rng: random.Random) -> None:
     _survives(srv, "http", "TLS hello")
 
 
+def _send_then_shut_wr(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(data)
+    sock.shutdown(socket.SHUT_WR)
+
+
 def _half_close(srv, protocol: str) -> None:
     if protocol == "http":
         with HttpClient(srv.port) as client:
@@ -86,6 +92,19 @@ def _half_close(srv, protocol: str) -> None:
                 received += chunk
             assert bytes(received) == payload, (
                 f"echo after SHUT_WR: got {len(received)} of {len(payload)} B (or wrong bytes)"
+            )
+        # Larger than the queue cap: the server pauses reading, and must still see the EOF
+        # after it resumes, flush everything, then close.
+        big = os.urandom(6 << 20)
+        with connect(srv.port) as sock:
+            sender = threading.Thread(target=_send_then_shut_wr, args=(sock, big), daemon=True)
+            sender.start()
+            received = bytearray()
+            while chunk := sock.recv(1 << 20):
+                received += chunk
+            sender.join(timeout=30)
+            assert bytes(received) == big, (
+                f"echo of 6 MiB then SHUT_WR: got {len(received)} B (or wrong bytes)"
             )
     _survives(srv, protocol, "half-closed client")
 

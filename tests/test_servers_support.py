@@ -103,6 +103,11 @@ class HttpClient:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def feed(self, data: bytes) -> None:
+        """Bytes the caller read from self.sock itself (e.g. in a non-blocking loop)."""
+        assert data, "server closed the connection"
+        self._buf += data
+
     def _fill(self) -> None:
         try:
             chunk = self.sock.recv(65536)
