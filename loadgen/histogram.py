@@ -1,0 +1,74 @@
+"""HdrHistogram helpers: one range and precision everywhere, batch recording, merging.
+
+Latencies are recorded in microseconds from 1 us to 60 s with 3 significant
+digits. Workers collect raw nanosecond deltas in a list (one list.append per
+request) and record them in batches: numpy reduces a second's worth of values
+to (value, count) pairs, so record_value runs once per distinct value, not once
+per request. Histograms cross process boundaries only as HdrHistogram's own
+compressed base64 encoding and are merged with ``add``; percentiles are never
+averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 60_000_000
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99_9": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def record_ns(histograms: Sequence[HdrHistogram], values_ns: Sequence[int]) -> int:
+    """Record nanosecond values (as microseconds) into every histogram given.
+
+    Returns how many values were clamped into [LOWEST_US, HIGHEST_US].
+    """
+    if not values_ns:
+        return 0
+    values_us = np.asarray(values_ns, dtype=np.int64) // 1000
+    clamped = int(np.count_nonzero((values_us < LOWEST_US) | (values_us > HIGHEST_US)))
+    np.clip(values_us, LOWEST_US, HIGHEST_US, out=values_us)
+    distinct, counts = np.unique(values_us, return_counts=True)
+    pairs = list(zip(distinct.tolist(), counts.tolist(), strict=True))
+    for hist in histograms:
+        record = hist.record_value
+        for value, count in pairs:
+            record(value, count)
+    return clamped
+
+
+def encode(hist: HdrHistogram) -> str:
+    return hist.encode().decode("ascii")
+
+
+def decode(blob: str) -> HdrHistogram:
+    return HdrHistogram.decode(blob.encode("ascii"))
+
+
+def merge(blobs: Iterable[str]) -> HdrHistogram:
+    """Decode and add encoded histograms into one fresh histogram."""
+    merged = new_histogram()
+    for blob in blobs:
+        merged.add(decode(blob))
+    return merged
+
+
+def summary_us(hist: HdrHistogram) -> dict[str, float | int | None]:
+    """p50, p90, p99, p99_9, max and mean in microseconds (None when empty)."""
+    if hist.get_total_count() == 0:
+        return {**dict.fromkeys(PERCENTILES), "max": None, "mean": None, "count": 0}
+    out: dict[str, float | int | None] = {
+        name: int(hist.get_value_at_percentile(pct)) for name, pct in PERCENTILES.items()
+    }
+    out["max"] = int(hist.get_max_value())
+    out["mean"] = round(float(hist.get_mean_value()), 3)
+    out["count"] = int(hist.get_total_count())
+    return out

@@ -1,0 +1,352 @@
+"""run_load: the parent side. Start workers, barrier, warm-up, measure, collect, reap.
+
+Timeline (all processes share CLOCK_MONOTONIC, so the parent hands the
+workers absolute deadlines instead of sending start/stop messages that would
+arrive at different times):
+
+    precheck -> spawn workers -> every worker connected (barrier)
+    -> warmup_start -> measure_start [on_measure_start] -> measure_end
+    [on_measure_end] -> workers drain, check idle connections, report -> reap
+
+Workers are fresh interpreters (``python -m loadgen.worker_entry FD``), not forks:
+the parent may have threads (bench, pytest plugins) and forking a threaded
+process is unsafe, while multiprocessing's "spawn" would re-import the
+caller's __main__ script. Config and results travel as pickled messages over a
+socketpair wrapped in multiprocessing.connection.Connection, never as text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadgen.config import LoadConfig, resolve_target
+from loadgen.errors import LoadInterrupted, TargetUnreachable, WorkerFailed
+from loadgen.plan import WorkerPlan, plan_workers
+from loadgen.result import merge_results
+
+START_LEAD_S = 0.1  # "go" is sent this long before warm-up starts, so all workers start together
+REAP_TIMEOUT_S = 5.0
+PRECHECK_TIMEOUT_S = 3.0
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+Callback = Callable[[], Any]
+Progress = Callable[[dict[str, Any]], Any]
+
+
+def precheck_target(address: str, port: int, timeout_s: float) -> None:
+    """One blocking connect before any worker starts: fail fast if nobody listens."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect((address, port))
+        except ConnectionRefusedError as exc:
+            raise TargetUnreachable(
+                f"nothing is listening on {address}:{port} (ECONNREFUSED): start the server "
+                "first, or check --host/--port"
+            ) from exc
+        except TimeoutError as exc:
+            raise TargetUnreachable(
+                f"connecting to {address}:{port} timed out after {timeout_s:.0f} s (ETIMEDOUT): "
+                "is the server running and its listen backlog not full?"
+            ) from exc
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+            raise TargetUnreachable(
+                f"cannot connect to {address}:{port} ({name}: {exc.strerror}): check the "
+                "address and that the server is up"
+            ) from exc
+
+
+class _Workers:
+    """The worker processes and their pipes; reaps them whatever happens."""
+
+    def __init__(self) -> None:
+        self.procs: list[Any] = []
+        self.conns: list[Connection] = []
+        self.ticks: list[tuple[int, int, int, int]] = []
+
+    def start(self, cfg: LoadConfig, plans: list[WorkerPlan]) -> None:
+        """Start one process per plan; each is recorded as soon as it exists, for reap()."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        for plan in plans:
+            parent_end, child_end = socket.socketpair()
+            with parent_end, child_end:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "loadgen.worker_entry", str(child_end.fileno())],
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(child_end.fileno(),),
+                    env=env,
+                )
+                self.procs.append(proc)
+                conn = Connection(parent_end.detach())
+            self.conns.append(conn)
+            conn.send(("init", cfg, plan))
+
+    def send_all(self, msg: tuple[Any, ...]) -> None:
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.send(msg)
+
+    def collect(
+        self, kind: str, deadline: float, on_tick: Callable[[], None] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Wait for one `kind` message from every worker (until the monotonic deadline).
+
+        Raises WorkerFailed with the worker's traceback if one crashed.
+        """
+        got: dict[int, dict[str, Any]] = {}
+        waiting = dict(enumerate(self.conns))
+        while waiting:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for conn in wait(list(waiting.values()), timeout=min(remaining, 0.5)):
+                index = next(i for i, c in waiting.items() if c is conn)
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    del waiting[index]
+                    code = self.procs[index].poll()
+                    raise WorkerFailed(
+                        f"load generator worker {index} exited (status {code}) without a "
+                        f"'{kind}' report; rerun with fewer connections or check dmesg for OOM"
+                    ) from None
+                if msg[0] == "error":
+                    raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
+                if msg[0] == "tick":
+                    self.ticks.append(msg[1:])
+                    if on_tick is not None:
+                        on_tick()
+                    continue
+                if msg[0] == kind:
+                    got[index] = msg[1]
+                    del waiting[index]
+        return got
+
+    def drain_ticks(self) -> None:
+        """Read queued tick messages without blocking (keeps the pipes from filling)."""
+        for conn in self.conns:
+            with contextlib.suppress(EOFError, OSError):
+                while conn.poll():
+                    msg = conn.recv()
+                    if msg[0] == "tick":
+                        self.ticks.append(msg[1:])
+                    elif msg[0] == "error":
+                        raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
+
+    def reap(self) -> None:
+        """Every worker ends: ask, wait, then SIGTERM and SIGKILL by PID; all reaped."""
+        self.send_all(("stop",))
+        deadline = time.monotonic() + REAP_TIMEOUT_S
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(max(0.01, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(1.0)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for conn in self.conns:
+            conn.close()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+
+def _cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
+    out = {}
+    for index, pid in enumerate(pids):
+        try:
+            times = psutil.Process(pid).cpu_times()
+            out[index] = (times.user, times.system)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _sleep_until(deadline_ns: int, workers: _Workers, tick: Callable[[], None] | None) -> None:
+    """Sleep to an absolute monotonic time, reading worker messages on the way."""
+    while True:
+        remaining = (deadline_ns - time.monotonic_ns()) / 1e9
+        if remaining <= 0:
+            return
+        ready = wait(workers.conns, timeout=min(remaining, 0.5))
+        if ready:
+            before = len(workers.ticks)
+            workers.drain_ticks()
+            if tick is not None and len(workers.ticks) != before:
+                tick()
+
+
+def run_load(
+    cfg: LoadConfig,
+    on_measure_start: Callback | None = None,
+    on_measure_end: Callback | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Generate the load described by cfg; return the result document (see loadgen.result).
+
+    Raises LoadgenError subclasses (RemoteNotAllowed, LimitsTooLow,
+    TargetUnreachable, WorkerFailed) before or instead of a run, and
+    LoadInterrupted (a KeyboardInterrupt carrying ``.result``, marked partial)
+    on Ctrl-C. Every worker process is reaped before this function returns.
+    """
+    address, is_loopback = resolve_target(cfg)
+    plans = plan_workers(cfg, address, is_loopback)
+    precheck_target(address, cfg.port, min(cfg.connect_timeout_s, PRECHECK_TIMEOUT_S))
+
+    wall_offset = time.time() - time.monotonic()
+    phases: dict[str, float | None] = dict.fromkeys(
+        (
+            "connect_start",
+            "connect_end",
+            "warmup_start",
+            "measure_start",
+            "measure_end",
+            "drain_end",
+        )
+    )
+
+    def note(phase: str, mono_s: float | None = None) -> None:
+        t = time.monotonic() if mono_s is None else mono_s
+        phases[phase] = round(t + wall_offset, 6)
+        if progress is not None:
+            progress({"phase": phase, "time": phases[phase]})
+
+    connected: dict[int, dict[str, Any]] = {}
+    reports: dict[int, dict[str, Any]] = {}
+    cpu: dict[int, dict[str, float]] = {}
+    measured_duration_s = 0.0
+    interrupted = False
+    partial = False
+    workers: _Workers | None = None
+    try:
+        try:
+            note("connect_start")
+            workers = _Workers()
+            workers.start(cfg, plans)
+            connect_budget = (
+                (cfg.total_connections / cfg.connect_rate if cfg.connect_rate else 0.0)
+                + cfg.connect_timeout_s
+                + 60.0
+            )
+            connected = workers.collect("connected", time.monotonic() + connect_budget)
+            if len(connected) < len(plans):
+                raise WorkerFailed(
+                    f"only {len(connected)} of {len(plans)} workers finished connecting within "
+                    f"{connect_budget:.0f} s; lower the connection count or raise connect_rate"
+                )
+            note("connect_end")
+            _check_established(cfg, address, list(connected.values()))
+
+            go_ns = time.monotonic_ns() + int(START_LEAD_S * 1e9)
+            warmup_ns = go_ns
+            measure_start_ns = warmup_ns + int(cfg.warmup_s * 1e9)
+            measure_end_ns = measure_start_ns + int(cfg.duration_s * 1e9)
+            workers.send_all(("go", warmup_ns, measure_start_ns, measure_end_ns))
+
+            def tick() -> None:
+                if progress is None:
+                    return
+                done = sum(t[2] for t in workers.ticks)
+                progress({"phase": "measure", "requests": done, "ticks": len(workers.ticks)})
+
+            _sleep_until(warmup_ns, workers, None)
+            note("warmup_start", warmup_ns / 1e9)
+            _sleep_until(measure_start_ns, workers, None)
+            if on_measure_start is not None:
+                on_measure_start()
+            cpu_start = _cpu_times(workers.pids)
+            note("measure_start", measure_start_ns / 1e9)
+            _sleep_until(measure_end_ns, workers, tick)
+            if on_measure_end is not None:
+                on_measure_end()
+            cpu_end = _cpu_times(workers.pids)
+            note("measure_end", measure_end_ns / 1e9)
+            measured_duration_s = (measure_end_ns - measure_start_ns) / 1e9
+            cpu = _cpu_delta(cpu_start, cpu_end)
+            result_deadline = time.monotonic() + cfg.request_timeout_s + 30.0
+            reports = workers.collect("result", result_deadline)
+            note("drain_end")
+            partial = len(reports) < len(plans)
+        except KeyboardInterrupt:
+            interrupted = partial = True
+            if workers is not None:
+                workers.send_all(("stop",))
+                with contextlib.suppress(WorkerFailed):
+                    if not connected:
+                        connected = workers.collect("connected", time.monotonic() + 5.0)
+                    reports = workers.collect("result", time.monotonic() + 5.0)
+            stopped = time.monotonic_ns()
+            if phases["measure_start"] is not None and phases["measure_end"] is None:
+                measured_duration_s = max(0.0, (stopped - measure_start_ns) / 1e9)
+    finally:
+        if workers is not None:
+            workers.reap()
+
+    result = merge_results(
+        cfg,
+        target_address=address,
+        sources=plans[0].sources,
+        connected=[connected[i] for i in sorted(connected)],
+        reports=[reports[i] for i in sorted(reports)],
+        cpu=cpu,
+        phases=phases,
+        measured_duration_s=measured_duration_s,
+        partial=partial,
+        interrupted=interrupted,
+    )
+    if interrupted:
+        raise LoadInterrupted(result)
+    return result
+
+
+def _cpu_delta(
+    start: dict[int, tuple[float, float]], end: dict[int, tuple[float, float]]
+) -> dict[int, dict[str, float]]:
+    return {
+        i: {"user_s": end[i][0] - start[i][0], "system_s": end[i][1] - start[i][1]}
+        for i in start
+        if i in end
+    }
+
+
+def _check_established(cfg: LoadConfig, address: str, connected: list[dict[str, Any]]) -> None:
+    """No active connection at all means there is nothing to measure: say why."""
+    if cfg.active_connections == 0:
+        return
+    established = sum(c["active_established"] for c in connected)
+    if established:
+        return
+    errors: dict[str, int] = {}
+    for info in connected:
+        for kind, n in info["connect_errors"].items():
+            errors[kind] = errors.get(kind, 0) + n
+    seen = ", ".join(f"{k} x{n}" for k, n in errors.items() if n) or "no error reported"
+    raise TargetUnreachable(
+        f"none of the {cfg.active_connections} active connections to {address}:{cfg.port} "
+        f"could be established ({seen}); check the server is up and has descriptors to spare"
+    )
+
+
+__all__ = ["precheck_target", "run_load"]
