@@ -67,24 +67,27 @@ def _write_table(df: pd.DataFrame, csv_path: Path, parquet_path: Path) -> None:
     os.replace(tmp_pq, parquet_path)
 
 
+_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+
+
 def _coerce_bool(series: pd.Series) -> pd.Series:
-    mapping = {"true": True, "false": False, "1": True, "0": False}
-
-    def one(v: Any) -> Any:
-        if v is None or (isinstance(v, float) and v != v) or v is pd.NA:
-            return pd.NA
-        if isinstance(v, str):
-            return mapping.get(v.strip().lower(), pd.NA)
-        return bool(v)
-
-    return series.map(one).astype("boolean")
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("boolean")
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.map(lambda v: pd.NA if pd.isna(v) else bool(v)).astype("boolean")
+    words = series.astype("string").str.strip().str.lower()
+    return words.map(_BOOL_WORDS, na_action="ignore").astype("boolean")
 
 
 def coerce_table(df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
     """Return ``df`` with exactly ``columns`` (missing ones empty) in their schema dtypes."""
-    out = pd.DataFrame(index=df.index)
+    df = df.reset_index(drop=True)
+    out: dict[str, pd.Series] = {}
     for name, dtype in columns.items():
-        col = df[name] if name in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
+        if name in df.columns:
+            col = df[name]
+        else:
+            col = pd.Series([pd.NA] * len(df), index=df.index, dtype="object")
         if dtype == "boolean":
             out[name] = _coerce_bool(col)
         elif dtype == "Int64":
@@ -92,8 +95,10 @@ def coerce_table(df: pd.DataFrame, columns: Mapping[str, str]) -> pd.DataFrame:
         elif dtype == "float64":
             out[name] = pd.to_numeric(col, errors="coerce").astype("float64")
         else:
-            out[name] = col.astype("string")
-    return out.reset_index(drop=True)
+            # CSV cannot tell "" from missing, so both tables store an empty text as NA.
+            text = col.astype("string")
+            out[name] = text.mask(text == "", pd.NA)
+    return pd.DataFrame(out, index=df.index)
 
 
 def empty_table(columns: Mapping[str, str]) -> pd.DataFrame:

@@ -1,0 +1,138 @@
+"""The verdict logic on SYNTHETIC data: flat vs linear vs noisy vs too little data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
+
+from bench.analysis import bootstrap_slope
+from bench.verdict import (
+    TOLERANCE_REL_INCREASE,
+    classify_fit,
+    compute_verdict,
+    format_verdict_table,
+    write_verdict,
+)
+
+
+def _claims(spec: SyntheticSpec, tmp_path: Path | None = None) -> dict[str, dict]:
+    run = synthetic_run_in_memory(spec, path=tmp_path or Path("/nonexistent"))
+    return {c["id"]: c for c in compute_verdict(run)["claims"]}
+
+
+def _metric_statuses(claim3: dict) -> dict[str, str]:
+    return {m["metric"]: m["status"] for m in claim3["evidence"]["metrics"]}
+
+
+def test_classic_picture_supports_claims_1_and_3_and_claim_2_only_when_idle_heavy() -> None:
+    claims = _claims(SyntheticSpec())
+    assert claims["1"]["status"] == "SUPPORTED"
+    assert claims["3"]["status"] == "SUPPORTED"
+    assert set(_metric_statuses(claims["3"]).values()) == {"SUPPORTED"}
+    assert claims["2"]["status"] == "PARTLY SUPPORTED"
+    regimes = {r["regime"]: r["status"] for r in claims["2"]["regimes"]}
+    assert regimes == {"idle-heavy": "SUPPORTED", "all-active": "NOT SUPPORTED"}
+    assert "1000 idle" in claims["2"]["conditions"]
+
+
+def test_epoll_made_to_slope_is_not_supported() -> None:
+    claims = _claims(SyntheticSpec(epoll_slope_us_per_fd=0.05))
+    assert claims["3"]["status"] == "NOT SUPPORTED"
+    assert "epoll grows" in claims["3"]["reason"]
+
+
+def test_a_gentle_epoll_slope_inside_the_tolerance_is_still_flat() -> None:
+    # 1.0 us at 0 fds + 0.00002 us/fd -> +8% over 4000 fds, under the 20% tolerance.
+    claims = _claims(SyntheticSpec(epoll_slope_us_per_fd=0.00002, include_micro=False))
+    assert _metric_statuses(claims["3"])["in-server wait call"] == "SUPPORTED"
+
+
+def test_noisy_data_is_inconclusive_with_the_reason() -> None:
+    claims = _claims(SyntheticSpec(noise=0.6, include_micro=False))
+    assert claims["3"]["status"] == "INCONCLUSIVE"
+    assert "noisy" in claims["3"]["reason"]
+    assert claims["2"]["status"] == "INCONCLUSIVE"
+
+
+def test_too_few_descriptor_counts_is_inconclusive() -> None:
+    claims = _claims(SyntheticSpec(idle_levels=(0, 1000), include_micro=False))
+    assert claims["3"]["status"] == "INCONCLUSIVE"
+    assert "need at least 3" in claims["3"]["reason"]
+
+
+def test_one_repetition_is_inconclusive() -> None:
+    claims = _claims(SyntheticSpec(repetitions=1, include_micro=False))
+    assert claims["3"]["status"] == "INCONCLUSIVE"
+    assert "repetition" in claims["3"]["reason"]
+    assert claims["2"]["status"] == "INCONCLUSIVE"
+
+
+def test_select_not_growing_makes_flat_epoll_inconclusive() -> None:
+    # With only tiny descriptor counts nobody grows: the sweep cannot tell them apart.
+    claims = _claims(SyntheticSpec(idle_levels=(0, 1, 2), include_micro=False))
+    assert claims["3"]["status"] == "INCONCLUSIVE"
+    assert "did not show growth" in claims["3"]["reason"]
+
+
+def test_flagged_trials_are_left_out_of_fits() -> None:
+    spec = SyntheticSpec(epoll_slope_us_per_fd=0.05, include_micro=False)
+    run = synthetic_run_in_memory(spec)
+    trials = run.trials.copy()
+    # Flag every epoll idle-scaling trial: no usable epoll data remains.
+    mask = (trials["backend"] == "epoll") & (trials["scenario"] == "idle-scaling")
+    trials.loc[mask, "flagged"] = True
+    from dataclasses import replace
+
+    claims = {c["id"]: c for c in compute_verdict(replace(run, trials=trials))["claims"]}
+    assert claims["3"]["status"] == "INCONCLUSIVE"
+
+
+def test_select_wall_not_reached_or_exceeded() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    trials = run.trials.copy()
+    sel = (trials["scenario"] == "fd-limit") & (trials["backend"] == "select")
+    from dataclasses import replace
+
+    beyond = trials.copy()
+    beyond.loc[sel, "connections_served"] = 1500
+    beyond.loc[sel, ["connections_rejected", "server_rejected_fd_setsize"]] = 0
+    c1 = compute_verdict(replace(run, trials=beyond))["claims"][0]
+    assert c1["status"] == "NOT SUPPORTED"
+    nofd = trials[~(trials["scenario"] == "fd-limit")]
+    assert compute_verdict(replace(run, trials=nofd))["claims"][0]["status"] == "INCONCLUSIVE"
+
+
+def test_classify_fit_uses_the_stated_tolerance() -> None:
+    x = np.repeat([0.0, 1000.0, 2000.0], 3)
+    base = 10.0
+    flat = bootstrap_slope(x, base + np.tile([-0.01, 0.0, 0.01], 3))
+    steep = bootstrap_slope(
+        x, base * (1 + 2 * TOLERANCE_REL_INCREASE * x / 2000) + np.tile([-0.01, 0, 0.01], 3)
+    )
+    assert classify_fit(flat, need_reps=True)[0] == "flat"
+    assert classify_fit(steep, need_reps=True)[0] == "growing"
+
+
+def test_verdict_is_reproducible_written_and_printable(tmp_path: Path) -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(), path=tmp_path)
+    v1, v2 = compute_verdict(run), compute_verdict(run)
+    for v in (v1, v2):
+        v.pop("generated_utc")
+    assert v1 == v2
+    path = write_verdict(run, v1)
+    doc = json.loads(path.read_text())  # strict JSON: NaN written as null
+    assert [c["id"] for c in doc["claims"]] == ["1", "2", "3"]
+    table = format_verdict_table(doc)
+    for status in ("SUPPORTED", "PARTLY SUPPORTED", "NOT SUPPORTED"):
+        assert status in table
+    assert "idle-heavy" in table and "all-active" in table
+
+
+@pytest.mark.parametrize("claim_id", ["1", "2", "3"])
+def test_every_claim_states_conditions_and_reason(claim_id: str) -> None:
+    claim = _claims(SyntheticSpec(include_micro=False))[claim_id]
+    assert claim["conditions"] and claim["reason"] and claim["claim"]
