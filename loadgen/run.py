@@ -77,6 +77,7 @@ class _Workers:
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
         self.ticks: list[tuple[int, int, int, int]] = []
+        self.stash: dict[int, list[tuple[Any, ...]]] = {}
 
     def start(self, cfg: LoadConfig, plans: list[WorkerPlan]) -> None:
         """Start one process per plan; each is recorded as soon as it exists, for reap()."""
@@ -103,6 +104,26 @@ class _Workers:
             with contextlib.suppress(OSError):
                 conn.send(msg)
 
+    def _handle(self, index: int, msg: tuple[Any, ...]) -> None:
+        """Record a tick, raise a worker's error, stash anything else for collect()."""
+        if msg[0] == "tick":
+            self.ticks.append(msg[1:])
+        elif msg[0] == "error":
+            raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
+        else:
+            self.stash.setdefault(index, []).append(msg)
+
+    def _receive(self, index: int, kind: str) -> None:
+        try:
+            msg = self.conns[index].recv()
+        except (EOFError, OSError):
+            code = self.procs[index].poll()
+            raise WorkerFailed(
+                f"load generator worker {index} exited (status {code}) without a "
+                f"'{kind}' report; rerun with fewer connections or check dmesg for OOM"
+            ) from None
+        self._handle(index, msg)
+
     def collect(
         self, kind: str, deadline: float, on_tick: Callable[[], None] | None = None
     ) -> dict[int, dict[str, Any]]:
@@ -111,44 +132,29 @@ class _Workers:
         Raises WorkerFailed with the worker's traceback if one crashed.
         """
         got: dict[int, dict[str, Any]] = {}
-        waiting = dict(enumerate(self.conns))
-        while waiting:
+        waiting = set(range(len(self.conns)))
+        while True:
+            for index in list(waiting):
+                for msg in self.stash.pop(index, []):
+                    if msg[0] == kind:
+                        got[index] = msg[1]
+                        waiting.discard(index)
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            for conn in wait(list(waiting.values()), timeout=min(remaining, 0.5)):
-                index = next(i for i, c in waiting.items() if c is conn)
-                try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
-                    del waiting[index]
-                    code = self.procs[index].poll()
-                    raise WorkerFailed(
-                        f"load generator worker {index} exited (status {code}) without a "
-                        f"'{kind}' report; rerun with fewer connections or check dmesg for OOM"
-                    ) from None
-                if msg[0] == "error":
-                    raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
-                if msg[0] == "tick":
-                    self.ticks.append(msg[1:])
-                    if on_tick is not None:
-                        on_tick()
-                    continue
-                if msg[0] == kind:
-                    got[index] = msg[1]
-                    del waiting[index]
-        return got
+            if not waiting or remaining <= 0:
+                return got
+            ready = wait([self.conns[i] for i in waiting], timeout=min(remaining, 0.5))
+            for conn in ready:
+                before = len(self.ticks)
+                self._receive(self.conns.index(conn), kind)
+                if on_tick is not None and len(self.ticks) != before:
+                    on_tick()
 
     def drain_ticks(self) -> None:
-        """Read queued tick messages without blocking (keeps the pipes from filling)."""
-        for conn in self.conns:
+        """Read queued messages without blocking (keeps the pipes from filling)."""
+        for index, conn in enumerate(self.conns):
             with contextlib.suppress(EOFError, OSError):
                 while conn.poll():
-                    msg = conn.recv()
-                    if msg[0] == "tick":
-                        self.ticks.append(msg[1:])
-                    elif msg[0] == "error":
-                        raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
+                    self._handle(index, conn.recv())
 
     def reap(self) -> None:
         """Every worker ends: ask, wait, then SIGTERM and SIGKILL by PID; all reaped."""
@@ -237,6 +243,7 @@ def run_load(
     reports: dict[int, dict[str, Any]] = {}
     cpu: dict[int, dict[str, float]] = {}
     measured_duration_s = 0.0
+    cpu_start: dict[int, tuple[float, float]] = {}
     interrupted = False
     partial = False
     workers: _Workers | None = None
@@ -291,14 +298,18 @@ def run_load(
             partial = len(reports) < len(plans)
         except KeyboardInterrupt:
             interrupted = partial = True
+            if workers is not None and cpu_start and not cpu:
+                cpu = _cpu_delta(cpu_start, _cpu_times(workers.pids))
             if workers is not None:
                 workers.send_all(("stop",))
                 with contextlib.suppress(WorkerFailed):
                     if not connected:
                         connected = workers.collect("connected", time.monotonic() + 5.0)
                     reports = workers.collect("result", time.monotonic() + 5.0)
-            stopped = time.monotonic_ns()
             if phases["measure_start"] is not None and phases["measure_end"] is None:
+                # The workers stopped measuring when they saw the stop (their end_sending).
+                ends = [r["phase_ns"].get("measure_end", 0) for r in reports.values()]
+                stopped = max(ends, default=0) or time.monotonic_ns()
                 measured_duration_s = max(0.0, (stopped - measure_start_ns) / 1e9)
     finally:
         if workers is not None:

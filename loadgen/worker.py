@@ -29,6 +29,7 @@ import resource
 import select
 import signal
 import socket
+import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -705,8 +706,12 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
             worker.stop_requested = True
         conn.send(("result", worker.result()))
     except BaseException:
-        with contextlib.suppress(OSError):
-            conn.send(("error", plan.index, traceback.format_exc()))
+        text = traceback.format_exc()
+        try:
+            conn.send(("error", plan.index, text))
+        except OSError:
+            # The parent is gone or the channel broke: stderr is all that is left.
+            print(f"loadgen worker {plan.index} failed:\n{text}", file=sys.stderr)
     finally:
         if worker is not None:
             worker.close_all()

@@ -1,0 +1,165 @@
+"""The load generator against the real reference servers (issue 3).
+
+Count-based only: what the load generator says it did must equal what the
+server counted. No speed assertions (the machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from loadgen import LoadConfig, TargetUnreachable, run_load
+from loadgen.protocols import build_request
+
+
+def wait_connections_closed(srv: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+    """Server stats once every connection is closed (the totals are final then)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stats = srv.stats()
+        if stats["current_connections"] == 0 or time.monotonic() > deadline:
+            return stats
+        time.sleep(0.05)
+
+
+def run_with_marks(cfg: LoadConfig, srv: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    marks: dict[str, dict[str, Any]] = {}
+    result = run_load(
+        cfg,
+        on_measure_start=lambda: marks.__setitem__("start", srv.stats()),
+        on_measure_end=lambda: marks.__setitem__("end", srv.stats()),
+    )
+    return result, marks
+
+
+@pytest.mark.parametrize("protocol", ["echo", "http"])
+def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str) -> None:
+    srv = start_server("epoll", protocol)
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol=protocol,
+        active_connections=8,
+        idle_connections=20,
+        duration_s=1.0,
+        warmup_s=0.3,
+        workers=2,
+    )
+    result, marks = run_with_marks(cfg, srv)
+    final = wait_connections_closed(srv)
+
+    assert result["partial"] is False
+    assert result["errors_total"] == 0, result["error_samples"]
+    assert result["connections"]["active_established"] == 8
+    assert result["requests"] > 0
+    assert result["unanswered_at_end"] == 0
+    # Whole run: every response the server sent was counted by the load generator.
+    assert final["requests"] == result["requests_total"]
+    assert (
+        result["requests_total"]
+        == result["warmup_requests"] + result["requests"] + result["drain_requests"]
+    )
+    # Every request byte the load generator sent arrived at the server.
+    request_bytes = len(build_request(cfg))
+    assert final["bytes_in"] == result["requests_total"] * request_bytes
+    # Measured window: the server's delta between the two callbacks is the same
+    # window up to the requests in flight at each edge (at most one per connection
+    # per edge) plus the time the stats read itself takes; only a sanity bound here.
+    delta = marks["end"]["requests"] - marks["start"]["requests"]
+    assert delta > 0
+    assert result["latency_us"]["corrected"] == result["latency_us"]["uncorrected"]
+    assert result["latency_us"]["corrected"]["count"] == result["requests"]
+    assert sum(p["requests"] for p in result["timeseries"]) == result["requests"]
+    assert sum(w["requests"] for w in result["workers"]) == result["requests"]
+    assert final["accepted"] == 8 + 20 + result["connections"]["precheck_connections"]
+
+
+def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
+    srv = start_server("epoll", "http")
+    rate, duration = 500.0, 2.0
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol="http",
+        active_connections=8,
+        mode="open",
+        rate_rps=rate,
+        duration_s=duration,
+        warmup_s=0.5,
+        workers=2,
+    )
+    result, _ = run_with_marks(cfg, srv)
+    final = wait_connections_closed(srv)
+
+    expected = rate * duration
+    assert abs(result["requests_sent"] - expected) <= 0.05 * expected, result["requests_sent"]
+    assert abs(result["requests"] - expected) <= 0.05 * expected
+    assert result["requested_rate_rps"] == rate
+    assert result["rate_shortfall"] is False
+    assert result["errors_total"] == 0
+    assert final["requests"] == result["requests_total"]
+    # The schedule is the same for warm-up: rate x (warm-up + duration) in total.
+    total_expected = rate * (duration + cfg.warmup_s)
+    assert abs(result["requests_total"] - total_expected) <= 0.05 * total_expected
+    corrected = result["latency_us"]["corrected"]
+    uncorrected = result["latency_us"]["uncorrected"]
+    assert corrected["count"] == uncorrected["count"] == result["requests"]
+    # Latency from the intended send time is never shorter than from the actual send.
+    assert corrected["max"] >= uncorrected["max"]
+    assert corrected["mean"] >= uncorrected["mean"]
+
+
+def test_idle_connections_match_server_current_connections(start_server: Any) -> None:
+    srv = start_server("epoll", "echo")
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol="echo",
+        idle_connections=1000,
+        active_connections=8,
+        duration_s=0.5,
+        warmup_s=0.2,
+        workers=2,
+    )
+    result, marks = run_with_marks(cfg, srv)
+    conns = result["connections"]
+    established = conns["idle_established"] + conns["active_established"]
+    assert established == 1008
+    assert marks["start"]["current_connections"] == established
+    assert marks["end"]["current_connections"] == established
+    assert conns["idle_alive_at_end"] == 1000
+    assert result["errors_total"] == 0
+    assert sum(conns["connect_errors"].values()) == 0
+    assert wait_connections_closed(srv)["current_connections"] == 0
+
+
+def test_idle_connection_closed_by_server_is_not_alive(start_server: Any) -> None:
+    """Idle liveness is checked for real: a server that went away leaves none alive."""
+    srv = start_server("epoll", "echo")
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol="echo",
+        idle_connections=50,
+        active_connections=2,
+        duration_s=1.5,
+        warmup_s=0.0,
+        workers=1,
+        request_timeout_s=1.0,
+    )
+    result = run_load(cfg, on_measure_start=srv.stop)
+    assert result["connections"]["idle_established"] == 50
+    assert result["connections"]["idle_alive_at_end"] == 0
+    assert result["errors"]["unexpected_close"] == 2
+    assert result["connections"]["active_alive_at_end"] == 0
+
+
+def test_nothing_listening_raises_clear_error() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connect is refused
+        started = time.monotonic()
+        with pytest.raises(TargetUnreachable, match="nothing is listening"):
+            run_load(LoadConfig(port=port, duration_s=1.0, warmup_s=0.0))
+    assert time.monotonic() - started < 10

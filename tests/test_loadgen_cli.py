@@ -1,0 +1,104 @@
+"""`python -m loadgen` as a user runs it: exit status, messages, SIGINT, JSON output."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def loadgen_cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+
+
+def test_cli_nothing_listening_exits_nonzero_with_clear_message() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound but not listening: refused
+        port = s.getsockname()[1]
+        proc = loadgen_cli("--port", str(port), "--duration", "1", timeout_s=30)
+    assert proc.returncode == 1
+    assert "nothing is listening" in proc.stderr
+    assert "start the server" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_cli_refuses_non_loopback_without_allow_remote() -> None:
+    proc = loadgen_cli("--host", "192.0.2.1", "--port", "80", timeout_s=30)
+    assert proc.returncode == 1
+    assert "not a loopback address" in proc.stderr
+    assert "--allow-remote" in proc.stderr
+
+
+def test_cli_rejects_open_loop_without_rate() -> None:
+    proc = loadgen_cli("--port", "80", "--mode", "open", timeout_s=30)
+    assert proc.returncode == 1
+    assert "--rate" in proc.stderr
+
+
+def test_cli_writes_json_and_summary(start_server: Any, tmp_path: Path) -> None:
+    srv = start_server("epoll", "echo")
+    out = tmp_path / "r.json"
+    proc = loadgen_cli(
+        "--port", str(srv.port), "--protocol", "echo", "--active", "4", "--idle", "10",
+        "--duration", "0.5", "--warmup", "0.2", "--workers", "1", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    assert result["schema_version"] == 1
+    assert result["partial"] is False
+    assert result["connections"]["idle_established"] == 10
+    assert "req/s" in proc.stderr
+
+
+def test_sigint_writes_partial_result_and_leaves_no_worker(
+    start_server: Any, tmp_path: Path
+) -> None:
+    srv = start_server("epoll", "http")
+    out = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen", "--port", str(srv.port), "--idle", "20",
+         "--duration", "60", "--warmup", "0.3", "--workers", "2", "--out", str(out)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        # Wait until the run is measuring (workers exist and the server sees requests).
+        deadline = time.monotonic() + 30
+        workers: list[int] = []
+        while time.monotonic() < deadline:
+            workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            if len(workers) == 2 and srv.stats()["requests"] > 0:
+                break
+            time.sleep(0.1)
+        time.sleep(0.8)  # into the measured window
+        assert len(workers) == 2
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "partial" in stderr
+    for pid in workers:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    result = json.loads(out.read_text())
+    assert result["partial"] is True
+    assert result["interrupted"] is True
+    assert result["requests_total"] > 0
+    assert 0 < result["measured_duration_s"] < 60
+    assert result["connections"]["idle_established"] == 20
