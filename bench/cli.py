@@ -172,12 +172,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     except LimitError as exc:
         _err(str(exc))
         return EXIT_USAGE
-    if "micro" in cfg.scenarios:
-        try:
-            import bench.micro  # noqa: F401  (fail before measuring, not after)
-        except ImportError as exc:
-            _err(f"the micro benchmarks are unavailable ({exc}); run without --scenario micro")
-            return EXIT_USAGE
     if shared_cpu(cfg):
         warnings.append(
             "shared CPU: only one CPU is available, so the server and the load generator "
@@ -202,6 +196,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         print(f"warning: {msg}", file=sys.stderr)
         warnings.append(f"plan ~{estimate.total_s:.0f} s over budget {cfg.budget_s:.0f} s")
+    if "micro" in cfg.scenarios:
+        try:
+            import bench.micro  # noqa: F401  (fail before measuring, not after)
+        except ImportError as exc:
+            _err(f"the micro benchmarks are unavailable ({exc}); run without --scenario micro")
+            return EXIT_USAGE
     if args.dry_run:
         for t in trials:
             rep = t.repetition + 1
@@ -269,10 +269,11 @@ def _resolve(run: str, results_dir: str | None) -> Path:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from bench.charts import draw_all
     from bench.results import load
 
     data = load(_resolve(args.run, args.results_dir))
+    from bench.charts import draw_all
+
     files = list(draw_all(data) or [])
     print(f"charts ({len(files)} files): {data.charts_dir}")
     return EXIT_OK
@@ -291,11 +292,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import compare_runs, format_compare
     from bench.results import load
 
     a = load(_resolve(args.run_a, args.results_dir))
     b = load(_resolve(args.run_b, args.results_dir))
+    from bench.compare import compare_runs, format_compare
+
     print(format_compare(compare_runs(a, b)))
     return EXIT_OK
 

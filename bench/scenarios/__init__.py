@@ -19,18 +19,20 @@ from bench.config import SELECT_MAX_CONNECTIONS, BenchConfig
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
 # stop and reap both.
-TRIAL_OVERHEAD_S = 0.9
+TRIAL_OVERHEAD_S = 1.0
 # Opening one loopback connection (MACHINE_FACTS: 10,000 in 0.4-0.7 s, plus accept).
-CONNECT_S_PER_CONNECTION = 100e-6
+CONNECT_S_PER_CONNECTION = 150e-6
+# churn runs wrk (C, starts in milliseconds) instead of the load generator's workers.
+WRK_TRIAL_OVERHEAD_S = 0.4
 # fd-limit probe: server start + connect + one request per connection.
-PROBE_OVERHEAD_S = 0.8
+PROBE_OVERHEAD_S = 0.4
 PROBE_S_PER_CONNECTION = 300e-6
 # After the trials: tidy tables, verdict, charts (matplotlib import + ~6 figures), report.
 ANALYSIS_S = 12.0
 # Interpreter start-up, imports, machine metadata.
 STARTUP_S = 2.0
 # Micro benchmarks, by set, when bench.micro does not say itself.
-MICRO_S_BY_SET = {"tiny": 4.0, "quick": 20.0, "standard": 90.0, "full": 400.0}
+MICRO_S_BY_SET = {"tiny": 4.0, "quick": 12.0, "standard": 60.0, "full": 60.0}
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ class Trial:
         """Expected wall-clock seconds of this trial on the reference machine."""
         if self.mode == "probe":
             return PROBE_OVERHEAD_S + PROBE_S_PER_CONNECTION * self.probe_connections
+        if self.http_close:
+            return WRK_TRIAL_OVERHEAD_S + self.warmup_s + self.measure_s
         connect_s = CONNECT_S_PER_CONNECTION * self.total_connections
         return TRIAL_OVERHEAD_S + connect_s + self.warmup_s + self.measure_s
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -80,8 +81,9 @@ def run_wrk_churn(
 ) -> dict[str, Any]:
     """Run wrk with ``connections`` reconnecting connections; call back at the window's edges."""
     wrk = wrk_path()
-    # wrk takes whole seconds; leave a margin after the measured window.
-    duration_s = max(1, math.ceil(warmup_s + measure_s + 0.2))
+    # wrk takes whole seconds: give it a generous -d and stop it with SIGINT right
+    # after the window (wrk then stops its threads and still runs done()).
+    duration_s = max(2, math.ceil(warmup_s + measure_s + 2.0))
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "done.lua"
         script.write_text(WRK_DONE_LUA)
@@ -119,6 +121,7 @@ def run_wrk_churn(
             time.sleep(max(0.0, started + warmup_s + measure_s - time.monotonic()))
             on_measure_end()
             cpu1, t1 = _cpu_s(client), time.monotonic()
+            proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=duration_s + 10)
         finally:
             if proc.poll() is None:
@@ -134,7 +137,7 @@ def run_wrk_churn(
     result["client_busy_share"] = busy
     # locust's rule: a client busy >= 90% of the window may be the bottleneck.
     result["saturated"] = bool(busy is not None and busy >= 0.9)
-    result["wrk_duration_s"] = duration_s
+    result["wrk_duration_s"] = result.get("duration_us", 0) / 1e6
     result["wrk_stdout"] = stdout.decode(errors="replace")
     result["latency_window"] = "whole wrk run (warm-up included)"
     return result

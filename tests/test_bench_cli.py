@@ -1,0 +1,113 @@
+"""bench's command line: bad requests fail before anything starts, with the cause and remedy."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.config import SELECT_MAX_CONNECTIONS, ConfigError, build_config, preset_config
+from bench.scenarios import estimate_plan, plan_trials
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(
+    *args: str, limit_nofile: int | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
+    def lower_limit() -> None:
+        if limit_nofile is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit_nofile, limit_nofile))
+
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=lower_limit if limit_nofile is not None else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("run", "--preset", "enormous"), "unknown preset 'enormous'"),
+        (("run", "--scenario", "idle-scaling,warp-speed"), "unknown scenario warp-speed"),
+        (("run", "--backend", "kqueue"), "unknown backend kqueue"),
+        (("run", "--repetitions", "0"), "--repetitions must be at least 1"),
+        (("run", "--server-cpu", "999"), "server CPU 999 is not available"),
+        (("run", "--budget-s", "5"), "exceeds the quick budget of 5 s"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_requests_are_refused_before_anything_starts(
+    args: tuple[str, ...], expected: str, tmp_path: Path
+) -> None:
+    proc = bench(*args, "--out", str(tmp_path)) if args[0] == "run" else bench(*args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert expected in proc.stderr
+    assert not any(tmp_path.iterdir()), "a refused run must not create a run folder"
+
+
+def test_no_command_prints_help() -> None:
+    proc = bench()
+    assert proc.returncode == 2
+    assert "run" in proc.stdout and "doctor" in proc.stdout
+
+
+@pytest.mark.parametrize("command", [("report", "nope"), ("plot", "nope"), ("compare", "a", "b")])
+def test_unknown_run_is_a_clear_error(command: tuple[str, ...], tmp_path: Path) -> None:
+    proc = bench(*command, "--results-dir", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "no run" in proc.stderr and "bench run" in proc.stderr
+
+
+def test_limits_too_low_for_the_sweep_are_refused_with_the_remedy(tmp_path: Path) -> None:
+    proc = bench("run", "--dry-run", "--out", str(tmp_path), limit_nofile=1024)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "RLIMIT_NOFILE" in proc.stderr and "ulimit -n" in proc.stderr
+
+
+def test_quick_plan_is_printed_and_fits_its_budget() -> None:
+    proc = bench("run", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "planned duration" in proc.stdout and "budget 180 s" in proc.stdout
+
+
+def test_repetitions_are_interleaved_across_backends() -> None:
+    cfg = build_config("quick", scenarios=("idle-scaling",), backends=("select", "poll", "epoll"))
+    trials = plan_trials(cfg)
+    assert [t.order_index for t in trials] == list(range(len(trials)))
+    first_cell = [t for t in trials if t.cell == trials[0].cell]
+    # A B C A B C: every backend once per repetition, repetitions in order.
+    assert [t.backend for t in first_cell] == ["select", "poll", "epoll"] * cfg.repetitions
+    assert [t.repetition for t in first_cell] == sorted(t.repetition for t in first_cell)
+    # Each repetition sweeps every cell before the next one starts.
+    reps = [t.repetition for t in trials]
+    assert reps == sorted(reps)
+
+
+def test_select_is_planned_only_where_it_can_hold_the_connections() -> None:
+    cfg = build_config("quick", scenarios=("idle-scaling", "active-scaling", "fd-limit"))
+    for t in plan_trials(cfg):
+        if t.backend == "select" and t.scenario != "fd-limit":
+            assert t.total_connections <= SELECT_MAX_CONNECTIONS
+    fd_limit = [t for t in plan_trials(cfg) if t.scenario == "fd-limit"]
+    assert fd_limit and all(t.probe_connections > 1024 for t in fd_limit)
+    assert {t.backend for t in fd_limit} >= {"select"}
+
+
+def test_every_public_preset_fits_its_own_budget() -> None:
+    for name in ("quick", "standard", "full"):
+        cfg = preset_config(name)
+        estimate = estimate_plan(cfg, plan_trials(cfg))
+        assert estimate.total_s <= cfg.budget_s, (name, estimate.describe())
+
+
+def test_build_config_rejects_unknown_names() -> None:
+    with pytest.raises(ConfigError, match="choose from"):
+        build_config("quick", backends=("select", "nope"))
