@@ -163,3 +163,51 @@ def test_nothing_listening_raises_clear_error() -> None:
         with pytest.raises(TargetUnreachable, match="nothing is listening"):
             run_load(LoadConfig(port=port, duration_s=1.0, warmup_s=0.0))
     assert time.monotonic() - started < 10
+
+
+def test_rate_limited_connects_and_progress_reports(start_server: Any) -> None:
+    srv = start_server("epoll", "echo")
+    seen: list[dict[str, Any]] = []
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol="echo",
+        idle_connections=200,
+        active_connections=4,
+        connect_rate=2_000.0,
+        duration_s=1.0,
+        warmup_s=0.0,
+        workers=2,
+    )
+    result = run_load(cfg, progress=seen.append)
+    conns = result["connections"]
+    assert conns["idle_established"] + conns["active_established"] == 204
+    phases = [p["phase"] for p in seen]
+    for phase in ("connect_start", "connect_end", "warmup_start", "measure_start", "measure_end"):
+        assert phase in phases
+    assert all(v is not None for v in result["phases"].values())
+    assert result["phases"]["measure_end"] - result["phases"]["measure_start"] == pytest.approx(
+        1.0, abs=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_19000_connections_to_one_port(start_server: Any) -> None:
+    """Beyond one source address's comfortable port range: spread over 127.0.0.2, .3, ..."""
+    srv = start_server("epoll", "echo")
+    cfg = LoadConfig(
+        port=srv.port,
+        protocol="echo",
+        idle_connections=18_992,
+        active_connections=8,
+        duration_s=0.5,
+        warmup_s=0.0,
+        workers=2,
+    )
+    result, marks = run_with_marks(cfg, srv)
+    conns = result["connections"]
+    assert conns["idle_established"] + conns["active_established"] == 19_000
+    assert len(result["source_addresses"]) >= 3
+    assert marks["start"]["current_connections"] == 19_000
+    assert conns["idle_alive_at_end"] == 18_992
+    assert result["errors_total"] == 0
+    assert wait_connections_closed(srv, timeout_s=30)["current_connections"] == 0
