@@ -6,7 +6,8 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 - ``schema_version``: int, 1.
 - ``partial``: bool. True when the run was interrupted (SIGINT / stop) or a
   worker failed; counts then cover only what happened before the stop.
-- ``interrupted``: bool, SIGINT/stop was the reason.
+- ``interrupted``: bool, SIGINT/stop was the reason; ``partial_reason``: str
+  or None ("interrupted by SIGINT", or which workers did not report).
 - ``config``: the LoadConfig as a dict; ``target_address``: resolved address;
   ``source_addresses``: list of bound source addresses ([] = kernel default).
 - ``phases``: epoch-second timestamps ``connect_start``, ``connect_end``,
@@ -80,6 +81,7 @@ def merge_results(
     measured_duration_s: float,
     partial: bool,
     interrupted: bool,
+    partial_reason: str | None = None,
 ) -> dict[str, Any]:
     """Merge per-worker connect infos and reports into the result document."""
     connect_errors = dict.fromkeys((*CONNECT_ERROR_KINDS, "other"), 0)
@@ -137,6 +139,7 @@ def merge_results(
         "schema_version": SCHEMA_VERSION,
         "partial": partial,
         "interrupted": interrupted,
+        "partial_reason": partial_reason,
         "config": cfg.as_dict(),
         "target_address": target_address,
         "source_addresses": list(sources),

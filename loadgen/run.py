@@ -246,6 +246,7 @@ def run_load(
     cpu_start: dict[int, tuple[float, float]] = {}
     interrupted = False
     partial = False
+    partial_reason: str | None = None
     workers: _Workers | None = None
     try:
         try:
@@ -296,8 +297,12 @@ def run_load(
             reports = workers.collect("result", result_deadline)
             note("drain_end")
             partial = len(reports) < len(plans)
+            if partial:
+                missing = sorted(set(range(len(plans))) - set(reports))
+                partial_reason = f"workers {missing} sent no result within the deadline"
         except KeyboardInterrupt:
             interrupted = partial = True
+            partial_reason = "interrupted by SIGINT"
             if workers is not None and cpu_start and not cpu:
                 cpu = _cpu_delta(cpu_start, _cpu_times(workers.pids))
             if workers is not None:
@@ -326,6 +331,7 @@ def run_load(
         measured_duration_s=measured_duration_s,
         partial=partial,
         interrupted=interrupted,
+        partial_reason=partial_reason,
     )
     if interrupted:
         raise LoadInterrupted(result)
