@@ -23,8 +23,11 @@ from test_servers_support import (
     assert_echo,
     assert_hello,
     backend_params,
+    close_all,
     connect,
     http_request,
+    open_many,
+    wait_for_stats,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -205,3 +208,24 @@ def test_lifecycle_covers_every_backend() -> None:
     from servers.config import BACKENDS as SERVER_BACKENDS
 
     assert set(SERVER_BACKENDS) == set(BACKENDS)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_sigterm_with_busy_and_idle_connections_exits_0(start_server, backend: str) -> None:
+    """Shutdown must not wait for clients: 200 idle connections (threads blocked in recv for
+    the threaded server) and 10 clients with unread pipelined answers, then SIGTERM."""
+    srv = start_server(backend, "http")
+    idle = open_many(srv.port, 200)
+    busy = []
+    try:
+        for _ in range(10):
+            sock = connect(srv.port)
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                sock.send(http_request() * 500)
+            busy.append(sock)
+        wait_for_stats(srv, lambda s: s["current_connections"] == 210, what="210 connections")
+        exit_code = srv.stop(timeout_s=20.0)
+    finally:
+        close_all(idle + busy)
+    assert exit_code == 0, f"exit status {exit_code} (negative: killed by that signal)"
