@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import selectors
 import signal
@@ -229,3 +230,38 @@ def test_sigterm_with_busy_and_idle_connections_exits_0(start_server, backend: s
     finally:
         close_all(idle + busy)
     assert exit_code == 0, f"exit status {exit_code} (negative: killed by that signal)"
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run_to_exit("--backend", "epoll", "--protocol", "http", "--port", str(port))
+    assert result.returncode != 0
+    assert "READY" not in result.stdout
+    assert str(port) in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_cpu_not_available_is_a_clear_error() -> None:
+    missing_cpu = max(os.sched_getaffinity(0)) + 1
+    result = _run_to_exit("--backend", "poll", "--protocol", "echo", "--cpu", str(missing_cpu))
+    assert result.returncode != 0
+    assert "--cpu" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_no_control_channel_still_serves_and_exits_0() -> None:
+    proc = _popen_server("--backend", "epoll", "--protocol", "echo", "--no-control")
+    try:
+        ready = _read_ready(proc)
+        assert not ready.get("control_port"), ready
+        with connect(ready["port"]) as sock:
+            assert_echo(sock, b"no control channel")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out == ""
