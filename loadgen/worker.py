@@ -416,6 +416,9 @@ class Worker:
             self.cross_ticks(t)
         if fd >= len(self.alive) or not self.alive[fd]:
             return
+        rest = self.pending_out.get(fd)
+        if rest is not None:  # a large request still being written: keep it moving
+            self.flush_pending_out(fd, rest)
         if not data:
             self.error(fd, "unexpected_close", "server closed the connection")
             return
