@@ -171,7 +171,7 @@ def format_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
     text_rows = [[cell(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in text_rows)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     numeric = [
         all(isinstance(r.get(c), int | float) or r.get(c) is None for r in rows) for c in columns

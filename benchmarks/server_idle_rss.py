@@ -5,10 +5,11 @@ per connection for the event-loop backends; a C epoll server needs about 1.1 KiB
     python benchmarks/server_idle_rss.py --quick     # 2,000 (threads: 500)
     python benchmarks/server_idle_rss.py --json
 
-Method: start the server (echo, pinned to CPU 0), read its RSS (psutil), open N idle
-connections from this process, wait until the server's own current_connections == N,
-read RSS again; report (after - before) / N. Connections are spread over source
-addresses 127.0.0.2, 127.0.0.3, ... (bind before connect with IP_BIND_ADDRESS_NO_PORT),
+Method: start the server (echo by default, or --protocol http; pinned to CPU 0), read
+its RSS (psutil), open N idle connections from this process, wait until the server's
+own current_connections == N, read RSS again; report (after - before) / N. Connections
+are spread over source addresses 127.0.0.2, 127.0.0.3, ... (bind before connect with
+IP_BIND_ADDRESS_NO_PORT),
 because connects from one source address to one port slow down sharply past ~14,000
 (docs: MACHINE_FACTS). Kernel socket memory is not in RSS and is not counted: this is
 the cost of the server's own per-connection state.
@@ -113,8 +114,8 @@ def settle_rss(proc: psutil.Process, samples: int = 5, interval_s: float = 0.1) 
     return rss
 
 
-def measure(backend: str, count: int, server_cpu: int | None) -> dict[str, Any]:
-    cfg = ServerConfig(backend=backend, protocol="echo", cpu=server_cpu)
+def measure(backend: str, protocol: str, count: int, server_cpu: int | None) -> dict[str, Any]:
+    cfg = ServerConfig(backend=backend, protocol=protocol, cpu=server_cpu)
     with start_server(cfg) as srv:
         proc = psutil.Process(srv.pid)
         wait_for_connections(srv, 0)
@@ -138,6 +139,7 @@ def measure(backend: str, count: int, server_cpu: int | None) -> dict[str, Any]:
         note = f"over the {TARGET_BYTES_PER_CONN} B target"
     return {
         "backend": backend,
+        "protocol": protocol,
         "idle_connections": count,
         "rss_before_mib": rss_before_b / 2**20,
         "rss_after_mib": rss_after_b / 2**20,
@@ -161,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--threads-connections", type=int, default=None,
                         help="N for the threads backend; default 2,000 (quick: 500)")  # fmt: skip
+    parser.add_argument("--protocol", choices=("echo", "http"), default="echo")
     args = parser.parse_args(argv)
     count = args.connections or (2000 if args.quick else 10_000)
     threads_count = args.threads_connections or (500 if args.quick else 2000)
@@ -177,18 +180,18 @@ def main(argv: list[str] | None = None) -> int:
         for backend in backends:
             n = threads_count if backend == "threads" else count
             progress(f"{backend}: {n} idle connections")
-            rows.append(measure(backend, n, pinning.server_cpu))
+            rows.append(measure(backend, args.protocol, n, pinning.server_cpu))
     except BenchmarkError as exc:
         parser.exit(2, f"error: {exc}\n")
 
     meta = run_metadata("server_idle_rss", args.quick, pinning)
     meta.update(idle_connections=count, threads_idle_connections=threads_count)
     document = {"metadata": meta, "results": rows}
-    columns = ["backend", "idle_connections", "rss_before_mib", "rss_after_mib",
+    columns = ["backend", "protocol", "idle_connections", "rss_before_mib", "rss_after_mib",
                "rss_bytes_per_conn", "meets_2kib_target", "note"]  # fmt: skip
     header = (
-        "RSS growth per idle echo connection (psutil RSS of the server process; kernel socket "
-        f"memory not included); select omitted (FD_SETSIZE); {pinning.note}"
+        f"RSS growth per idle {args.protocol} connection (psutil RSS of the server process; "
+        f"kernel socket memory not included); select omitted (FD_SETSIZE); {pinning.note}"
     )
     emit(document, header + "\n" + format_table(rows, columns), args.json)
     return 0
