@@ -285,9 +285,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.listing import format_runs, list_runs
+    from bench.listing import format_run_list, list_runs
 
-    print(format_runs(list_runs(args.results_dir)))
+    print(format_run_list(list_runs(args.results_dir)))
     return EXIT_OK
 
 
