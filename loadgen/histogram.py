@@ -2,18 +2,20 @@
 
 Latencies are recorded in microseconds from 1 us to 60 s with 3 significant
 digits. Workers collect raw nanosecond deltas in a list (one list.append per
-request) and record them in batches: numpy reduces a second's worth of values
-to (value, count) pairs, so record_value runs once per distinct value, not once
-per request. Histograms cross process boundaries only as HdrHistogram's own
-compressed base64 encoding and are merged with ``add``; percentiles are never
+request) and record them in batches: a Counter reduces a second's worth of
+values to (value, count) pairs, so the pure-Python record_value runs once per
+distinct value, not once per request (measured ~5x faster than recording each
+value; numpy was no faster and costs ~170 ms of import per worker).
+Histograms cross process boundaries only as HdrHistogram's own compressed base64
+encoding and are merged with ``add``; percentiles are never
 averaged.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
-import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -33,11 +35,14 @@ def record_ns(histograms: Sequence[HdrHistogram], values_ns: Sequence[int]) -> i
     """
     if not values_ns:
         return 0
-    values_us = np.asarray(values_ns, dtype=np.int64) // 1000
-    clamped = int(np.count_nonzero((values_us < LOWEST_US) | (values_us > HIGHEST_US)))
-    np.clip(values_us, LOWEST_US, HIGHEST_US, out=values_us)
-    distinct, counts = np.unique(values_us, return_counts=True)
-    pairs = list(zip(distinct.tolist(), counts.tolist(), strict=True))
+    counts = Counter([v // 1000 for v in values_ns])
+    clamped = 0
+    pairs = []
+    for value, count in counts.items():
+        if value < LOWEST_US or value > HIGHEST_US:
+            clamped += count
+            value = LOWEST_US if value < LOWEST_US else HIGHEST_US
+        pairs.append((value, count))
     for hist in histograms:
         record = hist.record_value
         for value, count in pairs:
