@@ -141,20 +141,15 @@ def _mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
     )  # fmt: skip
 
 
-def _change_words(rel: float) -> str:
-    """+8% for small changes, x48 for large ones (a +4,700% is hard to read)."""
-    return f"x{1 + rel:.0f}" if rel >= 1 else f"{rel * 100:+.0f}%"
-
-
 def _trend_words(fits: dict[str, Any]) -> str:
     """'select and poll grow, epoll stays flat' from verdict-style fits."""
-    from bench.verdict import classify_fit
+    from bench.verdict import change_words, classify_fit
 
     grow, flat, unclear = [], [], []
     for backend in _order(list(fits)):
         cls, _ = classify_fit(fits[backend], need_reps=False)
         pct = fits[backend].rel_increase
-        txt = f"{backend} ({_change_words(pct)})" if math.isfinite(pct) else backend
+        txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
         {"growing": grow, "flat": flat}.get(cls, unclear).append(txt)
     parts = []
     if grow:

@@ -103,6 +103,13 @@ def _fmt(x: float, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def change_words(rel: float) -> str:
+    """A relative change as +8% when small, x48 when large (+4,700% is hard to read)."""
+    if rel is None or not math.isfinite(rel):
+        return "n/a"
+    return f"x{1 + rel:.0f}" if rel >= 1 else f"{rel * 100:+.0f}%"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:+.0f}%"
 
@@ -269,7 +276,7 @@ def _claim3_summary(metrics: Sequence[dict[str, Any]]) -> str:
         if not backends:
             continue
         bits = [
-            f"{b} {_pct(v['projected_rel_increase'])}"
+            f"{b} {change_words(v['projected_rel_increase'])}"
             for b, v in backends.items()
             if b in (*COMPARATORS, SUBJECT)
         ]

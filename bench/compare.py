@@ -1,0 +1,156 @@
+"""`bench compare A B`: the same cells of two runs side by side, and which differences are real.
+
+A difference counts as *beyond run-to-run noise* when the 95% interval of
+the ratio B / A excludes 1. The interval is Welch's t interval on log values
+(the ratio of geometric means), not a bootstrap: with three repetitions a
+percentile bootstrap can only recombine the three values seen and is far too
+narrow (on synthetic same-distribution runs it called a quarter of the cells
+different), while a rank test such as Mann-Whitney cannot reach p < 0.05 at
+all (its smallest two-sided p for 3 vs 3 is 0.1). The displayed ratio is the
+ratio of medians. Flagged and failed trials are
+left out, as in the verdict. Micro benchmarks are compared from their medians
+and standard errors (a normal approximation), since their rounds are not stored;
+that standard error knows nothing of drift between runs, so a micro difference
+must also exceed ``MICRO_MIN_CHANGE`` (10%) to count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench import schema
+from bench.analysis import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    micro_standard_error_us,
+    usable_trials,
+    welch_log_ratio,
+)
+from bench.results import RunData
+
+COMPARED_METRICS = (
+    "throughput_rps",
+    "latency_p50_us",
+    "latency_p99_us",
+    "server_cpu_us_per_req",
+    "server_wait_us_per_call",
+    "connections_served",
+)
+MICRO_MIN_CHANGE = 0.10
+COMPARE_COLUMNS = (
+    "table", *schema.CELL_KEYS, "metric", "n_a", "n_b", "median_a", "median_b",
+    "ratio_b_over_a", "ci_low", "ci_high", "beyond_noise",
+)  # fmt: skip
+
+
+def _cell_key(df: pd.DataFrame) -> pd.Series:
+    return df[list(schema.CELL_KEYS)].astype("string").fillna("").agg("|".join, axis=1)
+
+
+def _compare_trials(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
+    ua, ub = usable_trials(a), usable_trials(b)
+    if ua.empty or ub.empty:
+        return []
+    ka, kb = _cell_key(ua), _cell_key(ub)
+    rows = []
+    for key in sorted(set(ka) & set(kb)):
+        ca, cb = ua[ka == key], ub[kb == key]
+        cell = {k: ca.iloc[0][k] for k in schema.CELL_KEYS}
+        for metric in COMPARED_METRICS:
+            va = ca[metric].astype(float).dropna().to_numpy()
+            vb = cb[metric].astype(float).dropna().to_numpy()
+            if va.size == 0 or vb.size == 0:
+                continue
+            est = welch_log_ratio(vb, va)
+            rows.append(
+                {
+                    "table": "trials", **cell, "metric": metric,
+                    "n_a": int(va.size), "n_b": int(vb.size),
+                    "median_a": float(np.median(va)), "median_b": float(np.median(vb)),
+                    "ratio_b_over_a": est.ratio, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                    "beyond_noise": est.excludes_one,
+                }
+            )  # fmt: skip
+    return rows
+
+
+def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
+    if a.empty or b.empty:
+        return []
+    keys = list(schema.MICRO_KEYS)
+    merged = a.assign(se=micro_standard_error_us(a)).merge(
+        b.assign(se=micro_standard_error_us(b)), on=keys, suffixes=("_a", "_b")
+    )
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    rows = []
+    for _, r in merged.iterrows():
+        ma, mb = float(r["median_us_a"]), float(r["median_us_b"])
+        if not (ma > 0 and mb > 0):
+            continue
+        sa = float(r["se_a"]) if math.isfinite(float(r["se_a"])) else 0.0
+        sb = float(r["se_b"]) if math.isfinite(float(r["se_b"])) else 0.0
+        da = np.clip(ma + rng.standard_normal(BOOTSTRAP_RESAMPLES) * sa, 1e-9, None)
+        db = np.clip(mb + rng.standard_normal(BOOTSTRAP_RESAMPLES) * sb, 1e-9, None)
+        lo, hi = np.quantile(db / da, [0.025, 0.975])
+        rows.append(
+            {
+                "table": "micro", "scenario": "micro", "backend": r["mechanism"],
+                "protocol": "", "mode": f"{r['ready']} ready",
+                "idle_connections": int(r["n_registered"]), "metric": "wait_call_median_us",
+                "n_a": int(r["rounds_a"]), "n_b": int(r["rounds_b"]),
+                "median_a": ma, "median_b": mb, "ratio_b_over_a": mb / ma,
+                "ci_low": float(lo), "ci_high": float(hi),
+                "beyond_noise": bool(
+                    (lo > 1 or hi < 1) and abs(math.log(mb / ma)) > math.log1p(MICRO_MIN_CHANGE)
+                ),
+            }
+        )  # fmt: skip
+    return rows
+
+
+def compare_runs(a: RunData, b: RunData) -> pd.DataFrame:
+    """One row per (cell, metric) present in both runs: medians, B/A ratio, CI, beyond_noise."""
+    rows = _compare_trials(a.trials, b.trials) + _compare_micro(a.micro, b.micro)
+    df = pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
+    df.attrs["run_a"] = a.run_id
+    df.attrs["run_b"] = b.run_id
+    return df
+
+
+def format_compare(df: pd.DataFrame, only_beyond_noise: bool = False, max_rows: int = 200) -> str:
+    """Plain-text table; differences beyond noise are marked with '*'."""
+    head = f"Run A: {df.attrs.get('run_a', '?')}   Run B: {df.attrs.get('run_b', '?')}"
+    if df.empty:
+        return (
+            f"{head}\nNo cells in common: the runs measured different scenarios, backends or "
+            "connection counts (compare runs of the same preset)."
+        )
+    shown = df[df["beyond_noise"]] if only_beyond_noise else df
+    out = pd.DataFrame(
+        {
+            "scenario": shown["scenario"],
+            "backend": shown["backend"],
+            "mode": shown["mode"].fillna(""),
+            "idle": shown["idle_connections"].astype("string").fillna(""),
+            "active": shown["active_connections"].astype("string").fillna(""),
+            "metric": shown["metric"],
+            "A": shown["median_a"].map(lambda v: f"{v:.4g}"),
+            "B": shown["median_b"].map(lambda v: f"{v:.4g}"),
+            "B/A": shown["ratio_b_over_a"].map(lambda v: f"{v:.3f}"),
+            "95% CI": [
+                f"[{lo:.3f}, {hi:.3f}]"
+                for lo, hi in zip(shown["ci_low"], shown["ci_high"], strict=True)
+            ],
+            "": shown["beyond_noise"].map(lambda v: "*" if v else ""),
+        }
+    )
+    n_beyond = int(df["beyond_noise"].sum())
+    text = out.head(max_rows).to_string(index=False)
+    more = f"\n... {len(out) - max_rows} more rows" if len(out) > max_rows else ""
+    return (
+        f"{head}\n{text}{more}\n* beyond run-to-run noise (95% bootstrap CI of B/A excludes 1): "
+        f"{n_beyond} of {len(df)} comparisons"
+    )

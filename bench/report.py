@@ -1,0 +1,243 @@
+"""report.md for one run: verdict with its conditions, method, machine, charts, flags, warnings.
+
+Written from the run folder alone (run.json, tables, verdict, charts/), so
+`bench report RUN` can rewrite it at any time without measuring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import schema
+from bench.analysis import summarise_cells, usable_trials
+from bench.results import RunData, _atomic_write_bytes
+
+CHART_CAPTIONS = {
+    "wait_cost_vs_descriptors": "Cost of one wait call vs registered descriptors",
+    "cpu_per_request_vs_idle": "Server CPU per request vs idle connections",
+    "latency_vs_idle": "p50 and p99 latency vs idle connections",
+    "throughput_vs_active": "Throughput when every connection is active",
+    "latency_distribution": "Latency distribution at the largest idle count all backends share",
+    "fd_limit_connections": "Connections served past FD_SETSIZE",
+}
+
+
+def _md_escape(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "_none_"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in df.iterrows():
+        cells = ["" if pd.isna(v) else _md_escape(v) for v in row.tolist()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _verdict_section(verdict: dict[str, Any] | None) -> list[str]:
+    if not verdict:
+        return ["## Verdict", "", "_No verdict computed: run `python -m bench report RUN`._", ""]
+    rows = []
+    for c in verdict.get("claims", []):
+        rows.append({"claim": f"{c['id']}. {c['claim']}", "status": f"**{c['status']}**",
+                     "evidence": c.get("summary", "")})  # fmt: skip
+        for r in c.get("regimes", []):
+            rows.append(
+                {
+                    "claim": f"{c['id']} when {r['regime']}",
+                    "status": r["status"],
+                    "evidence": r["where"],
+                }
+            )
+    out = ["## Verdict", "", _md_table(pd.DataFrame(rows)), ""]
+    for c in verdict.get("claims", []):
+        out += [
+            f"### Claim {c['id']}: {c['claim']} — {c['status']}",
+            "",
+            f"- **Conditions:** {c['conditions']}",
+            f"- **Reason:** {c['reason']}",
+            "",
+        ]
+    m = verdict.get("method", {})
+    if m:
+        out += [
+            "Verdict method: least-squares slopes and ratios of medians with "
+            f"{int(m.get('confidence', 0.95) * 100)}% bootstrap intervals over repetitions "
+            f"({m.get('bootstrap_resamples')} resamples, seed {m.get('bootstrap_seed')}); "
+            f"'flat' = projected increase over the measured range below "
+            f"{m.get('flat_tolerance_rel_increase', 0) * 100:.0f}%; 'more efficient' = at least "
+            f"{m.get('effect_margin')}x; at least {m.get('min_levels')} descriptor counts and "
+            f"{m.get('min_reps_per_level')} repetitions per count. "
+            f"{m.get('trials_excluded_flagged_or_failed', 0)} of {m.get('trials_total', 0)} trials "
+            "were flagged or failed and left out. Details: `verdict.json`.",
+            "",
+        ]
+    return out
+
+
+def _machine_section(meta: dict[str, Any]) -> list[str]:
+    machine = meta.get("machine") or {}
+    rows = []
+    for key in schema.MACHINE_KEYS:
+        if key == "packages":
+            continue
+        rows.append(
+            {
+                "item": key,
+                "value": json.dumps(machine.get(key))
+                if isinstance(machine.get(key), list | dict)
+                else machine.get(key),
+            }
+        )
+    packages = machine.get("packages") or {}
+    if packages:
+        rows.append(
+            {
+                "item": "packages",
+                "value": ", ".join(f"{k} {v}" for k, v in sorted(packages.items())),
+            }
+        )
+    git = meta.get("git") or {}
+    rows.append(
+        {
+            "item": "git commit",
+            "value": f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}",
+        }
+    )
+    return ["## Machine", "", _md_table(pd.DataFrame(rows)), ""]
+
+
+def _method_section(run: RunData) -> list[str]:
+    cfg = run.meta.get("config") or {}
+    trials = run.trials
+    scen = sorted(trials["scenario"].dropna().unique()) if not trials.empty else []
+    backends = sorted(trials["backend"].dropna().unique()) if not trials.empty else []
+    reps = (
+        int(trials["repetition"].max()) + 1
+        if not trials.empty and trials["repetition"].notna().any()
+        else 0
+    )
+    out = [
+        "## Method",
+        "",
+        f"- Scenarios: {', '.join(scen) or 'none'}"
+        f"{'; micro benchmarks' if not run.micro.empty else ''}.",
+        f"- Backends: {', '.join(backends) or 'none'}; up to {reps} repetitions per cell, "
+        "interleaved "
+        "across backends (order_index in the trial table) so drift hits all alike.",
+        "- Each server is its own process pinned to its own CPU, the load generator on the others; "
+        "phases verify, warm-up, measure; server counters and CPU read at the edges of the "
+        "measured window. Latencies are corrected for coordinated omission (open loop, from the "
+        "intended send "
+        "time); uncorrected ones are kept in the tables.",
+        "- A trial is flagged when the load generator was saturated, the achieved rate fell short "
+        "or "
+        "errors occurred; flagged trials are drawn hollow and grey and left out of the verdict.",
+        "- The full configuration is in `run.json` (`config`):",
+        "",
+        "```json",
+        json.dumps(cfg, indent=2, default=str)[:4000],
+        "```",
+        "",
+    ]
+    return out
+
+
+def _charts_section(run: RunData) -> list[str]:
+    out = ["## Charts", ""]
+    pngs = sorted(run.charts_dir.glob("*.png")) if run.charts_dir.is_dir() else []
+    if not pngs:
+        return [*out, "_No charts yet: run `python -m bench plot RUN`._", ""]
+    order = list(CHART_CAPTIONS)
+    pngs.sort(key=lambda p: (order.index(p.stem) if p.stem in order else 99, p.name))
+    for png in pngs:
+        caption = CHART_CAPTIONS.get(png.stem, png.stem.replace("_", " "))
+        out += [f"### {caption}", "", f"![{caption}]({schema.CHARTS_DIR}/{png.name})", ""]
+    return out
+
+
+def _summary_tables(run: RunData) -> list[str]:
+    trials = run.trials
+    if trials.empty:
+        return []
+    out = ["## Medians per cell", ""]
+    for scenario, metric, x_col in (
+        ("idle-scaling", "server_cpu_us_per_req", "idle_connections"),
+        ("idle-scaling", "server_wait_us_per_call", "idle_connections"),
+        ("active-scaling", "throughput_rps", "active_connections"),
+    ):
+        rows = trials[(trials["scenario"] == scenario) & trials[metric].notna()]
+        if rows.empty:
+            continue
+        summ = summarise_cells(rows, metric, keys=("mode", "backend", x_col))
+        summ = summ[~summ["flagged_only"].astype(bool)]
+        if summ.empty:
+            continue
+        pivot = summ.pivot_table(
+            index=["mode", x_col], columns="backend", values="median"
+        ).reset_index()
+        pivot = pivot.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+        out += [f"**{scenario}: median {metric}** (usable repetitions)", "", _md_table(pivot), ""]
+    return out
+
+
+def _flags_section(run: RunData) -> list[str]:
+    trials = run.trials
+    out = ["## Flagged and failed trials", ""]
+    if trials.empty:
+        return [*out, "_No trials._", ""]
+    bad = trials[(trials["status"] != "ok") | trials["flagged"].fillna(False).astype(bool)]
+    if bad.empty:
+        return [*out, "None: every trial was usable.", ""]
+    cols = ["scenario", "backend", "mode", "idle_connections", "active_connections", "repetition",
+            "status", "flag_reasons", "failure_reason"]  # fmt: skip
+    n_usable = len(usable_trials(trials))
+    return [
+        *out,
+        f"{len(bad)} of {len(trials)} trials ({n_usable} usable):",
+        "",
+        _md_table(bad[cols]),
+        "",
+    ]
+
+
+def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
+    verdict = verdict if verdict is not None else run.verdict
+    meta = run.meta
+    git = meta.get("git") or {}
+    lines = [
+        f"# select vs poll vs epoll: run {run.run_id}",
+        "",
+        f"Status **{meta.get('status')}**, preset `{meta.get('preset')}`, "
+        f"started {meta.get('created_utc')}, "
+        f"finished {meta.get('finished_utc')}, {meta.get('duration_s')} s; "
+        f"{meta.get('cells_done')} of {meta.get('cells_total')} trials done; commit "
+        f"`{str(git.get('commit'))[:12]}`{' (dirty)' if git.get('dirty') else ''}.",
+        "",
+    ]
+    warnings = meta.get("warnings") or []
+    if warnings:
+        lines += ["## Warnings", "", *[f"- {_md_escape(w)}" for w in warnings], ""]
+    lines += _verdict_section(verdict)
+    lines += _charts_section(run)
+    lines += _flags_section(run)
+    lines += _summary_tables(run)
+    lines += _method_section(run)
+    lines += _machine_section(meta)
+    lines += ["---", "", "Regenerate with `python -m bench report " + run.path.name + "`; "
+              "read the data with `bench.results.load(...)`.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_report(run: RunData, verdict: dict[str, Any] | None = None) -> Path:
+    """Write report.md into the run folder; returns its path."""
+    path = run.path / schema.REPORT_MD
+    _atomic_write_bytes(path, render_report(run, verdict).encode())
+    return path
