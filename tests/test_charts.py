@@ -9,7 +9,7 @@ import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
 from bench import schema
-from bench.charts import CHARTS, draw_all
+from bench.charts import CHARTS, chart_latency_distribution, draw_all, latency_distribution
 from bench.report import write_report
 from bench.results import RunData, load
 from bench.verdict import compute_verdict, write_verdict
@@ -24,8 +24,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
     return make_synthetic_run(tmp_path_factory.mktemp("results"), spec)
 
 
-def test_draw_all_writes_every_chart_as_valid_png_and_svg(run: RunData) -> None:
-    files = draw_all(run)
+@pytest.fixture(scope="module")
+def files(run: RunData) -> list[Path]:
+    return draw_all(run)
+
+
+def test_draw_all_writes_every_chart_as_valid_png_and_svg(run: RunData, files: list[Path]) -> None:
     names = {p.stem for p in files}
     assert names == set(CHARTS)
     for path in files:
@@ -42,11 +46,18 @@ def test_draw_all_writes_every_chart_as_valid_png_and_svg(run: RunData) -> None:
             assert b"<svg" in data[:2000]
 
 
-def test_charts_redraw_from_the_folder_alone_and_without_raw_histograms(run: RunData) -> None:
-    for raw in (run.path / schema.RAW_DIR).glob("trial_*.json"):
-        raw.unlink()  # the latency distribution must fall back to the percentile columns
-    files = draw_all(load(run.path))
-    assert any(p.stem == "latency_distribution" for p in files)
+def test_latency_distribution_prefers_raw_histograms_and_falls_back_to_columns(
+    run: RunData, tmp_path: Path
+) -> None:
+    rows = run.trials[
+        (run.trials["scenario"] == "idle-scaling") & (run.trials["idle_connections"] == 0)
+    ]
+    from_raw, source = latency_distribution(run, rows)
+    assert "HdrHistograms" in source and set(from_raw) == {"select", "poll", "epoll"}
+    without_raw = RunData(path=tmp_path, meta=run.meta, trials=run.trials, micro=run.micro)
+    from_cols, source = latency_distribution(without_raw, rows)
+    assert "raw histograms missing" in source and set(from_cols) == set(from_raw)
+    assert chart_latency_distribution(without_raw) is not None
 
 
 def test_a_run_with_only_micro_data_draws_what_it_can(run: RunData, tmp_path: Path) -> None:
@@ -55,8 +66,7 @@ def test_a_run_with_only_micro_data_draws_what_it_can(run: RunData, tmp_path: Pa
     assert {p.stem for p in files} == {"wait_cost_vs_descriptors"}
 
 
-def test_report_embeds_verdict_charts_flags_and_warnings(run: RunData) -> None:
-    draw_all(run)
+def test_report_embeds_verdict_charts_flags_and_warnings(run: RunData, files: list[Path]) -> None:
     verdict = compute_verdict(run)
     write_verdict(run, verdict)
     text = write_report(load(run.path)).read_text()
