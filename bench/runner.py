@@ -620,7 +620,11 @@ def run_benchmark(
                 progress.end_trial(trial, outcome.row["status"], _summary(outcome.row))
             if "micro" in cfg.scenarios:
                 progress.note(f"micro benchmarks ({cfg.micro_set} set)...")
-                _run_micro(cfg, writer)
+                try:
+                    _run_micro(cfg, writer)
+                except Exception as exc:  # the load trials stay valid without them
+                    writer.add_warning(f"micro benchmarks failed: {exc}")
+                    progress.note(f"warning: micro benchmarks failed: {exc}")
         status = "complete"
     except KeyboardInterrupt:
         writer.add_warning(
@@ -658,7 +662,7 @@ def _run_micro(cfg: BenchConfig, writer: Any) -> None:
         previous = set()
     try:
         table = run_micro(
-            writer.path / schema.MICRO_RAW_JSON,
+            (writer.path / schema.MICRO_RAW_JSON).resolve(),
             quick=cfg.micro_set in ("quick", "tiny"),
             max_time_s=MICRO_MAX_TIME_S.get(cfg.micro_set),
         )
