@@ -121,10 +121,19 @@ def _server_exit_reason(server: Any) -> str | None:
         code = getattr(server, attr, None)
         if code is not None:
             break
-    proc = getattr(server, "process", None) or getattr(server, "proc", None)
+    proc = getattr(server, "popen", None) or getattr(server, "process", None)
     if code is None and proc is not None and hasattr(proc, "poll"):
         code = proc.poll()
+    if isinstance(code, int) and code < 0:
+        return f"server process exited during the trial (killed by signal {-code})"
     return f"server process exited during the trial (exit status {code})"
+
+
+def _stderr_tail(server: Any, limit: int = 2000) -> str | None:
+    try:
+        return str(server.stderr_text())[-limit:]
+    except Exception:  # stderr is a nicety for the raw file, never a reason to fail
+        return None
 
 
 def _sum_counts(counts: Any) -> int:
@@ -326,16 +335,26 @@ def run_trial(
                 proc: psutil.Process | None = psutil.Process(server.pid)
             except psutil.Error:
                 proc = None
-            phases["verify_start_utc"] = utc_now_iso()
-            verify_server(HOST, server.port, trial.protocol)
-            phases["verify_end_utc"] = utc_now_iso()
-            if trial.mode == "probe":
-                result = _run_probe(trial, server, proc, raw, row)
-            elif trial.http_close and not _loadgen_has_churn():
-                result = _run_churn_wrk(cfg, trial, server, proc, raw, row)
+            try:
+                phases["verify_start_utc"] = utc_now_iso()
+                verify_server(HOST, server.port, trial.protocol)
+                phases["verify_end_utc"] = utc_now_iso()
+                if trial.mode == "probe":
+                    result = _run_probe(trial, server, proc, raw, row)
+                elif trial.http_close and not _loadgen_has_churn():
+                    result = _run_churn_wrk(cfg, trial, server, proc, raw, row)
+                else:
+                    result = _run_load(cfg, trial, server, proc, raw, row)
+            except Exception as exc:
+                # A crashed server is the cause; what the client then saw is the symptom.
+                died = _server_exit_reason(server)
+                if died is None:
+                    raise
+                failure = f"{died}; client: {type(exc).__name__}: {exc}"
             else:
-                result = _run_load(cfg, trial, server, proc, raw, row)
-            failure = _server_exit_reason(server)
+                failure = _server_exit_reason(server)
+            if failure is not None:
+                raw["server_stderr_tail"] = _stderr_tail(server)
     except KeyboardInterrupt:
         raise
     except VerifyError as exc:
