@@ -82,29 +82,37 @@ def _summary(trials: pd.DataFrame, metric: str, x_col: str) -> pd.DataFrame:
     return summarise_cells(rows, metric, keys=("backend", x_col))
 
 
-def _plot_series(
-    ax: Axes, summ: pd.DataFrame, x_col: str, x_offset: float = 0.0, label_suffix: str = ""
-) -> None:
-    """Median with min-max bars per backend; flagged-only cells hollow and grey."""
-    for backend in _order(summ["backend"]):
+def _plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -> None:
+    """Median with min-max bars per backend; flagged-only cells hollow and grey.
+
+    Backends are dodged sideways a little so that error bars at the same x
+    stay readable; the dodge is a small factor on a log axis, a small
+    fraction of the range on a linear one.
+    """
+    backends = _order(summ["backend"])
+    xs = summ[x_col].astype(float)
+    span = float(xs.max() - xs.min()) if len(xs) else 0.0
+    for i, backend in enumerate(backends):
+        shift = i - (len(backends) - 1) / 2
+
+        def dodge(x: pd.Series, shift: float = shift) -> pd.Series:
+            return x * (1.0 + 0.04 * shift) if log_x else x + 0.008 * span * shift
+
         s = summ[summ["backend"] == backend].sort_values(x_col)
-        x = s[x_col].astype(float) + x_offset
         good = s[~s["flagged_only"].astype(bool)]
-        gx = good[x_col].astype(float) + x_offset
         marker = BACKEND_MARKERS.get(backend, "o")
         if not good.empty:
             yerr = np.vstack([good["median"] - good["min"], good["max"] - good["median"]])
             ax.errorbar(
-                gx, good["median"], yerr=yerr, color=colour(backend), marker=marker, ms=5,
-                capsize=3, lw=1.6, label=f"{backend}{label_suffix}",
+                dodge(good[x_col].astype(float)), good["median"], yerr=yerr, color=colour(backend),
+                marker=marker, ms=5, capsize=3, lw=1.6, label=backend,
             )  # fmt: skip
         bad = s[s["flagged_only"].astype(bool)]
         if not bad.empty:
             ax.plot(
-                bad[x_col].astype(float) + x_offset, bad["median"], linestyle="none", marker=marker,
+                dodge(bad[x_col].astype(float)), bad["median"], linestyle="none", marker=marker,
                 ms=7, mfc="none", mec=FLAGGED_COLOUR, mew=1.5,
             )  # fmt: skip
-        del x
 
 
 def _flagged_legend(ax: Axes, any_flagged: bool) -> None:
@@ -145,12 +153,14 @@ def _trend_words(fits: dict[str, Any]) -> str:
     """'select and poll grow, epoll stays flat' from verdict-style fits."""
     from bench.verdict import change_words, classify_fit
 
-    grow, flat, unclear = [], [], []
+    grow, flat, unclear, few = [], [], [], []
     for backend in _order(list(fits)):
         cls, _ = classify_fit(fits[backend], need_reps=False)
         pct = fits[backend].rel_increase
         txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
-        {"growing": grow, "flat": flat}.get(cls, unclear).append(txt)
+        {"growing": grow, "flat": flat, "insufficient": few}.get(cls, unclear).append(txt)
+    if few and not (grow or flat or unclear):
+        return "too few descriptor counts to show a trend"
     parts = []
     if grow:
         parts.append(f"{', '.join(grow)} grow{'s' if len(grow) == 1 else ''}")
@@ -188,10 +198,12 @@ def chart_wait_cost(run: RunData) -> Figure | None:
     server = _summary(trials, "server_wait_us_per_call", "registered")
     if micro.empty and server.empty:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), sharey=False)
+    panels = int(not micro.empty) + int(not server.empty)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 0.5, 5.2), squeeze=False)
+    axes = list(axes[0])
     words = []
-    ax = axes[0]
     if not micro.empty:
+        ax = axes.pop(0)
         fits = {}
         for mech in _order(micro["mechanism"]):
             m = micro[micro["mechanism"] == mech].sort_values("n_registered")
@@ -212,16 +224,13 @@ def chart_wait_cost(run: RunData) -> Figure | None:
         _plain_log_y(ax)
         _mark_fd_setsize(ax)
         ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
-    else:
-        ax.text(0.5, 0.5, "no micro benchmarks in this run", ha="center", transform=ax.transAxes)
-    ax.set_title("One wait call in-process (pytest-benchmark, timeout 0)", fontsize=9.5)
-    ax.set_xlabel("registered descriptors (socketpairs), log scale")
-    ax.set_ylabel("time per wait call (µs), log scale; solid: one ready")
-    ax.grid(True, which="both", alpha=0.25)
-
-    ax = axes[1]
+        ax.set_title("One wait call in-process (pytest-benchmark, timeout 0)", fontsize=9.5)
+        ax.set_xlabel("registered descriptors (socketpairs), log scale")
+        ax.set_ylabel("time per wait call (µs), log scale; solid: one ready")
+        ax.grid(True, which="both", alpha=0.25)
     if not server.empty:
-        _plot_series(ax, server, "registered")
+        ax = axes.pop(0)
+        _plot_series(ax, server, "registered", log_x=True)
         usable = usable_trials(trials)
         fits = {
             str(b): bootstrap_slope(
@@ -235,15 +244,12 @@ def chart_wait_cost(run: RunData) -> Figure | None:
         _plain_log_y(ax)
         _mark_fd_setsize(ax)
         _flagged_legend(ax, _any_flagged(server))
-    else:
-        ax.text(0.5, 0.5, "no idle-scaling trials in this run", ha="center", transform=ax.transAxes)
-    ax.set_title(
-        f"Inside the server (idle-scaling, {mode} loop): median, min-max of repetitions",
-        fontsize=9.5,
-    )
-    ax.set_xlabel("connections held by the server (idle + active), log scale")
-    ax.set_ylabel("time inside the wait call per call (µs), log scale")
-    ax.grid(True, which="both", alpha=0.25)
+        ax.set_title(
+            f"Inside the server (idle-scaling, {mode} loop), median and min-max", fontsize=9.5
+        )
+        ax.set_xlabel("connections held by the server (idle + active), log scale")
+        ax.set_ylabel("time inside the wait call per call (µs, includes blocking), log")
+        ax.grid(True, which="both", alpha=0.25)
     _shared_title(fig, "Cost of one wait call as descriptors grow", "\n".join(words))
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
@@ -329,7 +335,7 @@ def chart_throughput_active(run: RunData) -> Figure | None:
     if summ.empty:
         return None
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
-    _plot_series(ax, summ, "active_connections")
+    _plot_series(ax, summ, "active_connections", log_x=True)
     ax.set_xscale("log")
     _mark_fd_setsize(ax)
     ax.set_xlabel("active connections (every connection sends), log scale")
