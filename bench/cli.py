@@ -209,16 +209,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     from bench.progress import RunProgress
-    from bench.runner import run_benchmark
+    from bench.runner import RunInterrupted, run_benchmark
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     progress = RunProgress(trials, extra_estimated_s=estimate.micro_s + estimate.analysis_s)
     try:
         outcome = run_benchmark(cfg, trials, progress, warnings)
-    except KeyboardInterrupt:
+    except RunInterrupted as exc:
         print(
-            "\ninterrupted: finished trials are kept, the run is marked partial; "
-            "redraw with `python -m bench report latest`",
+            f"\ninterrupted: {exc.trials_done} finished trials are kept in {exc.path} "
+            f"(marked partial); summarise them with `python -m bench report {exc.path}`",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED

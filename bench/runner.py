@@ -46,8 +46,13 @@ def utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class TrialInterrupted(KeyboardInterrupt):
-    """Ctrl-C arrived during a trial; carries the phase it was in."""
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended a run; ``path`` is its (partial) run folder."""
+
+    def __init__(self, path: Any, trials_done: int) -> None:
+        super().__init__(f"run interrupted after {trials_done} trials: {path}")
+        self.path = path
+        self.trials_done = trials_done
 
 
 def _snapshot(server: Any, proc: psutil.Process | None) -> dict[str, Any]:
@@ -645,11 +650,11 @@ def run_benchmark(
                     writer.add_warning(f"micro benchmarks failed: {exc}")
                     progress.note(f"warning: micro benchmarks failed: {exc}")
         status = "complete"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         writer.add_warning(
             f"interrupted by the user after {done} of {len(trials)} trials: the run is partial"
         )
-        raise
+        raise RunInterrupted(writer.path, done) from exc
     finally:
         end_children()
         writer.mark(status)
