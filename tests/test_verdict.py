@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
 
@@ -136,3 +137,21 @@ def test_verdict_is_reproducible_written_and_printable(tmp_path: Path) -> None:
 def test_every_claim_states_conditions_and_reason(claim_id: str) -> None:
     claim = _claims(SyntheticSpec(include_micro=False))[claim_id]
     assert claim["conditions"] and claim["reason"] and claim["claim"]
+
+
+def test_micro_scatter_between_benchmarks_is_not_read_as_a_slope() -> None:
+    # Shape seen on a loaded machine: epoll 1.67, 1.27, 1.23, 1.81 us with tiny
+    # per-benchmark errors. The drift between benchmarks must widen the interval.
+    from dataclasses import replace
+
+    run = synthetic_run_in_memory(SyntheticSpec())
+    micro = run.micro[run.micro["mechanism"] != "epoll"].copy()
+    epoll = run.micro[(run.micro["mechanism"] == "epoll")].copy()
+    epoll = epoll[epoll["n_registered"].isin([16, 256, 1000, 4000])]
+    one = epoll["ready"] == "one"
+    epoll.loc[one, "median_us"] = [1.67, 1.27, 1.23, 1.81]
+    epoll.loc[one, "iqr_us"] = 0.05
+    epoll.loc[one, "rounds"] = 10_000
+    run = replace(run, micro=pd.concat([micro, epoll], ignore_index=True))
+    metrics = _metric_statuses({c["id"]: c for c in compute_verdict(run)["claims"]}["3"])
+    assert metrics["micro wait call"] == "INCONCLUSIVE"
