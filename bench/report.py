@@ -183,7 +183,7 @@ def _summary_tables(run: RunData) -> list[str]:
         pivot = summ.pivot_table(
             index=["mode", x_col], columns="backend", values="median"
         ).reset_index()
-        pivot = pivot.map(lambda v: f"{v:.4g}" if isinstance(v, float) else v)
+        pivot = pivot.map(lambda v: ("" if v != v else f"{v:.4g}") if isinstance(v, float) else v)
         out += [f"**{scenario}: median {metric}** (usable repetitions)", "", _md_table(pivot), ""]
     return out
 
