@@ -165,7 +165,7 @@ def test_explore_falls_back_to_latest_and_a_computed_verdict(
     tiny_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """'latest' under BENCH_RESULTS_DIR is run B, which has no verdict.json and few scenarios."""
-    run_a, run_b = tiny_runs
+    _, run_b = tiny_runs
     assert not (run_b / schema.VERDICT_JSON).exists()
     nb = _execute("explore.ipynb", monkeypatch, {"BENCH_RESULTS_DIR": str(run_b.parent)})
     text = _text(nb)
@@ -192,8 +192,11 @@ def test_compare_runs_on_runs_with_repetitions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Synthetic runs (3 repetitions, B 30% faster) exercise intervals and 'beyond noise'."""
-    a = make_synthetic_run(tmp_path / "a")
-    b = make_synthetic_run(tmp_path / "b", SyntheticSpec(seed=11, throughput_scale=1.3))
+    small = SyntheticSpec(idle_levels=(0, 1000), active_levels=(8,), backends=("select", "epoll"))
+    a = make_synthetic_run(tmp_path / "a", small)
+    b = make_synthetic_run(
+        tmp_path / "b", SyntheticSpec(**{**small.__dict__, "seed": 11, "throughput_scale": 1.3})
+    )
     nb = _execute(
         "compare_runs.ipynb",
         monkeypatch,
