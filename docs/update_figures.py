@@ -109,6 +109,8 @@ def source_note(run: RunData, charts: Sequence[Path]) -> str:
         lines.append(f"- Claim {claim['id']} ({claim['claim']}): **{claim['status']}**.")
     for warning in meta.get("warnings") or []:
         lines.append(f"- Run warning: {warning}")
+    if meta.get("preset") in TEST_PRESETS:
+        lines.append(f"- **Test-only preset `{meta.get('preset')}`: these numbers mean nothing.**")
     lines += [
         "",
         "Redraw them from the run folder with `python -m bench plot RUN`; explore the run with",
