@@ -166,6 +166,14 @@ def readme_numbers(run: RunData) -> str:
                 aggfunc="median",
             )
             out += ["in-server wait call (µs), idle-scaling, closed loop:", w.round(1).to_string()]
+            thr_idle = wait.pivot_table(
+                index="idle_connections",
+                columns="backend",
+                values="throughput_rps",
+                aggfunc="median",
+            )
+            out += ["throughput (req/s), idle-scaling, closed loop:"]
+            out += [thr_idle.round(0).to_string()]
         act = t[t["scenario"] == "active-scaling"]
         if not act.empty:
             thr = act.pivot_table(
