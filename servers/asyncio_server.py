@@ -30,10 +30,13 @@ class TimedEpollSelector(selectors.EpollSelector):
         self._stats = stats
 
     def select(self, timeout: float | None = None) -> list:
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         ready = super().select(timeout)
+        t1 = time.perf_counter_ns()
         stats = self._stats
-        stats.wait_ns += time.perf_counter_ns() - t0
+        stats.wait_cpu_ns += time.thread_time_ns() - c0
+        stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ready)
         stats.loop_iterations += 1

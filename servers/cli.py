@@ -14,7 +14,7 @@ import sys
 
 from servers.config import BACKENDS, PROTOCOLS, ServerConfig
 from servers.limits import SetupError, check_bind_address, open_listener, pin_to_cpu, raise_fd_limit
-from servers.stats import ControlChannel, ServerStats
+from servers.stats import ControlChannel, ServerStats, StdioControl
 
 
 def parse_args(argv: list[str] | None = None) -> ServerConfig:
@@ -103,10 +103,11 @@ def serve(config: ServerConfig) -> None:
         "http_close": config.http_close,
         "instrumentation": config.instrumentation,
     }
-    if control:
-        control.start()
     sys.stdout.write("READY " + json.dumps(ready) + "\n")
     sys.stdout.flush()
+    if control:
+        control.start()
+        StdioControl(stats).start()
     try:
         server.run()  # type: ignore[attr-defined]
     finally:

@@ -14,10 +14,10 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +30,10 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class ServerStartError(RuntimeError):
     """The server process did not announce READY; the message carries its stderr."""
+
+
+class ServerGone(RuntimeError):
+    """The server died or stopped answering its control channel."""
 
 
 def available_backends() -> list[str]:
@@ -54,33 +58,32 @@ class ServerProcess:
         self.port = 0
         self.control_port: int | None = None
         self.exit_code: int | None = None
+        self._stderr_cache = ""
+        self._control_lock = threading.Lock()
+        self._stdout_buf = b""
+        self._selector = selectors.DefaultSelector()
+        assert popen.stdout is not None
+        self._selector.register(popen.stdout, selectors.EVENT_READ)
 
     @property
     def host(self) -> str:
         return self.config.host
 
     def _wait_ready(self, timeout_s: float) -> None:
-        assert self.popen.stdout is not None
-        deadline = time.monotonic() + timeout_s
-        line = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.popen.stdout, selectors.EVENT_READ)
-            while not line.endswith(b"\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not sel.select(remaining):
-                    self.stop()
-                    raise ServerStartError(
-                        f"{self.config.backend} server (pid {self.pid}) printed no READY line "
-                        f"within {timeout_s:.0f} s; stderr: {self.stderr_text()!r}"
-                    )
-                chunk = os.read(self.popen.stdout.fileno(), 4096)
-                if not chunk:
-                    code = self.popen.wait()
-                    raise ServerStartError(
-                        f"{self.config.backend} server exited with status {code} before READY: "
-                        f"{self.stderr_text().strip() or '(no stderr)'}"
-                    )
-                line += chunk
+        try:
+            line = self._read_line(timeout_s)
+        except ServerGone as exc:
+            code = self.popen.poll()
+            self.stop()
+            if code is not None:
+                raise ServerStartError(
+                    f"{self.config.backend} server exited with status {code} before READY: "
+                    f"{self.stderr_text().strip() or '(no stderr)'}"
+                ) from None
+            raise ServerStartError(
+                f"{self.config.backend} server (pid {self.pid}) printed no READY line "
+                f"within {timeout_s:.0f} s ({exc}); stderr: {self.stderr_text()!r}"
+            ) from None
         if not line.startswith(b"READY "):
             self.stop()
             raise ServerStartError(f"unexpected first line from server: {line!r}")
@@ -89,21 +92,56 @@ class ServerProcess:
         self.control_port = self.ready_info.get("control_port")
 
     def stderr_text(self) -> str:
-        self._stderr_file.seek(0)
-        return self._stderr_file.read().decode(errors="replace")
+        """What the server wrote to stderr so far (kept after stop())."""
+        if not self._stderr_file.closed:
+            self._stderr_file.seek(0)
+            self._stderr_cache = self._stderr_file.read().decode(errors="replace")
+        return self._stderr_cache
 
     def is_alive(self) -> bool:
         return self.popen.poll() is None
 
     def stats(self, timeout_s: float = 5.0) -> dict[str, Any]:
-        """A snapshot of the server's counters, read over its control channel."""
+        """A snapshot of the server's counters.
+
+        Asked over the server's stdin and answered on its stdout, a channel
+        that needs no new descriptor in the server, so it works even while
+        clients hold every descriptor the server may open.
+        """
         if self.control_port is None:
             raise RuntimeError("this server was started without its control channel")
-        with socket.create_connection(("127.0.0.1", self.control_port), timeout=timeout_s) as s:
-            chunks = []
-            while chunk := s.recv(65536):
-                chunks.append(chunk)
-        return json.loads(b"".join(chunks))
+        if self.popen.poll() is not None:
+            raise ServerGone(
+                f"{self.config.backend} server (pid {self.pid}) has exited with status "
+                f"{self.popen.returncode}: {self.stderr_text().strip()[-500:] or '(no stderr)'}"
+            )
+        assert self.popen.stdin is not None and self.popen.stdout is not None
+        with self._control_lock:
+            try:
+                self.popen.stdin.write(b"stats\n")
+                self.popen.stdin.flush()
+            except (BrokenPipeError, OSError) as exc:
+                raise ServerGone(f"{self.config.backend} server stopped answering: {exc}") from exc
+            line = self._read_line(timeout_s)
+        return json.loads(line)
+
+    def _read_line(self, timeout_s: float) -> bytes:
+        assert self.popen.stdout is not None
+        fd = self.popen.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._stdout_buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._selector.select(remaining):
+                raise ServerGone(
+                    f"{self.config.backend} server (pid {self.pid}) did not answer a stats "
+                    f"request within {timeout_s:.0f} s"
+                )
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise ServerGone(f"{self.config.backend} server closed its stdout (exited?)")
+            self._stdout_buf += chunk
+        line, _, self._stdout_buf = self._stdout_buf.partition(b"\n")
+        return line
 
     def stop(self, timeout_s: float = 5.0) -> int:
         """SIGTERM by PID, SIGKILL if it has not exited within `timeout_s`; reap it."""
@@ -118,8 +156,12 @@ class ServerProcess:
                 os.kill(self.pid, signal.SIGKILL)
                 self.popen.wait()
         self.exit_code = self.popen.returncode
-        if self.popen.stdout is not None:
-            self.popen.stdout.close()
+        self._selector.close()
+        for pipe in (self.popen.stdin, self.popen.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self.stderr_text()
         self._stderr_file.close()
         return self.exit_code
 
@@ -144,7 +186,7 @@ def start_server(config: ServerConfig, timeout_s: float = 15.0) -> ServerProcess
     stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 -- owned by ServerProcess, closed in stop()
     popen = subprocess.Popen(
         [sys.executable, "-m", "servers", *config.to_argv()],
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
         env=env,
