@@ -85,7 +85,7 @@ class BenchConfig:
 
 def _preset_quick() -> BenchConfig:
     # Budget: 3 minutes end to end on 2 cores, micro benchmarks and charts included.
-    # One trial costs ~0.95 s besides its warm-up and measurement (server start,
+    # One trial costs 0.65-1.1 s besides its warm-up and measurement (server start,
     # load generator workers, connect, drain), so quick keeps 3 repetitions of
     # the cells that decide the verdict and drops the rest (epoll-et, the
     # reference backends and wider sweeps are in "standard").
@@ -95,14 +95,17 @@ def _preset_quick() -> BenchConfig:
         backends=("select", "poll", "epoll"),
         repetitions=3,
         warmup_s=0.2,
-        measure_s=0.5,
+        measure_s=0.45,
         # select needs three counts below FD_SETSIZE for a slope; 4,000 is the
         # largest cell of MACHINE_FACTS. 2,000 is in "standard".
         idle_counts=(0, 500, 1000, 4000),
-        # The closed-loop variant at the cell MACHINE_FACTS measured (1000 idle);
-        # its 0-idle baseline is active-scaling's 8-active cell.
-        idle_closed_counts=(1000,),
-        active_counts=(8, 1000),
+        # The closed-loop variant on the same counts: the verdict judges the
+        # in-server wait-call cost there (in open loop most of a wait call is
+        # sleep until the next request).
+        idle_closed_counts=(0, 500, 1000, 4000),
+        # All-active at the largest count select can hold; all-active with 8
+        # connections is the closed-loop idle-scaling cell at 0 idle.
+        active_counts=(1000,),
         fd_limit_backends=("select", "epoll"),
         micro_set="quick",
         budget_s=180.0,
