@@ -193,7 +193,7 @@ def _shared_title(fig: Figure, title: str, subtitle: str) -> None:
 def chart_wait_cost(run: RunData) -> Figure | None:
     """Cost of one wait call vs registered descriptors: micro (left) and in-server (right)."""
     micro = run.micro[run.micro["ready"] == "one"] if not run.micro.empty else run.micro
-    trials, mode = _idle_usable(run.trials, "closed") if not run.trials.empty else (run.trials, "")
+    trials, mode = _idle_usable(run.trials, "open") if not run.trials.empty else (run.trials, "")
     trials = trials.assign(registered=trials["idle_connections"] + trials["active_connections"])
     server = _summary(trials, "server_wait_us_per_call", "registered")
     if micro.empty and server.empty:
@@ -248,7 +248,7 @@ def chart_wait_cost(run: RunData) -> Figure | None:
             f"Inside the server (idle-scaling, {mode} loop), median and min-max", fontsize=9.5
         )
         ax.set_xlabel("connections held by the server (idle + active), log scale")
-        ax.set_ylabel("time inside the wait call per call (µs, includes blocking), log")
+        ax.set_ylabel("server CPU time inside one wait call (µs), log")
         ax.grid(True, which="both", alpha=0.25)
     _shared_title(fig, "Cost of one wait call as descriptors grow", "\n".join(words))
     fig.tight_layout(rect=(0, 0, 1, 0.94))

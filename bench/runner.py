@@ -164,7 +164,9 @@ def server_window_columns(start: Mapping[str, Any], end: Mapping[str, Any]) -> d
     if sched_ns is not None:
         cpu_s = sched_ns / 1e9  # same quantity, nanosecond resolution
     wait_calls = _delta(s0, s1, "wait_calls")
-    wait_us = _div(_delta(s0, s1, "wait_ns"), 1000.0)
+    # CPU time inside the wait call, not wall time: in a lightly loaded server
+    # most of a blocking wait is sleep, which would hide the kernel's scan cost.
+    wait_us = _div(_delta(s0, s1, "wait_cpu_ns"), 1000.0)
     wait_events = _delta(s0, s1, "wait_events")
     instrumented = s1.get("wait_instrumented", True)
     rejected = s1.get("rejected_fd_setsize")
