@@ -103,9 +103,10 @@ def _preset_quick() -> BenchConfig:
         # in-server wait-call cost there (in open loop most of a wait call is
         # sleep until the next request).
         idle_closed_counts=(0, 500, 1000, 4000),
-        # All-active at the largest count select can hold; all-active with 8
-        # connections is the closed-loop idle-scaling cell at 0 idle.
-        active_counts=(1000,),
+        # All-active at 100 and at the largest count select can hold; all-active
+        # with 8 connections is the closed-loop idle-scaling cell at 0 idle,
+        # which the verdict pools in.
+        active_counts=(100, 1000),
         fd_limit_backends=("select", "epoll"),
         micro_set="quick",
         budget_s=180.0,

@@ -560,8 +560,18 @@ def _regime_idle(trials: pd.DataFrame) -> dict[str, Any]:
 
 
 def _regime_active(trials: pd.DataFrame) -> dict[str, Any]:
-    rows = usable_trials(trials)
-    rows = rows[rows["scenario"] == "active-scaling"]
+    usable = usable_trials(trials)
+    rows = usable[usable["scenario"] == "active-scaling"]
+    # A closed-loop idle-scaling cell with 0 idle is also "every connection
+    # active" (K of them): pool it in unless active-scaling measured that count.
+    zero_idle = usable[
+        (usable["scenario"] == "idle-scaling")
+        & (usable["idle_connections"] == 0)
+        & (usable["mode"] == "closed")
+        & ~usable["active_connections"].isin(rows["active_connections"])
+    ]
+    if not zero_idle.empty:
+        rows = pd.concat([rows, zero_idle], ignore_index=True)
     closed = "closed" in set(rows["mode"].dropna())
     rows = rows[rows["mode"] == ("closed" if closed else "open")] if not rows.empty else rows
     comps = []

@@ -19,9 +19,10 @@ from bench.config import SELECT_MAX_CONNECTIONS, BenchConfig
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
 # stop and reap both. Measured 0.65 s on a quiet 2-vCPU VM, 0.9-1.1 s while
-# other work ran (1.4 s at load average 34); the estimate takes the busy
-# figure so that quick keeps its 3-minute promise on a machine that is not idle.
-TRIAL_OVERHEAD_S = 0.9
+# other work ran (1.4 s at load average 34). A quick run on the quiet VM spaced
+# its trials 1.25 s apart (0.6 s overhead + 0.65 s warm-up and window); 0.75 s
+# keeps a margin for a machine that is not idle.
+TRIAL_OVERHEAD_S = 0.75
 # Opening one loopback connection (MACHINE_FACTS: 10,000 in 0.4-0.7 s, plus accept).
 CONNECT_S_PER_CONNECTION = 150e-6
 # churn runs wrk (C, starts in milliseconds) instead of the load generator's workers.
