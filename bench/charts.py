@@ -151,11 +151,12 @@ def _mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
 
 def _trend_words(fits: dict[str, Any]) -> str:
     """'select and poll grow, epoll stays flat' from verdict-style fits."""
-    from bench.verdict import change_words, classify_fit
+    from bench.verdict import change_words, classify_fits
 
     grow, flat, unclear, few = [], [], [], []
+    classes = classify_fits(fits, need_reps=False)
     for backend in _order(list(fits)):
-        cls, _ = classify_fit(fits[backend], need_reps=False)
+        cls, _ = classes[backend]
         pct = fits[backend].rel_increase
         txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
         {"growing": grow, "flat": flat, "insufficient": few}.get(cls, unclear).append(txt)
@@ -193,7 +194,7 @@ def _shared_title(fig: Figure, title: str, subtitle: str) -> None:
 def chart_wait_cost(run: RunData) -> Figure | None:
     """Cost of one wait call vs registered descriptors: micro (left) and in-server (right)."""
     micro = run.micro[run.micro["ready"] == "one"] if not run.micro.empty else run.micro
-    trials, mode = _idle_usable(run.trials, "open") if not run.trials.empty else (run.trials, "")
+    trials, mode = _idle_usable(run.trials, "closed") if not run.trials.empty else (run.trials, "")
     trials = trials.assign(registered=trials["idle_connections"] + trials["active_connections"])
     server = _summary(trials, "server_wait_us_per_call", "registered")
     if micro.empty and server.empty:
