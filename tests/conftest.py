@@ -34,7 +34,10 @@ def no_process_left_behind() -> Iterator[None]:
 
 @pytest.fixture
 def start_server() -> Iterator[Callable[..., object]]:
-    """Factory: start_server(backend, protocol, **kw) -> running ServerProcess, stopped at teardown."""
+    """Factory: start_server(backend, protocol, **kw) -> a running ServerProcess.
+
+    Every server started is stopped (by PID) at teardown.
+    """
     from servers.launch import ServerConfig
     from servers.launch import start_server as _start
 
