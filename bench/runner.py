@@ -164,10 +164,14 @@ def server_window_columns(start: Mapping[str, Any], end: Mapping[str, Any]) -> d
     if sched_ns is not None:
         cpu_s = sched_ns / 1e9  # same quantity, nanosecond resolution
     wait_calls = _delta(s0, s1, "wait_calls")
+    wait_events = _delta(s0, s1, "wait_events")
     # CPU time inside the wait call, not wall time: in a lightly loaded server
     # most of a blocking wait is sleep, which would hide the kernel's scan cost.
-    wait_us = _div(_delta(s0, s1, "wait_cpu_ns"), 1000.0)
-    wait_events = _delta(s0, s1, "wait_events")
+    # The servers read the CPU clock on a sample of wait calls (1 in 8), so the
+    # per-call and per-event costs come from the sampled calls alone.
+    sampled_cpu_us = _div(_delta(s0, s1, "wait_cpu_ns"), 1000.0)
+    sampled_calls = _delta(s0, s1, "wait_cpu_samples")
+    sampled_events = _delta(s0, s1, "wait_cpu_sample_events")
     instrumented = s1.get("wait_instrumented", True)
     rejected = s1.get("rejected_fd_setsize")
     emfile = s1.get("accept_emfile") or 0
@@ -176,8 +180,8 @@ def server_window_columns(start: Mapping[str, Any], end: Mapping[str, Any]) -> d
         "server_cpu_system_s": system_s,
         "server_cpu_us_per_req": _div(cpu_s, requests, 1e6),
         "server_wait_calls": wait_calls if instrumented else None,
-        "server_wait_us_per_call": _div(wait_us, wait_calls) if instrumented else None,
-        "server_wait_us_per_event": _div(wait_us, wait_events) if instrumented else None,
+        "server_wait_us_per_call": _div(sampled_cpu_us, sampled_calls) if instrumented else None,
+        "server_wait_us_per_event": _div(sampled_cpu_us, sampled_events) if instrumented else None,
         "server_events_per_call": _div(wait_events, wait_calls) if instrumented else None,
         "server_rss_bytes": p1.get("rss_bytes"),
         "server_num_fds": p1.get("num_fds"),

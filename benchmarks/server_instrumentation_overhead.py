@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for pair in range(pairs):
             for backend in backends:
-                for instrumentation in (True, False):
+                # ABBA order: on/off, then off/on, so that a first-of-pair
+                # advantage or a slow drift cancels instead of biasing the ratio.
+                order = (True, False) if pair % 2 == 0 else (False, True)
+                for instrumentation in order:
                     state = "on" if instrumentation else "off"
                     progress(f"pair {pair + 1}/{pairs}: {backend} instrumentation {state}")
                     trial = run_trial(backend, instrumentation, args, pinning.server_cpu,
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                "ratio_on_off_median", "ratio_min", "ratio_max", "throughput_overhead_pct",
                "cpu_per_req_ratio_on_off", "wrk_errors", "verdict"]  # fmt: skip
     header = (
-        f"instrumentation on vs off, wrk -t1 -c50 -d{args.duration_s}s, {pairs} alternating "
+        f"instrumentation on vs off, wrk -t1 -c50 -d{args.duration_s}s, {pairs} ABBA-ordered "
         f"pairs, {pinning.note}, load average {meta['loadavg_1m']:.2f} at start"
     )
     emit(document, header + "\n" + format_table(rows, columns), args.json)

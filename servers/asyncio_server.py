@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from servers.config import ServerConfig
+from servers.eventloop import CPU_SAMPLE_EVERY
 from servers.protocol import http_consume
 from servers.stats import ServerStats
 
@@ -28,14 +29,20 @@ class TimedEpollSelector(selectors.EpollSelector):
     def __init__(self, stats: ServerStats) -> None:
         super().__init__()
         self._stats = stats
+        self._calls = 0
 
     def select(self, timeout: float | None = None) -> list:
-        c0 = time.thread_time_ns()
+        stats = self._stats
+        self._calls += 1
+        sampled = self._calls % CPU_SAMPLE_EVERY == 0
+        c0 = time.thread_time_ns() if sampled else 0
         t0 = time.perf_counter_ns()
         ready = super().select(timeout)
         t1 = time.perf_counter_ns()
-        stats = self._stats
-        stats.wait_cpu_ns += time.thread_time_ns() - c0
+        if sampled:
+            stats.wait_cpu_ns += time.thread_time_ns() - c0
+            stats.wait_cpu_samples += 1
+            stats.wait_cpu_sample_events += len(ready)
         stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ready)

@@ -24,6 +24,8 @@ COUNTERS = (
     "wait_calls",
     "wait_ns",
     "wait_cpu_ns",
+    "wait_cpu_samples",
+    "wait_cpu_sample_events",
     "wait_events",
     "loop_iterations",
     "accepted",
