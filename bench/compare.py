@@ -129,6 +129,8 @@ def format_compare(df: pd.DataFrame, only_beyond_noise: bool = False, max_rows: 
             "connection counts (compare runs of the same preset)."
         )
     shown = df[df["beyond_noise"]] if only_beyond_noise else df
+    if shown.empty:
+        return f"{head}\nNo difference beyond run-to-run noise in {len(df)} comparisons."
     out = pd.DataFrame(
         {
             "scenario": shown["scenario"],
@@ -151,6 +153,6 @@ def format_compare(df: pd.DataFrame, only_beyond_noise: bool = False, max_rows: 
     text = out.head(max_rows).to_string(index=False)
     more = f"\n... {len(out) - max_rows} more rows" if len(out) > max_rows else ""
     return (
-        f"{head}\n{text}{more}\n* beyond run-to-run noise (95% bootstrap CI of B/A excludes 1): "
-        f"{n_beyond} of {len(df)} comparisons"
+        f"{head}\n{text}{more}\n* beyond run-to-run noise (the 95% Welch t interval of B/A, "
+        f"on log values, excludes 1): {n_beyond} of {len(df)} comparisons"
     )

@@ -22,6 +22,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from servers import config as servers_config
+
 # The kernel's FD_SETSIZE for glibc: select.select refuses fd numbers >= this.
 FD_SETSIZE = 1024
 # Descriptors a server holds besides client sockets (stdio, listening socket,
@@ -30,9 +32,10 @@ SERVER_RESERVED_FDS = 16
 # Largest client connection count (idle + active) a select server can hold.
 SELECT_MAX_CONNECTIONS = FD_SETSIZE - SERVER_RESERVED_FDS
 
-EVENT_LOOP_BACKENDS: tuple[str, ...] = ("select", "poll", "epoll", "epoll-et")
-REFERENCE_BACKENDS: tuple[str, ...] = ("asyncio", "uvloop", "threads")
-ALL_BACKENDS: tuple[str, ...] = EVENT_LOOP_BACKENDS + REFERENCE_BACKENDS
+# The servers package is the one place that lists backends.
+EVENT_LOOP_BACKENDS: tuple[str, ...] = servers_config.EVENT_LOOP_BACKENDS
+REFERENCE_BACKENDS: tuple[str, ...] = servers_config.REFERENCE_BACKENDS
+ALL_BACKENDS: tuple[str, ...] = servers_config.BACKENDS
 ALL_SCENARIOS: tuple[str, ...] = ("idle-scaling", "active-scaling", "fd-limit", "churn", "micro")
 PUBLIC_PRESETS: tuple[str, ...] = ("quick", "standard", "full")
 # "tiny" exists for the test suite: seconds, every file produced, numbers meaningless.

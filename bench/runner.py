@@ -31,7 +31,7 @@ from typing import Any
 
 import psutil
 
-from bench.config import BenchConfig
+from bench.config import EVENT_LOOP_BACKENDS, BenchConfig
 from bench.scenarios import Trial
 from bench.scenarios.probe import VerifyError, fd_limit_probe, verify_server
 
@@ -259,7 +259,7 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: Mapping[str, Any]
         reasons.append(f"connections_short({established}/{trial.total_connections})")
     if result.get("partial"):
         reasons.append("partial")
-    instrumented = trial.backend in ("select", "poll", "epoll", "epoll-et")
+    instrumented = trial.backend in EVENT_LOOP_BACKENDS
     if trial.mode != "probe" and instrumented and row.get("server_wait_calls") is None:
         reasons.append("no_server_stats")
     return reasons
