@@ -665,6 +665,7 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
             "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
             "bootstrap_seed": BOOTSTRAP_SEED,
             "flat_tolerance_rel_increase": TOLERANCE_REL_INCREASE,
+            "relative_slope_fraction": RELATIVE_SLOPE_FRACTION,
             "min_levels": MIN_LEVELS,
             "min_reps_per_level": MIN_REPS_PER_LEVEL,
             "effect_margin": EFFECT_MARGIN,
