@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per connect")
     p.add_argument("--request-timeout", type=float, default=5.0, help="seconds per request")
     p.add_argument("--http-path", default="/", help="path of the HTTP GET")
+    p.add_argument(
+        "--new-connection-per-request",
+        action="store_true",
+        help="churn: a fresh TCP connection for every request (latency includes the connect)",
+    )
     p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
     p.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout)")
     return p
@@ -79,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         request_timeout_s=args.request_timeout,
         allow_remote=args.allow_remote,
         http_path=args.http_path,
+        new_connection_per_request=args.new_connection_per_request,
     )
 
 

@@ -26,6 +26,15 @@ class LoadConfig:
     requests, one outstanding request each. mode "closed" sends the next
     request as soon as the previous answer arrived; mode "open" sends at a
     total of rate_rps requests/s on a fixed schedule (wrk2's method).
+
+    new_connection_per_request ("churn"): every request of an active
+    connection goes over a fresh TCP connection: non-blocking connect, one
+    request (HTTP with ``Connection: close``), the full answer, close, and
+    the next connection for that slot at once (closed loop) or at its next
+    scheduled time (open loop). Latency then includes the connect. Churn
+    connections are spread round-robin over several loopback source
+    addresses (see loadgen.plan) so TIME_WAIT does not exhaust the ports of
+    one address. Idle connections are opened once and held as usual.
     """
 
     host: str = "127.0.0.1"
@@ -45,6 +54,7 @@ class LoadConfig:
     request_timeout_s: float = 5.0
     allow_remote: bool = False
     http_path: str = "/"
+    new_connection_per_request: bool = False
 
     def __post_init__(self) -> None:
         if self.cpus is not None and not isinstance(self.cpus, tuple):

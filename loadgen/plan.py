@@ -10,6 +10,15 @@ slows sharply past ~14,000 connections (ephemeral port search, see
 MACHINE_FACTS). On loopback every 127.x.y.z is local, so binding with
 IP_BIND_ADDRESS_NO_PORT (port chosen at connect time per 4-tuple) to
 127.0.0.2, 127.0.0.3, ... gives each address its own port space.
+
+Churn (new_connection_per_request) needs this at any connection count: each
+closed connection whose client side closes first (a keep-alive server) keeps
+its port in TIME_WAIT for 60 s, so one source address sustains only about
+28,000 connections per 60 s (~470/s) to one server port. The churn
+connections therefore go round-robin over CHURN_SOURCES addresses:
+16 x 28,000 = ~450,000 connections per 60 s, i.e. ~7,500/s sustained, or
+~10,000/s for about 45 s. (No SO_LINGER 0: an RST would change what the
+server measures.)
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ WORKER_FD_OVERHEAD = 40
 CONNECTIONS_PER_SOURCE = 8_000
 # Above this many connections in one run, spread them over source addresses.
 SPREAD_THRESHOLD = 10_000
+# Source addresses for churn runs (new connection per request), see above.
+CHURN_SOURCES = 16
 EPHEMERAL_PORT_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
@@ -66,6 +77,10 @@ def ephemeral_port_count() -> int:
 def source_addresses(cfg: LoadConfig, address: str, is_loopback: bool) -> tuple[str, ...]:
     """Source addresses for a run, or () when the kernel's default suffices."""
     total = cfg.total_connections
+    ipv4_loopback = is_loopback and ":" not in address
+    if cfg.new_connection_per_request and ipv4_loopback:
+        count = max(CHURN_SOURCES, math.ceil(total / CONNECTIONS_PER_SOURCE))
+        return tuple(f"127.0.0.{2 + i}" for i in range(count))
     if total <= SPREAD_THRESHOLD:
         return ()
     if not is_loopback or ":" in address:

@@ -25,9 +25,11 @@ def build_request(cfg: LoadConfig) -> bytes:
         pattern = b"0123456789abcdefghijklmnopqrstuvwxyz"
         return (pattern * (cfg.payload_bytes // len(pattern) + 1))[: cfg.payload_bytes]
     host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
+    # Churn: tell the server this connection carries one request only.
+    close = "Connection: close\r\n" if cfg.new_connection_per_request else ""
     return (
         f"GET {cfg.http_path} HTTP/1.1\r\nHost: {host}:{cfg.port}\r\n"
-        "User-Agent: selectbench-loadgen\r\nAccept: */*\r\n\r\n"
+        f"User-Agent: selectbench-loadgen\r\nAccept: */*\r\n{close}\r\n"
     ).encode("ascii")
 
 

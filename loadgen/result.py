@@ -18,7 +18,13 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
   ``active_alive_at_end``, ``connect_duration_s`` (slowest worker),
   ``connect_errors`` {ECONNREFUSED, EMFILE, EADDRNOTAVAIL, ETIMEDOUT,
   ECONNRESET, other}, ``precheck_connections`` (1: the parent's probe
-  connection, which the server also counts as accepted).
+  connection, which the server also counts as accepted),
+  ``connections_opened`` (TCP handshakes completed by the workers over the
+  whole run: idle + active, plus one per request in churn mode; the
+  server's ``accepted`` delta equals this + precheck_connections in a run
+  without connect errors), ``new_connection_per_request`` (bool). In churn
+  mode ``active_established`` counts the active slots and
+  ``connect_errors`` includes connects that failed during the run.
 - ``requests``: responses completed inside the measured window.
 - ``requests_sent``: requests sent inside the measured window.
 - ``requests_total``: responses completed over the whole run (warm-up +
@@ -36,7 +42,11 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 - ``latency_us``: {``corrected``: {p50, p90, p99, p99_9, max, mean, count},
   ``uncorrected``: {...}}. Corrected latency runs from the intended send time
   (open loop, coordinated omission corrected as in wrk2); uncorrected from the
-  actual send. In closed loop the two are identical.
+  actual send. In closed loop the two are identical. With
+  new_connection_per_request every request has its own TCP connection and
+  its latency INCLUDES the connect: it runs from the start of the connect
+  (closed loop, and uncorrected in open loop) or from the intended send
+  time (open loop, corrected).
 - ``latency_clamped``: values outside 1 us..60 s, clamped into the range.
 - ``histogram_corrected`` / ``histogram_uncorrected``: HdrHistogram encoded
   (base64 compressed, values in us; ``hdrh.histogram.HdrHistogram.decode``).
@@ -91,6 +101,8 @@ def merge_results(
     errors = {"bad_response": 0, "unexpected_close": 0, "timeout": 0, "send_error": 0}
     samples: list[str] = []
     for report in reports:
+        for kind, n in report.get("run_connect_errors", {}).items():
+            connect_errors[kind] = connect_errors.get(kind, 0) + n
         for kind, n in report["errors"].items():
             errors[kind] = errors.get(kind, 0) + n
         samples.extend(report["error_samples"])
@@ -154,6 +166,8 @@ def merge_results(
             "connect_duration_s": max((c["connect_duration_s"] for c in connected), default=None),
             "connect_errors": connect_errors,
             "precheck_connections": 1,
+            "connections_opened": _sum(reports, "connections_opened"),
+            "new_connection_per_request": cfg.new_connection_per_request,
         },
         "requests": requests,
         "requests_sent": requests_sent,

@@ -109,6 +109,11 @@ class Worker:
         self.timer = None
         self.phase_ns: dict[str, int] = {}
         self.rss_after_connect = 0
+        self.connections_opened = 0  # TCP connections established over the whole run
+
+    def upfront_active(self) -> int:
+        """Active connections to open before the run (churn opens them per request)."""
+        return self.plan.active
 
     # ----------------------------------------------------------------- setup
     def setup_process(self) -> None:
@@ -138,7 +143,7 @@ class Worker:
         cfg, plan = self.cfg, self.plan
         family = socket.AF_INET6 if ":" in plan.address else socket.AF_INET
         target = (plan.address, cfg.port)
-        total = plan.idle + plan.active
+        total = plan.idle + self.upfront_active()
         sources = plan.sources
         rate_ns = None
         if cfg.connect_rate is not None:
@@ -231,6 +236,7 @@ class Worker:
                         if not self.stop_requested:
                             self.connect_errors["ETIMEDOUT"] += 1
         duration_s = (mono() - start) / 1e9
+        self.connections_opened = established
         size = max(self.active_fds, default=0) + 1
         self.alive = bytearray(size)
         for fd in self.active_fds:
@@ -643,6 +649,8 @@ class Worker:
             "active_alive_at_end": len(self.active_fds),
             "requests": self.measured_completed,
             "requests_sent": sent_measured,
+            "connections_opened": self.connections_opened,
+            "run_connect_errors": {},
             "warmup_requests": self.warmup_completed,
             "drain_requests": self.drain_completed,
             "requests_total": self.warmup_completed
@@ -699,7 +707,12 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     worker = None
     try:
-        worker = Worker(cfg, plan, conn)
+        if cfg.new_connection_per_request:
+            from loadgen.churn import ChurnWorker
+
+            worker = ChurnWorker(cfg, plan, conn)
+        else:
+            worker = Worker(cfg, plan, conn)
         worker.setup_process()
         conn.send(("connected", worker.connect_all()))
         msg = wait_for_go(conn)

@@ -1,0 +1,322 @@
+"""ChurnWorker: a worker whose active slots use a new TCP connection per request.
+
+Why a separate loop: the keep-alive hot path (one read, one write, one
+memcmp) has nothing to do with a connection's life here. Each request is:
+non-blocking connect (EPOLLOUT), write the request, read until a complete
+answer (EPOLLIN), close, and start the slot's next connection: at once in
+closed loop, at the slot's next scheduled time in open loop.
+
+Latency runs from the start of the connect (closed loop; uncorrected in open
+loop) or from the intended send time (open loop, corrected): it includes
+the TCP handshake. A server that closes after its answer is the expected
+end; we close as soon as the answer is complete, whichever side is first.
+
+Counting: ``connections_opened`` counts handshakes that completed on our
+side; in a run without connect errors it equals the server's ``accepted``
+delta (minus the parent's precheck connection). A connection whose connect
+is still in progress when the window ends is finished in the drain phase
+(its request counted as a drain request), so the server's request counter
+still equals ``requests_total``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import select
+import socket
+import time
+from typing import Any
+
+from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, parse_echo, parse_http
+from loadgen.worker import IP_BIND_ADDRESS_NO_PORT, READ_SIZE, Worker, connect_error_kind
+
+# Back-off before a slot retries after a failed connect or a broken request,
+# so a refusing server is not hammered in a tight loop.
+RETRY_AFTER_ERROR_NS = 10_000_000
+CONNECTING = 0
+SENDING = 1
+WAITING = 2
+
+
+class _Conn:
+    __slots__ = ("buf", "phase", "rest", "sent_ns", "slot", "sock", "start_ns")
+
+    def __init__(self, sock: socket.socket, slot: int, start_ns: int) -> None:
+        self.sock = sock
+        self.slot = slot
+        self.start_ns = start_ns  # connect started: latency origin in closed loop
+        self.sent_ns = 0
+        self.phase = CONNECTING
+        self.buf = b""
+        self.rest = b""
+
+
+class ChurnWorker(Worker):
+    """Worker for LoadConfig.new_connection_per_request (closed and open loop)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.conns: dict[int, _Conn] = {}
+        self.slot_intended: list[int] = []
+        self.run_connect_errors: dict[str, int] = {}
+        self.source_i = self.plan.first_active_index
+        self.family = socket.AF_INET6 if ":" in self.plan.address else socket.AF_INET
+        self.target = (self.plan.address, self.cfg.port)
+
+    def upfront_active(self) -> int:
+        return 0
+
+    def connect_all(self) -> dict[str, Any]:
+        info = super().connect_all()
+        # Active slots open their connections per request during the run.
+        info["active_established"] = self.plan.active
+        return info
+
+    def inflight(self) -> int:
+        return len(self.conns)
+
+    # ------------------------------------------------------------ connection
+    def start(self, slot: int, now: int) -> None:
+        """Open the slot's next connection (non-blocking); failures retry later."""
+        try:
+            sock = socket.socket(self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError as exc:
+            self.connect_failed(slot, exc.errno or 0, now)
+            return
+        err = 0
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sources = self.plan.sources
+            if sources:
+                sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+                sock.bind((sources[self.source_i % len(sources)], 0))
+                self.source_i += 1
+            err = sock.connect_ex(self.target)
+        except OSError as exc:
+            err = exc.errno or -1
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.connect_failed(slot, err, now)
+            return
+        conn = _Conn(sock, slot, now)
+        self.conns[sock.fileno()] = conn
+        self.ep.register(sock.fileno(), select.EPOLLOUT)
+
+    def connect_failed(self, slot: int, err: int, now: int) -> None:
+        kind = connect_error_kind(err)
+        self.run_connect_errors[kind] = self.run_connect_errors.get(kind, 0) + 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"connect: {errno.errorcode.get(err, err)}")
+        self.next_for_slot(slot, now, failed=True)
+
+    def next_for_slot(self, slot: int, now: int, failed: bool = False) -> None:
+        if not self.sending:
+            return
+        if self.cfg.mode == "closed":
+            if failed:
+                heapq.heappush(self.heap, (now + RETRY_AFTER_ERROR_NS, slot))
+            else:
+                self.start(slot, now)
+            return
+        nxt = self.slot_intended[slot] + self.interval_ns
+        self.slot_intended[slot] = nxt
+        if failed:
+            nxt = max(nxt, now + RETRY_AFTER_ERROR_NS)
+        if nxt <= now:
+            self.start(slot, now)
+        else:
+            heapq.heappush(self.heap, (nxt, slot))
+
+    def close_conn(self, fd: int) -> _Conn:
+        conn = self.conns.pop(fd)
+        with contextlib.suppress(OSError):
+            self.ep.unregister(fd)
+        conn.sock.close()
+        return conn
+
+    def fail(self, fd: int, kind: str, detail: str, now: int) -> None:
+        """Count a request error (as Worker.error does) and move the slot on."""
+        self.errors[kind] += 1
+        label = self.interval_label
+        if label >= 0:
+            self.measured_errors += 1
+            point = self.series.setdefault(label, {"requests": 0, "errors": 0, "hist": None})
+            point["errors"] += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"{kind}: {detail}")
+        conn = self.close_conn(fd)
+        self.next_for_slot(conn.slot, now, failed=True)
+
+    def write_request(self, fd: int, conn: _Conn, data: bytes, now: int) -> None:
+        try:
+            n = conn.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError as exc:
+            self.fail(fd, "send_error", f"{type(exc).__name__}: {exc}", now)
+            return
+        if n < len(data):
+            conn.rest = data[n:]
+            conn.phase = SENDING
+            self.ep.modify(fd, select.EPOLLOUT | select.EPOLLIN)
+        else:
+            conn.rest = b""
+            conn.phase = WAITING
+            self.ep.modify(fd, select.EPOLLIN)
+
+    def on_event(self, fd: int, ev: int) -> None:
+        if self.timer is not None and fd == self.timer.fd:
+            self.timer.drain()
+            return
+        conn = self.conns.get(fd)
+        if conn is None:
+            return
+        now = time.monotonic_ns()
+        if conn.phase == CONNECTING:
+            err = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err or ev & (select.EPOLLERR | select.EPOLLHUP):
+                self.close_conn(fd)
+                self.connect_failed(conn.slot, err or errno.ECONNRESET, now)
+                return
+            self.connections_opened += 1
+            conn.sent_ns = now
+            self.write_request(fd, conn, self.request, now)
+            return
+        if conn.phase == SENDING and ev & select.EPOLLOUT:
+            self.write_request(fd, conn, conn.rest, now)
+            if fd not in self.conns:
+                return
+        if not ev & (select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP):
+            return
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.fail(fd, "unexpected_close", f"{type(exc).__name__}: {exc}", now)
+            return
+        if not data:
+            self.fail(fd, "unexpected_close", "server closed before a complete answer", now)
+            return
+        buf = conn.buf + data
+        if self.cfg.protocol == "echo":
+            status, why = parse_echo(buf, self.request)
+        else:
+            status, why = parse_http(buf)
+        if status == INCOMPLETE:
+            conn.buf = buf
+        elif status == BAD:
+            self.fail(fd, "bad_response", why, now)
+        else:
+            assert status == COMPLETE
+            self.complete_conn(fd, now)
+
+    def complete_conn(self, fd: int, t: int) -> None:
+        if self.tick_i < len(self.ticks) and t >= self.tick_ns:
+            self.cross_ticks(t)  # the answer belongs to the interval it arrived in
+            if fd not in self.conns:
+                return  # timed out in that very tick
+        conn = self.close_conn(fd)
+        if self.sending:
+            if self.cfg.mode == "closed":
+                self.lat_c.append(t - conn.start_ns)
+            else:
+                self.lat_c.append(t - self.slot_intended[conn.slot])
+                self.lat_u.append(t - conn.start_ns)
+            self.next_for_slot(conn.slot, t)
+        else:
+            self.drain_completed += 1
+
+    def check_timeouts(self, now: int) -> None:
+        connect_limit = int(self.cfg.connect_timeout_s * 1e9)
+        request_limit = int(self.cfg.request_timeout_s * 1e9)
+        for fd, conn in list(self.conns.items()):
+            if conn.phase == CONNECTING and now - conn.start_ns > connect_limit:
+                self.close_conn(fd)
+                self.connect_failed(conn.slot, errno.ETIMEDOUT, now)
+            elif conn.phase != CONNECTING and now - conn.sent_ns > request_limit:
+                self.fail(fd, "timeout", f"no answer within {self.cfg.request_timeout_s} s", now)
+
+    # ------------------------------------------------------------------ run
+    def loop_churn(self) -> None:
+        poll = self.ep.poll
+        mono = time.monotonic_ns
+        heap = self.heap
+        timer = self.timer
+        on_event = self.on_event
+        while self.sending:
+            now = mono()
+            if now >= self.tick_ns:
+                self.cross_ticks(now)
+                continue
+            while heap and heap[0][0] <= now and self.sending:
+                _, slot = heapq.heappop(heap)
+                self.start(slot, now)
+            wake = self.tick_ns
+            if heap and heap[0][0] < wake:
+                wake = heap[0][0]
+                if timer is not None and timer.armed_ns != wake:
+                    timer.arm(wake)
+            for fd, ev in poll(max(0.0, (wake - now) / 1e9)):
+                on_event(fd, ev)
+
+    def drain(self) -> None:
+        """Finish the connections already started (no new ones), bounded in time."""
+        self.heap.clear()
+        limit = min(self.cfg.request_timeout_s, 1.0 if self.stop_requested else 30.0)
+        mono = time.monotonic_ns
+        deadline = mono() + int(limit * 1e9)
+        while self.conns and mono() < deadline:
+            for fd, ev in self.ep.poll(0.05):
+                self.on_event(fd, ev)
+            self.check_timeouts(mono())
+
+    def run_load(self, warmup_start: int, measure_start: int, measure_end: int) -> None:
+        self.build_ticks(warmup_start, measure_start, measure_end)
+        now = time.monotonic_ns()
+        if warmup_start > now:
+            time.sleep((warmup_start - now) / 1e9)
+        self.phase_ns["warmup_start"] = time.monotonic_ns()
+        if measure_start == warmup_start:
+            self.phase_ns["measure_start"] = warmup_start
+        self.sending = True
+        slots = self.plan.active
+        if self.cfg.mode == "closed":
+            start = time.monotonic_ns()
+            for slot in range(slots):
+                self.start(slot, start)
+        else:
+            total_rate = self.cfg.rate_rps or 1.0
+            self.interval_ns = int(self.cfg.active_connections / total_rate * 1e9)
+            self.slot_intended = [0] * slots
+            for slot in range(slots):
+                offset = int((self.plan.first_active_index + slot) / total_rate * 1e9)
+                self.slot_intended[slot] = warmup_start + offset
+                heapq.heappush(self.heap, (warmup_start + offset, slot))
+            try:
+                from loadgen.timer import MonotonicTimerFd
+
+                self.timer = MonotonicTimerFd()
+                self.ep.register(self.timer.fd, select.EPOLLIN)
+            except (OSError, AttributeError):
+                self.timer = None
+        self.loop_churn()
+        if self.sending:
+            self.end_sending(time.monotonic_ns())
+        self.drain()
+        self.phase_ns["drain_end"] = time.monotonic_ns()
+
+    def result(self) -> dict[str, Any]:
+        report = super().result()
+        report["run_connect_errors"] = dict(self.run_connect_errors)
+        return report
+
+    def close_all(self) -> None:
+        for fd in list(self.conns):
+            self.close_conn(fd)
+        super().close_all()
+
+
+__all__ = ["ChurnWorker"]
