@@ -433,6 +433,12 @@ def _run_load(
         row.update(server_window_columns(edges["start"], edges["end"]))
     else:
         raise RuntimeError("the load generator never reached the measured window")
+    if trial.http_close:
+        # Churn: each request is its own connection, so "served" is what the
+        # server accepted in the window, not what it still holds at its end.
+        row["connections_served"] = _delta(
+            edges["start"].get("stats") or {}, edges["end"].get("stats") or {}, "accepted"
+        )
     return result
 
 

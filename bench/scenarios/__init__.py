@@ -25,8 +25,6 @@ from bench.config import SELECT_MAX_CONNECTIONS, BenchConfig
 TRIAL_OVERHEAD_S = 0.75
 # Opening one loopback connection (MACHINE_FACTS: 10,000 in 0.4-0.7 s, plus accept).
 CONNECT_S_PER_CONNECTION = 150e-6
-# churn runs wrk (C, starts in milliseconds) instead of the load generator's workers.
-WRK_TRIAL_OVERHEAD_S = 0.7
 # fd-limit probe: server start + connect + one request per connection.
 PROBE_OVERHEAD_S = 0.8
 PROBE_S_PER_CONNECTION = 300e-6
@@ -89,8 +87,8 @@ class Trial:
         """Expected wall-clock seconds of this trial on the reference machine."""
         if self.mode == "probe":
             return PROBE_OVERHEAD_S + PROBE_S_PER_CONNECTION * self.probe_connections
-        if self.http_close:
-            return WRK_TRIAL_OVERHEAD_S + self.warmup_s + self.measure_s
+        if self.http_close:  # churn: the load generator (or wrk) reconnects per request
+            return TRIAL_OVERHEAD_S + self.warmup_s + self.measure_s
         connect_s = CONNECT_S_PER_CONNECTION * self.total_connections
         return TRIAL_OVERHEAD_S + connect_s + self.warmup_s + self.measure_s
 

@@ -1,10 +1,11 @@
-"""churn: a new connection per request, driven by wrk (C), read back as JSON.
+"""churn through wrk: the fallback when the load generator lacks churn mode.
 
 The server runs with ``--http-close`` (what the seed's epoll server did): it
-answers ``Connection: close`` and closes, so wrk reconnects for every request
-and each request costs the server an accept, a register, an unregister and a
-close. The project's own load generator keeps connections open, so this
-scenario uses wrk, which reconnects natively.
+answers ``Connection: close`` and closes, so each request costs the server an
+accept, a register, an unregister and a close. The runner drives churn with
+the project's own load generator (``LoadConfig.new_connection_per_request``)
+whenever it has that mode; this module, which drives wrk (it reconnects
+natively), is only used with a load generator that does not.
 
 wrk's result is not scraped from its human output: a Lua ``done()`` hook
 writes one JSON document to a file (pyperf's rule: structured channels only).
