@@ -96,6 +96,8 @@ TOLERANCE_REL_INCREASE = 0.20
 # its per-descriptor cost is at least 20 times smaller than the mechanisms the
 # claim contrasts it with. See "Relative flatness" in the module docstring.
 RELATIVE_SLOPE_FRACTION = 0.05
+# Text that marks a reason given by the relative rule (charts word such lines apart).
+RELATIVE_RULE_MARK = "but its slope is at most"
 MIN_LEVELS = 3
 MIN_REPS_PER_LEVEL = 2
 EFFECT_MARGIN = 1.10
@@ -240,8 +242,9 @@ def _relatively_flat(ep: SlopeFit, growing: dict[str, SlopeFit]) -> str | None:
     bound = max(ep.ci_high, 0.0)
     if bound >= RELATIVE_SLOPE_FRACTION * floor:
         return None
+    lead = RELATIVE_RULE_MARK.removeprefix("but ")
     return (
-        f"its slope is at most {_fmt(bound * 1000)} per 1000 descriptors, under "
+        f"{lead} {_fmt(bound * 1000)} per 1000 descriptors, under "
         f"{RELATIVE_SLOPE_FRACTION:.0%} of {floor_backend}'s (at least {_fmt(floor * 1000)})"
     )
 
