@@ -11,7 +11,10 @@ ratio of medians. Flagged and failed trials are
 left out, as in the verdict. Micro benchmarks are compared from their medians
 and standard errors (a normal approximation), since their rounds are not stored;
 that standard error knows nothing of drift between runs, so a micro difference
-must also exceed ``MICRO_MIN_CHANGE`` (10%) to count.
+must also exceed ``MICRO_MIN_CHANGE`` (50%) to count: two back-to-back quick
+runs of the same commit on the 2-vCPU VM differed by up to 45% on single micro
+cells (select with 128 descriptors: 12.6 vs 19.1 us), while the O(N) effects
+the harness is about are 10x and more.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ COMPARED_METRICS = (
     "server_wait_us_per_call",
     "connections_served",
 )
-MICRO_MIN_CHANGE = 0.10
+MICRO_MIN_CHANGE = 0.50
 COMPARE_COLUMNS = (
     "table", *schema.CELL_KEYS, "metric", "n_a", "n_b", "median_a", "median_b",
     "ratio_b_over_a", "ci_low", "ci_high", "beyond_noise",
