@@ -3,6 +3,7 @@
     python benchmarks/loadgen_vs_wrk.py            # full: 3 A/B pairs x 5 s at 10, 100, 1000
     python benchmarks/loadgen_vs_wrk.py --quick    # smoke run: 1 pair x 1 s at 10, 100; 10k conns
     python benchmarks/loadgen_vs_wrk.py --out bench.json
+    python benchmarks/loadgen_vs_wrk.py --concurrency 1000 --pairs 2 --duration 3 --no-scale
 
 Setup (issue 3): the epoll HTTP reference server pinned to CPU 0; each client
 pinned to CPU 1 (loadgen: one worker with cpus=(1,); wrk: ``taskset -c 1 wrk
@@ -213,6 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short smoke run (1 pair x 1 s)")
     p.add_argument("--out", type=Path, default=None, help="write all numbers as JSON here")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=None,
+        help="connection levels to compare (default 10 100 1000; --quick: 10 100)",
+    )
+    p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
+    p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
+    p.add_argument("--no-scale", action="store_true", help="skip the connection-scale part")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print("wrk and taskset are needed: apt-get install wrk util-linux", file=sys.stderr)
@@ -223,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     levels, pairs, duration_s, scale = [10, 100, 1000], 3, 5.0, [10_000, 19_000]
     if args.quick:
         levels, pairs, duration_s, scale = [10, 100], 1, 1.0, [10_000]
+    if args.concurrency:
+        levels = args.concurrency
+    if args.pairs is not None:
+        pairs = max(1, args.pairs)
+    if args.duration is not None:
+        duration_s = args.duration
+    if args.no_scale:
+        scale = []
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "done.lua"
         lua.write_text(WRK_DONE_LUA)
