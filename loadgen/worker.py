@@ -15,9 +15,7 @@ Life of a worker (the parent drives it over a multiprocessing Pipe):
 Hot path cost per request: one os.read, one os.write, one clock read and a
 list append; epoll_wait is amortised over all ready connections. Each active
 socket is registered once for EPOLLIN and never modified (no epoll_ctl per
-request). Idle connections are kept as bare fds in an array('i'). With few
-active connections the closed loop polls briefly without sleeping before it
-blocks (see BUSY_POLL_ROUNDS).
+request). Idle connections are kept as bare fds in an array('i').
 """
 
 from __future__ import annotations
@@ -45,13 +43,6 @@ from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, build_request, parse_ec
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 READ_SIZE = 65536
 MAX_PENDING_CONNECTS = 512
-# Closed loop with fewer than BUSY_POLL_MAX_CONNECTIONS active connections per
-# worker: empty non-blocking polls before sleeping in epoll_wait (~1 us each).
-# Measured against the epoll reference server (benchmarks/loadgen_vs_wrk.py):
-# +8-24% throughput at 10 connections (paired runs) for ~1.5-3 us more client CPU
-# per request; no gain at 100 or 1000 connections, only more CPU, hence the cap.
-BUSY_POLL_ROUNDS = 64
-BUSY_POLL_MAX_CONNECTIONS = 64
 CONNECT_ERROR_KINDS = ("ECONNREFUSED", "EMFILE", "EADDRNOTAVAIL", "ETIMEDOUT", "ECONNRESET")
 REFUSED_ABORT_AFTER = 64  # consecutive refusals with no success: nothing listens, stop trying
 WARMUP = -1
@@ -491,28 +482,13 @@ class Worker:
         slow = self.slow
         expected = self.expected
         tick = self.tick_ns
-        # Few connections: each wake-up of this CPU by the server is shared by few
-        # answers, so poll without sleeping for a few rounds after activity (answers
-        # that arrive meanwhile need no wake-up). Many connections: block at once.
-        spin_limit = BUSY_POLL_ROUNDS if len(self.active_fds) < BUSY_POLL_MAX_CONNECTIONS else 0
-        spins = spin_limit
         while self.sending:
             now = mono()
             if now >= tick:
                 self.cross_ticks(now)
                 tick = self.tick_ns
                 continue
-            if spins:
-                events = poll(0.0)
-                if events:
-                    spins = spin_limit
-                else:
-                    spins -= 1
-                    continue
-            else:
-                events = poll((tick - now) / 1e9)
-                spins = spin_limit
-            for fd, _ev in events:
+            for fd, _ev in poll((tick - now) / 1e9):
                 try:
                     data = read(fd, READ_SIZE)
                     t = mono()
