@@ -49,21 +49,7 @@ from servers.launch import ServerConfig, start_server  # noqa: E402
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
-WRK_DONE_LUA = r"""
--- Writes wrk's summary as JSON to the file named by $WRK_JSON_OUT.
-done = function(summary, latency, requests)
-  local e = summary.errors
-  local f = io.open(os.getenv("WRK_JSON_OUT"), "w")
-  f:write(string.format(
-    '{"requests": %d, "duration_us": %d, "bytes": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_us": {"p50": %d, "p99": %d, "max": %d, "mean": %.3f}}',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max, latency.mean))
-  f:close()
-end
-"""
+from bench.wrk import WRK_DONE_LUA  # noqa: E402
 
 
 def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float) -> dict[str, Any]:

@@ -24,22 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-# done() runs once in wrk's main Lua state; the output path comes from the environment so
-# the script text never changes. latency values are microseconds in wrk 4.x.
-WRK_JSON_LUA = r"""
-done = function(summary, latency, requests)
-  local e = summary.errors
-  local f = assert(io.open(os.getenv("WRK_JSON_OUT"), "w"))
-  f:write(string.format(
-    '{"duration_us": %d, "requests": %d, "bytes": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_p50_us": %.1f, "latency_p99_us": %.1f, "latency_max_us": %.1f}\n',
-    summary.duration, summary.requests, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
-  f:close()
-end
-"""
+# wrk's results come as JSON from the project's one Lua done() hook, never scraped.
+from bench.wrk import WRK_DONE_LUA as WRK_JSON_LUA  # noqa: E402
 
 SERVER_CPU = 0
 CLIENT_CPU = 1

@@ -31,21 +31,7 @@ from typing import Any
 
 import psutil
 
-WRK_DONE_LUA = r"""
-done = function(summary, latency, requests)
-  local e = summary.errors
-  local f = io.open(os.getenv("BENCH_WRK_JSON"), "w")
-  f:write(string.format(
-    '{"requests": %d, "duration_us": %d, "bytes": %d, ' ..
-    '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
-    '"latency_us": {"p50": %d, "p90": %d, "p99": %d, "p99_9": %d, "max": %d, "mean": %.1f}}',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, latency.mean))
-  f:close()
-end
-"""
+from bench.wrk import WRK_DONE_LUA, WRK_JSON_ENV
 
 
 def _cpu_s(proc: psutil.Process) -> float | None:
@@ -89,7 +75,7 @@ def run_wrk_churn(
         script = Path(tmp) / "done.lua"
         script.write_text(WRK_DONE_LUA)
         out = Path(tmp) / "result.json"
-        env = dict(os.environ, BENCH_WRK_JSON=str(out))
+        env = {**os.environ, WRK_JSON_ENV: str(out)}
         argv = [
             wrk,
             "-t1",
