@@ -61,6 +61,9 @@ def test_sigint_keeps_finished_trials_marks_partial_and_ends_children(tmp_path: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell that starts the suite in the background (`cmd &`) leaves SIGINT
+        # ignored, and children inherit that: restore the terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         run = _wait_for_first_trial(tmp_path, proc, timeout_s=90)

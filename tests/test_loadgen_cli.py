@@ -74,6 +74,9 @@ def test_sigint_writes_partial_result_and_leaves_no_worker(
         [sys.executable, "-m", "loadgen", "--port", str(srv.port), "--idle", "20",
          "--duration", "60", "--warmup", "0.3", "--workers", "2", "--out", str(out)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        # A shell that starts the suite in the background (`cmd &`) leaves SIGINT
+        # ignored, and children inherit that: restore the terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         # Wait until the run is measuring (workers exist and the server sees requests).
