@@ -401,6 +401,23 @@ def _interrupted_by_user(result: Mapping[str, Any]) -> bool:
     return bool(result.get("partial")) and ("SIGINT" in reason or "interrupt" in reason.lower())
 
 
+def _window_edges(
+    server: Any, proc: psutil.Process | None, phases: dict[str, Any]
+) -> tuple[dict[str, Any], Callable[..., None], Callable[..., None]]:
+    """Callbacks that snapshot the server at the measured window's two edges."""
+    edges: dict[str, Any] = {}
+
+    def on_measure_start(*_: Any) -> None:
+        edges["start"] = _snapshot(server, proc)
+        phases["measure_start_utc"] = edges["start"]["utc"]
+
+    def on_measure_end(*_: Any) -> None:
+        edges["end"] = _snapshot(server, proc)
+        phases["measure_end_utc"] = edges["end"]["utc"]
+
+    return edges, on_measure_start, on_measure_end
+
+
 def _run_load(
     cfg: BenchConfig,
     trial: Trial,
@@ -411,16 +428,8 @@ def _run_load(
 ) -> dict[str, Any]:
     from loadgen import run_load
 
-    edges: dict[str, Any] = {}
     phases = raw["phases"]
-
-    def on_measure_start(*_: Any) -> None:
-        edges["start"] = _snapshot(server, proc)
-        phases["measure_start_utc"] = edges["start"]["utc"]
-
-    def on_measure_end(*_: Any) -> None:
-        edges["end"] = _snapshot(server, proc)
-        phases["measure_end_utc"] = edges["end"]["utc"]
+    edges, on_measure_start, on_measure_end = _window_edges(server, proc, phases)
 
     load_cfg = _load_config(cfg, trial, server.port)
     phases["load_start_utc"] = utc_now_iso()
@@ -453,16 +462,8 @@ def _run_churn_wrk(
     """churn through wrk (which reconnects per request); counters at the window's edges."""
     from bench.scenarios.churn import run_wrk_churn
 
-    edges: dict[str, Any] = {}
     phases = raw["phases"]
-
-    def on_measure_start() -> None:
-        edges["start"] = _snapshot(server, proc)
-        phases["measure_start_utc"] = edges["start"]["utc"]
-
-    def on_measure_end() -> None:
-        edges["end"] = _snapshot(server, proc)
-        phases["measure_end_utc"] = edges["end"]["utc"]
+    edges, on_measure_start, on_measure_end = _window_edges(server, proc, phases)
 
     phases["load_start_utc"] = utc_now_iso()
     result = run_wrk_churn(

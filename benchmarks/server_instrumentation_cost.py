@@ -59,7 +59,6 @@ def added_ns_per_iteration(repeat: int = 7, number: int = 200_000) -> float:
         stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ev)
-        stats.loop_iterations += 1
 
     def plain() -> None:
         state["calls"] += 1

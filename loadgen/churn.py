@@ -288,20 +288,8 @@ class ChurnWorker(Worker):
             for slot in range(slots):
                 self.start(slot, start)
         else:
-            total_rate = self.cfg.rate_rps or 1.0
-            self.interval_ns = int(self.cfg.active_connections / total_rate * 1e9)
             self.slot_intended = [0] * slots
-            for slot in range(slots):
-                offset = int((self.plan.first_active_index + slot) / total_rate * 1e9)
-                self.slot_intended[slot] = warmup_start + offset
-                heapq.heappush(self.heap, (warmup_start + offset, slot))
-            try:
-                from loadgen.timer import MonotonicTimerFd
-
-                self.timer = MonotonicTimerFd()
-                self.ep.register(self.timer.fd, select.EPOLLIN)
-            except (OSError, AttributeError):
-                self.timer = None
+            self.start_schedule(range(slots), self.slot_intended, warmup_start)
         self.loop_churn()
         if self.sending:
             self.end_sending(time.monotonic_ns())

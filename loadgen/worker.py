@@ -32,6 +32,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -582,6 +583,28 @@ class Worker:
                 self.slow(fd, data, mono())
         self.check_timeouts(mono())
 
+    def start_schedule(self, keys: Sequence[int], intended: list[int], warmup_start: int) -> None:
+        """wrk2's constant-rate schedule: one intended send time per key (fd or slot).
+
+        Every connection of the whole run sends once per ``interval_ns``; the
+        connections are staggered evenly across workers by their global index,
+        so the total rate is ``cfg.rate_rps``. A timerfd wakes the loop at the
+        next intended time (epoll's millisecond timeout would add up to 1 ms).
+        """
+        total_rate = self.cfg.rate_rps or 1.0
+        self.interval_ns = int(self.cfg.active_connections / total_rate * 1e9)
+        for i, key in enumerate(keys):
+            first = warmup_start + int((self.plan.first_active_index + i) / total_rate * 1e9)
+            intended[key] = first
+            heapq.heappush(self.heap, (first, key))
+        try:
+            from loadgen.timer import MonotonicTimerFd
+
+            self.timer = MonotonicTimerFd()
+            self.ep.register(self.timer.fd, select.EPOLLIN)
+        except (OSError, AttributeError):
+            self.timer = None
+
     # ------------------------------------------------------------------ run
     def run_load(self, warmup_start: int, measure_start: int, measure_end: int) -> None:
         self.build_ticks(warmup_start, measure_start, measure_end)
@@ -600,20 +623,7 @@ class Worker:
         else:
             rate = self.plan.rate_rps or 0.0
             if self.active_fds and rate > 0:
-                total_active = self.cfg.active_connections
-                total_rate = self.cfg.rate_rps or rate
-                self.interval_ns = int(total_active / total_rate * 1e9)
-                for i, fd in enumerate(self.active_fds):
-                    offset = int((self.plan.first_active_index + i) / total_rate * 1e9)
-                    self.intended[fd] = warmup_start + offset
-                    heapq.heappush(self.heap, (warmup_start + offset, fd))
-                try:
-                    from loadgen.timer import MonotonicTimerFd
-
-                    self.timer = MonotonicTimerFd()
-                    self.ep.register(self.timer.fd, select.EPOLLIN)
-                except (OSError, AttributeError):
-                    self.timer = None
+                self.start_schedule(self.active_fds, self.intended, warmup_start)
             self.loop_open()
         if self.sending:
             self.end_sending(time.monotonic_ns())

@@ -46,7 +46,6 @@ class TimedEpollSelector(selectors.EpollSelector):
         stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ready)
-        stats.loop_iterations += 1
         return ready
 
 

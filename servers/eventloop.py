@@ -136,7 +136,6 @@ class EventLoopServer:
             stats.wait_ns += t1 - t0
             stats.wait_calls += 1
             stats.wait_events += len(events)
-            stats.loop_iterations += 1
             dispatch(events)
 
     def _loop_plain(self) -> None:

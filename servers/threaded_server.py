@@ -8,6 +8,7 @@ no wait call to time, so `wait_instrumented` is false.
 from __future__ import annotations
 
 import contextlib
+import errno
 import signal
 import socket
 import threading
@@ -55,7 +56,7 @@ class ThreadedServer:
                 sock, _ = self.listener.accept()
             except OSError as exc:
                 with self.stats._lock:
-                    if exc.errno in (24, 23):  # EMFILE, ENFILE: back off instead of spinning
+                    if exc.errno in (errno.EMFILE, errno.ENFILE):  # back off, do not spin
                         self.stats.accept_emfile += 1
                     else:
                         self.stats.errors += 1
