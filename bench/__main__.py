@@ -1,5 +1,5 @@
-"""Entry point: ``python -m bench`` (see bench.cli)."""
+"""Entry point: ``python -m bench`` (see bench.commands)."""
 
-from bench.cli import main
+from bench.commands import main
 
 raise SystemExit(main())

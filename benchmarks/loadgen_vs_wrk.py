@@ -49,7 +49,7 @@ from servers.launch import ServerConfig, start_server  # noqa: E402
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
-from bench.wrk import WRK_DONE_LUA  # noqa: E402
+from bench.measure.wrk import WRK_DONE_LUA  # noqa: E402
 
 
 def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float) -> dict[str, Any]:

@@ -25,7 +25,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 # wrk's results come as JSON from the project's one Lua done() hook, never scraped.
-from bench.wrk import WRK_DONE_LUA as WRK_JSON_LUA  # noqa: E402
+from bench.measure.wrk import WRK_DONE_LUA as WRK_JSON_LUA  # noqa: E402
 
 SERVER_CPU = 0
 CLIENT_CPU = 1

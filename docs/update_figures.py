@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere in the checkout
     sys.path.insert(0, str(REPO))
 
-from bench import schema  # noqa: E402
-from bench.results import RunData, RunNotFoundError, UnknownSchemaVersionError, load  # noqa: E402
+from bench.store import schema  # noqa: E402
+from bench.store.results import RunData, RunNotFoundError, UnknownSchemaVersionError, load  # noqa: E402
 
 DEST = REPO / "docs" / "figures"
-# The two charts the README shows; names are bench.charts.CHARTS keys (file stems).
+# The two charts the README shows; names are bench.present.charts.CHARTS keys (file stems).
 DEFAULT_CHARTS = ("wait_cost_vs_descriptors", "cpu_per_request_vs_idle")
 TEST_PRESETS = ("tiny", "synthetic-test")
 SOURCE_NOTE = "README.md"
@@ -42,7 +42,7 @@ class FigureError(Exception):
 
 
 def all_chart_names() -> tuple[str, ...]:
-    from bench.charts import CHARTS
+    from bench.present.charts import CHARTS
 
     return tuple(CHARTS)
 
@@ -140,7 +140,7 @@ def readme_numbers(run: RunData) -> str:
     """The medians the top-level README quotes, from the same run (usable trials only)."""
     import pandas as pd
 
-    from bench.analysis import usable_trials
+    from bench.analyse.stats import usable_trials
 
     t = usable_trials(run.trials)
     out = []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import SELECT_MAX_CONNECTIONS, ConfigError, build_config, preset_config
-from bench.scenarios import estimate_plan, plan_trials
+from bench.measure.config import SELECT_MAX_CONNECTIONS, ConfigError, build_config, preset_config
+from bench.measure.plan import estimate_plan, plan_trials
 
 REPO = Path(__file__).resolve().parent.parent
 

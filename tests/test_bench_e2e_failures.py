@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from bench import runner
-from bench.config import build_config
-from bench.progress import RunProgress
-from bench.results import load
-from bench.scenarios import plan_trials
+from bench.measure import protocol as runner
+from bench.measure.config import build_config
+from bench.present.progress import RunProgress
+from bench.store.results import load
+from bench.measure.plan import plan_trials
 
 pytestmark = pytest.mark.slow
 

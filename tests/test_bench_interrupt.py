@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import schema
-from bench.results import load
+from bench.store import schema
+from bench.store.results import load
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,11 +8,11 @@ import matplotlib.image as mpimg
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench import schema
-from bench.charts import CHARTS, chart_latency_distribution, draw_all, latency_distribution
-from bench.report import write_report
-from bench.results import RunData, load
-from bench.verdict import compute_verdict, write_verdict
+from bench.store import schema
+from bench.present.charts import CHARTS, chart_latency_distribution, draw_all, latency_distribution
+from bench.present.report import write_report
+from bench.store.results import RunData, load
+from bench.analyse.verdict import compute_verdict, write_verdict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
 
-from bench.compare import compare_runs, format_compare
+from bench.analyse.compare import compare_runs, format_compare
 
 BASE = SyntheticSpec(noise=0.05, idle_levels=(0, 1000), active_levels=(8, 256), include_micro=True)
 

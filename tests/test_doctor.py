@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.doctor import LimitError, check_limits, format_checks, run_checks
+from bench.measure.doctor import LimitError, check_limits, format_checks, run_checks
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_NAMES = (

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import schema
-from bench.micro import MicroBenchmarkError, micro_table_from_json, run_micro
+from bench.store import schema
+from bench.measure.micro import MicroBenchmarkError, micro_table_from_json, run_micro
 
 # Collected here so plain `pytest` runs every quick case once and checks its readiness count.
-from bench.micro.test_wait_cost import (  # noqa: F401
+from bench.measure.micro.test_wait_cost import (  # noqa: F401
     FD_SETSIZE,
     descriptors,
     open_socketpairs,
@@ -50,7 +50,7 @@ def test_run_micro_short_real_run_converts(tmp_path: Path) -> None:
 
 def test_converter_refuses_foreign_benchmark_json() -> None:
     doc = {"benchmarks": [{"name": "test_other", "params": {}, "extra_info": {}, "stats": {}}]}
-    with pytest.raises(ValueError, match="not written by bench/micro"):
+    with pytest.raises(ValueError, match="not written by bench/measure/micro"):
         micro_table_from_json(doc)
 
 

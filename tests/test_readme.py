@@ -21,10 +21,10 @@ from types import ModuleType
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench import schema
-from bench.charts import CHARTS
-from bench.cli import COMMANDS, build_parser
-from bench.config import ALL_BACKENDS, ALL_SCENARIOS, PUBLIC_PRESETS
+from bench.store import schema
+from bench.present.charts import CHARTS
+from bench.commands import COMMANDS, build_parser
+from bench.measure.config import ALL_BACKENDS, ALL_SCENARIOS, PUBLIC_PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -202,7 +202,7 @@ def test_readme_figures_are_charts_update_figures_copies() -> None:
     figures = _readme_figures()
     assert figures, "the README shows no chart from docs/figures/"
     defaults = _update_figures_module().DEFAULT_CHARTS
-    assert set(defaults) <= set(CHARTS), "update_figures copies charts bench.charts never draws"
+    assert set(defaults) <= set(CHARTS), "update_figures copies charts bench.present.charts never draws"
     for name in figures:
         assert name.endswith(".png") and name[: -len(".png")] in defaults, (
             f"README shows docs/figures/{name}, which update_figures.py does not copy by default"

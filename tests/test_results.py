@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench import schema
-from bench.listing import format_run_list, list_runs
-from bench.results import (
+from bench.store import schema
+from bench.present.listing import format_run_list, list_runs
+from bench.store.results import (
     RunNotFoundError,
     UnknownSchemaVersionError,
     create_run,

@@ -16,7 +16,7 @@ import pytest
 from test_servers_support import backend_params, wait_idle
 
 # wrk's results come as JSON from the project's one Lua done() hook, never scraped.
-from bench.wrk import WRK_DONE_LUA as WRK_JSON_LUA
+from bench.measure.wrk import WRK_DONE_LUA as WRK_JSON_LUA
 
 WRK_CONNECTIONS = 50
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
 
-from bench.analysis import SlopeFit, bootstrap_slope
-from bench.verdict import (
+from bench.analyse.stats import SlopeFit, bootstrap_slope
+from bench.analyse.verdict import (
     TOLERANCE_REL_INCREASE,
     _judge_flatness,
     classify_fit,

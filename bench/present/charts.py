@@ -27,15 +27,15 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench import schema
-from bench.analysis import (
+from bench.store import schema
+from bench.analyse.stats import (
     bootstrap_slope,
     micro_standard_error_us,
     parametric_slope,
     summarise_cells,
     usable_trials,
 )
-from bench.results import RunData
+from bench.store.results import RunData
 
 BACKEND_COLOURS = {
     "select": "#d62728",
@@ -151,7 +151,7 @@ def _mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
 
 def _trend_words(fits: dict[str, Any]) -> str:
     """'select and poll grow, epoll stays flat' from verdict-style fits."""
-    from bench.verdict import RELATIVE_RULE_MARK, change_words, classify_fits
+    from bench.analyse.verdict import RELATIVE_RULE_MARK, change_words, classify_fits
 
     grow, flat, nearly_flat, unclear, few = [], [], [], [], []
     classes = classify_fits(fits, need_reps=False)

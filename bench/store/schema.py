@@ -3,7 +3,7 @@
 Everything that writes a run (the runner) and everything that reads one (results,
 analysis, charts, verdict, report, compare, notebooks) imports its names from here,
 so that the two halves cannot drift apart. Change a column only together with
-``SCHEMA_VERSION``; ``bench.results.load`` refuses versions it does not know.
+``SCHEMA_VERSION``; ``bench.store.results.load`` refuses versions it does not know.
 
 Run folder ``results/<YYYYmmddTHHMMSSZ>_<6 hex>/`` (names sort by time, like
 pytest-benchmark's storage and asv's results):
@@ -177,7 +177,7 @@ MICRO_KEYS: Final = ("mechanism", "n_registered", "ready")
 
 # Keys under which a raw load generator JSON may carry its merged, corrected
 # HdrHistogram (base64 of HdrHistogram.encode()), searched in this order at any
-# depth by bench.charts; the percentile columns are used when none is found.
+# depth by bench.present.charts; the percentile columns are used when none is found.
 RAW_HISTOGRAM_KEYS: Final = (
     "histogram_corrected",
     "corrected_histogram",

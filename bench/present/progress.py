@@ -17,7 +17,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from bench.scenarios import Trial
+from bench.measure.plan import Trial
 
 
 def _fmt_s(seconds: float) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench import schema
-from bench.analysis import summarise_cells, usable_trials
-from bench.results import RunData, _atomic_write_bytes
+from bench.store import schema
+from bench.analyse.stats import summarise_cells, usable_trials
+from bench.store.results import RunData, _atomic_write_bytes
 
 CHART_CAPTIONS = {
     "wait_cost_vs_descriptors": "Cost of one wait call vs registered descriptors",
@@ -234,7 +234,7 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     lines += _method_section(run)
     lines += _machine_section(meta)
     lines += ["---", "", "Regenerate with `python -m bench report " + run.path.name + "`; "
-              "read the data with `bench.results.load(...)`.", ""]  # fmt: skip
+              "read the data with `bench.store.results.load(...)`.", ""]  # fmt: skip
     return "\n".join(lines)
 
 

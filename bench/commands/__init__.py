@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bench.config import (
+from bench.measure.config import (
     ALL_BACKENDS,
     ALL_SCENARIOS,
     PUBLIC_PRESETS,
@@ -140,8 +140,8 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.doctor import LimitError, check_limits
-    from bench.scenarios import estimate_plan, max_connections, plan_trials
+    from bench.measure.doctor import LimitError, check_limits
+    from bench.measure.plan import estimate_plan, max_connections, plan_trials
 
     try:
         cfg = build_config(
@@ -157,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_USAGE
     if cfg.out_dir == "results" and args.out is None:
-        from bench.schema import default_results_dir
+        from bench.store.schema import default_results_dir
 
         cfg = cfg.replace(out_dir=str(default_results_dir()))
 
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         warnings.append(f"plan ~{estimate.total_s:.0f} s over budget {cfg.budget_s:.0f} s")
     if "micro" in cfg.scenarios:
         try:
-            import bench.micro  # noqa: F401  (fail before measuring, not after)
+            import bench.measure.micro  # noqa: F401  (fail before measuring, not after)
         except ImportError as exc:
             _err(f"the micro benchmarks are unavailable ({exc}); run without --scenario micro")
             return EXIT_USAGE
@@ -208,8 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {t.order_index:4d} {t.scenario:14s} {t.backend:9s} {t.cell} rep {rep}")
         return EXIT_OK
 
-    from bench.progress import RunProgress
-    from bench.runner import RunInterrupted, run_benchmark
+    from bench.present.progress import RunProgress
+    from bench.measure.protocol import RunInterrupted, run_benchmark
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     progress = RunProgress(trials, extra_estimated_s=estimate.micro_s + estimate.analysis_s)
@@ -239,10 +239,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _postprocess(path: Path, progress_note: Any = None, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
-    from bench.charts import draw_all
-    from bench.report import write_report
-    from bench.results import load
-    from bench.verdict import compute_verdict, format_verdict_table, write_verdict
+    from bench.present.charts import draw_all
+    from bench.present.report import write_report
+    from bench.store.results import load
+    from bench.analyse.verdict import compute_verdict, format_verdict_table, write_verdict
 
     data = load(path)
     verdict = compute_verdict(data)
@@ -263,16 +263,16 @@ def _postprocess(path: Path, progress_note: Any = None, charts: bool = True) -> 
 
 
 def _resolve(run: str, results_dir: str | None) -> Path:
-    from bench.results import resolve_run_path
+    from bench.store.results import resolve_run_path
 
     return resolve_run_path(run, results_dir)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from bench.results import load
+    from bench.store.results import load
 
     data = load(_resolve(args.run, args.results_dir))
-    from bench.charts import draw_all
+    from bench.present.charts import draw_all
 
     files = list(draw_all(data) or [])
     print(f"charts ({len(files)} files): {data.charts_dir}")
@@ -285,25 +285,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.listing import format_run_list, list_runs
+    from bench.present.listing import format_run_list, list_runs
 
     print(format_run_list(list_runs(args.results_dir)))
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.results import load
+    from bench.store.results import load
 
     a = load(_resolve(args.run_a, args.results_dir))
     b = load(_resolve(args.run_b, args.results_dir))
-    from bench.compare import compare_runs, format_compare
+    from bench.analyse.compare import compare_runs, format_compare
 
     print(format_compare(compare_runs(a, b)))
     return EXIT_OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bench.doctor import format_checks, run_checks
+    from bench.measure.doctor import format_checks, run_checks
 
     checks = run_checks(args.connections)
     print(format_checks(checks))
@@ -326,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from bench.results import RunNotFoundError, UnknownSchemaVersionError
+    from bench.store.results import RunNotFoundError, UnknownSchemaVersionError
 
     try:
         return COMMANDS[args.command](args)

@@ -13,7 +13,7 @@ import resource
 import shutil
 from dataclasses import dataclass
 
-from bench.machine import cpu_governor, port_range, somaxconn
+from bench.measure.machine import cpu_governor, port_range, somaxconn
 
 # Descriptors a process needs besides its sockets (stdio, pipes, imports, epoll fds).
 FD_MARGIN = 64

@@ -3,7 +3,7 @@
 Per trial (TechEmpower's phases, pyperf's structured results):
 
 1. start the server as its own subprocess pinned to ``cfg.server_cpu``;
-2. **verify**: one real request/response (``bench.scenarios.probe.verify_server``);
+2. **verify**: one real request/response (``bench.measure.probe.verify_server``);
 3. **warm-up** then **measure** by the load generator pinned to the other CPUs;
    at the two edges of the measured window the load generator calls back into
    this process, which reads the server's own counters (control channel) and
@@ -31,9 +31,9 @@ from typing import Any
 
 import psutil
 
-from bench.config import EVENT_LOOP_BACKENDS, BenchConfig
-from bench.scenarios import Trial
-from bench.scenarios.probe import VerifyError, fd_limit_probe, verify_server
+from bench.measure.config import EVENT_LOOP_BACKENDS, BenchConfig
+from bench.measure.plan import Trial
+from bench.measure.probe import VerifyError, fd_limit_probe, verify_server
 
 HOST = "127.0.0.1"
 # Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
@@ -460,7 +460,7 @@ def _run_churn_wrk(
     row: dict[str, Any],
 ) -> dict[str, Any]:
     """churn through wrk (which reconnects per request); counters at the window's edges."""
-    from bench.scenarios.churn import run_wrk_churn
+    from bench.measure.churn_wrk_REMOVED import run_wrk_churn
 
     phases = raw["phases"]
     edges, on_measure_start, on_measure_end = _window_edges(server, proc, phases)
@@ -622,8 +622,8 @@ def run_benchmark(
     process is ended, and the KeyboardInterrupt is re-raised for the caller
     to exit non-zero. The caller has already checked limits and the budget.
     """
-    from bench.machine import git_state, machine_metadata
-    from bench.results import create_run
+    from bench.measure.machine import git_state, machine_metadata
+    from bench.store.results import create_run
 
     t0 = time.monotonic()
     machine = machine_metadata()
@@ -683,14 +683,14 @@ def run_benchmark(
 
 
 def _run_micro(cfg: BenchConfig, writer: Any) -> None:
-    """Run the micro benchmarks (bench.micro) on the server's CPU and store their table.
+    """Run the micro benchmarks (bench.measure.micro) on the server's CPU and store their table.
 
     The pytest subprocess inherits this process's CPU affinity, so bench moves
     itself onto the server's CPU for the duration: the wait-call cost is then
     measured on the same core as the in-server figures.
     """
-    from bench import schema
-    from bench.micro import run_micro
+    from bench.store import schema
+    from bench.measure.micro import run_micro
 
     previous = os.sched_getaffinity(0)
     try:
@@ -709,7 +709,7 @@ def _run_micro(cfg: BenchConfig, writer: Any) -> None:
     writer.write_micro(table)
 
 
-# Seconds pytest-benchmark spends per case, by set (None: bench.micro's default).
+# Seconds pytest-benchmark spends per case, by set (None: bench.measure.micro's default).
 MICRO_MAX_TIME_S: dict[str, float | None] = {"tiny": 0.005, "quick": None, "standard": None}
 
 

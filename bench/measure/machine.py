@@ -109,7 +109,7 @@ def git_state(repo: Path = REPO_ROOT) -> dict[str, Any]:
 def machine_metadata() -> dict[str, Any]:
     """Everything about this machine that a reader needs to judge or compare a run.
 
-    Keys follow ``bench.schema.MACHINE_KEYS``; a few extras (kernel details,
+    Keys follow ``bench.store.schema.MACHINE_KEYS``; a few extras (kernel details,
     interpreter path, wrk) follow them. The git state is separate (``git_state``).
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -24,15 +24,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench import schema
-from bench.analysis import (
+from bench.store import schema
+from bench.analyse.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     micro_standard_error_us,
     usable_trials,
     welch_log_ratio,
 )
-from bench.results import RunData
+from bench.store.results import RunData
 
 COMPARED_METRICS = (
     "throughput_rps",

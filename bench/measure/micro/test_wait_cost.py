@@ -13,7 +13,7 @@ ends are packed into the lowest numbers and the peers are moved above 1024.
 
 Sets: ``BENCH_MICRO_SET=quick`` (default; what plain ``pytest`` collects) or
 ``full``. Run directly with
-``pytest bench/micro/test_wait_cost.py --benchmark-enable -o addopts=``.
+``pytest bench/measure/micro/test_wait_cost.py --benchmark-enable -o addopts=``.
 """
 
 from __future__ import annotations

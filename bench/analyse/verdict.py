@@ -75,8 +75,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench import schema
-from bench.analysis import (
+from bench.store import schema
+from bench.analyse.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     CONFIDENCE,
@@ -88,7 +88,7 @@ from bench.analysis import (
     parametric_slope,
     usable_trials,
 )
-from bench.results import RunData, _atomic_write_json, utc_now_iso
+from bench.store.results import RunData, _atomic_write_json, utc_now_iso
 
 TOLERANCE_REL_INCREASE = 0.20
 # A noisy epoll fit whose slope is, with 95% confidence, under this fraction of

@@ -1,8 +1,8 @@
 """Micro benchmarks of one wait call, run through pytest-benchmark, and their tidy table.
 
-``run_micro`` runs ``bench/micro/test_wait_cost.py`` in a pytest subprocess with
+``run_micro`` runs ``bench/measure/micro/test_wait_cost.py`` in a pytest subprocess with
 ``--benchmark-json`` and converts that JSON (``micro_table_from_json``) into the
-``micro.csv`` columns of ``bench.schema.MICRO_COLUMNS`` (microseconds).
+``micro.csv`` columns of ``bench.store.schema.MICRO_COLUMNS`` (microseconds).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import schema
+from bench.store import schema
 
 BENCH_MODULE = Path(__file__).with_name("test_wait_cost.py")
 US_PER_S = 1e6
@@ -41,7 +41,7 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
         if mechanism is None or n is None or ready is None:
             raise ValueError(
                 f"benchmark {bench.get('name')!r} lacks mechanism / n_registered / ready; "
-                "it was not written by bench/micro/test_wait_cost.py"
+                "it was not written by bench/measure/micro/test_wait_cost.py"
             )
         rows.append(
             {
@@ -58,7 +58,7 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
         )
     df = pd.DataFrame(rows, columns=list(schema.MICRO_COLUMNS))
     df = df.sort_values(list(schema.MICRO_KEYS)).reset_index(drop=True)
-    from bench.results import coerce_table
+    from bench.store.results import coerce_table
 
     return coerce_table(df, schema.MICRO_COLUMNS)
 

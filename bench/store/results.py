@@ -4,7 +4,7 @@ A run folder alone is enough to redraw every chart and rewrite every report, so
 the writer rewrites ``trials.csv`` / ``trials.parquet`` after every trial: an
 interrupted run keeps what it measured. The loader refuses a ``schema_version``
 it does not know instead of guessing (asv and pytest-benchmark do the same).
-Names and columns come from ``bench.schema``.
+Names and columns come from ``bench.store.schema``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import schema
+from bench.store import schema
 
 
 class RunNotFoundError(LookupError):
@@ -171,7 +171,7 @@ class RunWriter:
         if unknown:
             raise ValueError(
                 f"trial row has columns the schema does not know: {unknown}. "
-                "Add them to bench.schema.TRIAL_COLUMNS (and bump SCHEMA_VERSION) "
+                "Add them to bench.store.schema.TRIAL_COLUMNS (and bump SCHEMA_VERSION) "
                 "or drop them from the row."
             )
         full = dict(row)
@@ -191,7 +191,7 @@ class RunWriter:
         """Store the micro benchmark table (columns of ``schema.MICRO_COLUMNS``)."""
         missing = [c for c in schema.MICRO_KEYS if c not in df.columns]
         if missing:
-            raise ValueError(f"micro table lacks key columns {missing}; build it with bench.micro.")
+            raise ValueError(f"micro table lacks key columns {missing}; build it with bench.measure.micro.")
         table = coerce_table(df, schema.MICRO_COLUMNS)
         _write_table(table, self.path / schema.MICRO_CSV, self.path / schema.MICRO_PARQUET)
 
@@ -349,7 +349,7 @@ def load(path_or_latest: str | Path = "latest", results_dir: str | Path | None =
 
 
 def list_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
-    """Past runs, one row each (see ``bench.listing.list_runs``)."""
-    from bench.listing import list_runs as _list_runs
+    """Past runs, one row each (see ``bench.present.listing.list_runs``)."""
+    from bench.present.listing import list_runs as _list_runs
 
     return _list_runs(results_dir)

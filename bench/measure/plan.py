@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.config import SELECT_MAX_CONNECTIONS, BenchConfig
+from bench.measure.config import SELECT_MAX_CONNECTIONS, BenchConfig
 
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
@@ -32,7 +32,7 @@ PROBE_S_PER_CONNECTION = 300e-6
 ANALYSIS_S = 12.0
 # Interpreter start-up, imports, machine metadata.
 STARTUP_S = 2.0
-# Micro benchmarks, by set, when bench.micro does not say itself.
+# Micro benchmarks, by set, when bench.measure.micro does not say itself.
 MICRO_S_BY_SET = {"tiny": 4.0, "quick": 12.0, "standard": 60.0, "full": 60.0}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench import schema
+from bench.store import schema
 
 BOOTSTRAP_SEED = 20040721  # fixed: the same run folder always yields the same intervals
 BOOTSTRAP_RESAMPLES = 2000

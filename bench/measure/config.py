@@ -67,7 +67,7 @@ class BenchConfig:
     fd_limit_backends: tuple[str, ...] = ("select", "poll", "epoll")
     # churn: one new connection per request (HTTP/1.0-style close), closed loop.
     churn_active_connections: int = 8
-    # micro: which set bench.micro.run_micro runs.
+    # micro: which set bench.measure.micro.run_micro runs.
     micro_set: str = "quick"
     # Placement: the server on its own CPU, the load generator on the others.
     server_cpu: int = 0
