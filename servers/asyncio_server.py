@@ -163,3 +163,15 @@ class AsyncioServer:
         for transport in list(self.transports):
             transport.abort()
         await asyncio.sleep(0)
+
+
+def make_asyncio_server(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> AsyncioServer:
+    return AsyncioServer(config, listener, stats, use_uvloop=False)
+
+
+def make_uvloop_server(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> AsyncioServer:
+    return AsyncioServer(config, listener, stats, use_uvloop=True)

@@ -1,26 +1,22 @@
 """The one frozen configuration a server process runs from.
 
-The launcher (`servers.launch`) and the command line (`servers.cli`) both build a
-`ServerConfig`; the command line is just its serialisation, so nothing is
-copied flag by flag in two places.
+`python -m servers --help` is generated from these fields (their docstrings are
+the help, their defaults the defaults); `servers.launch` hands the config to
+the subprocess whole, as JSON (`ServerConfig.to_json` / `from_json`), so no
+field is copied flag by flag anywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from typing import Any, Literal
 
-EVENT_LOOP_BACKENDS = ("select", "poll", "epoll", "epoll-et")
-REFERENCE_BACKENDS = ("asyncio", "uvloop", "threads")
-BACKENDS = EVENT_LOOP_BACKENDS + REFERENCE_BACKENDS
-PROTOCOLS = ("echo", "http")
+from servers import registry
 
-# Per-connection cap on bytes queued for a client that does not read (echo).
-# Above it the server stops reading from that connection until the queue drains.
-DEFAULT_MAX_QUEUED_BYTES = 1 << 20
-# Request heads larger than this get 431 and the connection closed.
-DEFAULT_MAX_HEAD_BYTES = 64 << 10
-# listen() backlog; the kernel caps it at net.core.somaxconn (4096 here).
-DEFAULT_BACKLOG = 4096
+Protocol = Literal["echo", "http"]
+PROTOCOLS: tuple[str, ...] = ("echo", "http")
 
 
 @dataclass(frozen=True)
@@ -28,61 +24,72 @@ class ServerConfig:
     """Everything a reference server needs; passed whole to the subprocess."""
 
     backend: str
-    protocol: str = "http"
+    """A name registered in servers.registry (listed above; SELECTBENCH_PLUGINS adds more)."""
+    protocol: Protocol = "http"
+    """echo: every byte read is sent back; http: GET/HEAD answer 200 'Hello, world!'."""
     host: str = "127.0.0.1"
+    """Bind address; loopback unless allow_remote."""
     port: int = 0
+    """TCP port; 0 picks a free one (the READY line says which)."""
     cpu: int | None = None
-    backlog: int = DEFAULT_BACKLOG
+    """Pin the server process to this CPU."""
+    backlog: int = 4096
+    """listen() backlog; the kernel caps it at net.core.somaxconn."""
     http_close: bool = False
+    """Close the connection after every HTTP response."""
     allow_remote: bool = False
+    """Permit a non-loopback bind address (these servers are not hardened)."""
     control: bool = True
+    """Serve stats on stdin/stdout and a loopback control port."""
     instrumentation: bool = True
-    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
-    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES
-    # Lower the soft RLIMIT_NOFILE to this (tests and demonstrations of EMFILE).
+    """Time the wait calls; off only to measure the instrumentation's own cost."""
+    max_queued_bytes: int = 1 << 20
+    """Bytes queued for a client that does not read, above which reading it pauses."""
+    max_head_bytes: int = 64 << 10
+    """HTTP request heads larger than this get 431 and the connection closed."""
     max_fds: int | None = None
+    """Lower the soft RLIMIT_NOFILE to this (tests and demonstrations of EMFILE)."""
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ValueError(
-                f"unknown backend {self.backend!r}: choose one of {', '.join(BACKENDS)}"
-            )
+        try:
+            registry.get(self.backend)
+        except registry.UnknownBackend as exc:
+            raise ValueError(str(exc)) from None
         if self.protocol not in PROTOCOLS:
             raise ValueError(
                 f"unknown protocol {self.protocol!r}: choose one of {', '.join(PROTOCOLS)}"
             )
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"port {self.port} is out of range 0-65535")
+            raise ValueError(f"port {self.port} is out of range 0-65535: use 0 for a free port")
         if self.backlog < 1:
             raise ValueError(f"backlog must be >= 1, got {self.backlog}")
         if self.max_queued_bytes < 1 or self.max_head_bytes < 64:
-            raise ValueError("max_queued_bytes must be >= 1 and max_head_bytes >= 64")
+            raise ValueError(
+                f"max_queued_bytes must be >= 1 and max_head_bytes >= 64, got "
+                f"{self.max_queued_bytes} and {self.max_head_bytes}"
+            )
         if self.max_fds is not None and self.max_fds < 16:
             raise ValueError(
                 f"max_fds must be >= 16 (the server needs a few itself), got {self.max_fds}"
             )
 
-    def to_argv(self) -> list[str]:
-        """The command-line arguments of `python -m servers` that reproduce this config."""
-        argv = [
-            "--backend", self.backend,
-            "--protocol", self.protocol,
-            "--host", self.host,
-            "--port", str(self.port),
-            "--backlog", str(self.backlog),
-            "--max-queued-bytes", str(self.max_queued_bytes),
-            "--max-head-bytes", str(self.max_head_bytes),
-        ]  # fmt: skip
-        if self.cpu is not None:
-            argv += ["--cpu", str(self.cpu)]
-        if self.http_close:
-            argv.append("--http-close")
-        if self.allow_remote:
-            argv.append("--allow-remote")
-        if not self.control:
-            argv.append("--no-control")
-        if not self.instrumentation:
-            argv.append("--no-instrumentation")
-        if self.max_fds is not None:
-            argv += ["--max-fds", str(self.max_fds)]
-        return argv
+    def to_json(self) -> str:
+        """One JSON object with every field: what `python -m servers --config-json` reads."""
+        return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ServerConfig:
+        """The inverse of to_json; ValueError names an unknown or missing field."""
+        doc: Any = json.loads(text)
+        if not isinstance(doc, dict):
+            raise ValueError(f"--config-json wants a JSON object, got {type(doc).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ValueError(
+                f"--config-json has unknown fields {unknown}: known are {sorted(known)}"
+            )
+        try:
+            return cls(**doc)
+        except TypeError as exc:  # a required field is missing
+            raise ValueError(f"--config-json: {exc}") from None

@@ -1,7 +1,10 @@
 """Start a reference server as its own subprocess and talk to it.
 
     with start_server(ServerConfig(backend="epoll", protocol="http", cpu=0)) as srv:
-        srv.port, srv.pid, srv.stats()
+        before = srv.stats()                  # servers.stats.StatsSnapshot
+        ...
+        window = before.delta(srv.stats())    # servers.stats.StatsDelta
+    srv.exit_status(), srv.exit_reason()      # 0, "exited with status 0 (no stderr)"
 
 The process is ended by its PID (SIGTERM, then SIGKILL after a timeout) and
 reaped when the block exits, even on error.
@@ -19,13 +22,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from servers.config import BACKENDS, ServerConfig
+from servers import registry
+from servers.config import ServerConfig
+from servers.stats import StatsSnapshot
 
-_PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServerStartError(RuntimeError):
@@ -37,13 +43,20 @@ class ServerGone(RuntimeError):
 
 
 def available_backends() -> list[str]:
-    """Backends usable here: uvloop only when it is installed."""
-    try:
-        import uvloop  # noqa: F401
+    """Registered backends usable here (uvloop only when it is installed), in registry order."""
+    return [b.name for b in registry.all_backends() if b.unavailable_reason() is None]
 
-        return list(BACKENDS)
-    except ImportError:
-        return [b for b in BACKENDS if b != "uvloop"]
+
+def child_process_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child `python -m <this project's package>`: `env` (default
+    os.environ) with the project root first on PYTHONPATH, so the child imports this
+    checkout even when the project is not installed. SELECTBENCH_PLUGINS passes through,
+    so the child loads the same plugins."""
+    child = dict(os.environ if env is None else env)
+    child["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), child.get("PYTHONPATH", "")) if p
+    )
+    return child
 
 
 class ServerProcess:
@@ -51,13 +64,13 @@ class ServerProcess:
 
     def __init__(self, config: ServerConfig, popen: subprocess.Popen[bytes], stderr_file: Any):
         self.config = config
-        self.popen = popen
+        self._popen = popen
         self.pid = popen.pid
         self._stderr_file = stderr_file
         self.ready_info: dict[str, Any] = {}
         self.port = 0
         self.control_port: int | None = None
-        self.exit_code: int | None = None
+        self._exit_status: int | None = None
         self._stderr_cache = ""
         self._control_lock = threading.Lock()
         self._stdout_buf = b""
@@ -73,12 +86,11 @@ class ServerProcess:
         try:
             line = self._read_line(timeout_s)
         except ServerGone as exc:
-            code = self.popen.poll()
+            exited = self._popen.poll() is not None
             self.stop()
-            if code is not None:
+            if exited:
                 raise ServerStartError(
-                    f"{self.config.backend} server exited with status {code} before READY: "
-                    f"{self.stderr_text().strip() or '(no stderr)'}"
+                    f"{self.config.backend} server {self.exit_reason()} before READY"
                 ) from None
             raise ServerStartError(
                 f"{self.config.backend} server (pid {self.pid}) printed no READY line "
@@ -99,9 +111,31 @@ class ServerProcess:
         return self._stderr_cache
 
     def is_alive(self) -> bool:
-        return self.popen.poll() is None
+        return self._popen.poll() is None
 
-    def stats(self, timeout_s: float = 5.0) -> dict[str, Any]:
+    def exit_status(self) -> int | None:
+        """None while running; else the exit status (negative: killed by that signal)."""
+        if self._exit_status is not None:
+            return self._exit_status
+        return self._popen.poll()
+
+    def exit_reason(self) -> str | None:
+        """None while running; else one sentence: how it ended and its last stderr."""
+        status = self.exit_status()
+        if status is None:
+            return None
+        if status < 0:
+            try:
+                name = signal.Signals(-status).name
+            except ValueError:
+                name = f"signal {-status}"
+            how = f"was killed by {name}"
+        else:
+            how = f"exited with status {status}"
+        tail = self.stderr_text().strip()[-500:]
+        return f"{how}: {tail}" if tail else f"{how} (no stderr)"
+
+    def stats(self, timeout_s: float = 5.0) -> StatsSnapshot:
         """A snapshot of the server's counters.
 
         Asked over the server's stdin and answered on its stdout, a channel
@@ -110,24 +144,21 @@ class ServerProcess:
         """
         if self.control_port is None:
             raise RuntimeError("this server was started without its control channel")
-        if self.popen.poll() is not None:
-            raise ServerGone(
-                f"{self.config.backend} server (pid {self.pid}) has exited with status "
-                f"{self.popen.returncode}: {self.stderr_text().strip()[-500:] or '(no stderr)'}"
-            )
-        assert self.popen.stdin is not None and self.popen.stdout is not None
+        if self._popen.poll() is not None:
+            raise ServerGone(f"{self.config.backend} server (pid {self.pid}) {self.exit_reason()}")
+        assert self._popen.stdin is not None and self._popen.stdout is not None
         with self._control_lock:
             try:
-                self.popen.stdin.write(b"stats\n")
-                self.popen.stdin.flush()
+                self._popen.stdin.write(b"stats\n")
+                self._popen.stdin.flush()
             except (BrokenPipeError, OSError) as exc:
                 raise ServerGone(f"{self.config.backend} server stopped answering: {exc}") from exc
             line = self._read_line(timeout_s)
-        return json.loads(line)
+        return StatsSnapshot.from_json(json.loads(line))
 
     def _read_line(self, timeout_s: float) -> bytes:
-        assert self.popen.stdout is not None
-        fd = self.popen.stdout.fileno()
+        assert self._popen.stdout is not None
+        fd = self._popen.stdout.fileno()
         deadline = time.monotonic() + timeout_s
         while b"\n" not in self._stdout_buf:
             remaining = deadline - time.monotonic()
@@ -145,25 +176,25 @@ class ServerProcess:
 
     def stop(self, timeout_s: float = 5.0) -> int:
         """SIGTERM by PID, SIGKILL if it has not exited within `timeout_s`; reap it."""
-        if self.exit_code is not None:
-            return self.exit_code
-        if self.popen.poll() is None:
+        if self._exit_status is not None:
+            return self._exit_status
+        if self._popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGTERM)
             try:
-                self.popen.wait(timeout=timeout_s)
+                self._popen.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 os.kill(self.pid, signal.SIGKILL)
-                self.popen.wait()
-        self.exit_code = self.popen.returncode
+                self._popen.wait()
+        self._exit_status = self._popen.returncode
         self._selector.close()
-        for pipe in (self.popen.stdin, self.popen.stdout):
+        for pipe in (self._popen.stdin, self._popen.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
         self.stderr_text()
         self._stderr_file.close()
-        return self.exit_code
+        return self._exit_status
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -179,17 +210,14 @@ class ServerProcess:
 
 def start_server(config: ServerConfig, timeout_s: float = 15.0) -> ServerProcess:
     """Start `python -m servers` with `config` and wait for its READY line."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-    )
     stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 -- owned by ServerProcess, closed in stop()
     popen = subprocess.Popen(
-        [sys.executable, "-m", "servers", *config.to_argv()],
+        # The config whole, as JSON: the child reads it without importing tyro.
+        [sys.executable, "-m", "servers", "--config-json", config.to_json()],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
-        env=env,
+        env=child_process_env(),
         close_fds=True,
     )
     server = ServerProcess(config, popen, stderr_file)

@@ -7,6 +7,13 @@ import os
 import resource
 import socket
 
+# glibc's FD_SETSIZE: the size in bits of select(2)'s descriptor sets. CPython's
+# select.select refuses any descriptor NUMBERED this or more, however few are passed;
+# reproduce with
+#   python -c "import os,select; os.dup2(0, 1024); select.select([1024], [], [], 0)"
+# -> ValueError: filedescriptor out of range in select()
+FD_SETSIZE = 1024
+
 
 class SetupError(Exception):
     """A server cannot start; the message names the cause and the remedy."""

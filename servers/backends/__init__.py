@@ -6,6 +6,9 @@ register, modify, unregister, wait, close -- and reports readiness as
 POLLHUP=16), which epoll shares, so poll and epoll results pass through
 untranslated. The connection logic in `servers.eventloop` is written once
 against this interface.
+
+Each backend module also offers `make_server(config, listener, stats)`, the
+factory its `servers.registry` declaration names.
 """
 
 from __future__ import annotations
@@ -33,20 +36,3 @@ class Backend(Protocol):
     def unregister(self, fd: int) -> None: ...
     def wait(self, timeout: float | None) -> list[tuple[int, int]]: ...
     def close(self) -> None: ...
-
-
-def make_backend(name: str) -> Backend:
-    """The adapter for one of the event-loop backends."""
-    if name == "select":
-        from servers.backends.select_backend import SelectBackend
-
-        return SelectBackend()
-    if name == "poll":
-        from servers.backends.poll_backend import PollBackend
-
-        return PollBackend()
-    if name in ("epoll", "epoll-et"):
-        from servers.backends.epoll_backend import EpollBackend
-
-        return EpollBackend(edge_triggered=name == "epoll-et")
-    raise ValueError(f"{name!r} is not an event-loop backend")

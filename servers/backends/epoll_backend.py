@@ -9,8 +9,12 @@ read and write until EAGAIN, because a readiness change is reported once.
 from __future__ import annotations
 
 import select
+import socket
 
 from servers.backends import READ, WRITE
+from servers.config import ServerConfig
+from servers.eventloop import EventLoopServer
+from servers.stats import ServerStats
 
 # One epoll_wait returns at most this many events; more stay queued for the next call.
 MAX_EVENTS = 1024
@@ -42,3 +46,15 @@ class EpollBackend:
 
     def close(self) -> None:
         self._epoll.close()
+
+
+def make_server(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> EventLoopServer:
+    return EventLoopServer(config, EpollBackend(edge_triggered=False), listener, stats)
+
+
+def make_server_edge_triggered(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> EventLoopServer:
+    return EventLoopServer(config, EpollBackend(edge_triggered=True), listener, stats)

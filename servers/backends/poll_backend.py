@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import select
+import socket
+
+from servers.config import ServerConfig
+from servers.eventloop import EventLoopServer
+from servers.stats import ServerStats
 
 
 class PollBackend:
@@ -28,3 +33,9 @@ class PollBackend:
 
     def close(self) -> None:
         self._poll = select.poll()
+
+
+def make_server(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> EventLoopServer:
+    return EventLoopServer(config, PollBackend(), listener, stats)

@@ -4,16 +4,22 @@ The sets are bitmaps of FD_SETSIZE (1024) bits, so CPython's select.select
 raises ValueError for any descriptor numbered >= 1024, however few are
 passed. The loop asks `fd_limit` and refuses such connections after accept.
 Plain int descriptors are passed: socket objects would cost a fileno() call
-each per wait (MACHINE_FACTS: it doubles select's cost).
+each per wait (compare, 500 sockets:
+  python -m timeit -s "import socket,select; s=[socket.socketpair()[0] for _ in range(500)]; \
+      f=[x.fileno() for x in s]" "select.select(f, [], [], 0)"
+with the same call on `s`; MEASURED_RATIO below).
 """
 
 from __future__ import annotations
 
 import select
+import socket
 
 from servers.backends import READ, WRITE
-
-FD_SETSIZE = 1024
+from servers.config import ServerConfig
+from servers.eventloop import EventLoopServer
+from servers.limits import FD_SETSIZE
+from servers.stats import ServerStats
 
 
 class SelectBackend:
@@ -52,3 +58,9 @@ class SelectBackend:
     def close(self) -> None:
         self._readers.clear()
         self._writers.clear()
+
+
+def make_server(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> EventLoopServer:
+    return EventLoopServer(config, SelectBackend(), listener, stats)

@@ -1,0 +1,212 @@
+"""The backend registry: every server backend is declared here once.
+
+The server command line (`python -m servers --backend`), `ServerConfig`'s
+validation, `servers.launch.available_backends`, bench's choices, the charts'
+colours and the test matrix all read this module; none of them lists backends
+itself.
+
+A module outside the package can add backends: name it in the environment
+variable SELECTBENCH_PLUGINS (comma-separated importable module names) and call
+`register(Backend(...))` at its import. The plugins are imported once, on the
+first lookup, in every process that uses the registry (bench and the server
+subprocess alike, which inherits the environment).
+
+    from servers.registry import Backend, FAMILY_PYTHON_LOOP, register
+
+    register(Backend(
+        name="toy", family=FAMILY_PYTHON_LOOP, mechanism="poll",
+        wait_instrumented=True, fd_number_limit=None, colour="#e377c2",
+        factory="toy_plugin:make_server",  # (config, listener, stats) -> object with run()
+    ))
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from servers.limits import FD_SETSIZE, SetupError
+
+FAMILY_PYTHON_LOOP = "python-event-loop"
+FAMILY_PYTHON_REFERENCE = "python-reference"
+FAMILY_C = "c"
+FAMILY_EXTERNAL = "external"
+PLUGINS_ENV = "SELECTBENCH_PLUGINS"
+
+
+class UnknownBackend(KeyError):
+    """No backend of that name is registered; the message lists the ones that are."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the whole sentence
+        return str(self.args[0]) if self.args else "unknown backend"
+
+
+class PluginError(SetupError):
+    """A module named in SELECTBENCH_PLUGINS cannot be imported."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way of serving connections, declared once."""
+
+    name: str
+    """The name on every command line, table row and chart legend."""
+    family: str
+    """FAMILY_PYTHON_LOOP, FAMILY_PYTHON_REFERENCE, FAMILY_C or FAMILY_EXTERNAL."""
+    mechanism: str
+    """The readiness mechanism ("select", "poll", "epoll", "epoll-et"), or the reference
+    point's own name ("asyncio", "uvloop", "threads")."""
+    wait_instrumented: bool
+    """True when the server times its wait call (the stats' wait_* counters are real)."""
+    fd_number_limit: int | None
+    """Descriptor NUMBERS it can watch (select: FD_SETSIZE); None = only RLIMIT_NOFILE."""
+    colour: str
+    """matplotlib colour of this backend on every chart."""
+    factory: str
+    """"module:callable", resolved in the server process: callable(config, listener, stats)
+    returns the server object, whose run() serves until SIGTERM/SIGINT."""
+    requires: tuple[str, ...] = ()
+    """Importable modules it needs beyond the standard library."""
+    install_hint: str = ""
+    """The command that installs what `requires` names."""
+    description: str = ""
+
+    def unavailable_reason(self) -> str | None:
+        """None when this backend can run here, else a sentence naming the cause and remedy."""
+        for module in self.requires:
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                hint = self.install_hint or f"pip install {module}"
+                return (
+                    f"backend {self.name!r} needs the {module} module, which cannot be "
+                    f"imported ({exc}): {hint}"
+                )
+        return None
+
+    def load_factory(self) -> Callable[..., Any]:
+        """The callable named by `factory`; SetupError (cause and remedy) when it cannot load."""
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise SetupError(reason)
+        module_name, sep, attr = self.factory.partition(":")
+        if not sep:
+            raise SetupError(
+                f"backend {self.name!r} declares factory {self.factory!r}: write it as "
+                "'module:callable'"
+            )
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise SetupError(
+                f"backend {self.name!r}: cannot load its factory {self.factory!r} ({exc}); "
+                "fix the declaration or put its module on PYTHONPATH"
+            ) from exc
+
+
+_REGISTRY: dict[str, Backend] = {}
+_plugins_loaded = False
+
+
+def register(backend: Backend) -> Backend:
+    """Add a backend. Registering an identical declaration again is a no-op."""
+    existing = _REGISTRY.get(backend.name)
+    if existing is not None and existing != backend:
+        raise ValueError(
+            f"backend {backend.name!r} is already registered with a different declaration "
+            f"({existing.factory}): pick another name"
+        )
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def load_plugins() -> None:
+    """Import the modules named in SELECTBENCH_PLUGINS, once per process."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True  # set first: a plugin may itself look backends up
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            _plugins_loaded = False
+            raise PluginError(
+                f"{PLUGINS_ENV} names the module {module!r}, which cannot be imported ({exc}): "
+                f"install it or put its directory on PYTHONPATH, or remove it from {PLUGINS_ENV}"
+            ) from exc
+
+
+def get(name: str) -> Backend:
+    """The backend called `name`; UnknownBackend lists the registered names otherwise."""
+    load_plugins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownBackend(
+            f"unknown backend {name!r}: choose one of {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def names(family: str | None = None) -> tuple[str, ...]:
+    """Registered backend names in registration order, optionally of one family."""
+    return tuple(b.name for b in all_backends() if family is None or b.family == family)
+
+
+def all_backends() -> tuple[Backend, ...]:
+    """Every registered backend, in registration order."""
+    load_plugins()
+    return tuple(_REGISTRY.values())
+
+
+_UVLOOP_HINT = "pip install uvloop (or pip install -e '.[uvloop]')"
+
+register(Backend(
+    name="select", family=FAMILY_PYTHON_LOOP, mechanism="select", wait_instrumented=True,
+    fd_number_limit=FD_SETSIZE, colour="#d62728",
+    factory="servers.backends.select_backend:make_server",
+    description="select(2) in the shared event loop; refuses descriptor numbers >= FD_SETSIZE",
+))  # fmt: skip
+register(Backend(
+    name="poll", family=FAMILY_PYTHON_LOOP, mechanism="poll", wait_instrumented=True,
+    fd_number_limit=None, colour="#ff7f0e",
+    factory="servers.backends.poll_backend:make_server",
+    description="poll(2) in the shared event loop",
+))  # fmt: skip
+register(Backend(
+    name="epoll", family=FAMILY_PYTHON_LOOP, mechanism="epoll", wait_instrumented=True,
+    fd_number_limit=None, colour="#1f77b4",
+    factory="servers.backends.epoll_backend:make_server",
+    description="epoll(7), level-triggered, in the shared event loop",
+))  # fmt: skip
+register(Backend(
+    name="epoll-et", family=FAMILY_PYTHON_LOOP, mechanism="epoll-et", wait_instrumented=True,
+    fd_number_limit=None, colour="#17becf",
+    factory="servers.backends.epoll_backend:make_server_edge_triggered",
+    description="epoll(7), edge-triggered (EPOLLET), in the shared event loop",
+))  # fmt: skip
+register(Backend(
+    # Its EpollSelector is wrapped to time each select() call (servers.asyncio_server).
+    name="asyncio", family=FAMILY_PYTHON_REFERENCE, mechanism="asyncio", wait_instrumented=True,
+    fd_number_limit=None, colour="#2ca02c",
+    factory="servers.asyncio_server:make_asyncio_server",
+    description="asyncio's own event loop (Protocol API) over an EpollSelector",
+))  # fmt: skip
+register(Backend(
+    # libuv waits out of Python's reach: nothing to time.
+    name="uvloop", family=FAMILY_PYTHON_REFERENCE, mechanism="uvloop", wait_instrumented=False,
+    fd_number_limit=None, colour="#9467bd",
+    factory="servers.asyncio_server:make_uvloop_server",
+    requires=("uvloop",), install_hint=_UVLOOP_HINT,
+    description="the asyncio server on uvloop (libuv)",
+))  # fmt: skip
+register(Backend(
+    # No wait call: the scheduler does the waiting.
+    name="threads", family=FAMILY_PYTHON_REFERENCE, mechanism="threads", wait_instrumented=False,
+    fd_number_limit=None, colour="#8c564b",
+    factory="servers.threaded_server:ThreadedServer",
+    description="one blocking thread per connection",
+))  # fmt: skip
