@@ -57,7 +57,7 @@ def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float)
         port=port,
         protocol="http",
         active_connections=connections,
-        duration_s=duration_s,
+        measure_s=duration_s,
         warmup_s=warmup_s,
         workers=1,
         cpus=(CLIENT_CPU,),
@@ -161,14 +161,14 @@ def summarise(rows: list[dict]) -> list[dict]:
 def connection_scale(port: int, counts: list[int]) -> list[dict]:
     """Connect time for `counts` idle connections with one worker, and RSS per idle connection."""
     baseline = run_load(
-        LoadConfig(port=port, idle_connections=0, active_connections=1, duration_s=0.3,
+        LoadConfig(port=port, idle_connections=0, active_connections=1, measure_s=0.3,
                    warmup_s=0.0, workers=1, cpus=(CLIENT_CPU,))
     )  # fmt: skip
     base_rss = baseline["workers"][0]["rss_bytes_after_connect"]
     rows = []
     for count in counts:
         cfg = LoadConfig(
-            port=port, idle_connections=count - 1, active_connections=1, duration_s=0.3,
+            port=port, idle_connections=count - 1, active_connections=1, measure_s=0.3,
             warmup_s=0.0, workers=1, cpus=(CLIENT_CPU,),
         )  # fmt: skip
         result = run_load(cfg)

@@ -74,7 +74,7 @@ def config_from_args(args: argparse.Namespace) -> LoadConfig:
         active_connections=args.active,
         mode=args.mode,
         rate_rps=args.rate,
-        duration_s=args.duration,
+        measure_s=args.duration,
         warmup_s=args.warmup,
         workers=args.workers,
         cpus=args.cpus,

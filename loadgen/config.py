@@ -38,23 +38,41 @@ class LoadConfig:
     """
 
     host: str = "127.0.0.1"
+    """Target address; a non-loopback address also needs allow_remote."""
     port: int = 0
+    """Target TCP port (the server's; 0 is rejected: there is no default target)."""
     protocol: Protocol = "http"
+    """What active connections speak: HTTP/1.1 keep-alive GET, or echo of payload_bytes."""
     idle_connections: int = 0
+    """Connections opened before the run and held silent (they never send)."""
     active_connections: int = 8
+    """Connections that send requests, one outstanding request each."""
     mode: Mode = "closed"
+    """closed: next request as soon as the answer arrived; open: rate_rps on a fixed schedule."""
     rate_rps: float | None = None
-    duration_s: float = 5.0
+    """Open loop only: total requests/s over all active connections (wrk2's schedule)."""
+    measure_s: float = 5.0
+    """The measured window, seconds (after the warm-up)."""
     warmup_s: float = 1.0
+    """Load before the measured window, seconds; not counted in the window's figures."""
     workers: int | None = None
+    """Worker processes (None: one per CPU this process may run on, at most one per connection)."""
     cpus: tuple[int, ...] | None = None
+    """CPUs to pin the workers to, round-robin (None: not pinned)."""
     payload_bytes: int = 64
+    """Echo request size, bytes."""
     connect_rate: float | None = None
+    """New connections/s over all workers while connecting (None: as fast as possible)."""
     connect_timeout_s: float = 10.0
+    """Seconds one connect may take before it counts as ETIMEDOUT."""
     request_timeout_s: float = 5.0
+    """Seconds one request may wait for its answer before it counts as a timeout."""
     allow_remote: bool = False
+    """Allow a target that is not a loopback address (this tool can saturate a link)."""
     http_path: str = "/"
+    """Path of the HTTP GET."""
     new_connection_per_request: bool = False
+    """Churn: a fresh TCP connection for every request (latency includes the connect)."""
 
     def __post_init__(self) -> None:
         if self.cpus is not None and not isinstance(self.cpus, tuple):
@@ -84,8 +102,8 @@ class LoadConfig:
             raise ConfigError(
                 "rate_rps only applies to mode='open'; drop --rate or use --mode open"
             )
-        if not 0 < self.duration_s <= 24 * 3600:
-            raise ConfigError("duration_s must be in (0, 86400]: every run is bounded")
+        if not 0 < self.measure_s <= 24 * 3600:
+            raise ConfigError("measure_s must be in (0, 86400]: every run is bounded")
         if not 0 <= self.warmup_s <= 3600:
             raise ConfigError("warmup_s must be in [0, 3600]")
         if self.workers is not None and self.workers < 1:

@@ -189,7 +189,7 @@ def merge_results(
         "latency_clamped": _sum(reports, "latency_clamped"),
         "histogram_corrected": hdr.encode(hist_c),
         "histogram_uncorrected": hdr.encode(hist_u),
-        "timeseries_interval_s": timeseries_interval_s(cfg.duration_s),
+        "timeseries_interval_s": timeseries_interval_s(cfg.measure_s),
         "timeseries": merge_timeseries(cfg, reports),
         "workers": workers,
         "loadgen_cpu_us_per_req": round(total_cpu_s * 1e6 / requests, 3) if requests else None,
@@ -200,7 +200,7 @@ def merge_results(
 
 def merge_timeseries(cfg: LoadConfig, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per-interval points: counts summed, percentiles from the merged interval histograms."""
-    step = timeseries_interval_s(cfg.duration_s)
+    step = timeseries_interval_s(cfg.measure_s)
     labels = sorted({int(k) for r in reports for k in r["series"]})
     points = []
     for label in labels:

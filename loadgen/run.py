@@ -270,7 +270,7 @@ def run_load(
             go_ns = time.monotonic_ns() + int(START_LEAD_S * 1e9)
             warmup_ns = go_ns
             measure_start_ns = warmup_ns + int(cfg.warmup_s * 1e9)
-            measure_end_ns = measure_start_ns + int(cfg.duration_s * 1e9)
+            measure_end_ns = measure_start_ns + int(cfg.measure_s * 1e9)
             workers.send_all(("go", warmup_ns, measure_start_ns, measure_end_ns))
 
             def tick() -> None:

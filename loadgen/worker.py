@@ -62,8 +62,8 @@ def connect_error_kind(err: int) -> str:
     return name if name in CONNECT_ERROR_KINDS else "other"
 
 
-def timeseries_interval_s(duration_s: float) -> int:
-    return max(1, int(-(-duration_s // MAX_TIMESERIES_POINTS)))
+def timeseries_interval_s(measure_s: float) -> int:
+    return max(1, int(-(-measure_s // MAX_TIMESERIES_POINTS)))
 
 
 class Worker:
@@ -262,7 +262,7 @@ class Worker:
     def build_ticks(self, warmup_start: int, measure_start: int, measure_end: int) -> None:
         """Tick times; each closes an interval labelled WARMUP or a time-series index."""
         second = 1_000_000_000
-        step = timeseries_interval_s(self.cfg.duration_s) * second
+        step = timeseries_interval_s(self.cfg.measure_s) * second
         ticks: list[tuple[int, int]] = []
         t = warmup_start
         while t + second < measure_start:

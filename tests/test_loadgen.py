@@ -43,7 +43,7 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
         protocol=protocol,
         active_connections=8,
         idle_connections=20,
-        duration_s=1.0,
+        measure_s=1.0,
         warmup_s=0.3,
         workers=2,
     )
@@ -85,7 +85,7 @@ def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
         active_connections=8,
         mode="open",
         rate_rps=rate,
-        duration_s=duration,
+        measure_s=duration,
         warmup_s=0.5,
         workers=2,
     )
@@ -117,7 +117,7 @@ def test_idle_connections_match_server_current_connections(start_server: Any) ->
         protocol="echo",
         idle_connections=1000,
         active_connections=8,
-        duration_s=0.5,
+        measure_s=0.5,
         # Long enough for a busy server to accept all 1,008 before the window opens.
         warmup_s=1.0,
         workers=2,
@@ -142,7 +142,7 @@ def test_idle_connection_closed_by_server_is_not_alive(start_server: Any) -> Non
         protocol="echo",
         idle_connections=50,
         active_connections=2,
-        duration_s=1.5,
+        measure_s=1.5,
         warmup_s=0.0,
         workers=1,
         request_timeout_s=1.0,
@@ -162,7 +162,7 @@ def test_nothing_listening_raises_clear_error() -> None:
         port = s.getsockname()[1]  # bound, not listening: connect is refused
         started = time.monotonic()
         with pytest.raises(TargetUnreachable, match="nothing is listening"):
-            run_load(LoadConfig(port=port, duration_s=1.0, warmup_s=0.0))
+            run_load(LoadConfig(port=port, measure_s=1.0, warmup_s=0.0))
     assert time.monotonic() - started < 10
 
 
@@ -175,7 +175,7 @@ def test_rate_limited_connects_and_progress_reports(start_server: Any) -> None:
         idle_connections=200,
         active_connections=4,
         connect_rate=2_000.0,
-        duration_s=1.0,
+        measure_s=1.0,
         warmup_s=0.0,
         workers=2,
     )
@@ -200,7 +200,7 @@ def test_19000_connections_to_one_port(start_server: Any) -> None:
         protocol="echo",
         idle_connections=18_992,
         active_connections=8,
-        duration_s=0.5,
+        measure_s=0.5,
         warmup_s=0.0,
         workers=2,
     )

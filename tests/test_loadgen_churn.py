@@ -39,7 +39,7 @@ def churn_config(port: int, protocol: str = "http", **kw: Any) -> LoadConfig:
         "port": port,
         "protocol": protocol,
         "active_connections": 8,
-        "duration_s": 0.6,
+        "measure_s": 0.6,
         "warmup_s": 0.2,
         "workers": 1,
         "new_connection_per_request": True,
@@ -96,7 +96,7 @@ def test_open_loop_http_churn_counts_match_server(start_server: Any) -> None:
 def test_churn_on_select_and_poll_backends(start_server: Any, backend: str) -> None:
     srv = start_server(backend, "http", http_close=True)
     before = srv.stats()
-    result = run_load(churn_config(srv.port, active_connections=4, duration_s=0.4))
+    result = run_load(churn_config(srv.port, active_connections=4, measure_s=0.4))
     assert_exact_counts(result, before, settled_stats(srv))
 
 

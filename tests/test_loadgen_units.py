@@ -124,7 +124,7 @@ def test_open_loop_rate_is_split_by_active_share() -> None:
         {"rate_rps": 100.0},  # rate in closed loop
         {"active_connections": 0, "idle_connections": 0},
         {"protocol": "ftp"},
-        {"duration_s": 0},
+        {"measure_s": 0},
         {"port": 0},
     ],
 )
