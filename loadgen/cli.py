@@ -1,4 +1,7 @@
-"""Command line: ``python -m loadgen --port P [--protocol http|echo] ...``.
+"""Command line: ``python -m loadgen --port P [--protocol http|echo] [--measure-s S] ...``.
+
+The flags are LoadConfig's fields (generated with tyro; ``--help`` shows each
+field's docstring and default), plus ``--out``.
 
 Prints a short human summary to stderr and the result JSON to --out (or
 stdout). Exit status: 0 done, 1 the load could not be generated (the message
@@ -8,13 +11,15 @@ result is still written, marked ``"partial": true``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import tyro
 
 from loadgen.config import LoadConfig
 from loadgen.errors import LoadgenError, LoadInterrupted
@@ -24,67 +29,35 @@ EXIT_OK = 0
 EXIT_LOADGEN_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+DESCRIPTION = (
+    "Multiprocess epoll load generator: idle + active connections, closed or open loop, "
+    "HdrHistogram latency. Every option but --out is a field of loadgen.LoadConfig. "
+    "Exit status: 0 done, 1 the load could not be generated, 2 bad arguments, "
+    "130 interrupted (the partial result is still written)."
+)
 
 
-def _cpus(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--cpus wants numbers like 1,2 (got {text!r})") from exc
+@dataclass(frozen=True)
+class CliArgs:
+    """The command line: a LoadConfig (flags without prefix) and where to write the result."""
+
+    load: Annotated[LoadConfig, tyro.conf.arg(name="")]
+    out: Path | None = None
+    """Write the result JSON here (default: stdout)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parse_args(argv: list[str] | None = None) -> CliArgs:
+    """Flags from LoadConfig's fields (``--idle-connections``, ``--measure-s``, ...) plus --out.
+
+    A LoadConfig that fails its own validation raises ConfigError (exit 1,
+    the message names the remedy); malformed flags exit 2 (tyro/argparse).
+    """
+    return tyro.cli(
+        CliArgs,
+        args=sys.argv[1:] if argv is None else argv,
         prog="python -m loadgen",
-        description="Multiprocess epoll load generator (idle + active connections, "
-        "closed or open loop, HdrHistogram latency).",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="target address (loopback by default)")
-    p.add_argument("--port", type=int, required=True, help="target TCP port")
-    p.add_argument("--protocol", choices=("http", "echo"), default="http")
-    p.add_argument("--idle", type=int, default=0, help="idle connections to open and hold")
-    p.add_argument("--active", type=int, default=8, help="connections that send requests")
-    p.add_argument("--mode", choices=("closed", "open"), default="closed")
-    p.add_argument("--rate", type=float, default=None, help="open loop: total requests/s")
-    p.add_argument("--duration", type=float, default=5.0, help="measured window, seconds")
-    p.add_argument("--warmup", type=float, default=1.0, help="warm-up before measuring, seconds")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: CPUs)")
-    p.add_argument("--cpus", type=_cpus, default=None, help="pin workers to CPUs, e.g. 1,2")
-    p.add_argument("--payload-bytes", type=int, default=64, help="echo request size")
-    p.add_argument("--connect-rate", type=float, default=None, help="connections/s (default: max)")
-    p.add_argument("--connect-timeout", type=float, default=10.0, help="seconds per connect")
-    p.add_argument("--request-timeout", type=float, default=5.0, help="seconds per request")
-    p.add_argument("--http-path", default="/", help="path of the HTTP GET")
-    p.add_argument(
-        "--new-connection-per-request",
-        action="store_true",
-        help="churn: a fresh TCP connection for every request (latency includes the connect)",
-    )
-    p.add_argument("--allow-remote", action="store_true", help="allow a non-loopback target")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON here (default: stdout)")
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> LoadConfig:
-    return LoadConfig(
-        host=args.host,
-        port=args.port,
-        protocol=args.protocol,
-        idle_connections=args.idle,
-        active_connections=args.active,
-        mode=args.mode,
-        rate_rps=args.rate,
-        measure_s=args.duration,
-        warmup_s=args.warmup,
-        workers=args.workers,
-        cpus=args.cpus,
-        payload_bytes=args.payload_bytes,
-        connect_rate=args.connect_rate,
-        connect_timeout_s=args.connect_timeout,
-        request_timeout_s=args.request_timeout,
-        allow_remote=args.allow_remote,
-        http_path=args.http_path,
-        new_connection_per_request=args.new_connection_per_request,
+        description=DESCRIPTION,
+        config=(tyro.conf.OmitArgPrefixes,),
     )
 
 
@@ -133,11 +106,14 @@ def _sigterm_as_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
-        cfg = config_from_args(args)
-        result = run_load(cfg)
+        args = parse_args(argv)
+    except LoadgenError as exc:
+        print(f"loadgen: error: {exc}", file=sys.stderr)
+        return EXIT_LOADGEN_ERROR
+    try:
+        result = run_load(args.load)
     except LoadInterrupted as exc:
         write_result(exc.result, args.out)
         print(summary(exc.result), file=sys.stderr)

@@ -1,6 +1,8 @@
 """LoadConfig: the one frozen object that describes a load run.
 
-It is passed whole to the worker processes (pickled), never copied flag by flag.
+It is passed whole to the worker processes (pickled), never copied flag by flag,
+and the command line (loadgen.cli) is generated from its fields: a field's
+docstring is its ``--help`` text, its default the flag's default.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ Protocol = Literal["http", "echo"]
 Mode = Literal["closed", "open"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadConfig:
     """What load to generate against which target.
 
@@ -39,8 +41,8 @@ class LoadConfig:
 
     host: str = "127.0.0.1"
     """Target address; a non-loopback address also needs allow_remote."""
-    port: int = 0
-    """Target TCP port (the server's; 0 is rejected: there is no default target)."""
+    port: int
+    """Target TCP port (the server's)."""
     protocol: Protocol = "http"
     """What active connections speak: HTTP/1.1 keep-alive GET, or echo of payload_bytes."""
     idle_connections: int = 0
@@ -95,12 +97,12 @@ class LoadConfig:
             raise ConfigError("no connections requested: set active_connections and/or idle")
         if self.mode == "open":
             if self.rate_rps is None or self.rate_rps <= 0:
-                raise ConfigError("open loop needs rate_rps > 0 (--rate R requests/s)")
+                raise ConfigError("open loop needs rate_rps > 0 (--rate-rps R requests/s)")
             if self.active_connections == 0:
                 raise ConfigError("open loop needs at least one active connection")
         elif self.rate_rps is not None:
             raise ConfigError(
-                "rate_rps only applies to mode='open'; drop --rate or use --mode open"
+                "rate_rps only applies to mode='open'; drop --rate-rps or use --mode open"
             )
         if not 0 < self.measure_s <= 24 * 3600:
             raise ConfigError("measure_s must be in (0, 86400]: every run is bounded")

@@ -123,8 +123,8 @@ def test_cli_flag_new_connection_per_request(start_server: Any, tmp_path: Path) 
     out = tmp_path / "r.json"
     proc = subprocess.run(
         [
-            sys.executable, "-m", "loadgen", "--port", str(srv.port), "--active", "4",
-            "--duration", "0.4", "--warmup", "0.1", "--workers", "1",
+            sys.executable, "-m", "loadgen", "--port", str(srv.port), "--active-connections", "4",
+            "--measure-s", "0.4", "--warmup-s", "0.1", "--workers", "1",
             "--new-connection-per-request", "--out", str(out),
         ],
         cwd=ROOT, capture_output=True, text=True, timeout=60,

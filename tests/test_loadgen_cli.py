@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -12,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from loadgen import LoadConfig
+from loadgen.cli import parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +35,7 @@ def test_cli_nothing_listening_exits_nonzero_with_clear_message() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))  # bound but not listening: refused
         port = s.getsockname()[1]
-        proc = loadgen_cli("--port", str(port), "--duration", "1", timeout_s=30)
+        proc = loadgen_cli("--port", str(port), "--measure-s", "1", timeout_s=30)
     assert proc.returncode == 1
     assert "nothing is listening" in proc.stderr
     assert "start the server" in proc.stderr
@@ -47,22 +52,56 @@ def test_cli_refuses_non_loopback_without_allow_remote() -> None:
 def test_cli_rejects_open_loop_without_rate() -> None:
     proc = loadgen_cli("--port", "80", "--mode", "open", timeout_s=30)
     assert proc.returncode == 1
-    assert "--rate" in proc.stderr
+    assert "--rate-rps" in proc.stderr
 
 
 def test_cli_writes_json_and_summary(start_server: Any, tmp_path: Path) -> None:
     srv = start_server("epoll", "echo")
     out = tmp_path / "r.json"
     proc = loadgen_cli(
-        "--port", str(srv.port), "--protocol", "echo", "--active", "4", "--idle", "10",
-        "--duration", "0.5", "--warmup", "0.2", "--workers", "1", "--out", str(out),
+        "--port", str(srv.port), "--protocol", "echo", "--active-connections", "4",
+        "--idle-connections", "10", "--measure-s", "0.5", "--warmup-s", "0.2", "--workers", "1",
+        "--cpus", *[str(c) for c in sorted(os.sched_getaffinity(0))[:1]], "--out", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
     assert result["schema_version"] == 1
     assert result["partial"] is False
     assert result["connections"]["idle_established"] == 10
+    assert result["config"]["measure_s"] == 0.5
+    assert result["config"]["cpus"] == sorted(os.sched_getaffinity(0))[:1]
     assert "req/s" in proc.stderr
+
+
+def test_cli_flags_are_the_config_fields_with_their_docstrings() -> None:
+    """The CLI is generated from LoadConfig: one flag per field, help from its docstring."""
+    proc = loadgen_cli("--help", timeout_s=30)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())  # help is wrapped and boxed: compare words only
+    for field in dataclasses.fields(LoadConfig):
+        assert "--" + field.name.replace("_", "-") in text, field.name
+    assert "The measured window, seconds" in text
+    assert "--out" in text
+
+
+def test_cli_parses_into_the_config_it_describes() -> None:
+    args = parse_args(
+        ["--port", "8080", "--mode", "open", "--rate-rps", "250", "--measure-s", "2",
+         "--idle-connections", "100", "--new-connection-per-request", "--out", "r.json"]
+    )  # fmt: skip
+    assert args.load == LoadConfig(
+        port=8080, mode="open", rate_rps=250.0, measure_s=2.0, idle_connections=100,
+        new_connection_per_request=True,
+    )  # fmt: skip
+    assert args.out == Path("r.json")
+    # Defaults are LoadConfig's own, not restated by the CLI.
+    assert parse_args(["--port", "1"]).load == LoadConfig(port=1)
+
+
+def test_cli_missing_port_is_a_usage_error() -> None:
+    proc = loadgen_cli("--measure-s", "1", timeout_s=30)
+    assert proc.returncode == 2
+    assert "--port" in proc.stderr
 
 
 def test_sigint_writes_partial_result_and_leaves_no_worker(
@@ -71,8 +110,8 @@ def test_sigint_writes_partial_result_and_leaves_no_worker(
     srv = start_server("epoll", "http")
     out = tmp_path / "partial.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen", "--port", str(srv.port), "--idle", "20",
-         "--duration", "60", "--warmup", "0.3", "--workers", "2", "--out", str(out)],
+        [sys.executable, "-m", "loadgen", "--port", str(srv.port), "--idle-connections", "20",
+         "--measure-s", "60", "--warmup-s", "0.3", "--workers", "2", "--out", str(out)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         # A shell that starts the suite in the background (`cmd &`) leaves SIGINT
         # ignored, and children inherit that: restore the terminal's default.
