@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
 
+from bench.analyse.claim3 import judge_flatness
 from bench.analyse.stats import SlopeFit, bootstrap_slope
 from bench.analyse.verdict import (
     TOLERANCE_REL_INCREASE,
-    _judge_flatness,
     classify_fit,
     compute_verdict,
     format_verdict_table,
@@ -60,13 +60,13 @@ def _fit(slope: float, lo: float, hi: float, baseline: float = 10.0) -> SlopeFit
 def test_noisy_epoll_is_inconclusive_unless_surely_far_below_select_and_poll() -> None:
     # epoll's own interval straddles +20% (noisy) in both cases.
     growing = {"select": _fit(0.4, 0.3, 0.5), "poll": _fit(0.2, 0.15, 0.25)}
-    noisy_but_tiny = _judge_flatness(
+    noisy_but_tiny = judge_flatness(
         "m", {"epoll": _fit(0.0, -0.002, 0.004), **growing}, True, "us", ""
     )
     assert noisy_but_tiny["status"] == "SUPPORTED"
     assert "under 5% of poll's" in noisy_but_tiny["reason"]
     # Upper end 0.05 us/fd is a third of poll's lower end: not surely negligible.
-    noisy_and_wide = _judge_flatness(
+    noisy_and_wide = judge_flatness(
         "m", {"epoll": _fit(0.0, -0.05, 0.05), **growing}, True, "us", ""
     )
     assert noisy_and_wide["status"] == "INCONCLUSIVE"

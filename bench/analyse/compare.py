@@ -24,7 +24,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.store import schema
 from bench.analyse.stats import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
@@ -32,6 +31,7 @@ from bench.analyse.stats import (
     usable_trials,
     welch_log_ratio,
 )
+from bench.store import schema
 from bench.store.results import RunData
 
 COMPARED_METRICS = (
