@@ -44,3 +44,11 @@ class LoadInterrupted(KeyboardInterrupt):
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__("load generation interrupted; partial result attached")
         self.result = result
+
+
+class UnknownResultVersion(LoadgenError, ValueError):
+    """A result document's schema_version is not one loadgen.result.read_result knows."""
+
+
+class ResultFormatError(LoadgenError, ValueError):
+    """A result document lacks a key its schema_version promises (truncated or edited)."""

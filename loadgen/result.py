@@ -1,4 +1,8 @@
-"""The result document of one load run, and how worker reports are merged into it.
+"""The result document of one load run, and its typed reader ``read_result``.
+
+loadgen.run returns the document (a JSON-serialisable dict, stored as is by
+bench); loadgen.merge builds it from the workers' reports. Readers go
+through ``read_result(doc) -> LoadResult``, which checks ``schema_version``.
 
 Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 ``_s``; latencies are microseconds. Everything is JSON-serialisable.
@@ -8,7 +12,8 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
   worker failed; counts then cover only what happened before the stop.
 - ``interrupted``: bool, SIGINT/stop was the reason; ``partial_reason``: str
   or None ("interrupted by SIGINT", or which workers did not report).
-- ``config``: the LoadConfig as a dict; ``target_address``: resolved address;
+- ``config``: the LoadConfig as a dict (``measure_s`` is the measured window;
+  documents written before the rename have ``duration_s``); ``target_address``: resolved address;
   ``source_addresses``: list of bound source addresses ([] = kernel default).
 - ``phases``: epoch-second timestamps ``connect_start``, ``connect_end``,
   ``warmup_start``, ``measure_start``, ``measure_end``, ``drain_end`` (None
@@ -64,156 +69,203 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from loadgen import histogram as hdr
-from loadgen.config import LoadConfig
-from loadgen.worker import CONNECT_ERROR_KINDS, timeseries_interval_s
+from loadgen.errors import ResultFormatError, UnknownResultVersion
 
 SCHEMA_VERSION = 1
+KNOWN_VERSIONS = (1,)
 SATURATED_BUSY_FRACTION = 0.90
 RATE_SHORTFALL_RATIO = 0.95
 
 
-def _sum(reports: list[dict[str, Any]], key: str) -> int:
-    return sum(int(r.get(key, 0)) for r in reports)
+@dataclass(frozen=True)
+class LatencySummary:
+    """One latency distribution in microseconds (None when nothing was measured)."""
+
+    p50: int | None
+    p90: int | None
+    p99: int | None
+    p99_9: int | None
+    max: int | None
+    mean: float | None
+    count: int
 
 
-def merge_results(
-    cfg: LoadConfig,
-    *,
-    target_address: str,
-    sources: tuple[str, ...],
-    connected: list[dict[str, Any]],
-    reports: list[dict[str, Any]],
-    cpu: dict[int, dict[str, float]],
-    phases: dict[str, float | None],
-    measured_duration_s: float,
-    partial: bool,
-    interrupted: bool,
-    partial_reason: str | None = None,
-) -> dict[str, Any]:
-    """Merge per-worker connect infos and reports into the result document."""
-    connect_errors = dict.fromkeys((*CONNECT_ERROR_KINDS, "other"), 0)
-    for info in connected:
-        for kind, n in info["connect_errors"].items():
-            connect_errors[kind] = connect_errors.get(kind, 0) + n
-    errors = {"bad_response": 0, "unexpected_close": 0, "timeout": 0, "send_error": 0}
-    samples: list[str] = []
-    for report in reports:
-        for kind, n in report.get("run_connect_errors", {}).items():
-            connect_errors[kind] = connect_errors.get(kind, 0) + n
-        for kind, n in report["errors"].items():
-            errors[kind] = errors.get(kind, 0) + n
-        samples.extend(report["error_samples"])
+@dataclass(frozen=True)
+class ConnectionCounts:
+    """The ``connections`` block of the document."""
 
-    hist_c = hdr.merge(r["hist_corrected"] for r in reports)
-    hist_u = hdr.merge(r["hist_uncorrected"] for r in reports)
-    requests = _sum(reports, "requests")
-    requests_sent = _sum(reports, "requests_sent")
-    duration = measured_duration_s if measured_duration_s > 0 else 0.0
+    idle_requested: int
+    idle_established: int
+    active_requested: int
+    active_established: int
+    idle_alive_at_end: int
+    active_alive_at_end: int
+    connect_duration_s: float | None
+    connect_errors: dict[str, int]
+    precheck_connections: int
+    connections_opened: int
+    new_connection_per_request: bool
 
-    open_loop = cfg.mode == "open"
-    achieved = requests_sent / duration if open_loop and duration else None
-    ratio = achieved / cfg.rate_rps if achieved is not None and cfg.rate_rps else None
+    @property
+    def established(self) -> int:
+        """Idle + active connections established before the run."""
+        return self.idle_established + self.active_established
 
-    workers = []
-    total_cpu_s = 0.0
-    max_busy = 0.0
-    by_index = {info["worker"]: info for info in connected}
-    for report in sorted(reports, key=lambda r: r["worker"]):
-        usage = cpu.get(report["worker"], {})
-        user = usage.get("user_s", 0.0)
-        system = usage.get("system_s", 0.0)
-        busy = (user + system) / duration if duration else 0.0
-        total_cpu_s += user + system
-        max_busy = max(max_busy, busy)
-        info = by_index.get(report["worker"], {})
-        workers.append(
-            {
-                "worker": report["worker"],
-                "pid": report["pid"],
-                "cpu": report["cpu"],
-                "idle_established": report["idle_established"],
-                "active_established": info.get("active_established", 0),
-                "requests": report["requests"],
-                "requests_total": report["requests_total"],
-                "errors": sum(report["errors"].values()),
-                "cpu_user_s": round(user, 6),
-                "cpu_system_s": round(system, 6),
-                "busy_fraction": round(busy, 4),
-                "rss_bytes_after_connect": report["rss_bytes_after_connect"],
-                "connect_duration_s": info.get("connect_duration_s"),
-            }
+    @property
+    def requested(self) -> int:
+        return self.idle_requested + self.active_requested
+
+    @property
+    def connect_errors_total(self) -> int:
+        return sum(self.connect_errors.values())
+
+
+@dataclass(frozen=True)
+class TimeseriesPoint:
+    """One interval of the measured window (``t_s`` from its start)."""
+
+    t_s: int
+    requests: int
+    errors: int
+    p50_us: int | None
+    p99_us: int | None
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The result document, typed. ``doc`` is the raw mapping it was read from."""
+
+    schema_version: int
+    partial: bool
+    partial_reason: str | None
+    interrupted: bool
+    config: dict[str, Any]
+    target_address: str
+    requests: int
+    requests_sent: int
+    requests_total: int
+    warmup_requests: int
+    drain_requests: int
+    unanswered_at_end: int
+    errors: dict[str, int]
+    errors_total: int
+    errors_measured: int
+    error_samples: tuple[str, ...]
+    measured_duration_s: float
+    throughput_rps: float
+    requested_rate_rps: float | None
+    achieved_rate_rps: float | None
+    achieved_rate_ratio: float | None
+    rate_shortfall: bool
+    latency_corrected: LatencySummary
+    latency_uncorrected: LatencySummary
+    latency_clamped: int
+    histogram_corrected: str | None
+    histogram_uncorrected: str | None
+    connections: ConnectionCounts
+    timeseries_interval_s: int
+    timeseries: tuple[TimeseriesPoint, ...]
+    workers: tuple[dict[str, Any], ...]
+    loadgen_cpu_us_per_req: float | None
+    saturated: bool
+    max_busy_fraction: float
+    doc: Mapping[str, Any]
+
+
+def _latency(block: Mapping[str, Any]) -> LatencySummary:
+    return LatencySummary(
+        p50=block["p50"],
+        p90=block["p90"],
+        p99=block["p99"],
+        p99_9=block["p99_9"],
+        max=block["max"],
+        mean=block["mean"],
+        count=int(block["count"]),
+    )
+
+
+def _connections(block: Mapping[str, Any]) -> ConnectionCounts:
+    return ConnectionCounts(
+        idle_requested=int(block["idle_requested"]),
+        idle_established=int(block["idle_established"]),
+        active_requested=int(block["active_requested"]),
+        active_established=int(block["active_established"]),
+        idle_alive_at_end=int(block["idle_alive_at_end"]),
+        active_alive_at_end=int(block["active_alive_at_end"]),
+        connect_duration_s=block["connect_duration_s"],
+        connect_errors={k: int(v) for k, v in block["connect_errors"].items()},
+        precheck_connections=int(block["precheck_connections"]),
+        connections_opened=int(block["connections_opened"]),
+        new_connection_per_request=bool(block["new_connection_per_request"]),
+    )
+
+
+def read_result(doc: Mapping[str, Any]) -> LoadResult:
+    """The typed view of a result document (as returned by run_load or read from JSON).
+
+    Raises UnknownResultVersion for a ``schema_version`` this reader does not
+    know, and ResultFormatError when a key of that version is missing.
+    """
+    version = doc.get("schema_version")
+    if version not in KNOWN_VERSIONS:
+        raise UnknownResultVersion(
+            f"load result schema_version {version!r} is not one this loadgen reads "
+            f"({', '.join(map(str, KNOWN_VERSIONS))}): read it with the loadgen that wrote it"
         )
-
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "partial": partial,
-        "interrupted": interrupted,
-        "partial_reason": partial_reason,
-        "config": cfg.as_dict(),
-        "target_address": target_address,
-        "source_addresses": list(sources),
-        "phases": phases,
-        "connections": {
-            "idle_requested": cfg.idle_connections,
-            "idle_established": _sum(connected, "idle_established"),
-            "active_requested": cfg.active_connections,
-            "active_established": _sum(connected, "active_established"),
-            "idle_alive_at_end": _sum(reports, "idle_alive_at_end"),
-            "active_alive_at_end": _sum(reports, "active_alive_at_end"),
-            "connect_duration_s": max((c["connect_duration_s"] for c in connected), default=None),
-            "connect_errors": connect_errors,
-            "precheck_connections": 1,
-            "connections_opened": _sum(reports, "connections_opened"),
-            "new_connection_per_request": cfg.new_connection_per_request,
-        },
-        "requests": requests,
-        "requests_sent": requests_sent,
-        "requests_total": _sum(reports, "requests_total"),
-        "warmup_requests": _sum(reports, "warmup_requests"),
-        "drain_requests": _sum(reports, "drain_requests"),
-        "unanswered_at_end": _sum(reports, "unanswered_at_end"),
-        "errors": errors,
-        "errors_total": sum(errors.values()),
-        "errors_measured": _sum(reports, "errors_measured"),
-        "error_samples": samples[:10],
-        "measured_duration_s": round(duration, 6),
-        "throughput_rps": round(requests / duration, 3) if duration else 0.0,
-        "requested_rate_rps": cfg.rate_rps if open_loop else None,
-        "achieved_rate_rps": round(achieved, 3) if achieved is not None else None,
-        "achieved_rate_ratio": round(ratio, 4) if ratio is not None else None,
-        "rate_shortfall": bool(ratio is not None and ratio < RATE_SHORTFALL_RATIO),
-        "latency_us": {"corrected": hdr.summary_us(hist_c), "uncorrected": hdr.summary_us(hist_u)},
-        "latency_clamped": _sum(reports, "latency_clamped"),
-        "histogram_corrected": hdr.encode(hist_c),
-        "histogram_uncorrected": hdr.encode(hist_u),
-        "timeseries_interval_s": timeseries_interval_s(cfg.measure_s),
-        "timeseries": merge_timeseries(cfg, reports),
-        "workers": workers,
-        "loadgen_cpu_us_per_req": round(total_cpu_s * 1e6 / requests, 3) if requests else None,
-        "max_busy_fraction": round(max_busy, 4),
-        "saturated": max_busy >= SATURATED_BUSY_FRACTION,
-    }
-
-
-def merge_timeseries(cfg: LoadConfig, reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-interval points: counts summed, percentiles from the merged interval histograms."""
-    step = timeseries_interval_s(cfg.measure_s)
-    labels = sorted({int(k) for r in reports for k in r["series"]})
-    points = []
-    for label in labels:
-        parts = [r["series"][str(label)] for r in reports if str(label) in r["series"]]
-        merged = hdr.merge(p["hist"] for p in parts if p["hist"])
-        count = merged.get_total_count()
-        points.append(
-            {
-                "t_s": label * step,
-                "requests": sum(p["requests"] for p in parts),
-                "errors": sum(p["errors"] for p in parts),
-                "p50_us": int(merged.get_value_at_percentile(50)) if count else None,
-                "p99_us": int(merged.get_value_at_percentile(99)) if count else None,
-            }
+    try:
+        return LoadResult(
+            schema_version=int(version),
+            partial=bool(doc["partial"]),
+            partial_reason=doc["partial_reason"],
+            interrupted=bool(doc["interrupted"]),
+            config=dict(doc["config"]),
+            target_address=doc["target_address"],
+            requests=int(doc["requests"]),
+            requests_sent=int(doc["requests_sent"]),
+            requests_total=int(doc["requests_total"]),
+            warmup_requests=int(doc["warmup_requests"]),
+            drain_requests=int(doc["drain_requests"]),
+            unanswered_at_end=int(doc["unanswered_at_end"]),
+            errors={k: int(v) for k, v in doc["errors"].items()},
+            errors_total=int(doc["errors_total"]),
+            errors_measured=int(doc["errors_measured"]),
+            error_samples=tuple(doc["error_samples"]),
+            measured_duration_s=float(doc["measured_duration_s"]),
+            throughput_rps=float(doc["throughput_rps"]),
+            requested_rate_rps=doc["requested_rate_rps"],
+            achieved_rate_rps=doc["achieved_rate_rps"],
+            achieved_rate_ratio=doc["achieved_rate_ratio"],
+            rate_shortfall=bool(doc["rate_shortfall"]),
+            latency_corrected=_latency(doc["latency_us"]["corrected"]),
+            latency_uncorrected=_latency(doc["latency_us"]["uncorrected"]),
+            latency_clamped=int(doc["latency_clamped"]),
+            histogram_corrected=doc["histogram_corrected"],
+            histogram_uncorrected=doc["histogram_uncorrected"],
+            connections=_connections(doc["connections"]),
+            timeseries_interval_s=int(doc["timeseries_interval_s"]),
+            timeseries=tuple(TimeseriesPoint(**point) for point in doc["timeseries"]),
+            workers=tuple(dict(w) for w in doc["workers"]),
+            loadgen_cpu_us_per_req=doc["loadgen_cpu_us_per_req"],
+            saturated=bool(doc["saturated"]),
+            max_busy_fraction=float(doc["max_busy_fraction"]),
+            doc=doc,
         )
-    return points
+    except KeyError as exc:
+        raise ResultFormatError(
+            f"load result (schema_version {version}) lacks the key {exc.args[0]!r}: "
+            "the document was truncated or edited"
+        ) from None
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ConnectionCounts",
+    "LatencySummary",
+    "LoadResult",
+    "TimeseriesPoint",
+    "read_result",
+]

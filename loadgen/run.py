@@ -33,8 +33,8 @@ import psutil
 
 from loadgen.config import LoadConfig, resolve_target
 from loadgen.errors import LoadInterrupted, TargetUnreachable, WorkerFailed
+from loadgen.merge import merge_results
 from loadgen.plan import WorkerPlan, plan_workers
-from loadgen.result import merge_results
 
 START_LEAD_S = 0.1  # "go" is sent this long before warm-up starts, so all workers start together
 REAP_TIMEOUT_S = 5.0

@@ -6,12 +6,20 @@ server counted. No speed assertions (the machine is shared and noisy).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import pytest
 
-from loadgen import LoadConfig, TargetUnreachable, run_load
+from loadgen import (
+    SCHEMA_VERSION,
+    LoadConfig,
+    LoadResult,
+    TargetUnreachable,
+    read_result,
+    run_load,
+)
 from loadgen.protocols import build_request
 
 
@@ -74,6 +82,31 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
     assert sum(p["requests"] for p in result["timeseries"]) == result["requests"]
     assert sum(w["requests"] for w in result["workers"]) == result["requests"]
     assert final["accepted"] == 8 + 20 + result["connections"]["precheck_connections"]
+
+
+def test_read_result_types_the_document_as_written(start_server: Any) -> None:
+    srv = start_server("epoll", "http")
+    cfg = LoadConfig(port=srv.port, active_connections=4, idle_connections=3, measure_s=0.5,
+                     warmup_s=0.1, workers=1)  # fmt: skip
+    doc = run_load(cfg)
+    # Through JSON, as bench stores it and reads it back.
+    typed = read_result(json.loads(json.dumps(doc)))
+    assert isinstance(typed, LoadResult)
+    assert typed.schema_version == SCHEMA_VERSION
+    assert typed.partial is False and typed.partial_reason is None
+    assert typed.requests == doc["requests"] > 0
+    assert typed.throughput_rps == doc["throughput_rps"]
+    assert typed.latency_corrected.p99 == doc["latency_us"]["corrected"]["p99"]
+    assert typed.latency_corrected.count == typed.requests
+    assert typed.latency_uncorrected == typed.latency_corrected  # closed loop
+    assert typed.connections.established == 7 == typed.connections.requested
+    assert typed.connections.connect_errors_total == 0
+    assert typed.errors_total == 0 and sum(typed.errors.values()) == 0
+    assert typed.achieved_rate_ratio is None
+    assert typed.histogram_corrected == doc["histogram_corrected"]
+    assert typed.config["measure_s"] == 0.5
+    assert sum(p.requests for p in typed.timeseries) == typed.requests
+    assert typed.doc["requests"] == doc["requests"]
 
 
 def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:

@@ -6,7 +6,16 @@ import random
 
 import pytest
 
-from loadgen import ConfigError, LimitsTooLow, LoadConfig, RemoteNotAllowed, run_load
+from loadgen import (
+    ConfigError,
+    LimitsTooLow,
+    LoadConfig,
+    RemoteNotAllowed,
+    ResultFormatError,
+    UnknownResultVersion,
+    read_result,
+    run_load,
+)
 from loadgen import histogram as hdr
 from loadgen.config import resolve_target
 from loadgen.plan import CONNECTIONS_PER_SOURCE, plan_workers
@@ -133,3 +142,14 @@ def test_inconsistent_config_is_rejected(kwargs: dict[str, object]) -> None:
     base.update(kwargs)
     with pytest.raises(ConfigError):
         LoadConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("version", [None, 0, 2, "1"])
+def test_read_result_refuses_unknown_schema_version(version: object) -> None:
+    with pytest.raises(UnknownResultVersion, match="schema_version"):
+        read_result({"schema_version": version, "requests": 1})
+
+
+def test_read_result_names_a_missing_key() -> None:
+    with pytest.raises(ResultFormatError, match="'partial'"):
+        read_result({"schema_version": 1})
