@@ -1,0 +1,115 @@
+/* The C twin of servers/eventloop.py: one event loop, one short adapter per
+ * readiness mechanism (the shape of wrk's ae.c + ae_select.c / ae_poll.c /
+ * ae_epoll.c), and the HTTP parser of servers/protocol.py.
+ *
+ * Behaviour is meant to be byte-for-byte that of the Python loop; each
+ * function names the Python function it mirrors. Counters live in a struct the
+ * Python side reads while the loop runs without the GIL.
+ */
+#ifndef SELECTBENCH_CLOOP_H
+#define SELECTBENCH_CLOOP_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Masks use poll's bits, as servers/backends does: epoll shares their values. */
+#define CL_READ POLLIN
+#define CL_WRITE POLLOUT
+#define CL_ERROR (POLLERR | POLLHUP)
+
+/* servers/eventloop.py RECV_BYTES, CPU_SAMPLE_EVERY; servers/backends/epoll_backend.py MAX_EVENTS */
+#define CL_RECV_BYTES 65536
+#define CL_CPU_SAMPLE_EVERY 8
+#define CL_MAX_EVENTS 1024
+/* servers/protocol.py MAX_BODY_BYTES */
+#define CL_MAX_BODY_BYTES (1 << 20)
+
+/* ---- counters: the names are the JSON keys of servers.stats (COUNTERS + GAUGES) ---- */
+#define CL_COUNTERS(X)                                                                      \
+    X(wait_calls) X(wait_ns) X(wait_cpu_ns) X(wait_cpu_samples) X(wait_cpu_sample_events)  \
+    X(wait_events) X(accepted) X(closed) X(requests) X(bytes_in) X(bytes_out)              \
+    X(rejected_fd_setsize) X(accept_emfile) X(errors) X(paused_reads)                       \
+    X(current_connections) X(peak_connections) X(registered_fds)
+
+typedef struct cl_stats {
+#define CL_FIELD(name) int64_t name;
+    CL_COUNTERS(CL_FIELD)
+#undef CL_FIELD
+} cl_stats;
+
+/* Only the loop thread writes a counter; other threads read it with CL_GET while the
+ * loop runs. Relaxed atomics make that a defined read without a locked instruction. */
+#define CL_GET(st, field) __atomic_load_n(&(st)->field, __ATOMIC_RELAXED)
+#define CL_SET(st, field, v) __atomic_store_n(&(st)->field, (int64_t)(v), __ATOMIC_RELAXED)
+#define CL_ADD(st, field, n) CL_SET(st, field, (st)->field + (int64_t)(n))
+
+/* ---- readiness adapters (one file each) ---- */
+typedef struct cl_event {
+    int fd;
+    int mask;
+} cl_event;
+
+typedef struct cl_mech {
+    const char *name;
+    int edge_triggered; /* readiness reported once per change: drain until EAGAIN */
+    int fd_limit;       /* highest descriptor number + 1 accepted, or 0 for none */
+    void *(*create)(const struct cl_mech *mech, int setsize);
+    int (*add)(void *state, int fd, int mask);
+    int (*modify)(void *state, int fd, int mask);
+    int (*del)(void *state, int fd);
+    /* Blocks until something is ready; *events points into the adapter's own array.
+     * Returns the number of events, or -1 with errno set. */
+    int (*wait)(void *state, cl_event **events);
+    void (*destroy)(void *state);
+} cl_mech;
+
+extern const cl_mech cl_mech_select;
+extern const cl_mech cl_mech_poll;
+extern const cl_mech cl_mech_epoll;
+extern const cl_mech cl_mech_epoll_et;
+const cl_mech *cl_mech_find(const char *name);
+
+/* ---- a growable byte buffer ---- */
+typedef struct cl_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} cl_buf;
+
+int cl_buf_append(cl_buf *buf, const char *data, size_t len); /* 0, or -1 when out of memory */
+void cl_buf_free(cl_buf *buf);
+
+/* ---- HTTP: servers/protocol.py http_consume ---- */
+typedef struct cl_http_result {
+    size_t consumed; /* data[consumed:] is the rest (meaningless when close) */
+    int close;       /* close after sending the output; read nothing more */
+    int64_t requests;
+} cl_http_result;
+
+/* Appends the responses to out. Returns 0, or -1 when out of memory.
+ * max_int_digits: Python's sys.get_int_max_str_digits() (0 = no limit), because
+ * int() of a longer Content-Length raises there and the request gets 400. */
+int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every,
+                    long max_int_digits, cl_buf *out, cl_http_result *result);
+
+/* ---- the loop: servers/eventloop.py EventLoopServer ---- */
+typedef struct cl_config {
+    const cl_mech *mech;
+    int listen_fd;
+    int wake_fd;  /* read end of the signal wake-up pipe (signal.set_wakeup_fd) */
+    int http;     /* protocol: 1 http, 0 echo */
+    int http_close;
+    int instrumentation;
+    size_t max_queued_bytes;
+    size_t max_head_bytes;
+    long max_int_digits;
+} cl_config;
+
+/* Serves until a SIGTERM or SIGINT byte arrives on wake_fd (or *stop_flag is set and a
+ * byte written there), then closes every client connection. The listener and the
+ * wake-up pipe stay open: their owner closes them. Returns 0, or -1 with errno set
+ * when the loop cannot start or its wait call fails. */
+int cl_loop_run(const cl_config *config, cl_stats *stats, const int *stop_flag);
+
+#endif

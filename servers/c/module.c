@@ -1,0 +1,220 @@
+/* servers._cloop: the CPython binding of the C event loop (loop.c).
+ *
+ * Loop(...).run() serves with the GIL released for the whole loop, so the
+ * server's Python control threads keep answering; they read the counters
+ * through Loop.counters(), which loads each one atomically while the loop runs.
+ * http_consume() exposes the C parser so tests can compare it with
+ * servers.protocol.http_consume on the same bytes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#include "cloop.h"
+
+typedef struct {
+    PyObject_HEAD
+    cl_config cfg;
+    cl_stats stats;
+    int stop_flag;
+    int wake_write_fd;
+    int running;
+} LoopObject;
+
+static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"mechanism",        "listen_fd",      "wake_fd",
+                             "wake_write_fd",    "http",           "http_close",
+                             "instrumentation",  "max_queued_bytes", "max_head_bytes",
+                             "max_int_digits",   NULL};
+    const char *mechanism;
+    int listen_fd, wake_fd, wake_write_fd, http, http_close, instrumentation;
+    Py_ssize_t max_queued, max_head;
+    long max_digits;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the loop is running");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$siiipppnnl", kwlist, &mechanism, &listen_fd,
+                                     &wake_fd, &wake_write_fd, &http, &http_close,
+                                     &instrumentation, &max_queued, &max_head, &max_digits))
+        return -1;
+    const cl_mech *mech = cl_mech_find(mechanism);
+    if (mech == NULL) {
+        PyErr_Format(PyExc_ValueError,
+                     "unknown mechanism '%s': choose select, poll, epoll or epoll-et", mechanism);
+        return -1;
+    }
+    if (listen_fd < 0 || wake_fd < 0 || max_queued < 1 || max_head < 1 || max_digits < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "descriptors must be >= 0, byte limits >= 1, max_int_digits >= 0");
+        return -1;
+    }
+    self->cfg = (cl_config){
+        .mech = mech,
+        .listen_fd = listen_fd,
+        .wake_fd = wake_fd,
+        .http = http,
+        .http_close = http_close,
+        .instrumentation = instrumentation,
+        .max_queued_bytes = (size_t)max_queued,
+        .max_head_bytes = (size_t)max_head,
+        .max_int_digits = max_digits,
+    };
+    memset(&self->stats, 0, sizeof self->stats);
+    self->stop_flag = 0;
+    self->wake_write_fd = wake_write_fd;
+    return 0;
+}
+
+static PyObject *Loop_run(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->cfg.mech == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Loop.__init__ was not called");
+        return NULL;
+    }
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the loop is already running");
+        return NULL;
+    }
+    self->running = 1;
+    __atomic_store_n(&self->stop_flag, 0, __ATOMIC_RELAXED);
+    int rc, err;
+    Py_BEGIN_ALLOW_THREADS
+    rc = cl_loop_run(&self->cfg, &self->stats, &self->stop_flag);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    self->running = 0;
+    if (rc < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_stop(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
+    __atomic_store_n(&self->stop_flag, 1, __ATOMIC_RELAXED);
+    if (self->wake_write_fd >= 0) {
+        const char byte = 0;
+        ssize_t n;
+        do {
+            n = write(self->wake_write_fd, &byte, 1);
+        } while (n < 0 && errno == EINTR);
+        /* EAGAIN: the pipe is full, so the loop wakes anyway. */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Loop_counters(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
+    PyObject *dict = PyDict_New();
+    if (dict == NULL) return NULL;
+#define CL_PUT(name)                                                                       \
+    {                                                                                      \
+        PyObject *v = PyLong_FromLongLong(CL_GET(&self->stats, name));                     \
+        if (v == NULL || PyDict_SetItemString(dict, #name, v) < 0) {                       \
+            Py_XDECREF(v);                                                                 \
+            Py_DECREF(dict);                                                               \
+            return NULL;                                                                   \
+        }                                                                                  \
+        Py_DECREF(v);                                                                      \
+    }
+    CL_COUNTERS(CL_PUT)
+#undef CL_PUT
+    return dict;
+}
+
+static PyMethodDef Loop_methods[] = {
+    {"run", (PyCFunction)Loop_run, METH_NOARGS,
+     "Serve until SIGTERM/SIGINT (a byte on wake_fd) or stop(); the GIL is released."},
+    {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
+     "Ask a running loop to stop (safe from any thread)."},
+    {"counters", (PyCFunction)Loop_counters, METH_NOARGS,
+     "The counters as a dict (servers.stats COUNTERS and GAUGES), read while it runs."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LoopType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "servers._cloop.Loop",
+    .tp_doc = "The C event loop on one readiness mechanism (servers/c/loop.c).",
+    .tp_basicsize = sizeof(LoopObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Loop_init,
+    .tp_methods = Loop_methods,
+};
+
+static PyObject *py_http_consume(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"data", "max_head_bytes", "close_every", "max_int_digits", NULL};
+    Py_buffer data;
+    Py_ssize_t max_head;
+    int close_every = 0;
+    long max_digits = 4300;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*n|pl", kwlist, &data, &max_head,
+                                     &close_every, &max_digits))
+        return NULL;
+    cl_buf out = {0};
+    cl_http_result res;
+    int rc = cl_http_consume(data.buf, (size_t)data.len, max_head < 0 ? 0 : (size_t)max_head,
+                             close_every, max_digits, &out, &res);
+    PyObject *result = NULL;
+    if (rc < 0) {
+        PyErr_NoMemory();
+    } else {
+        const char *rest = (const char *)data.buf + res.consumed;
+        Py_ssize_t rest_len = res.close ? 0 : data.len - (Py_ssize_t)res.consumed;
+        result = Py_BuildValue("(y#y#NL)", out.data ? out.data : "", (Py_ssize_t)out.len, rest,
+                               rest_len, PyBool_FromLong(res.close), (long long)res.requests);
+    }
+    cl_buf_free(&out);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+static PyMethodDef module_methods[] = {
+    {"http_consume", (PyCFunction)(void (*)(void))py_http_consume, METH_VARARGS | METH_KEYWORDS,
+     "http_consume(data, max_head_bytes, close_every=False, max_int_digits=4300) -> "
+     "(output, rest, close, requests): servers.protocol.http_consume in C."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef cloop_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "servers._cloop",
+    .m_doc = "The C twin of servers.eventloop (see servers/c/).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__cloop(void) {
+    if (PyType_Ready(&LoopType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&cloop_module);
+    if (m == NULL) return NULL;
+    PyObject *mechanisms = Py_BuildValue("(ssss)", cl_mech_select.name, cl_mech_poll.name,
+                                         cl_mech_epoll.name, cl_mech_epoll_et.name);
+#define CL_NAME(name) "s"
+#define CL_STR(name) #name,
+    PyObject *names = Py_BuildValue("(" CL_COUNTERS(CL_NAME) ")", CL_COUNTERS(CL_STR) NULL);
+#undef CL_STR
+#undef CL_NAME
+    if (names == NULL || mechanisms == NULL) goto fail;
+    Py_INCREF(&LoopType);
+    if (PyModule_AddObject(m, "Loop", (PyObject *)&LoopType) < 0) {
+        Py_DECREF(&LoopType);
+        goto fail;
+    }
+    if (PyModule_AddObject(m, "COUNTER_NAMES", names) < 0) goto fail;
+    names = NULL;
+    if (PyModule_AddObject(m, "MECHANISMS", mechanisms) < 0) goto fail;
+    mechanisms = NULL;
+    if (PyModule_AddIntConstant(m, "FD_SETSIZE", FD_SETSIZE) < 0 ||
+        PyModule_AddIntConstant(m, "RECV_BYTES", CL_RECV_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0)
+        goto fail;
+    return m;
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(mechanisms);
+    Py_DECREF(m);
+    return NULL;
+}
