@@ -104,10 +104,6 @@ def run_wrk(
     return result
 
 
-def server_cpu_s(stats: dict[str, Any]) -> float:
-    return float(stats["cpu_user_s"]) + float(stats["cpu_system_s"])
-
-
 def git_commit() -> str:
     try:
         out = subprocess.run(

@@ -11,8 +11,9 @@ own current_connections == N, read RSS again; report (after - before) / N. Conne
 are spread over source addresses 127.0.0.2, 127.0.0.3, ... (bind before connect with
 IP_BIND_ADDRESS_NO_PORT),
 because connects from one source address to one port slow down sharply past ~14,000
-(docs: MACHINE_FACTS). Kernel socket memory is not in RSS and is not counted: this is
-the cost of the server's own per-connection state.
+(README.md, "Limitations"; the load generator spreads its connections the same way).
+Kernel socket memory is not in RSS and is not counted: this is the cost of the server's
+own per-connection state.
 
 select is left out (it cannot hold more than ~1,020 connections). threads is measured
 at a smaller N: each connection costs a thread stack, so 10,000 would measure the
@@ -40,14 +41,16 @@ from server_bench_common import (
     run_metadata,
 )
 
-from servers.config import EVENT_LOOP_BACKENDS
+from servers import registry
 from servers.launch import ServerConfig, available_backends, start_server
+from servers.stats import StatsSnapshot
 
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 CONNECTIONS_PER_SOURCE_ADDRESS = 5000
 CONNECT_BATCH = 512
 TARGET_BYTES_PER_CONN = 2048
-RSS_BACKENDS = ("poll", "epoll", "epoll-et", "asyncio", "uvloop", "threads")
+# Every backend that can hold 10,000 connections (select cannot: fd_number_limit).
+RSS_BACKENDS = tuple(b.name for b in registry.all_backends() if b.fd_number_limit is None)
 
 
 def open_idle_connections(port: int, count: int, timeout_s: float = 120.0) -> list[socket.socket]:
@@ -91,16 +94,16 @@ def open_idle_connections(port: int, count: int, timeout_s: float = 120.0) -> li
     return socks
 
 
-def wait_for_connections(srv: Any, count: int, timeout_s: float = 120.0) -> dict[str, Any]:
+def wait_for_connections(srv: Any, count: int, timeout_s: float = 120.0) -> StatsSnapshot:
     deadline = time.monotonic() + timeout_s
     while True:
         stats = srv.stats()
-        if stats["current_connections"] == count:
+        if stats.current_connections == count:
             return stats
         if time.monotonic() > deadline:
             raise BenchmarkError(
-                f"server holds {stats['current_connections']} of {count} connections "
-                f"after {timeout_s} s (accept_emfile={stats['accept_emfile']})"
+                f"server holds {stats.current_connections} of {count} connections "
+                f"after {timeout_s} s (accept_emfile={stats.accept_emfile})"
             )
         time.sleep(0.05)
 
@@ -129,7 +132,7 @@ def measure(backend: str, protocol: str, count: int, server_cpu: int | None) -> 
             for sock in socks:
                 sock.close()
     per_conn_b = (rss_after_b - rss_before_b) / count
-    has_target = backend in EVENT_LOOP_BACKENDS
+    has_target = registry.get(backend).family == registry.FAMILY_PYTHON_LOOP
     note = ""
     if backend == "threads":
         note = f"reference point; thread per connection ({threads} threads): stacks dominate"

@@ -81,14 +81,11 @@ def server_profile(backend: str, connections: int, duration_s: int) -> dict[str,
             check=True, capture_output=True,
         )  # fmt: skip
         after = srv.stats()
-    requests = after["requests"] - before["requests"]
-    cpu_s = (after["cpu_user_s"] - before["cpu_user_s"]) + (
-        after["cpu_system_s"] - before["cpu_system_s"]
-    )
+    window = before.delta(after)
     return {
-        "requests": requests,
-        "iterations_per_request": (after["wait_calls"] - before["wait_calls"]) / requests,
-        "cpu_ns_per_request": cpu_s * 1e9 / requests,
+        "requests": window.requests,
+        "iterations_per_request": window.wait_calls / window.requests,
+        "cpu_ns_per_request": window.cpu_s * 1e9 / window.requests,
     }
 
 

@@ -29,14 +29,14 @@ from server_bench_common import (
     progress,
     run_metadata,
     run_wrk,
-    server_cpu_s,
 )
 
+from servers import registry
 from servers.launch import ServerConfig, start_server
 
 TARGET_OVERHEAD_PCT = 3.0
-# Backends whose loop the switch changes (uvloop and threads never time their wait).
-INSTRUMENTED_BACKENDS = ("select", "poll", "epoll", "epoll-et", "asyncio")
+# Backends whose loop the switch changes (the others never time their wait).
+INSTRUMENTED_BACKENDS = tuple(b.name for b in registry.all_backends() if b.wait_instrumented)
 
 
 def run_trial(backend: str, instrumentation: bool, args: argparse.Namespace,
@@ -50,9 +50,10 @@ def run_trial(backend: str, instrumentation: bool, args: argparse.Namespace,
         before = srv.stats()
         result = run_wrk(srv.port, duration_s=args.duration_s, cpu=client_cpu)
         after = srv.stats()
-    served = after["requests"] - before["requests"]
+    window = before.delta(after)
+    served = window.requests
     # Proof the switch did something: wait calls are only counted when instrumented.
-    wait_calls = after["wait_calls"] - before["wait_calls"]
+    wait_calls = window.wait_calls
     if instrumentation != (wait_calls > 0):
         raise BenchmarkError(
             f"{backend}: instrumentation={instrumentation} but the server counted "
@@ -63,7 +64,7 @@ def run_trial(backend: str, instrumentation: bool, args: argparse.Namespace,
         "instrumentation": instrumentation,
         "req_per_s": result["req_per_s"],
         "wrk_errors": result["error_count"],
-        "server_cpu_us_per_req": (server_cpu_s(after) - server_cpu_s(before)) * 1e6 / served,
+        "server_cpu_us_per_req": window.cpu_s * 1e6 / served,
     }
 
 

@@ -24,10 +24,9 @@ from server_bench_common import (
     progress,
     run_metadata,
     run_wrk,
-    server_cpu_s,
 )
 
-from servers.config import BACKENDS
+from servers import registry
 from servers.launch import ServerConfig, available_backends, start_server
 
 
@@ -43,8 +42,9 @@ def measure_once(backend: str, args: argparse.Namespace, server_cpu: int | None,
         result = run_wrk(srv.port, connections=args.connections, duration_s=args.duration_s,
                          cpu=client_cpu)  # fmt: skip
         after = srv.stats()
-    served = after["requests"] - before["requests"]
-    cpu_s = server_cpu_s(after) - server_cpu_s(before)
+    window = before.delta(after)
+    served = window.requests
+    cpu_s = window.cpu_s
     return {
         "backend": backend,
         "req_per_s": result["req_per_s"],
@@ -81,7 +81,7 @@ def summarise(trials: list[dict[str, Any]], backends: list[str]) -> list[dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
-    parser.add_argument("--backend", action="append", choices=BACKENDS,
+    parser.add_argument("--backend", action="append", choices=registry.names(),
                         help="repeatable; default: every backend installed here")  # fmt: skip
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--duration-s", type=int, default=None, help="default 5 (quick: 1)")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-import signal
 import socket
 import time
 from collections.abc import Callable
 
 from servers.config import ServerConfig
 from servers.eventloop import CPU_SAMPLE_EVERY
+from servers.limits import STOP_SIGNALS, release_stop_signals
 from servers.protocol import http_consume
 from servers.stats import ServerStats
 
@@ -155,8 +155,9 @@ class AsyncioServer:
         self.listener.setblocking(False)
         server = await loop.create_server(factory, sock=self.listener, backlog=self.config.backlog)
         stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
+        release_stop_signals()
         self.stats.registered_fds = 1
         await stop.wait()
         server.close()

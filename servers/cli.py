@@ -18,7 +18,14 @@ from typing import Any
 from servers import registry
 from servers.config import ServerConfig
 from servers.control import ControlChannel, StdioControl
-from servers.limits import SetupError, check_bind_address, open_listener, pin_to_cpu, raise_fd_limit
+from servers.limits import (
+    SetupError,
+    check_bind_address,
+    hold_stop_signals,
+    open_listener,
+    pin_to_cpu,
+    raise_fd_limit,
+)
 from servers.stats import ServerStats, ready_line
 
 PROG = "python -m servers"
@@ -61,6 +68,7 @@ def serve(config: ServerConfig) -> None:
         wait_instrumented=config.instrumentation and backend.wait_instrumented,
         fd_number_limit=backend.fd_number_limit,
     )
+    hold_stop_signals()  # until server.run() has its handlers: see hold_stop_signals
     server: Any = factory(config, listener, stats)  # may refine stats' start-up facts
     control = ControlChannel(stats) if config.control else None
     sys.stdout.write(

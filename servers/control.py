@@ -11,7 +11,6 @@ server's stdin, answered on stdout.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import socket
@@ -19,6 +18,7 @@ import sys
 import threading
 import time
 
+from servers.limits import OUT_OF_FDS_ERRNOS
 from servers.stats import ServerStats
 
 
@@ -80,7 +80,7 @@ class ControlChannel:
             except OSError as exc:
                 if self._closed:
                     return  # listener closed: the server is shutting down
-                if exc.errno in (errno.EMFILE, errno.ENFILE) and self._reserve_fd is not None:
+                if exc.errno in OUT_OF_FDS_ERRNOS and self._reserve_fd is not None:
                     # The server is out of descriptors (its clients hold them all):
                     # give up our spare one so the harness can still read stats.
                     os.close(self._reserve_fd)

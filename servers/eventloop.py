@@ -28,14 +28,13 @@ import time
 
 from servers.backends import ERROR, READ, WRITE, Backend
 from servers.config import ServerConfig
+from servers.limits import OUT_OF_FDS_ERRNOS, RECV_BYTES, STOP_SIGNALS, release_stop_signals
 from servers.protocol import http_consume
 from servers.stats import ServerStats
 
-RECV_BYTES = 65536
 # One wait call in this many also reads the thread's CPU clock (see _loop_instrumented).
 CPU_SAMPLE_EVERY = 8
 _ACCEPT_AGAIN = (errno.ECONNABORTED, errno.EPROTO, errno.EINTR)
-_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE)
 
 
 class Connection:
@@ -80,9 +79,10 @@ class EventLoopServer:
 
     def run(self) -> None:
         """Loop until SIGTERM or SIGINT, then close every socket."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        release_stop_signals()
         self.listener.setblocking(False)
         self.backend.register(self.listener.fileno(), READ)
         self.backend.register(self._wake_r, READ)
@@ -183,7 +183,7 @@ class EventLoopServer:
             except BlockingIOError:
                 return
             except OSError as exc:
-                if exc.errno in _OUT_OF_FDS:
+                if exc.errno in OUT_OF_FDS_ERRNOS:
                     stats.accept_emfile += 1
                     if not self._shed_one_pending():
                         # No spare descriptor to shed with: stop watching the

@@ -1,10 +1,13 @@
-"""Process set-up shared by every server: descriptor limit, CPU pinning, bind policy."""
+"""Process set-up and limits shared by every server: FD_SETSIZE, descriptor limit, CPU
+pinning, bind policy, stop signals."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 import resource
+import signal
 import socket
 
 # glibc's FD_SETSIZE: the size in bits of select(2)'s descriptor sets. CPython's
@@ -17,6 +20,29 @@ FD_SETSIZE = 1024
 
 class SetupError(Exception):
     """A server cannot start; the message names the cause and the remedy."""
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# accept() errors meaning "no descriptor left" (process or system-wide).
+OUT_OF_FDS_ERRNOS = (errno.EMFILE, errno.ENFILE)
+# Bytes asked of one recv(): larger than a loopback segment burst, small enough to stay cheap.
+RECV_BYTES = 65536
+
+
+def hold_stop_signals() -> None:
+    """Block SIGTERM/SIGINT until the server's handlers are in place.
+
+    The READY line goes out before run() installs them; a SIGTERM in between
+    would otherwise kill the process with status -15 instead of exit 0.
+    Threads started while they are held inherit the block (and so never take them).
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def release_stop_signals() -> None:
+    """Called by every server's run() once its SIGTERM/SIGINT handling is installed:
+    a signal that arrived meanwhile is delivered now."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def raise_fd_limit(cap: int | None = None) -> int:

@@ -67,7 +67,8 @@ class Backend:
     """matplotlib colour of this backend on every chart."""
     factory: str
     """"module:callable", resolved in the server process: callable(config, listener, stats)
-    returns the server object, whose run() serves until SIGTERM/SIGINT."""
+    returns the server object, whose run() installs SIGTERM/SIGINT handling, then calls
+    servers.limits.release_stop_signals(), and serves until one arrives."""
     requires: tuple[str, ...] = ()
     """Importable modules it needs beyond the standard library."""
     install_hint: str = ""

@@ -8,16 +8,15 @@ no wait call to time, so `wait_instrumented` is false.
 from __future__ import annotations
 
 import contextlib
-import errno
 import signal
 import socket
 import threading
 
 from servers.config import ServerConfig
+from servers.limits import OUT_OF_FDS_ERRNOS, RECV_BYTES, STOP_SIGNALS, release_stop_signals
 from servers.protocol import http_consume
 from servers.stats import ServerStats
 
-RECV_BYTES = 65536
 # Small stacks: thousands of threads must fit in memory.
 THREAD_STACK_BYTES = 256 * 1024
 
@@ -39,11 +38,12 @@ class ThreadedServer:
         def stop(signum: int, frame: object) -> None:
             raise _Stop
 
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             signal.signal(sig, stop)
         threading.stack_size(THREAD_STACK_BYTES)
         self.listener.setblocking(True)
         try:
+            release_stop_signals()  # inside the try: a pending SIGTERM raises _Stop here
             self._accept_forever()
         except _Stop:
             pass
@@ -56,7 +56,7 @@ class ThreadedServer:
                 sock, _ = self.listener.accept()
             except OSError as exc:
                 with self.stats._lock:
-                    if exc.errno in (errno.EMFILE, errno.ENFILE):  # back off, do not spin
+                    if exc.errno in OUT_OF_FDS_ERRNOS:  # back off, do not spin
                         self.stats.accept_emfile += 1
                     else:
                         self.stats.errors += 1

@@ -38,14 +38,16 @@ def start_server() -> Iterator[Callable[..., object]]:
 
     Every server started is stopped (by PID) at teardown.
     """
+    from servers import registry
     from servers.launch import ServerConfig
     from servers.launch import start_server as _start
 
     started = []
 
     def factory(backend: str, protocol: str = "http", **kwargs: object):
-        if backend == "uvloop":
-            pytest.importorskip("uvloop", reason="uvloop is not installed: pip install uvloop")
+        reason = registry.get(backend).unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
         srv = _start(ServerConfig(backend=backend, protocol=protocol, **kwargs))
         started.append(srv)
         return srv

@@ -33,24 +33,24 @@ def test_emfile_is_counted_and_does_not_spin(start_server, backend: str) -> None
         for _ in range(CLIENTS):
             clients.append(socket.create_connection(("127.0.0.1", srv.port), timeout=10))
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and srv.stats()["accept_emfile"] == 0:
+        while time.monotonic() < deadline and srv.stats().accept_emfile == 0:
             time.sleep(0.05)
         before = srv.stats()
         time.sleep(1.0)
         after = srv.stats()
-        assert after["accept_emfile"] > 0, "the server never hit EMFILE: test set-up is wrong"
+        assert after.accept_emfile > 0, "the server never hit EMFILE: test set-up is wrong"
         assert srv.is_alive()
-        if after["wait_instrumented"]:
+        if after.wait_instrumented:
             # A spinning loop makes tens of thousands of wait calls per second; a server
             # that sheds the excess connections makes almost none while nothing happens.
             # (The thread server has no wait call to count; it backs off by sleeping.)
-            assert after["wait_calls"] - before["wait_calls"] < 2000
-        assert after["current_connections"] < MAX_FDS
+            assert after.wait_calls - before.wait_calls < 2000
+        assert after.current_connections < MAX_FDS
     finally:
         for c in clients:
             c.close()
     # With the descriptors back, the server answers again.
     deadline = time.monotonic() + 10
-    while srv.stats()["current_connections"] > 0 and time.monotonic() < deadline:
+    while srv.stats().current_connections > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert b"Hello, world!" in _http_get(srv.port)

@@ -92,7 +92,7 @@ def test_http_close_mode_closes_after_every_response(start_server, backend: str)
             assert client.peer_closed(), "--http-close server kept the connection open"
     wait_idle(srv)
     stats = srv.stats()
-    assert stats["requests"] >= 3, stats
+    assert stats.requests >= 3, stats
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -165,4 +165,4 @@ def test_http_deep_pipeline_beyond_head_cap_is_all_served(start_server, backend:
             assert_hello(client.read_response())
             answers += 1
     after = wait_idle(srv)
-    assert after["requests"] == depth, after
+    assert after.requests == depth, after

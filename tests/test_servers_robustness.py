@@ -150,4 +150,4 @@ def test_server_survives_bad_clients(start_server, backend: str, protocol: str) 
     _half_close(srv, protocol)
     _resets(srv, protocol)
     stats = wait_idle(srv)
-    assert stats["accepted"] == stats["closed"], stats
+    assert stats.accepted == stats.closed, stats

@@ -18,8 +18,10 @@ from test_servers_support import (
     wait_idle,
 )
 
+from servers import registry
+from servers.limits import FD_SETSIZE
+
 CONCURRENT_CONNECTIONS = 2000
-FD_SETSIZE = 1024
 # Connections aimed at the select server: enough to cross FD_SETSIZE by a clear margin.
 SELECT_ATTEMPTED_CONNECTIONS = 1200
 # The select server itself holds a few descriptors (stdio, listener, control channel,
@@ -42,7 +44,9 @@ def _check_fd_budget(needed: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "backend", backend_params(["poll", "epoll", "epoll-et", "asyncio", "uvloop", "threads"])
+    "backend",
+    # Every backend without a descriptor-number limit (the registry's fd_number_limit).
+    backend_params([b.name for b in registry.all_backends() if b.fd_number_limit is None]),
 )
 def test_2000_concurrent_http_connections_all_served(start_server, backend: str) -> None:
     """All 2,000 are open at once (the server counts them), then each gets its answer."""
@@ -54,15 +58,15 @@ def test_2000_concurrent_http_connections_all_served(start_server, backend: str)
     try:
         stats = wait_for_stats(
             srv,
-            lambda s: s["current_connections"] == CONCURRENT_CONNECTIONS,
+            lambda s: s.current_connections == CONCURRENT_CONNECTIONS,
             timeout_s=30.0,
             what=f"current_connections == {CONCURRENT_CONNECTIONS}",
         )
-        assert stats["peak_connections"] >= CONCURRENT_CONNECTIONS
+        assert stats.peak_connections >= CONCURRENT_CONNECTIONS
         counts = exchange_all(socks, http_request(), expected)
         assert counts == {"served": CONCURRENT_CONNECTIONS, "closed": 0, "pending": 0}, counts
         # Served while all of them were still open.
-        assert srv.stats()["current_connections"] == CONCURRENT_CONNECTIONS
+        assert srv.stats().current_connections == CONCURRENT_CONNECTIONS
     finally:
         close_all(socks)
     wait_idle(srv, timeout_s=30.0)
@@ -78,7 +82,7 @@ def test_2000_concurrent_echo_connections_all_served(start_server, backend: str)
     try:
         wait_for_stats(
             srv,
-            lambda s: s["current_connections"] == CONCURRENT_CONNECTIONS,
+            lambda s: s.current_connections == CONCURRENT_CONNECTIONS,
             timeout_s=30.0,
             what=f"current_connections == {CONCURRENT_CONNECTIONS}",
         )
@@ -111,24 +115,24 @@ def test_select_rejects_fds_past_fd_setsize_and_serves_the_rest(
         stats = wait_for_stats(
             srv,
             lambda s: (
-                s["current_connections"] + s["rejected_fd_setsize"] - base["rejected_fd_setsize"]
+                s.current_connections + s.rejected_fd_setsize - base.rejected_fd_setsize
                 == SELECT_ATTEMPTED_CONNECTIONS
             ),
             timeout_s=30.0,
             what="current_connections + rejected_fd_setsize == attempted",
         )
-        held = stats["current_connections"]
-        rejected = stats["rejected_fd_setsize"] - base["rejected_fd_setsize"]
+        held = stats.current_connections
+        rejected = stats.rejected_fd_setsize - base.rejected_fd_setsize
         assert rejected >= SELECT_ATTEMPTED_CONNECTIONS - FD_SETSIZE, stats
         assert SELECT_MIN_SERVED <= held < FD_SETSIZE, stats
         counts = exchange_all(socks, request, expected)
         assert counts == {"served": held, "closed": rejected, "pending": 0}, (counts, stats)
         assert srv.is_alive()
-        assert srv.stats()["current_connections"] == held
+        assert srv.stats().current_connections == held
     finally:
         close_all(socks)
     wait_idle(srv, timeout_s=30.0)
     # With the descriptors freed, new clients get low fds again and are served.
     assert_serves(srv.port, protocol)
     stats = srv.stats()
-    assert stats["rejected_fd_setsize"] - base["rejected_fd_setsize"] == rejected
+    assert stats.rejected_fd_setsize - base.rejected_fd_setsize == rejected

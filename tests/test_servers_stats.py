@@ -20,6 +20,8 @@ from test_servers_support import (
     wait_idle,
 )
 
+from servers.stats import StatsSnapshot
+
 INT_KEYS = (
     "time_ns",
     "wait_calls",
@@ -43,28 +45,25 @@ FLOAT_KEYS = ("cpu_user_s", "cpu_system_s")
 CONNECTIONS = 5
 
 
-def _delta(after: dict, before: dict, key: str) -> int:
-    return after[key] - before[key]
-
-
 @pytest.mark.parametrize("backend", backend_params())
 def test_stats_keys_and_types(start_server, backend: str) -> None:
     srv = start_server(backend, "http")
     stats = srv.stats()
+    doc = stats.as_dict()
     for key in INT_KEYS:
-        assert type(stats[key]) is int, f"{key}={stats[key]!r} is not an int"
+        assert type(doc[key]) is int, f"{key}={doc[key]!r} is not an int"
     for key in FLOAT_KEYS:
-        assert isinstance(stats[key], float), f"{key}={stats[key]!r} is not a float"
-    assert stats["backend"] == backend
-    assert stats["protocol"] == "http"
-    assert stats["pid"] == srv.pid
-    assert stats["wait_instrumented"] is (backend in WAIT_INSTRUMENTED_BACKENDS)
-    if not stats["wait_instrumented"]:
-        assert stats["wait_calls"] == stats["wait_ns"] == stats["wait_events"] == 0, stats
+        assert isinstance(doc[key], float), f"{key}={doc[key]!r} is not a float"
+    assert stats.backend == backend
+    assert stats.protocol == "http"
+    assert stats.pid == srv.pid
+    assert stats.wait_instrumented is (backend in WAIT_INSTRUMENTED_BACKENDS)
+    if not stats.wait_instrumented:
+        assert stats.wait_calls == stats.wait_ns == stats.wait_events == 0, stats
     # The control channel itself is not a client connection.
     again = srv.stats()
-    assert again["accepted"] == stats["accepted"]
-    assert again["time_ns"] > stats["time_ns"]
+    assert again.accepted == stats.accepted
+    assert again.time_ns > stats.time_ns
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -76,10 +75,10 @@ def test_stats_match_http_traffic(start_server, backend: str) -> None:
     try:
         during = wait_for_stats(
             srv,
-            lambda s: s["current_connections"] == CONNECTIONS,
+            lambda s: s.current_connections == CONNECTIONS,
             what=f"current_connections == {CONNECTIONS}",
         )
-        assert during["peak_connections"] >= CONNECTIONS
+        assert during.peak_connections >= CONNECTIONS
         for i, client in enumerate(clients):
             for _ in range(i + 1):
                 req = http_request(path=f"/item/{i}")
@@ -93,17 +92,20 @@ def test_stats_match_http_traffic(start_server, backend: str) -> None:
         for client in clients:
             client.close()
     after = wait_idle(srv)
-    assert _delta(after, before, "accepted") == CONNECTIONS, (before, after)
-    assert _delta(after, before, "closed") == CONNECTIONS, (before, after)
-    assert _delta(after, before, "requests") == requests, (before, after)
-    assert _delta(after, before, "bytes_in") == bytes_sent, (before, after)
-    assert _delta(after, before, "bytes_out") == bytes_received, (before, after)
-    assert _delta(after, before, "rejected_fd_setsize") == 0
-    if after["wait_instrumented"]:
-        assert _delta(after, before, "wait_calls") > 0
-        assert _delta(after, before, "wait_events") >= requests
-        assert _delta(after, before, "wait_ns") > 0
-        assert _delta(after, before, "loop_iterations") > 0
+    window = before.delta(after)
+    assert window.accepted == CONNECTIONS, window
+    assert window.closed == CONNECTIONS, window
+    assert window.requests == requests, window
+    assert window.bytes_in == bytes_sent, window
+    assert window.bytes_out == bytes_received, window
+    assert window.rejected_fd_setsize == 0
+    assert window.start_current_connections == window.current_connections == 0, window
+    assert window.window_ns > 0 and window.cpu_s >= 0, window
+    if window.wait_instrumented:
+        assert window.wait_calls > 0
+        assert window.wait_events >= requests
+        assert window.wait_ns > 0
+        assert window.loop_iterations > 0
 
 
 @pytest.mark.parametrize("backend", backend_params())
@@ -112,18 +114,18 @@ def test_stats_match_echo_traffic(start_server, backend: str) -> None:
     before = wait_idle(srv)
     sizes_b = (1, 1000, 70_000, 300_000, 5)
     with connect(srv.port) as first, connect(srv.port) as second:
-        wait_for_stats(srv, lambda s: s["current_connections"] == 2, what="2 connections")
+        wait_for_stats(srv, lambda s: s.current_connections == 2, what="2 connections")
         for size in sizes_b:
             assert_echo(first, os.urandom(size))
             assert_echo(second, os.urandom(size))
-    after = wait_idle(srv)
+    window = before.delta(wait_idle(srv))
     total_b = 2 * sum(sizes_b)
-    assert _delta(after, before, "accepted") == 2
-    assert _delta(after, before, "closed") == 2
-    assert _delta(after, before, "bytes_in") == total_b, (before, after)
-    assert _delta(after, before, "bytes_out") == total_b, (before, after)
+    assert window.accepted == 2
+    assert window.closed == 2
+    assert window.bytes_in == total_b, window
+    assert window.bytes_out == total_b, window
     # Echo "requests" are reads served: at least one per message, at most one per byte.
-    assert 2 * len(sizes_b) <= _delta(after, before, "requests") <= total_b
+    assert 2 * len(sizes_b) <= window.requests <= total_b
 
 
 @pytest.mark.parametrize("backend", backend_params(["epoll", "threads"]))
@@ -137,4 +139,4 @@ def test_control_channel_speaks_one_json_line_then_eof(start_server, backend: st
     assert data.endswith(b"\n") and data.count(b"\n") == 1, data
     stats = json.loads(data)
     assert stats["pid"] == srv.pid
-    assert set(INT_KEYS) <= set(stats)
+    assert StatsSnapshot.from_json(stats).pid == srv.pid

@@ -20,11 +20,14 @@ from typing import Any
 
 import pytest
 
-BACKENDS: tuple[str, ...] = ("select", "poll", "epoll", "epoll-et", "asyncio", "uvloop", "threads")
-PROTOCOLS: tuple[str, ...] = ("echo", "http")
-# Backends whose wait call the server times itself (architecture.md: wait_instrumented).
+from servers import registry
+from servers.stats import StatsSnapshot
+
+# The test matrix is the registry: a backend registered there is tested here.
+BACKENDS: tuple[str, ...] = registry.names()
+# Backends whose wait call the server times itself.
 WAIT_INSTRUMENTED_BACKENDS: frozenset[str] = frozenset(
-    {"select", "poll", "epoll", "epoll-et", "asyncio"}
+    b.name for b in registry.all_backends() if b.wait_instrumented
 )
 
 HELLO_BODY = b"Hello, world!"
@@ -38,7 +41,8 @@ CLOSED_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, er
 
 
 def backend_params(backends: Iterable[str] = BACKENDS) -> list[Any]:
-    """pytest params for backends; uvloop is skipped by the start_server fixture when missing."""
+    """pytest params for backends; one whose module is missing (uvloop) is skipped by the
+    start_server fixture, with the registry's reason."""
     return [pytest.param(b, id=b) for b in backends]
 
 
@@ -228,8 +232,8 @@ def assert_serves(port: int, protocol: str) -> None:
 
 
 def wait_for_stats(
-    srv: Any, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 15.0, what: str = ""
-) -> dict[str, Any]:
+    srv: Any, predicate: Callable[[StatsSnapshot], bool], timeout_s: float = 15.0, what: str = ""
+) -> StatsSnapshot:
     """Poll the control channel until predicate(stats) holds; fail with the last stats otherwise."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -243,10 +247,10 @@ def wait_for_stats(
         time.sleep(0.02)
 
 
-def wait_idle(srv: Any, timeout_s: float = 15.0) -> dict[str, Any]:
+def wait_idle(srv: Any, timeout_s: float = 15.0) -> StatsSnapshot:
     """Wait until the server holds no client connection (every close processed)."""
     return wait_for_stats(
-        srv, lambda s: s["current_connections"] == 0, timeout_s, "current_connections == 0"
+        srv, lambda s: s.current_connections == 0, timeout_s, "current_connections == 0"
     )
 
 

@@ -63,9 +63,9 @@ def test_wrk_http_keep_alive_zero_errors(start_server, backend: str, tmp_path: P
     assert result["requests"] > 0, result
     after = wait_idle(srv, timeout_s=30.0)
     # wrk stops counting at its deadline; answers already in flight are served but uncounted.
-    served = after["requests"] - before["requests"]
+    served = after.requests - before.requests
     assert served >= result["requests"], (result, after)
     assert served <= result["requests"] + WRK_CONNECTIONS, (result, after)
     # wrk 4.x opens one extra connection first, to check that the address answers.
-    accepted = after["accepted"] - before["accepted"]
+    accepted = after.accepted - before.accepted
     assert WRK_CONNECTIONS <= accepted <= WRK_CONNECTIONS + 1, (before, after)

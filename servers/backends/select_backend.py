@@ -3,11 +3,10 @@
 The sets are bitmaps of FD_SETSIZE (1024) bits, so CPython's select.select
 raises ValueError for any descriptor numbered >= 1024, however few are
 passed. The loop asks `fd_limit` and refuses such connections after accept.
-Plain int descriptors are passed: socket objects would cost a fileno() call
-each per wait (compare, 500 sockets:
-  python -m timeit -s "import socket,select; s=[socket.socketpair()[0] for _ in range(500)]; \
-      f=[x.fileno() for x in s]" "select.select(f, [], [], 0)"
-with the same call on `s`; MEASURED_RATIO below).
+Plain int descriptors are passed: socket objects cost a fileno() call each per
+wait, 1.8x the whole call with 500 sockets here (31 vs 54 us), measured with
+S="import socket,select; s=[socket.socketpair()[0] for _ in range(500)]; f=[x.fileno() for x in s]"
+python -m timeit -s "$S" "select.select(f, [], [], 0)"    # then the same with s
 """
 
 from __future__ import annotations
