@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.measure.config import SELECT_MAX_CONNECTIONS, ConfigError, build_config, preset_config
-from bench.measure.plan import estimate_plan, plan_trials
+from bench.measure.config import ConfigError, build_config, preset_config
+from bench.measure.plan import estimate_plan, max_client_connections, plan_trials
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,8 @@ def test_select_is_planned_only_where_it_can_hold_the_connections() -> None:
     cfg = build_config("quick", scenarios=("idle-scaling", "active-scaling", "fd-limit"))
     for t in plan_trials(cfg):
         if t.backend == "select" and t.scenario != "fd-limit":
-            assert t.total_connections <= SELECT_MAX_CONNECTIONS
+            cap = max_client_connections("select")
+            assert cap is not None and t.total_connections <= cap
     fd_limit = [t for t in plan_trials(cfg) if t.scenario == "fd-limit"]
     assert fd_limit and all(t.probe_connections > 1024 for t in fd_limit)
     assert {t.backend for t in fd_limit} >= {"select"}
@@ -111,3 +112,15 @@ def test_every_public_preset_fits_its_own_budget() -> None:
 def test_build_config_rejects_unknown_names() -> None:
     with pytest.raises(ConfigError, match="choose from"):
         build_config("quick", backends=("select", "nope"))
+
+
+def test_a_scenario_a_preset_does_not_define_is_refused_with_the_presets_that_do() -> None:
+    from bench.measure.scenarios import registry
+    from bench.measure.scenarios.registry import Scenario
+
+    registry.register(Scenario(name="only-tiny", summary="test", presets={"tiny": object()}))
+    try:
+        with pytest.raises(ConfigError, match=r"only-tiny \(defined for: tiny\)"):
+            build_config("quick", scenarios=("only-tiny",))
+    finally:
+        registry.registered().pop("only-tiny")

@@ -8,11 +8,12 @@ import matplotlib.image as mpimg
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench.store import schema
-from bench.present.charts import CHARTS, chart_latency_distribution, draw_all, latency_distribution
-from bench.present.report import write_report
-from bench.store.results import RunData, load
 from bench.analyse.verdict import compute_verdict, write_verdict
+from bench.present.charts import CHARTS, draw_all
+from bench.present.latency_distribution import chart_latency_distribution, latency_distribution
+from bench.present.report import write_report
+from bench.store import schema
+from bench.store.results import RunData, load
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.analyse.verdict import load_verdict, verdict_summary
 from bench.store import schema
 from bench.store.results import UnknownSchemaVersionError, available_runs, read_meta
-from bench.analyse.verdict import load_verdict, verdict_summary
 
 LIST_COLUMNS = (
     "run_id",

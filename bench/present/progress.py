@@ -17,7 +17,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from bench.measure.plan import Trial
+from bench.measure.plan import trial_estimate_s
+from bench.measure.trial import Trial
 
 
 def _fmt_s(seconds: float) -> str:
@@ -29,7 +30,7 @@ class RunProgress:
     """Context manager that shows trial-by-trial progress of a run."""
 
     def __init__(self, trials: list[Trial], extra_estimated_s: float = 0.0) -> None:
-        self._estimates = [t.estimated_s() for t in trials]
+        self._estimates = [trial_estimate_s(t) for t in trials]
         self._total = len(trials)
         self._extra_s = extra_estimated_s
         self._done_estimated_s = 0.0

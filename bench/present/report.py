@@ -12,8 +12,9 @@ from typing import Any
 
 import pandas as pd
 
-from bench.store import schema
 from bench.analyse.stats import summarise_cells, usable_trials
+from bench.measure import scenarios
+from bench.store import schema
 from bench.store.results import RunData, _atomic_write_bytes
 
 CHART_CAPTIONS = {
@@ -170,14 +171,17 @@ def _summary_tables(run: RunData) -> list[str]:
     if trials.empty:
         return []
     out = ["## Medians per cell", ""]
-    for scenario, metric, x_col in (
-        ("idle-scaling", "server_cpu_us_per_req", "idle_connections"),
-        ("idle-scaling", "server_wait_us_per_call", "idle_connections"),
-        ("active-scaling", "throughput_rps", "active_connections"),
+    # The tables follow the charts that show the same metric.
+    for chart, metric, x_col in (
+        ("cpu_per_request_vs_idle", "server_cpu_us_per_req", "idle_connections"),
+        ("wait_cost_vs_descriptors", "server_wait_us_per_call", "idle_connections"),
+        ("throughput_vs_active", "throughput_rps", "active_connections"),
     ):
-        rows = trials[(trials["scenario"] == scenario) & trials[metric].notna()]
+        rows = trials[trials["scenario"].isin(scenarios.reading(chart=chart))]
+        rows = rows[rows[metric].notna()]
         if rows.empty:
             continue
+        scenario = ", ".join(sorted(rows["scenario"].dropna().unique()))
         summ = summarise_cells(rows, metric, keys=("mode", "backend", x_col))
         summ = summ[~summ["flagged_only"].astype(bool)]
         if summ.empty:

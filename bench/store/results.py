@@ -22,7 +22,10 @@ from typing import Any
 
 import pandas as pd
 
+from bench.measure.placement import utc_now_iso
 from bench.store import schema
+
+__all__ = ["RunData", "RunWriter", "create_run", "load", "resolve_run_path", "utc_now_iso"]
 
 
 class RunNotFoundError(LookupError):
@@ -31,11 +34,6 @@ class RunNotFoundError(LookupError):
 
 class UnknownSchemaVersionError(ValueError):
     """run.json carries a schema_version this version of bench cannot read."""
-
-
-def utc_now_iso() -> str:
-    """Current UTC time as ISO 8601 with a trailing Z (what run.json stores)."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -191,9 +189,20 @@ class RunWriter:
         """Store the micro benchmark table (columns of ``schema.MICRO_COLUMNS``)."""
         missing = [c for c in schema.MICRO_KEYS if c not in df.columns]
         if missing:
-            raise ValueError(f"micro table lacks key columns {missing}; build it with bench.measure.micro.")
+            raise ValueError(
+                f"micro table lacks key columns {missing}; build it with bench.measure.micro."
+            )
         table = coerce_table(df, schema.MICRO_COLUMNS)
         _write_table(table, self.path / schema.MICRO_CSV, self.path / schema.MICRO_PARQUET)
+
+    def write_table(self, name: str, df: pd.DataFrame) -> None:
+        """Store the table an in-process scenario measured (only ``micro`` has one today)."""
+        if name != "micro":
+            raise ValueError(
+                f"no table is defined for scenario {name!r}: add its file names and columns "
+                "to bench.store.schema first"
+            )
+        self.write_micro(df)
 
     def update_meta(self, **fields: Any) -> None:
         """Set run.json fields (e.g. cells_total, cells_done) and rewrite it."""
@@ -346,10 +355,3 @@ def load(path_or_latest: str | Path = "latest", results_dir: str | Path | None =
     verdict_path = path / schema.VERDICT_JSON
     verdict = json.loads(verdict_path.read_text()) if verdict_path.is_file() else None
     return RunData(path=path, meta=meta, trials=trials, micro=micro, verdict=verdict)
-
-
-def list_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
-    """Past runs, one row each (see ``bench.present.listing.list_runs``)."""
-    from bench.present.listing import list_runs as _list_runs
-
-    return _list_runs(results_dir)

@@ -41,6 +41,8 @@ import os
 from pathlib import Path
 from typing import Final
 
+from servers.limits import FD_SETSIZE as _FD_SETSIZE
+
 SCHEMA_VERSION: Final = 1
 KNOWN_SCHEMA_VERSIONS: Final = frozenset({1})
 
@@ -53,7 +55,7 @@ RAW_DIR: Final = "raw"
 CHARTS_DIR: Final = "charts"
 REPORT_MD: Final = "report.md"
 VERDICT_JSON: Final = "verdict.json"
-MICRO_RAW_JSON: Final = "raw/micro_benchmark.json"
+MICRO_RAW_JSON: Final = "raw/micro_benchmark.json"  # bench.measure.scenarios.micro.RAW_JSON
 
 # strftime format of the timestamp part of a run folder name; sorts by time.
 RUN_TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
@@ -61,13 +63,10 @@ RUN_ID_HEX_DIGITS: Final = 6
 
 RUN_STATUSES: Final = ("running", "complete", "partial")
 TRIAL_STATUSES: Final = ("ok", "failed")
-SCENARIOS: Final = ("idle-scaling", "active-scaling", "fd-limit", "churn")
-MODES: Final = ("open", "closed")
-MECHANISMS: Final = ("select", "poll", "epoll")
 MICRO_READY: Final = ("one", "all")
 
 # Linux FD_SETSIZE: CPython's select.select refuses any fd number >= this.
-FD_SETSIZE: Final = 1024
+FD_SETSIZE: Final = _FD_SETSIZE
 
 # Keys of run.json, in the order they are written.
 RUN_META_KEYS: Final = (
@@ -100,56 +99,20 @@ MACHINE_KEYS: Final = (
 )
 GIT_KEYS: Final = ("commit", "dirty")
 
-# Column name -> pandas dtype. "Int64" and "boolean" are pandas' nullable dtypes,
-# so a failed trial can leave a measurement empty instead of inventing a zero.
-TRIAL_COLUMNS: Final[dict[str, str]] = {
-    "run_id": "string",
-    "scenario": "string",
-    "backend": "string",
-    "protocol": "string",
-    "mode": "string",
-    "idle_connections": "Int64",
-    "active_connections": "Int64",
-    "rate_rps_requested": "float64",
-    "repetition": "Int64",
-    "order_index": "Int64",
-    "started_utc": "string",
-    "status": "string",
-    "failure_reason": "string",
-    "flagged": "boolean",
-    "flag_reasons": "string",
-    "throughput_rps": "float64",
-    "achieved_rate_ratio": "float64",
-    "requests": "Int64",
-    "errors": "Int64",
-    "latency_p50_us": "float64",
-    "latency_p90_us": "float64",
-    "latency_p99_us": "float64",
-    "latency_p999_us": "float64",
-    "latency_max_us": "float64",
-    "uncorrected_latency_p50_us": "float64",
-    "uncorrected_latency_p99_us": "float64",
-    "server_cpu_user_s": "float64",
-    "server_cpu_system_s": "float64",
-    "server_cpu_us_per_req": "float64",
-    "server_wait_calls": "Int64",
-    "server_wait_us_per_call": "float64",
-    "server_wait_us_per_event": "float64",
-    "server_events_per_call": "float64",
-    "server_rss_bytes": "Int64",
-    "server_num_fds": "Int64",
-    "server_current_connections": "Int64",
-    "server_rejected_fd_setsize": "Int64",
-    "connections_requested": "Int64",
-    "connections_established": "Int64",
-    "connections_served": "Int64",
-    "connections_rejected": "Int64",
-    "connect_errors": "Int64",
-    "client_observation": "string",
-    "loadgen_saturated": "boolean",
-    "loadgen_cpu_us_per_req": "float64",
-    "raw_file": "string",
-}
+
+def trial_columns() -> dict[str, str]:
+    """Column name -> pandas dtype of the trial table: the common columns the trial
+    protocol writes, then each registered scenario's own."""
+    from bench.measure import scenarios
+    from bench.measure.columns import COMMON_COLUMNS
+
+    columns = dict(COMMON_COLUMNS)
+    for scenario in scenarios.all_scenarios():
+        columns.update(scenario.columns)
+    return columns
+
+
+TRIAL_COLUMNS: Final[dict[str, str]] = trial_columns()
 
 # The columns that identify one cell (a trial minus its repetition).
 CELL_KEYS: Final = (
@@ -175,16 +138,10 @@ MICRO_COLUMNS: Final[dict[str, str]] = {
 }
 MICRO_KEYS: Final = ("mechanism", "n_registered", "ready")
 
-# Keys under which a raw load generator JSON may carry its merged, corrected
-# HdrHistogram (base64 of HdrHistogram.encode()), searched in this order at any
-# depth by bench.present.charts; the percentile columns are used when none is found.
-RAW_HISTOGRAM_KEYS: Final = (
-    "histogram_corrected",
-    "corrected_histogram",
-    "histogram_blob",
-    "histogram",
-)
-# HdrHistogram values in raw files are recorded in this unit.
+# Where a trial's raw JSON keeps the load generator's merged, corrected
+# HdrHistogram (base64 of HdrHistogram.encode(), values in microseconds).
+RAW_LOADGEN_KEY: Final = "loadgen"
+RAW_HISTOGRAM_KEY: Final = "histogram_corrected"
 RAW_HISTOGRAM_UNIT_US_PER_VALUE: Final = 1.0
 
 VERDICT_STATUSES: Final = ("SUPPORTED", "PARTLY SUPPORTED", "NOT SUPPORTED", "INCONCLUSIVE")

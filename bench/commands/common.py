@@ -1,0 +1,63 @@
+"""What every subcommand shares: exit statuses, the error printer, the run resolver."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A request that cannot be carried out; the message names the cause and the remedy."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        print(f"bench: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def err(text: str) -> None:
+    print(f"bench: error: {text}", file=sys.stderr)
+
+
+def add_run_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", nargs="?", default="latest", help="run folder, id or 'latest'")
+    add_results_dir(parser)
+
+
+def add_results_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", default=None, help="where runs live (default ./results)")
+
+
+def resolve(run: str, results_dir: str | None) -> Path:
+    from bench.store.results import resolve_run_path
+
+    return resolve_run_path(run, results_dir)
+
+
+def postprocess(path: Path, charts: bool = True) -> None:
+    """Verdict, charts and report from the run folder alone (what plot/report also do)."""
+    from bench.analyse.verdict import compute_verdict, format_verdict_table, write_verdict
+    from bench.present.charts import draw_all
+    from bench.present.report import write_report
+    from bench.store.results import load
+
+    data = load(path)
+    verdict = compute_verdict(data)
+    write_verdict(data, verdict)
+    chart_files = list(draw_all(data) or []) if charts else []
+    write_report(load(path), verdict)
+    print()
+    print(format_verdict_table(verdict))
+    print()
+    if charts:
+        print(f"charts ({len(chart_files)} files): {data.charts_dir}")
+    print(f"report: {path / 'report.md'}")

@@ -1,0 +1,212 @@
+"""``bench run``: plan, check, measure, then verdict, charts and report.
+
+Everything that can be wrong with a request (unknown preset, scenario or
+backend; limits too low for the sweep; a plan over its time budget) is reported
+with its remedy before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    err,
+    postprocess,
+)
+from bench.measure import scenarios
+from bench.measure.config import PUBLIC_PRESETS, BenchConfig, ConfigError, build_config
+from servers import registry
+
+HELP = "measure (default preset: quick, at most ~3 minutes)"
+# A plan may overrun its budget's estimate by this factor before run refuses it.
+BUDGET_TOLERANCE = 1.0
+
+
+def _csv_list(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _flatten(values: list[list[str]] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(v for group in values for v in group)
+
+
+def add_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--preset", default="quick", help=f"one of {', '.join(PUBLIC_PRESETS)} (default: quick)"
+    )
+    run.add_argument(
+        "--scenario",
+        action="append",
+        type=_csv_list,
+        metavar="NAME[,NAME]",
+        help=f"only these scenarios (repeatable): {', '.join(scenarios.names())}",
+    )
+    run.add_argument(
+        "--backend",
+        action="append",
+        type=_csv_list,
+        metavar="NAME[,NAME]",
+        help=f"only these backends (repeatable): {', '.join(registry.names())}",
+    )
+    run.add_argument("--out", default=None, help="results folder (default: ./results)")
+    run.add_argument("--repetitions", type=int, default=None, help="repetitions per cell")
+    run.add_argument(
+        "--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)"
+    )
+    run.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="time budget in seconds (default: the preset's); a plan over it is refused",
+    )
+    run.add_argument(
+        "--force", action="store_true", help="run even when the planned duration exceeds the budget"
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="print the plan and its duration, measure nothing"
+    )
+    run.add_argument("--no-charts", action="store_true", help="skip charts and report")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _config(args: argparse.Namespace) -> BenchConfig:
+    cfg = build_config(
+        preset=args.preset,
+        scenarios=_flatten(args.scenario),
+        backends=_flatten(args.backend),
+        repetitions=args.repetitions,
+        out_dir=args.out,
+        server_cpu=args.server_cpu,
+        budget_s=args.budget_s,
+    )
+    if args.out is None:
+        from bench.store.schema import default_results_dir
+
+        cfg = cfg.replace(out_dir=str(default_results_dir()))
+    return cfg
+
+
+def _unavailable(cfg: BenchConfig) -> list[str]:
+    """Backends that cannot run here, each with its reason and remedy."""
+    out = []
+    for name in cfg.backends:
+        reason = registry.get(name).unavailable_reason()
+        if reason:
+            out.append(f"backend {name}: {reason}")
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.measure.doctor import LimitError, check_limits
+    from bench.measure.plan import estimate_plan, max_connections, plan_trials
+
+    try:
+        cfg = _config(args)
+    except ConfigError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    problems = _unavailable(cfg)
+    if problems:
+        err("; ".join(problems))
+        return EXIT_USAGE
+    trials = plan_trials(cfg)
+    estimate = estimate_plan(cfg, trials)
+    if not trials and not estimate.in_process_s:
+        err("the selection leaves nothing to measure: check --scenario and --backend")
+        return EXIT_USAGE
+    warnings: list[str] = []
+    try:
+        check_limits(max_connections(trials))
+    except LimitError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    if cfg.server_cpu in cfg.loadgen_cpus:
+        warnings.append(
+            "shared CPU: only one CPU is available, so the server and the load generator "
+            "share it; numbers include their contention"
+        )
+    print(
+        f"bench run: preset {cfg.preset}, scenarios {', '.join(cfg.scenarios)}, "
+        f"backends {', '.join(cfg.backends)}, {cfg.repetitions} repetitions; "
+        f"server on CPU {cfg.server_cpu}, load generator on CPUs {list(cfg.loadgen_cpus)}"
+    )
+    print(f"planned duration: {estimate.describe()} (budget {cfg.budget_s:.0f} s)")
+    for text in warnings:
+        print(f"warning: {text}", file=sys.stderr)
+    if estimate.total_s > cfg.budget_s * BUDGET_TOLERANCE:
+        msg = (
+            f"the plan (~{estimate.total_s:.0f} s) exceeds the {cfg.preset} budget of "
+            f"{cfg.budget_s:.0f} s: choose fewer scenarios/backends or repetitions, "
+            f"raise --budget-s, or pass --force"
+        )
+        if not args.force:
+            err(msg)
+            return EXIT_USAGE
+        print(f"warning: {msg}", file=sys.stderr)
+        warnings.append(f"plan ~{estimate.total_s:.0f} s over budget {cfg.budget_s:.0f} s")
+    if args.dry_run:
+        for t in trials:
+            rep = t.repetition + 1
+            print(f"  {t.order_index:4d} {t.scenario:14s} {t.backend:9s} {t.cell} rep {rep}")
+        return EXIT_OK
+    return _measure(cfg, trials, estimate.in_process_s + estimate.analysis_s, warnings, args)
+
+
+def _measure(
+    cfg: BenchConfig,
+    trials: list[Any],
+    extra_estimated_s: float,
+    warnings: list[str],
+    args: argparse.Namespace,
+) -> int:
+    from bench.measure.machine import git_state, machine_metadata
+    from bench.measure.run import RunInterrupted, run_benchmark
+    from bench.present.progress import RunProgress
+    from bench.store.results import create_run
+
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    progress = RunProgress(trials, extra_estimated_s=extra_estimated_s)
+    sink = create_run(
+        cfg.out_dir,
+        cfg.preset,
+        cfg.to_dict(),
+        machine_metadata(),
+        git_state(),
+        cells_total=len(trials),
+    )
+    for text in warnings:
+        sink.add_warning(text)
+    try:
+        outcome = run_benchmark(cfg, trials, sink, progress)
+    except RunInterrupted as exc:
+        print(
+            f"\ninterrupted: {exc.trials_done} finished trials are kept in {exc.path} "
+            f"(marked partial); summarise them with `python -m bench report {exc.path}`",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    print(
+        f"measured {outcome.trials_done}/{outcome.trials_planned} trials in "
+        f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {outcome.flagged} flagged)"
+    )
+    print(f"run folder: {outcome.path}")
+    if args.no_charts:
+        return EXIT_OK
+    try:
+        postprocess(Path(outcome.path))
+    except KeyboardInterrupt:
+        print("\ninterrupted while drawing; run `python -m bench report` later", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK

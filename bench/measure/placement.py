@@ -1,0 +1,185 @@
+"""Where the processes of a trial run: the one seam for starting, reading and stopping them.
+
+Everything bench does to a server or load-generator process goes through a
+``Placement``: start a server (pinned), read it at an edge of the measured
+window (its own counters plus the kernel's CPU accounting), run the load
+generator, stop everything it started. ``LocalPlacement`` runs them all on this
+host; other hosts plug in behind the same interface.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import psutil
+
+from loadgen import LoadConfig
+from servers.config import ServerConfig
+from servers.stats import StatsSnapshot
+
+
+def utc_now_iso() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class ProcessCpu:
+    """The kernel's view of a server process at one instant."""
+
+    cpu_user_s: float
+    cpu_system_s: float
+    rss_bytes: int
+    num_fds: int
+    # Nanoseconds on a CPU from /proc/<pid>/task/*/schedstat: psutil's cpu_times
+    # come in 10 ms ticks, too coarse for a sub-second window.
+    cpu_ns_schedstat: int | None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A server read at one edge of the measured window. Never raises to build."""
+
+    utc: str
+    monotonic_s: float
+    stats: StatsSnapshot | None
+    stats_error: str | None
+    process: ProcessCpu | None
+    process_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["stats"] = self.stats.as_dict() if self.stats is not None else None
+        return doc
+
+
+class ServerHandle(Protocol):
+    """A running server, wherever it runs."""
+
+    pid: int
+    port: int
+    host: str
+    ready_info: dict[str, Any]
+
+    def edge(self, *, with_process: bool = True) -> Edge: ...
+
+    def exit_reason(self) -> str | None: ...
+
+    def stderr_tail(self, limit: int = 2000) -> str | None: ...
+
+
+class Placement(Protocol):
+    """Starts, reads and stops the processes of a trial."""
+
+    def server(self, config: ServerConfig) -> contextlib.AbstractContextManager[ServerHandle]: ...
+
+    def run_load(
+        self,
+        config: LoadConfig,
+        on_measure_start: Callable[[], None],
+        on_measure_end: Callable[[], None],
+    ) -> dict[str, Any]: ...
+
+    def end_all(self) -> list[int]: ...
+
+
+def schedstat_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds the process's threads have run on a CPU (user + system)."""
+    total = 0
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+class LocalServer:
+    """A server subprocess on this host (``servers.launch``) seen through ServerHandle."""
+
+    def __init__(self, process: Any) -> None:
+        self._process = process
+        self.pid: int = process.pid
+        self.port: int = process.port
+        self.host: str = process.host
+        self.ready_info: dict[str, Any] = dict(process.ready_info)
+        try:
+            self._ps: psutil.Process | None = psutil.Process(process.pid)
+        except psutil.Error:
+            self._ps = None
+
+    def edge(self, *, with_process: bool = True) -> Edge:
+        stats = stats_error = None
+        try:
+            stats = self._process.stats()
+        except Exception as exc:  # the control channel of a dead server refuses
+            stats_error = f"{type(exc).__name__}: {exc}"
+        process = process_error = None
+        if with_process and self._ps is not None:
+            try:
+                with self._ps.oneshot():
+                    cpu = self._ps.cpu_times()
+                    process = ProcessCpu(
+                        cpu_user_s=cpu.user,
+                        cpu_system_s=cpu.system,
+                        rss_bytes=self._ps.memory_info().rss,
+                        num_fds=self._ps.num_fds(),
+                        cpu_ns_schedstat=schedstat_cpu_ns(self.pid),
+                    )
+            except psutil.Error as exc:
+                process_error = f"{type(exc).__name__}: {exc}"
+        return Edge(utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error)
+
+    def exit_reason(self) -> str | None:
+        return self._process.exit_reason()
+
+    def stderr_tail(self, limit: int = 2000) -> str | None:
+        return self._process.stderr_text()[-limit:]
+
+
+class LocalPlacement:
+    """Every process on this host: the server pinned by its config, the load generator's
+    workers pinned to the CPUs in its config."""
+
+    @contextlib.contextmanager
+    def server(self, config: ServerConfig) -> Iterator[ServerHandle]:
+        from servers.launch import start_server
+
+        with start_server(config) as process:
+            yield LocalServer(process)
+
+    def run_load(
+        self,
+        config: LoadConfig,
+        on_measure_start: Callable[[], None],
+        on_measure_end: Callable[[], None],
+    ) -> dict[str, Any]:
+        from loadgen import run_load
+
+        return run_load(config, on_measure_start=on_measure_start, on_measure_end=on_measure_end)
+
+    def end_all(self, timeout_s: float = 3.0) -> list[int]:
+        """Terminate every child of this process by PID; returns those that needed it.
+
+        Servers and load generators stop their own processes on the way out; this
+        is the last line of defence after Ctrl-C, so nothing outlives bench.
+        """
+        try:
+            children = psutil.Process(os.getpid()).children(recursive=True)
+        except psutil.Error:
+            return []
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.terminate()
+        _, alive = psutil.wait_procs(children, timeout=timeout_s)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(alive, timeout=timeout_s)
+        return [c.pid for c in children]

@@ -1,0 +1,57 @@
+"""fd-limit: offer a server more connections than select's FD_SETSIZE and see what each got.
+
+The probe opens plain connections from bench itself, sends one request on each
+and records what came back (a response, EOF, a reset, nothing), because here
+what the clients saw is the result, not an error to count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.measure.drivers import drive_probe
+from bench.measure.scenarios.registry import Scenario, register
+from bench.measure.trial import Cell, Trial
+
+NAME = "fd-limit"
+# Server start + connect + one request per connection.
+PROBE_OVERHEAD_S = 0.8
+PROBE_S_PER_CONNECTION = 300e-6
+
+
+@dataclass(frozen=True)
+class FdLimitSettings:
+    connections: int = 1100
+    backends: tuple[str, ...] = ("select", "poll", "epoll")
+
+
+def cells(settings: FdLimitSettings, cfg: object) -> list[Cell]:
+    chosen: tuple[str, ...] = cfg.backends  # type: ignore[attr-defined]
+    backends = tuple(b for b in settings.backends if b in chosen) or (
+        ("select",) if "select" in chosen else chosen[:1]
+    )
+    return [Cell(NAME, "probe", 0, 0, None, probe_connections=settings.connections,
+                 backends=backends)]  # fmt: skip
+
+
+def estimate_s(trial: Trial) -> float:
+    return PROBE_OVERHEAD_S + PROBE_S_PER_CONNECTION * trial.probe_connections
+
+
+SCENARIO = register(
+    Scenario(
+        name=NAME,
+        summary="more connections than FD_SETSIZE, one request each; what each client saw",
+        presets={
+            "quick": FdLimitSettings(backends=("select", "epoll")),
+            "standard": FdLimitSettings(),
+            "full": FdLimitSettings(),
+            "tiny": FdLimitSettings(connections=1040, backends=("select",)),
+        },
+        cells=cells,
+        driver=drive_probe,
+        estimate_s=estimate_s,
+        verdict_rules=("claim1",),
+        charts=("fd_limit_connections",),
+    )
+)

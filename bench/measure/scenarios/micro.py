@@ -1,0 +1,68 @@
+"""micro: the cost of one wait call, measured in-process with pytest-benchmark.
+
+N registered socketpairs, one or all ready, timeout 0; run after the load
+trials on the server's CPU, so the cost is measured on the same core as the
+in-server figures.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.measure.scenarios.registry import Scenario, register
+
+NAME = "micro"
+RAW_JSON = "micro_benchmark.json"
+
+
+@dataclass(frozen=True)
+class MicroSettings:
+    # Which set of descriptor counts bench.measure.micro runs.
+    set_name: str
+    # Seconds pytest-benchmark spends per case (None: bench.measure.micro's default).
+    max_time_s: float | None = None
+    # Expected seconds of the whole set.
+    estimate_s: float = 60.0
+
+
+def measure(settings: MicroSettings, cfg: Any, raw_dir: Path) -> Any:
+    """Run the micro benchmarks pinned to the server's CPU; return their table."""
+    from bench.measure.micro import run_micro
+
+    # The pytest subprocess inherits this process's affinity, so bench moves
+    # itself onto the server's CPU for the duration.
+    previous = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {cfg.server_cpu})
+    except OSError:
+        previous = set()
+    try:
+        return run_micro(
+            (raw_dir / RAW_JSON).resolve(),
+            quick=settings.set_name in ("quick", "tiny"),
+            max_time_s=settings.max_time_s,
+        )
+    finally:
+        if previous:
+            os.sched_setaffinity(0, previous)
+
+
+SCENARIO = register(
+    Scenario(
+        name=NAME,
+        summary="one wait call in-process against N registered descriptors",
+        presets={
+            "quick": MicroSettings("quick", estimate_s=12.0),
+            "standard": MicroSettings("standard"),
+            "full": MicroSettings("full"),
+            "tiny": MicroSettings("tiny", max_time_s=0.005, estimate_s=4.0),
+        },
+        measure_in_process=measure,
+        in_process_estimate_s=lambda s: s.estimate_s,
+        verdict_rules=("claim3",),
+        charts=("wait_cost_vs_descriptors",),
+    )
+)

@@ -1,0 +1,94 @@
+"""One planned measurement (a ``Trial``) and the cell it belongs to (a ``Cell``).
+
+A scenario module turns its settings into cells; the planner repeats each cell
+for every backend and repetition, in an interleaved order. Nothing here knows a
+scenario by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Fixed cost of one load trial besides warm-up and measurement: start a server
+# subprocess and wait for READY, verify it, start the load generator workers,
+# stop and reap both. Measured 0.65 s on a quiet 2-vCPU VM, 0.9-1.1 s while
+# other work ran (1.4 s at load average 34). A quick run on the quiet VM spaced
+# its trials 1.25 s apart (0.6 s overhead + 0.65 s warm-up and window); 0.75 s
+# keeps a margin for a machine that is not idle.
+TRIAL_OVERHEAD_S = 0.75
+# Opening one loopback connection: 10,000 connections from one process took
+# 0.4-0.7 s on the 2-vCPU VM, plus the server's accept.
+CONNECT_S_PER_CONNECTION = 150e-6
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A point of a scenario's sweep, the same for every backend and repetition."""
+
+    scenario: str
+    mode: str  # "open" | "closed" | "probe"
+    idle: int
+    active: int
+    rate: float | None
+    http_close: bool = False
+    # Probe cells only: how many connections the probe offers.
+    probe_connections: int = 0
+    # None: every configured backend; else only these (in this order).
+    backends: tuple[str, ...] | None = None
+
+    @property
+    def total_connections(self) -> int:
+        return self.probe_connections if self.mode == "probe" else self.idle + self.active
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One measurement: a fresh server, one load (or probe), one row in trials.csv."""
+
+    scenario: str
+    backend: str
+    protocol: str
+    mode: str  # "open" | "closed" | "probe"
+    idle_connections: int
+    active_connections: int
+    rate_rps_requested: float | None
+    repetition: int
+    order_index: int
+    warmup_s: float
+    measure_s: float
+    http_close: bool = False
+    probe_connections: int = 0
+
+    @property
+    def total_connections(self) -> int:
+        """Descriptors the trial needs on each side (server and client)."""
+        if self.mode == "probe":
+            return self.probe_connections
+        return self.idle_connections + self.active_connections
+
+    @property
+    def cell(self) -> str:
+        """Short human label of the cell (the same for every backend and repetition)."""
+        if self.mode == "probe":
+            return f"{self.probe_connections} conns"
+        rate = f" @{self.rate_rps_requested:g}/s" if self.rate_rps_requested else ""
+        close = " close" if self.http_close else ""
+        return (
+            f"{self.mode} idle={self.idle_connections} active={self.active_connections}"
+            f"{rate}{close}"
+        )
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe identifier, unique within a run (order index first so names sort)."""
+        n = self.total_connections
+        return (
+            f"{self.order_index:04d}_{self.scenario}_{self.backend}_{self.mode}"
+            f"_i{self.idle_connections}_a{self.active_connections}_n{n}_r{self.repetition}"
+        )
+
+
+def load_trial_estimate_s(trial: Trial) -> float:
+    """Expected seconds of a trial driven by the load generator (most scenarios)."""
+    connect_s = CONNECT_S_PER_CONNECTION * trial.total_connections
+    return TRIAL_OVERHEAD_S + connect_s + trial.warmup_s + trial.measure_s

@@ -1,0 +1,198 @@
+"""What every chart shares: a backend's colour and marker, series drawing, legends, axes.
+
+One colour per backend across all charts (declared in the backend registry),
+the median of the repetitions with min-max error bars, cells whose every
+repetition was flagged drawn hollow and grey, select's FD_SETSIZE marked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from bench.analyse.stats import summarise_cells
+from bench.measure import scenarios
+from servers import registry
+from servers.limits import FD_SETSIZE
+
+# Marker by readiness mechanism, so a backend and its twins in other families share one.
+MECHANISM_MARKERS = {"select": "s", "poll": "^", "epoll": "o", "epoll-et": "D"}
+UNKNOWN_COLOUR = "#555555"
+FLAGGED_COLOUR = "#9a9a9a"
+DPI = 110
+
+
+def _backend(name: str) -> registry.Backend | None:
+    try:
+        return registry.get(name)
+    except registry.UnknownBackend:
+        return None  # a run measured with a backend this checkout does not have
+
+
+def colour(backend: str) -> str:
+    found = _backend(backend)
+    return found.colour if found is not None else UNKNOWN_COLOUR
+
+
+def marker(backend: str) -> str:
+    found = _backend(backend)
+    return MECHANISM_MARKERS.get(found.mechanism if found else backend, "o")
+
+
+def order(backends: Sequence[str]) -> list[str]:
+    """Backends in registry order (unknown ones last, by name)."""
+    rank = {b: i for i, b in enumerate(registry.names())}
+    return sorted({str(b) for b in backends}, key=lambda b: (rank.get(b, 10_000), b))
+
+
+def rows_for(trials: pd.DataFrame, chart: str) -> pd.DataFrame:
+    """The successful trials of the scenarios that declare they feed ``chart``."""
+    if trials.empty:
+        return trials
+    feeding = scenarios.reading(chart=chart)
+    return trials[trials["scenario"].isin(feeding) & (trials["status"] == "ok")]
+
+
+def save(fig: Figure, charts_dir: Path, name: str) -> list[Path]:
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "svg"):
+        path = charts_dir / f"{name}.{ext}"
+        fig.savefig(
+            path, dpi=DPI, bbox_inches="tight", metadata=None if ext == "png" else {"Date": None}
+        )
+        out.append(path)
+    plt.close(fig)
+    return out
+
+
+def summary(trials: pd.DataFrame, metric: str, x_col: str) -> pd.DataFrame:
+    """Per backend and x: median/min/max over repetitions (flagged-only cells kept, marked)."""
+    rows = trials[trials[metric].notna()]
+    if rows.empty:
+        return pd.DataFrame()
+    return summarise_cells(rows, metric, keys=("backend", x_col))
+
+
+def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -> None:
+    """Median with min-max bars per backend; flagged-only cells hollow and grey.
+
+    Backends are dodged sideways a little so that error bars at the same x
+    stay readable; the dodge is a small factor on a log axis, a small
+    fraction of the range on a linear one.
+    """
+    backends = order(summ["backend"])
+    xs = summ[x_col].astype(float)
+    span = float(xs.max() - xs.min()) if len(xs) else 0.0
+    for i, backend in enumerate(backends):
+        shift = i - (len(backends) - 1) / 2
+
+        def dodge(x: pd.Series, shift: float = shift) -> pd.Series:
+            return x * (1.0 + 0.04 * shift) if log_x else x + 0.008 * span * shift
+
+        s = summ[summ["backend"] == backend].sort_values(x_col)
+        good = s[~s["flagged_only"].astype(bool)]
+        mark = marker(backend)
+        if not good.empty:
+            yerr = np.vstack([good["median"] - good["min"], good["max"] - good["median"]])
+            ax.errorbar(
+                dodge(good[x_col].astype(float)), good["median"], yerr=yerr, color=colour(backend),
+                marker=mark, ms=5, capsize=3, lw=1.6, label=backend,
+            )  # fmt: skip
+        bad = s[s["flagged_only"].astype(bool)]
+        if not bad.empty:
+            ax.plot(
+                dodge(bad[x_col].astype(float)), bad["median"], linestyle="none", marker=mark,
+                ms=7, mfc="none", mec=FLAGGED_COLOUR, mew=1.5,
+            )  # fmt: skip
+
+
+def flagged_legend(ax: Axes, any_flagged: bool) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if any_flagged:
+        handles.append(
+            plt.Line2D(
+                [], [], linestyle="none", marker="o", mfc="none", mec=FLAGGED_COLOUR, mew=1.5
+            )
+        )
+        labels.append("flagged cell (not in verdict)")
+    if handles:
+        ax.legend(handles, labels, fontsize=8, loc="best", framealpha=0.85)
+
+
+def plain_log_y(ax: Axes) -> None:
+    """Log y axis labelled 50, 100, 200, 500 ... rather than 6x10^2."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
+    """Dotted line at 1024 in select's colour; the note goes on whichever side has room."""
+    ax.axvline(FD_SETSIZE, color=colour("select"), linestyle=":", lw=1.3)
+    x_frac = ax.transAxes.inverted().transform(ax.transData.transform((FD_SETSIZE, 1)))[0]
+    right = x_frac < 0.75
+    ax.annotate(
+        "FD_SETSIZE 1024:\nselect's limit",
+        xy=(FD_SETSIZE, y_text_frac), xycoords=("data", "axes fraction"),
+        xytext=(4 if right else -4, 0), textcoords="offset points",
+        ha="left" if right else "right", va="top", fontsize=8, color=colour("select"),
+    )  # fmt: skip
+
+
+def trend_words(fits: dict[str, Any]) -> str:
+    """'select and poll grow, epoll stays flat' from verdict-style fits."""
+    from bench.analyse.verdict import RELATIVE_RULE_MARK, change_words, classify_fits
+
+    grow, flat, nearly_flat, unclear, few = [], [], [], [], []
+    classes = classify_fits(fits, need_reps=False)
+    for backend in order(list(fits)):
+        cls, reason = classes[backend]
+        pct = fits[backend].rel_increase
+        txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
+        if cls == "flat" and RELATIVE_RULE_MARK in reason:
+            nearly_flat.append(txt)  # flat only next to select's and poll's slopes
+            continue
+        {"growing": grow, "flat": flat, "insufficient": few}.get(cls, unclear).append(txt)
+    if few and not (grow or flat or unclear):
+        return "too few descriptor counts to show a trend"
+    parts = []
+    if grow:
+        parts.append(f"{', '.join(grow)} grow{'s' if len(grow) == 1 else ''}")
+    if flat:
+        parts.append(f"{', '.join(flat)} stay{'s' if len(flat) == 1 else ''} flat")
+    if nearly_flat:
+        parts.append(f"{', '.join(nearly_flat)} nearly flat (slope under 5% of theirs)")
+    if unclear:
+        parts.append(f"{', '.join(unclear)} unclear")
+    return "; ".join(parts) + (" (change over the measured range)" if parts else "")
+
+
+def rows_in_mode(trials: pd.DataFrame, chart: str, prefer_mode: str) -> tuple[pd.DataFrame, str]:
+    """The chart's rows in ``prefer_mode`` (open/closed loop), else in the first mode measured."""
+    rows = rows_for(trials, chart)
+    modes = set(rows["mode"].dropna())
+    mode = prefer_mode if prefer_mode in modes else (sorted(modes)[0] if modes else prefer_mode)
+    return rows[rows["mode"] == mode], mode
+
+
+def any_flagged(summ: pd.DataFrame) -> bool:
+    return bool(not summ.empty and summ["flagged_only"].astype(bool).any())
+
+
+def shared_title(fig: Figure, title: str, subtitle: str) -> None:
+    fig.suptitle(title, fontsize=11, fontweight="bold", y=1.0)
+    fig.text(0.5, 0.96, subtitle, ha="center", va="top", fontsize=8.5, color="#444444")
