@@ -27,10 +27,15 @@ import heapq
 import select
 import socket
 import time
+from multiprocessing.connection import Connection
 from typing import Any
 
+from loadgen.accounting import connect_error_kind
+from loadgen.config import LoadConfig
+from loadgen.connect import address_family, start_connect
+from loadgen.plan import WorkerPlan
 from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, parse_echo, parse_http
-from loadgen.worker import IP_BIND_ADDRESS_NO_PORT, READ_SIZE, Worker, connect_error_kind
+from loadgen.worker_base import READ_SIZE, WorkerBase
 
 # Back-off before a slot retries after a failed connect or a broken request,
 # so a refusing server is not hammered in a tight loop.
@@ -53,16 +58,15 @@ class _Conn:
         self.rest = b""
 
 
-class ChurnWorker(Worker):
+class ChurnWorker(WorkerBase):
     """Worker for LoadConfig.new_connection_per_request (closed and open loop)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
+        super().__init__(cfg, plan, conn)
         self.conns: dict[int, _Conn] = {}
         self.slot_intended: list[int] = []
-        self.run_connect_errors: dict[str, int] = {}
         self.source_i = self.plan.first_active_index
-        self.family = socket.AF_INET6 if ":" in self.plan.address else socket.AF_INET
+        self.family = address_family(self.plan.address)
         self.target = (self.plan.address, self.cfg.port)
 
     def upfront_active(self) -> int:
@@ -80,24 +84,13 @@ class ChurnWorker(Worker):
     # ------------------------------------------------------------ connection
     def start(self, slot: int, now: int) -> None:
         """Open the slot's next connection (non-blocking); failures retry later."""
-        try:
-            sock = socket.socket(self.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-        except OSError as exc:
-            self.connect_failed(slot, exc.errno or 0, now)
-            return
-        err = 0
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sources = self.plan.sources
-            if sources:
-                sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
-                sock.bind((sources[self.source_i % len(sources)], 0))
-                self.source_i += 1
-            err = sock.connect_ex(self.target)
-        except OSError as exc:
-            err = exc.errno or -1
-        if err not in (0, errno.EINPROGRESS):
-            sock.close()
+        sources = self.plan.sources
+        source = None
+        if sources:
+            source = sources[self.source_i % len(sources)]
+            self.source_i += 1
+        sock, err = start_connect(self.family, self.target, source, nodelay=True)
+        if sock is None:
             self.connect_failed(slot, err, now)
             return
         conn = _Conn(sock, slot, now)
@@ -107,8 +100,7 @@ class ChurnWorker(Worker):
     def connect_failed(self, slot: int, err: int, now: int) -> None:
         kind = connect_error_kind(err)
         self.run_connect_errors[kind] = self.run_connect_errors.get(kind, 0) + 1
-        if len(self.error_samples) < 5:
-            self.error_samples.append(f"connect: {errno.errorcode.get(err, err)}")
+        self.note_sample(f"connect: {errno.errorcode.get(err, err)}")
         self.next_for_slot(slot, now, failed=True)
 
     def next_for_slot(self, slot: int, now: int, failed: bool = False) -> None:
@@ -137,15 +129,8 @@ class ChurnWorker(Worker):
         return conn
 
     def fail(self, fd: int, kind: str, detail: str, now: int) -> None:
-        """Count a request error (as Worker.error does) and move the slot on."""
-        self.errors[kind] += 1
-        label = self.interval_label
-        if label >= 0:
-            self.measured_errors += 1
-            point = self.series.setdefault(label, {"requests": 0, "errors": 0, "hist": None})
-            point["errors"] += 1
-        if len(self.error_samples) < 5:
-            self.error_samples.append(f"{kind}: {detail}")
+        """Count a request error and move the slot on."""
+        self.count_error(kind, detail)
         conn = self.close_conn(fd)
         self.next_for_slot(conn.slot, now, failed=True)
 
@@ -240,7 +225,17 @@ class ChurnWorker(Worker):
                 self.fail(fd, "timeout", f"no answer within {self.cfg.request_timeout_s} s", now)
 
     # ------------------------------------------------------------------ run
-    def loop_churn(self) -> None:
+    def start_sending(self, warmup_start: int) -> None:
+        slots = self.plan.active
+        if self.cfg.mode == "closed":
+            start = time.monotonic_ns()
+            for slot in range(slots):
+                self.start(slot, start)
+        else:
+            self.slot_intended = [0] * slots
+            self.start_schedule(range(slots), self.slot_intended, warmup_start)
+
+    def loop(self) -> None:
         poll = self.ep.poll
         mono = time.monotonic_ns
         heap = self.heap
@@ -273,38 +268,9 @@ class ChurnWorker(Worker):
                 self.on_event(fd, ev)
             self.check_timeouts(mono())
 
-    def run_load(self, warmup_start: int, measure_start: int, measure_end: int) -> None:
-        self.build_ticks(warmup_start, measure_start, measure_end)
-        now = time.monotonic_ns()
-        if warmup_start > now:
-            time.sleep((warmup_start - now) / 1e9)
-        self.phase_ns["warmup_start"] = time.monotonic_ns()
-        if measure_start == warmup_start:
-            self.phase_ns["measure_start"] = warmup_start
-        self.sending = True
-        slots = self.plan.active
-        if self.cfg.mode == "closed":
-            start = time.monotonic_ns()
-            for slot in range(slots):
-                self.start(slot, start)
-        else:
-            self.slot_intended = [0] * slots
-            self.start_schedule(range(slots), self.slot_intended, warmup_start)
-        self.loop_churn()
-        if self.sending:
-            self.end_sending(time.monotonic_ns())
-        self.drain()
-        self.phase_ns["drain_end"] = time.monotonic_ns()
-
-    def result(self) -> dict[str, Any]:
-        report = super().result()
-        report["run_connect_errors"] = dict(self.run_connect_errors)
-        return report
-
-    def close_all(self) -> None:
+    def close_active(self) -> None:
         for fd in list(self.conns):
             self.close_conn(fd)
-        super().close_all()
 
 
 __all__ = ["ChurnWorker"]

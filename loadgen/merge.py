@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen import histogram as hdr
+from loadgen.accounting import new_connect_errors, new_request_errors, timeseries_interval_s
 from loadgen.config import LoadConfig
 from loadgen.result import RATE_SHORTFALL_RATIO, SATURATED_BUSY_FRACTION, SCHEMA_VERSION
-from loadgen.worker import CONNECT_ERROR_KINDS, timeseries_interval_s
 
 
 def _sum(reports: list[dict[str, Any]], key: str) -> int:
@@ -33,11 +33,11 @@ def merge_results(
     partial_reason: str | None = None,
 ) -> dict[str, Any]:
     """Merge per-worker connect infos and reports into the result document."""
-    connect_errors = dict.fromkeys((*CONNECT_ERROR_KINDS, "other"), 0)
+    connect_errors = new_connect_errors()
     for info in connected:
         for kind, n in info["connect_errors"].items():
             connect_errors[kind] = connect_errors.get(kind, 0) + n
-    errors = {"bad_response": 0, "unexpected_close": 0, "timeout": 0, "send_error": 0}
+    errors = new_request_errors()
     samples: list[str] = []
     for report in reports:
         for kind, n in report.get("run_connect_errors", {}).items():

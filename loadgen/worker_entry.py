@@ -1,16 +1,72 @@
-"""``python -m loadgen.worker_entry FD``: the command line of one worker process.
+"""``python -m loadgen.worker_entry FD``: one load generator worker process.
 
 FD is the worker's end of the socketpair its parent (loadgen.run) created.
-The first message on it is ("init", LoadConfig, WorkerPlan). A separate module
-from loadgen.worker so that runpy does not execute a module that the package
-import already loaded.
+The first message on it is ("init", LoadConfig, WorkerPlan); the life of a
+worker is described in loadgen.worker_base. The loop is picked here, from
+the config: KeepAliveWorker (loadgen.keepalive) or, for
+new_connection_per_request, ChurnWorker (loadgen.churn). Nothing in the
+package imports this module, so runpy never executes a module that the
+package import already loaded.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import traceback
 from multiprocessing.connection import Connection
+from typing import Any
+
+from loadgen.churn import ChurnWorker
+from loadgen.config import LoadConfig
+from loadgen.keepalive import KeepAliveWorker
+from loadgen.plan import WorkerPlan
+from loadgen.worker_base import WorkerBase
+
+
+def worker_class(cfg: LoadConfig) -> type[WorkerBase]:
+    """The loop for this config: a new connection per request, or keep-alive."""
+    return ChurnWorker if cfg.new_connection_per_request else KeepAliveWorker
+
+
+def wait_for_go(conn: Connection) -> tuple[Any, ...]:
+    """Block until the parent says go or stop; stop if the parent disappears."""
+    parent = os.getppid()
+    while True:
+        if conn.poll(0.5):
+            try:
+                return conn.recv()
+            except (EOFError, OSError):
+                return ("stop",)
+        if os.getppid() != parent:
+            return ("stop",)
+
+
+def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
+    """Connect, wait for go, run, report; every descriptor is closed on the way out."""
+    worker = None
+    try:
+        worker = worker_class(cfg)(cfg, plan, conn)
+        worker.setup_process()
+        conn.send(("connected", worker.connect_all()))
+        msg = wait_for_go(conn)
+        if msg[0] == "go" and not worker.stop_requested:
+            worker.run_load(*msg[1:])
+        else:
+            worker.stop_requested = True
+        conn.send(("result", worker.result()))
+    except BaseException:
+        text = traceback.format_exc()
+        try:
+            conn.send(("error", plan.index, text))
+        except OSError:
+            # The parent is gone or the channel broke: stderr is all that is left.
+            print(f"loadgen worker {plan.index} failed:\n{text}", file=sys.stderr)
+    finally:
+        if worker is not None:
+            worker.close_all()
+        conn.close()
 
 
 def main(argv: list[str]) -> int:
@@ -20,8 +76,6 @@ def main(argv: list[str]) -> int:
     msg = conn.recv()
     if msg[0] != "init":
         return 2
-    from loadgen.worker import worker_main
-
     _, cfg, plan = msg
     worker_main(cfg, plan, conn)
     return 0
