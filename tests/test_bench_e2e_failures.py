@@ -2,47 +2,63 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bench.measure import protocol as runner
 from bench.measure.config import build_config
-from bench.present.progress import RunProgress
-from bench.store.results import load
+from bench.measure.machine import git_state, machine_metadata
+from bench.measure.placement import Edge, LocalPlacement, LocalServer, ServerHandle
 from bench.measure.plan import plan_trials
+from bench.measure.run import run_benchmark
+from bench.present.progress import RunProgress
+from bench.store.results import create_run, load
+from servers.config import ServerConfig
 
 pytestmark = pytest.mark.slow
 
 
-def _kill_server_at_first_window(monkeypatch: pytest.MonkeyPatch, trials_to_kill: int) -> None:
-    """SIGKILL the server when the first measured window of a trial opens."""
-    real_snapshot = runner._snapshot
-    killed: list[int] = []
+class KillingPlacement(LocalPlacement):
+    """This host, except that the first server is SIGKILLed when its window opens."""
 
-    def snapshot(server: Any, proc: Any) -> dict[str, Any]:
-        if len(killed) < trials_to_kill and server.pid not in killed:
-            killed.append(server.pid)
-            os.kill(server.pid, signal.SIGKILL)
-            server.popen.wait(timeout=5)
-        return real_snapshot(server, proc)
+    def __init__(self) -> None:
+        self.killed: list[int] = []
 
-    monkeypatch.setattr(runner, "_snapshot", snapshot)
+    @contextlib.contextmanager
+    def server(self, config: ServerConfig) -> Iterator[ServerHandle]:
+        with super().server(config) as handle:
+            assert isinstance(handle, LocalServer)
+            placement = self
+            real_edge = handle.edge
+
+            def edge(*, with_process: bool = True) -> Edge:
+                if not placement.killed:
+                    placement.killed.append(handle.pid)
+                    os.kill(handle.pid, signal.SIGKILL)
+                    deadline = time.monotonic() + 5
+                    while handle.exit_reason() is None and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                return real_edge(with_process=with_process)
+
+            handle.edge = edge  # type: ignore[method-assign]
+            yield handle
 
 
-def test_a_crashed_server_fails_its_trial_and_the_run_continues(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_crashed_server_fails_its_trial_and_the_run_continues(tmp_path: Path) -> None:
     cfg = build_config(
         "tiny", scenarios=("active-scaling",), backends=("epoll", "poll"), out_dir=str(tmp_path)
     )
     trials = plan_trials(cfg)
     assert len(trials) == 2
-    _kill_server_at_first_window(monkeypatch, trials_to_kill=1)
-    outcome = runner.run_benchmark(cfg, trials, RunProgress(trials), warnings=[])
+    sink = create_run(cfg.out_dir, cfg.preset, cfg.to_dict(), machine_metadata(), git_state())
+    placement = KillingPlacement()
+    outcome = run_benchmark(cfg, trials, sink, RunProgress(trials), placement)
+    assert len(placement.killed) == 1
     assert outcome.status == "complete" and outcome.failed == 1
     data = load(outcome.path)
     first, second = data.trials.iloc[0], data.trials.iloc[1]

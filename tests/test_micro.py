@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import schema
 from bench.measure.micro import MicroBenchmarkError, micro_table_from_json, run_micro
 
 # Collected here so plain `pytest` runs every quick case once and checks its readiness count.
@@ -18,6 +17,7 @@ from bench.measure.micro.test_wait_cost import (  # noqa: F401
     open_socketpairs,
     test_wait_cost,
 )
+from bench.store import schema
 
 
 def test_select_descriptors_are_packed_below_fd_setsize() -> None:

@@ -22,8 +22,8 @@ import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 from nbclient import NotebookClient
 
-from bench.store import schema
 from bench.analyse.compare import compare_runs, format_compare
+from bench.store import schema
 from bench.store.results import available_runs, load
 
 REPO = Path(__file__).resolve().parent.parent
@@ -151,7 +151,7 @@ def test_explore_runs_top_to_bottom_on_a_real_run(
     text = _text(nb)
     assert f"run {run_a.name}" in text
     assert "(no data for this chart in this run)" not in text
-    # Six bench.present.charts figures (the tiny run has data for each) and the do-it-yourself chart.
+    # Six bench.present.charts figures (the tiny run has data for each) and the DIY chart.
     assert _images(nb) >= 7
     verdict = load(run_a).verdict
     assert verdict is not None

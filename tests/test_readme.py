@@ -21,10 +21,12 @@ from types import ModuleType
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench.store import schema
-from bench.present.charts import CHARTS
 from bench.commands import COMMANDS, build_parser
-from bench.measure.config import ALL_BACKENDS, ALL_SCENARIOS, PUBLIC_PRESETS
+from bench.measure import scenarios
+from bench.measure.config import PUBLIC_PRESETS
+from bench.present.charts import CHARTS
+from bench.store import schema
+from servers import registry
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -151,7 +153,7 @@ def test_every_bench_command_in_the_readme_parses() -> None:
 def test_readme_names_every_command_preset_scenario_and_backend() -> None:
     text = _readme()
     missing = [f"python -m bench {c}" for c in COMMANDS if f"python -m bench {c}" not in text]
-    missing += [f"`{name}`" for name in (*PUBLIC_PRESETS, *ALL_SCENARIOS, *ALL_BACKENDS)]
+    missing += [f"`{name}`" for name in (*PUBLIC_PRESETS, *scenarios.names(), *registry.names())]
     missing = [m for m in missing if m not in text]
     assert not missing, f"README does not mention {missing}"
 
@@ -202,7 +204,9 @@ def test_readme_figures_are_charts_update_figures_copies() -> None:
     figures = _readme_figures()
     assert figures, "the README shows no chart from docs/figures/"
     defaults = _update_figures_module().DEFAULT_CHARTS
-    assert set(defaults) <= set(CHARTS), "update_figures copies charts bench.present.charts never draws"
+    assert set(defaults) <= set(CHARTS), (
+        "update_figures copies charts bench.present.charts never draws"
+    )
     for name in figures:
         assert name.endswith(".png") and name[: -len(".png")] in defaults, (
             f"README shows docs/figures/{name}, which update_figures.py does not copy by default"

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench.store import schema
 from bench.present.listing import format_run_list, list_runs
+from bench.store import schema
 from bench.store.results import (
     RunNotFoundError,
     UnknownSchemaVersionError,

@@ -137,7 +137,8 @@ class LocalServer:
         return Edge(utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error)
 
     def exit_reason(self) -> str | None:
-        return self._process.exit_reason()
+        reason = self._process.exit_reason()
+        return None if reason is None else f"server process exited during the trial ({reason})"
 
     def stderr_tail(self, limit: int = 2000) -> str | None:
         return self._process.stderr_text()[-limit:]
