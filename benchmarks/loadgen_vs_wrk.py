@@ -49,7 +49,7 @@ from servers.launch import ServerConfig, start_server  # noqa: E402
 SERVER_CPU = 0
 CLIENT_CPU = 1
 
-from bench.measure.wrk import WRK_DONE_LUA  # noqa: E402
+from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
 
 
 def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float)
 def run_wrk(port: int, connections: int, duration_s: float, lua: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "wrk.json"
-        env = dict(os.environ, WRK_JSON_OUT=str(out))
+        env = wrk_env(out)
         argv = [
             "taskset", "-c", str(CLIENT_CPU), "wrk", "-t1", f"-c{connections}",
             f"-d{max(1, round(duration_s))}s", "-s", str(lua), f"http://127.0.0.1:{port}/",

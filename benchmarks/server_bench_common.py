@@ -26,6 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 
 # wrk's results come as JSON from the project's one Lua done() hook, never scraped.
 from bench.measure.wrk import WRK_DONE_LUA as WRK_JSON_LUA  # noqa: E402
+from bench.measure.wrk import wrk_env  # noqa: E402
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
@@ -88,7 +89,7 @@ def run_wrk(
             cmd = ["taskset", "-c", str(cpu), *cmd]
         proc = subprocess.run(
             cmd,
-            env={**os.environ, "WRK_JSON_OUT": str(out)},
+            env=wrk_env(out),
             capture_output=True,
             text=True,
             timeout=duration_s + 60,

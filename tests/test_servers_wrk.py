@@ -7,7 +7,6 @@ human-readable output), following pyperf's structured-channel rule.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from test_servers_support import backend_params, wait_idle
 
 # wrk's results come as JSON from the project's one Lua done() hook, never scraped.
 from bench.measure.wrk import WRK_DONE_LUA as WRK_JSON_LUA
+from bench.measure.wrk import wrk_env
 
 WRK_CONNECTIONS = 50
 
@@ -39,7 +39,7 @@ def run_wrk_json(port: int, tmp_path: Path, duration_s: int = 1) -> dict:
     ]
     proc = subprocess.run(
         cmd,
-        env={**os.environ, "WRK_JSON_OUT": str(out)},
+        env=wrk_env(out),
         capture_output=True,
         text=True,
         timeout=duration_s + 30,

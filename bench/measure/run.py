@@ -81,10 +81,10 @@ def run_in_process(cfg: BenchConfig, sink: RunSink, progress: Progress) -> None:
         scenario = scenarios.get(name)
         if scenario.measure_in_process is None:
             continue
-        settings = cfg.settings[name]
-        progress.note(f"{name} ({getattr(settings, 'set_name', '')} set)...")
+        progress.note(f"{name}: {scenario.summary}...")
         try:
-            sink.write_table(name, scenario.measure_in_process(settings, cfg, sink.raw_dir))
+            table = scenario.measure_in_process(cfg.settings[name], cfg, sink.raw_dir)
+            sink.write_table(name, table)
         except Exception as exc:  # the load trials stay valid without them
             sink.add_warning(f"{name} benchmarks failed: {exc}")
             progress.note(f"warning: {name} benchmarks failed: {exc}")

@@ -10,6 +10,9 @@ carries the output path.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 WRK_JSON_ENV = "WRK_JSON_OUT"
 
 WRK_DONE_LUA = r"""
@@ -30,3 +33,8 @@ done = function(summary, latency, requests)
   f:close()
 end
 """
+
+
+def wrk_env(out: Path) -> dict[str, str]:
+    """This process's environment plus the variable that tells the hook where to write."""
+    return {**os.environ, WRK_JSON_ENV: str(out)}

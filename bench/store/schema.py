@@ -41,6 +41,8 @@ import os
 from pathlib import Path
 from typing import Final
 
+from bench.measure.micro import MICRO_COLUMNS as _MICRO_COLUMNS
+from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
 
 SCHEMA_VERSION: Final = 1
@@ -125,18 +127,9 @@ CELL_KEYS: Final = (
     "rate_rps_requested",
 )
 
-MICRO_COLUMNS: Final[dict[str, str]] = {
-    "mechanism": "string",
-    "n_registered": "Int64",
-    "ready": "string",
-    "median_us": "float64",
-    "mean_us": "float64",
-    "stddev_us": "float64",
-    "iqr_us": "float64",
-    "min_us": "float64",
-    "rounds": "Int64",
-}
-MICRO_KEYS: Final = ("mechanism", "n_registered", "ready")
+# The micro benchmark table's columns are declared by their producer.
+MICRO_COLUMNS: Final[dict[str, str]] = _MICRO_COLUMNS
+MICRO_KEYS: Final = _MICRO_KEYS
 
 # Where a trial's raw JSON keeps the load generator's merged, corrected
 # HdrHistogram (base64 of HdrHistogram.encode(), values in microseconds).

@@ -2,7 +2,7 @@
 
 ``run_micro`` runs ``bench/measure/micro/test_wait_cost.py`` in a pytest subprocess with
 ``--benchmark-json`` and converts that JSON (``micro_table_from_json``) into the
-``micro.csv`` columns of ``bench.store.schema.MICRO_COLUMNS`` (microseconds).
+``micro.csv`` columns of ``MICRO_COLUMNS`` (microseconds).
 """
 
 from __future__ import annotations
@@ -16,7 +16,20 @@ from typing import Any
 
 import pandas as pd
 
-from bench.store import schema
+# Column name -> pandas dtype of the micro table (times in microseconds).
+MICRO_COLUMNS: dict[str, str] = {
+    "mechanism": "string",
+    "n_registered": "Int64",
+    "ready": "string",
+    "median_us": "float64",
+    "mean_us": "float64",
+    "stddev_us": "float64",
+    "iqr_us": "float64",
+    "min_us": "float64",
+    "rounds": "Int64",
+}
+# The columns that identify one micro benchmark.
+MICRO_KEYS = ("mechanism", "n_registered", "ready")
 
 BENCH_MODULE = Path(__file__).with_name("test_wait_cost.py")
 US_PER_S = 1e6
@@ -56,11 +69,8 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
                 "rounds": int(stats["rounds"]),
             }
         )
-    df = pd.DataFrame(rows, columns=list(schema.MICRO_COLUMNS))
-    df = df.sort_values(list(schema.MICRO_KEYS)).reset_index(drop=True)
-    from bench.store.results import coerce_table
-
-    return coerce_table(df, schema.MICRO_COLUMNS)
+    df = pd.DataFrame(rows, columns=list(MICRO_COLUMNS)).astype(MICRO_COLUMNS)
+    return df.sort_values(list(MICRO_KEYS)).reset_index(drop=True)
 
 
 def run_micro(
