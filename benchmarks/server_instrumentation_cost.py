@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from servers.eventloop import CPU_SAMPLE_EVERY
 from servers.launch import ServerConfig, start_server
+from servers.sampling import CallSampler, new_seed
 from servers.stats import ServerStats
 
 
@@ -37,14 +37,15 @@ def added_ns_per_iteration(repeat: int = 7, number: int = 200_000) -> float:
     clock = time.perf_counter_ns
     cpu_clock = time.thread_time_ns
     events: list[tuple[int, int]] = [(5, 1)] * 4
-    state = {"calls": 0}
+    next_gap = CallSampler(new_seed()).next_gap
+    state = {"countdown": next_gap()}
 
     def wait() -> list[tuple[int, int]]:
         return events
 
     def instrumented() -> None:
-        state["calls"] += 1
-        if state["calls"] % CPU_SAMPLE_EVERY:
+        state["countdown"] -= 1
+        if state["countdown"]:
             t0 = clock()
             ev = wait()
             t1 = clock()
@@ -56,12 +57,13 @@ def added_ns_per_iteration(repeat: int = 7, number: int = 200_000) -> float:
             stats.wait_cpu_ns += cpu_clock() - c0
             stats.wait_cpu_samples += 1
             stats.wait_cpu_sample_events += len(ev)
+            state["countdown"] = next_gap()
         stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ev)
 
     def plain() -> None:
-        state["calls"] += 1
+        state["countdown"] -= 1
         wait()
 
     on = min(timeit.repeat(instrumented, number=number, repeat=repeat)) / number

@@ -17,24 +17,26 @@ import time
 from collections.abc import Callable
 
 from servers.config import ServerConfig
-from servers.eventloop import CPU_SAMPLE_EVERY
 from servers.limits import STOP_SIGNALS, release_stop_signals
 from servers.protocol import http_consume
+from servers.sampling import CallSampler, start_sampling
 from servers.stats import ServerStats
 
 
 class TimedEpollSelector(selectors.EpollSelector):
-    """EpollSelector whose select() adds to the server's wait counters."""
+    """EpollSelector whose select() adds to the server's wait counters, sampled as the
+    event loop's are (servers.sampling)."""
 
-    def __init__(self, stats: ServerStats) -> None:
+    def __init__(self, stats: ServerStats, sampler: CallSampler) -> None:
         super().__init__()
         self._stats = stats
-        self._calls = 0
+        self._next_gap = sampler.next_gap
+        self._countdown = sampler.next_gap()
 
     def select(self, timeout: float | None = None) -> list:
         stats = self._stats
-        self._calls += 1
-        sampled = self._calls % CPU_SAMPLE_EVERY == 0
+        self._countdown -= 1
+        sampled = not self._countdown
         c0 = time.thread_time_ns() if sampled else 0
         t0 = time.perf_counter_ns()
         ready = super().select(timeout)
@@ -43,6 +45,7 @@ class TimedEpollSelector(selectors.EpollSelector):
             stats.wait_cpu_ns += time.thread_time_ns() - c0
             stats.wait_cpu_samples += 1
             stats.wait_cpu_sample_events += len(ready)
+            self._countdown = self._next_gap()
         stats.wait_ns += t1 - t0
         stats.wait_calls += 1
         stats.wait_events += len(ready)
@@ -130,14 +133,17 @@ class AsyncioServer:
         self.stats = stats
         self.use_uvloop = use_uvloop
         self.transports: set[asyncio.BaseTransport] = set()
+        # Before READY, which reports the seed and the calibration (uvloop has no wait to time).
+        timed = config.instrumentation and not use_uvloop
+        self._sampler = start_sampling(config, stats) if timed else None
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:
         if self.use_uvloop:
             import uvloop
 
             return uvloop.new_event_loop()
-        if self.config.instrumentation:
-            return asyncio.SelectorEventLoop(TimedEpollSelector(self.stats))
+        if self._sampler is not None:
+            return asyncio.SelectorEventLoop(TimedEpollSelector(self.stats, self._sampler))
         return asyncio.SelectorEventLoop(selectors.EpollSelector())
 
     def run(self) -> None:

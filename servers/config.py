@@ -49,6 +49,8 @@ class ServerConfig:
     """HTTP request heads larger than this get 431 and the connection closed."""
     max_fds: int | None = None
     """Lower the soft RLIMIT_NOFILE to this (tests and demonstrations of EMFILE)."""
+    wait_sample_seed: int | None = None
+    """Seed of the draw of wait calls that read the CPU clock; None: a fresh one (recorded)."""
 
     def __post_init__(self) -> None:
         try:
@@ -68,6 +70,8 @@ class ServerConfig:
                 f"max_queued_bytes must be >= 1 and max_head_bytes >= 64, got "
                 f"{self.max_queued_bytes} and {self.max_head_bytes}"
             )
+        if self.wait_sample_seed is not None and self.wait_sample_seed < 0:
+            raise ValueError(f"wait_sample_seed must be >= 0, got {self.wait_sample_seed}")
         if self.max_fds is not None and self.max_fds < 16:
             raise ValueError(
                 f"max_fds must be >= 16 (the server needs a few itself), got {self.max_fds}"

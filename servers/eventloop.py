@@ -30,10 +30,9 @@ from servers.backends import ERROR, READ, WRITE, Backend
 from servers.config import ServerConfig
 from servers.limits import OUT_OF_FDS_ERRNOS, RECV_BYTES, STOP_SIGNALS, release_stop_signals
 from servers.protocol import http_consume
+from servers.sampling import start_sampling
 from servers.stats import ServerStats
 
-# One wait call in this many also reads the thread's CPU clock (see _loop_instrumented).
-CPU_SAMPLE_EVERY = 8
 _ACCEPT_AGAIN = (errno.ECONNABORTED, errno.EPROTO, errno.EINTR)
 
 
@@ -72,6 +71,7 @@ class EventLoopServer:
         self._reserve_fd: int | None = os.open(os.devnull, os.O_RDONLY)
         self._accept_paused = False
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sampler = start_sampling(config, stats) if config.instrumentation else None
 
     # -- lifecycle -------------------------------------------------------
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -114,14 +114,15 @@ class EventLoopServer:
         clock = time.perf_counter_ns
         # Wall time inside a blocking wait is mostly sleep; the thread's CPU time
         # inside it is what the kernel spends on the call -- the cost the claims
-        # are about. Reading a thread CPU clock is a real system call (~1 us on
-        # this VM, vs ~50 ns for the vDSO wall clock), so it is sampled on one
-        # call in CPU_SAMPLE_EVERY, which keeps the instrumentation under 3%.
+        # are about. The CPU clock is read on a random 1 call in 8 (servers.sampling
+        # says why random and how its own cost is calibrated and subtracted).
         cpu_clock = time.thread_time_ns
-        calls = 0
+        assert self._sampler is not None
+        next_gap = self._sampler.next_gap
+        countdown = next_gap()
         while not self.stopping:
-            calls += 1
-            if calls % CPU_SAMPLE_EVERY:
+            countdown -= 1
+            if countdown:
                 t0 = clock()
                 events = wait(None)
                 t1 = clock()
@@ -133,6 +134,7 @@ class EventLoopServer:
                 stats.wait_cpu_ns += cpu_clock() - c0
                 stats.wait_cpu_samples += 1
                 stats.wait_cpu_sample_events += len(events)
+                countdown = next_gap()
             stats.wait_ns += t1 - t0
             stats.wait_calls += 1
             stats.wait_events += len(events)

@@ -62,7 +62,9 @@ class Backend:
     wait_instrumented: bool
     """True when the server times its wait call (the stats' wait_* counters are real)."""
     fd_number_limit: int | None
-    """Descriptor NUMBERS it can watch (select: FD_SETSIZE); None = only RLIMIT_NOFILE."""
+    """Descriptor NUMBERS it can watch (select: FD_SETSIZE); None = only RLIMIT_NOFILE.
+    The declared figure, for planning; a running server reports the one in force in its
+    stats (the select server asks select itself at start-up)."""
     colour: str
     """matplotlib colour of this backend on every chart."""
     factory: str

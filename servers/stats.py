@@ -41,7 +41,13 @@ COUNTERS = (
 # Levels at one instant: a window reports the later one (and the earlier current_connections).
 GAUGES = ("current_connections", "peak_connections", "registered_fds")
 # Facts fixed at start-up, repeated in every snapshot and in the READY line.
-START_FACTS = ("fd_number_limit",)
+START_FACTS = (
+    "fd_number_limit",
+    "select_probe_error",
+    "select_probe_status",
+    "wait_cpu_sample_seed",
+    "wait_cpu_clock_overhead_ns",
+)
 
 
 class ServerStats:
@@ -64,6 +70,12 @@ class ServerStats:
         self.wait_instrumented = wait_instrumented
         # The descriptor number from which connections are refused (select), or None.
         self.fd_number_limit = fd_number_limit
+        # Set at start-up by the select backend's probe (servers.backends.select_backend).
+        self.select_probe_error: str | None = None
+        self.select_probe_status: str | None = None
+        # Set at start-up by servers.sampling.start_sampling when wait calls are timed.
+        self.wait_cpu_sample_seed: int | None = None
+        self.wait_cpu_clock_overhead_ns: int | None = None
         # Only the thread-per-connection server needs it; event loops never take it.
         self._lock = threading.Lock()
 
@@ -147,7 +159,11 @@ class StatsSnapshot:
     protocol: str
     pid: int
     wait_instrumented: bool  # False: the wait_* counters stay 0
-    fd_number_limit: int | None
+    fd_number_limit: int | None  # connections on descriptors numbered >= this are refused
+    select_probe_error: str | None  # select's own refusal at start-up, e.g. "ValueError: ..."
+    select_probe_status: str | None  # what the probe did (or why it could not run)
+    wait_cpu_sample_seed: int | None  # seed of the random 1-in-8 choice of sampled calls
+    wait_cpu_clock_overhead_ns: int | None  # CPU cost of one sampled call's clock reads
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> StatsSnapshot:
@@ -230,6 +246,19 @@ class StatsDelta:
     pid: int
     wait_instrumented: bool
     fd_number_limit: int | None
+    select_probe_error: str | None
+    select_probe_status: str | None
+    wait_cpu_sample_seed: int | None
+    wait_cpu_clock_overhead_ns: int | None
+
+    @property
+    def wait_cpu_ns_net(self) -> int | None:
+        """CPU time inside the sampled wait calls less the clock reads' own calibrated cost
+        (wait_cpu_ns - wait_cpu_samples * wait_cpu_clock_overhead_ns); None if not timed.
+        Per sampled call: wait_cpu_ns_net / wait_cpu_samples (servers.sampling)."""
+        if self.wait_cpu_clock_overhead_ns is None:
+            return None
+        return self.wait_cpu_ns - self.wait_cpu_samples * self.wait_cpu_clock_overhead_ns
 
     @property
     def cpu_s(self) -> float:

@@ -187,6 +187,8 @@ def _snapshot_doc(**changes: object) -> dict[str, object]:
     doc.update(
         loop_iterations=0, time_ns=1_000, cpu_user_s=0.5, cpu_system_s=0.25, backend="epoll",
         protocol="http", pid=42, wait_instrumented=True, fd_number_limit=None,
+        select_probe_error=None, select_probe_status=None, wait_cpu_sample_seed=7,
+        wait_cpu_clock_overhead_ns=600,
     )  # fmt: skip
     doc.update(changes)
     return doc
