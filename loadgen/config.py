@@ -69,6 +69,9 @@ class LoadConfig:
     """Seconds one connect may take before it counts as ETIMEDOUT."""
     request_timeout_s: float = 5.0
     """Seconds one request may wait for its answer before it counts as a timeout."""
+    release_timeout_s: float = 30.0
+    """Seconds a worker holds its connections after the window for the parent's release
+    (sent once on_measure_end has returned); then it closes anyway and reports it."""
     allow_remote: bool = False
     """Allow a target that is not a loopback address (this tool can saturate a link)."""
     http_path: str = "/"
@@ -128,6 +131,8 @@ class LoadConfig:
             )
         if self.connect_timeout_s <= 0 or self.request_timeout_s <= 0:
             raise ConfigError("connect_timeout_s and request_timeout_s must be > 0")
+        if not 0 < self.release_timeout_s <= 3600:
+            raise ConfigError("release_timeout_s must be in (0, 3600]: every hold is bounded")
         if not self.http_path.startswith("/"):
             raise ConfigError(f"http_path {self.http_path!r} must start with '/'")
 

@@ -83,6 +83,8 @@ def merge_results(
                 "busy_fraction": round(busy, 4),
                 "rss_bytes_after_connect": report["rss_bytes_after_connect"],
                 "connect_duration_s": info.get("connect_duration_s"),
+                "release": report["release"],
+                "hold_s": report["hold_s"],
             }
         )
 
@@ -134,6 +136,7 @@ def merge_results(
         "loadgen_cpu_us_per_req": round(total_cpu_s * 1e6 / requests, 3) if requests else None,
         "max_busy_fraction": round(max_busy, 4),
         "saturated": max_busy >= SATURATED_BUSY_FRACTION,
+        "release_timeouts": sum(1 for r in reports if r["release"] == "timeout"),
     }
 
 

@@ -59,12 +59,23 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
   p50_us, p99_us}], t_s from the start of the measured window.
 - ``workers``: [{worker, pid, cpu, idle_established, active_established,
   requests, requests_total, errors, cpu_user_s, cpu_system_s, busy_fraction,
-  rss_bytes_after_connect, connect_duration_s}].
+  rss_bytes_after_connect, connect_duration_s, release, hold_s}].
+  ``release`` says how the worker's hold after the window ended: "parent"
+  (the release, sent once on_measure_end returned), "timeout"
+  (LoadConfig.release_timeout_s passed first: it closed its connections
+  while the parent may still have been reading the server), "stop", or
+  "not_held" (the run never started); ``hold_s`` how long it held.
 - ``loadgen_cpu_us_per_req``: all workers' CPU (user+system) in the window
   per measured request.
 - ``saturated``: any worker busy (CPU time / wall time) >= 90% of the window:
   the load generator, not the server, may have been the bottleneck.
 - ``max_busy_fraction``.
+- ``release_timeouts``: workers whose hold ended by timeout, not by the
+  release (0 in a sound run).
+
+Keys added to version 1 after it was first written (documents without them
+are still version 1; read_result gives them the default in brackets):
+``release_timeouts`` [0] and ``workers[].release``/``hold_s``.
 """
 
 from __future__ import annotations
@@ -173,6 +184,7 @@ class LoadResult:
     loadgen_cpu_us_per_req: float | None
     saturated: bool
     max_busy_fraction: float
+    release_timeouts: int
     doc: Mapping[str, Any]
 
 
@@ -252,6 +264,7 @@ def read_result(doc: Mapping[str, Any]) -> LoadResult:
             loadgen_cpu_us_per_req=doc["loadgen_cpu_us_per_req"],
             saturated=bool(doc["saturated"]),
             max_busy_fraction=float(doc["max_busy_fraction"]),
+            release_timeouts=int(doc.get("release_timeouts", 0)),
             doc=doc,
         )
     except KeyError as exc:

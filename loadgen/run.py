@@ -6,7 +6,12 @@ arrive at different times):
 
     precheck -> spawn workers -> every worker connected (barrier)
     -> warmup_start -> measure_start [on_measure_start] -> measure_end
-    [on_measure_end] -> workers drain, check idle connections, report -> reap
+    (workers stop sending, drain, hold every connection) [on_measure_end]
+    -> release -> workers check idle connections, report, close -> reap
+
+The release is what keeps the window whole: a worker closes nothing until
+on_measure_end has returned, so the caller's end snapshot of the server
+(connections, counters, CPU) contains none of the teardown.
 
 Workers are fresh interpreters (``python -m loadgen.worker_entry FD``), not forks:
 the parent may have threads (bench, pytest plugins) and forking a threaded
@@ -290,6 +295,7 @@ def run_load(
             if on_measure_end is not None:
                 on_measure_end()
             cpu_end = _cpu_times(workers.pids)
+            workers.send_all(("release",))
             note("measure_end", measure_end_ns / 1e9)
             measured_duration_s = (measure_end_ns - measure_start_ns) / 1e9
             cpu = _cpu_delta(cpu_start, cpu_end)

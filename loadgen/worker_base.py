@@ -8,9 +8,15 @@ entry point is loadgen.worker_entry):
 2. on ``("go", warmup_start_ns, measure_start_ns, measure_end_ns)`` (absolute
    CLOCK_MONOTONIC times, shared by all processes) run warm-up then the
    measured window, then stop sending and drain outstanding answers;
-3. check the idle connections are still alive, send ``("result", dict)``,
-   close everything and exit. ``("stop",)`` at any time ends the run early;
-   the result is then marked interrupted.
+3. hold every connection, idle and active, open and silent until the parent
+   sends ``("release",)``: it does so once its on_measure_end callback has
+   returned, so the server's end-of-window snapshot sees the same connections
+   as the start one and none of the teardown. The hold is bounded by
+   cfg.release_timeout_s; a worker that times out closes anyway and its
+   report says ``"release": "timeout"``;
+4. check the idle connections are still alive, send ``("result", dict)``,
+   close everything and exit. ``("stop",)`` at any time ends the run early
+   (and ends a hold); the result is then marked interrupted.
 
 WorkerBase holds the parts every loop shares: the up-front connections, the
 ticks that cut the run into warm-up and measured intervals (latencies are
@@ -89,6 +95,9 @@ class WorkerBase:
         self.phase_ns: dict[str, int] = {}
         self.rss_after_connect = 0
         self.connections_opened = 0  # TCP connections established over the whole run
+        self.released = False
+        self.release = "not_held"  # how the hold ended: parent, timeout, stop, not_held
+        self.hold_s = 0.0
 
     # -------------------------------------------------------- for subclasses
     def upfront_active(self) -> int:
@@ -129,15 +138,46 @@ class WorkerBase:
         if soft != hard:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-    def poll_control(self) -> None:
-        """Non-blocking check for a stop message from the parent (called once per tick)."""
+    def poll_control(self, timeout_s: float = 0.0) -> None:
+        """Read the parent's messages (stop, release); wait up to timeout_s for the first."""
         try:
-            while self.conn.poll():
+            while self.conn.poll(timeout_s):
+                timeout_s = 0.0
                 msg = self.conn.recv()
                 if msg[0] == "stop":
                     self.stop_requested = True
+                elif msg[0] == "release":
+                    self.released = True
         except (EOFError, OSError):
             self.stop_requested = True  # parent gone: stop
+
+    def hold_until_release(self) -> None:
+        """After the drain: keep every connection open until the parent's release.
+
+        Nothing is read or written meanwhile. Bounded by cfg.release_timeout_s;
+        a stop, or the parent's death, ends the hold too.
+        """
+        if self.stop_requested:
+            self.release = "stop"
+            return
+        mono = time.monotonic
+        start = mono()
+        deadline = start + self.cfg.release_timeout_s
+        parent = os.getppid()
+        while not self.released and not self.stop_requested:
+            remaining = deadline - mono()
+            if remaining <= 0:
+                break
+            self.poll_control(min(remaining, 0.5))
+            if os.getppid() != parent:
+                self.stop_requested = True
+        self.hold_s = mono() - start
+        if self.released:
+            self.release = "parent"
+        elif self.stop_requested:
+            self.release = "stop"
+        else:
+            self.release = "timeout"
 
     def _should_stop(self) -> bool:
         self.poll_control()
@@ -351,6 +391,8 @@ class WorkerBase:
             "phase_ns": self.phase_ns,
             "rss_bytes_after_connect": self.rss_after_connect,
             "rss_bytes_at_end": _rss_bytes(),
+            "release": self.release,
+            "hold_s": round(self.hold_s, 6),
             "interrupted": self.stop_requested,
         }
 

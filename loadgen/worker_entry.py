@@ -44,7 +44,7 @@ def wait_for_go(conn: Connection) -> tuple[Any, ...]:
 
 
 def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
-    """Connect, wait for go, run, report; every descriptor is closed on the way out."""
+    """Connect, wait for go, run, hold until released, report; then close every descriptor."""
     worker = None
     try:
         worker = worker_class(cfg)(cfg, plan, conn)
@@ -53,6 +53,7 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
         msg = wait_for_go(conn)
         if msg[0] == "go" and not worker.stop_requested:
             worker.run_load(*msg[1:])
+            worker.hold_until_release()
         else:
             worker.stop_requested = True
         conn.send(("result", worker.result()))

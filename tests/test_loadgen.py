@@ -167,6 +167,52 @@ def test_idle_connections_match_server_current_connections(start_server: Any) ->
     assert wait_connections_closed(srv)["current_connections"] == 0
 
 
+@pytest.mark.parametrize("repetition", range(3))
+def test_window_holds_every_connection_until_released(start_server: Any, repetition: int) -> None:
+    """The server's connection count at the end edge equals the start edge (issue 9).
+
+    on_measure_end waits 0.3 s before reading the server, as a slow parent
+    would: without the release, the workers would be closing connections by then.
+    """
+    srv = start_server("epoll", "http")
+    marks: dict[str, dict[str, Any]] = {}
+
+    def at_end() -> None:
+        time.sleep(0.3)
+        marks["end"] = srv.stats()
+
+    cfg = LoadConfig(port=srv.port, idle_connections=1000, active_connections=8, measure_s=0.5,
+                     warmup_s=1.0, workers=2)  # fmt: skip
+    result = run_load(
+        cfg, on_measure_start=lambda: marks.__setitem__("start", srv.stats()), on_measure_end=at_end
+    )
+    assert marks["start"]["current_connections"] == 1008
+    assert marks["end"]["current_connections"] == marks["start"]["current_connections"]
+    assert result["release_timeouts"] == 0
+    assert [w["release"] for w in result["workers"]] == ["parent", "parent"]
+    assert all(w["hold_s"] >= 0.25 for w in result["workers"])
+    assert result["errors_total"] == 0
+    assert wait_connections_closed(srv)["current_connections"] == 0
+
+
+def test_hold_is_bounded_by_release_timeout(start_server: Any) -> None:
+    """A parent that never releases: the workers close anyway and say so."""
+    srv = start_server("epoll", "echo")
+    seen: dict[str, int] = {}
+
+    def at_end() -> None:  # blocks until the workers gave up holding (bounded)
+        seen["end"] = srv.stats()["current_connections"]
+        seen["after"] = wait_connections_closed(srv)["current_connections"]
+
+    cfg = LoadConfig(port=srv.port, protocol="echo", idle_connections=10, active_connections=2,
+                     measure_s=0.3, warmup_s=0.1, workers=1, release_timeout_s=0.5)  # fmt: skip
+    result = run_load(cfg, on_measure_end=at_end)
+    assert seen == {"end": 12, "after": 0}
+    assert result["release_timeouts"] == 1
+    assert result["workers"][0]["release"] == "timeout"
+    assert result["partial"] is False
+
+
 def test_idle_connection_closed_by_server_is_not_alive(start_server: Any) -> None:
     """Idle liveness is checked for real: a server that went away leaves none alive."""
     srv = start_server("epoll", "echo")
