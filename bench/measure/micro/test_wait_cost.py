@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import pytest
 
-FD_SETSIZE = 1024
+from servers.limits import FD_SETSIZE
+
 PEER_FD_FLOOR = 1100  # peers live above select's range, out of the way of watched ends
 
 SETS: dict[str, dict[str, tuple[int, ...]]] = {
