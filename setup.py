@@ -23,6 +23,7 @@ SOURCES = [
     "servers/c/module.c",
     "servers/c/loop.c",
     "servers/c/http.c",
+    "servers/c/sampling.c",
     "servers/c/mech_select.c",
     "servers/c/mech_poll.c",
     "servers/c/mech_epoll.c",
@@ -74,6 +75,7 @@ setup(
             "servers._cloop",
             sources=SOURCES,
             depends=["servers/c/cloop.h"],
+            libraries=["m"],
             extra_compile_args=_compile_args,
             extra_link_args=_link_args,
         )

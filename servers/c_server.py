@@ -36,6 +36,7 @@ from typing import Any
 
 from servers.config import ServerConfig
 from servers.limits import STOP_SIGNALS, release_stop_signals
+from servers.sampling import CALIBRATION_PAIRS, new_seed
 from servers.stats import ServerStats
 
 EXTENSION = "servers._cloop"
@@ -108,6 +109,18 @@ class CLoopServer:
         self.config = config
         self.listener = listener
         self.stats = stats
+        seed = 0
+        if config.instrumentation:  # as servers.sampling.start_sampling, timing C's clock reads
+            seed = new_seed() if config.wait_sample_seed is None else config.wait_sample_seed
+            stats.wait_cpu_sample_seed = seed
+            stats.wait_cpu_clock_overhead_ns = _cloop.calibrate_clock_pair(CALIBRATION_PAIRS)
+        if mechanism == "select":
+            # No probe as for Python's select.select: C's limit is the fd_set type itself.
+            stats.fd_number_limit = _cloop.FD_SETSIZE
+            stats.select_probe_status = (
+                f"C fd_set holds {_cloop.FD_SETSIZE} descriptor bits (sizeof(fd_set) * 8 in "
+                "this build); the c-select adapter refuses higher numbers with EINVAL"
+            )
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._loop: Any = _cloop.Loop(
             mechanism=mechanism,
@@ -121,6 +134,8 @@ class CLoopServer:
             max_head_bytes=config.max_head_bytes,
             # int() of a longer Content-Length raises in Python (400): the C parser agrees.
             max_int_digits=sys.get_int_max_str_digits(),
+            # The same calls as the Python loop sample with this seed (servers/c/sampling.c).
+            sample_seed=seed,
         )
         _read_counters_from(stats, self._loop.counters)
 

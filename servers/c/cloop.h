@@ -18,9 +18,8 @@
 #define CL_WRITE POLLOUT
 #define CL_ERROR (POLLERR | POLLHUP)
 
-/* servers/eventloop.py RECV_BYTES, CPU_SAMPLE_EVERY; servers/backends/epoll_backend.py MAX_EVENTS */
+/* servers/limits.py RECV_BYTES; servers/backends/epoll_backend.py MAX_EVENTS */
 #define CL_RECV_BYTES 65536
-#define CL_CPU_SAMPLE_EVERY 8
 #define CL_MAX_EVENTS 1024
 /* servers/protocol.py MAX_BODY_BYTES */
 #define CL_MAX_BODY_BYTES (1 << 20)
@@ -93,6 +92,17 @@ typedef struct cl_http_result {
 int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every,
                     long max_int_digits, cl_buf *out, cl_http_result *result);
 
+/* ---- sampling of wait calls: servers/sampling.py (sampling.c) ---- */
+typedef struct cl_sampler {
+    uint32_t mt[624];
+    int mti;
+    double log_miss;
+} cl_sampler;
+
+void cl_sampler_init(cl_sampler *sampler, uint64_t seed);
+int cl_sampler_next_gap(cl_sampler *sampler); /* calls until the next sampled one, >= 1 */
+int64_t cl_calibrate_clock_pair(int pairs);   /* median CPU ns of the clock reads, -1: OOM */
+
 /* ---- the loop: servers/eventloop.py EventLoopServer ---- */
 typedef struct cl_config {
     const cl_mech *mech;
@@ -104,6 +114,7 @@ typedef struct cl_config {
     size_t max_queued_bytes;
     size_t max_head_bytes;
     long max_int_digits;
+    uint64_t sample_seed; /* seed of the sampled wait calls (CallSampler) */
 } cl_config;
 
 /* Serves until a SIGTERM or SIGINT byte arrives on wake_fd (or *stop_flag is set and a

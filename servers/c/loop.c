@@ -389,16 +389,18 @@ static int64_t clock_ns(clockid_t id) {
 
 /* _loop_instrumented. Wall time inside a blocking wait is mostly sleep; the thread's
  * CPU time inside it is the kernel's cost of the call. A thread CPU clock read is a
- * real system call, so it is sampled on one call in CL_CPU_SAMPLE_EVERY, as there. */
+ * real system call, so it is read on a random 1 call in 8, drawn as in the Python
+ * loop (sampling.c); the same statements in the same order as there. */
 static int loop_instrumented(loop *L) {
     cl_stats *st = L->st;
-    uint64_t calls = 0;
+    cl_sampler sampler;
+    cl_sampler_init(&sampler, L->cfg->sample_seed);
+    int countdown = cl_sampler_next_gap(&sampler);
     while (!L->stopping) {
         cl_event *events;
         int n;
         int64_t t0, t1;
-        calls++;
-        if (calls % CL_CPU_SAMPLE_EVERY) {
+        if (--countdown) {
             t0 = clock_ns(CLOCK_MONOTONIC);
             n = L->mech->wait(L->mst, &events);
             t1 = clock_ns(CLOCK_MONOTONIC);
@@ -412,6 +414,7 @@ static int loop_instrumented(loop *L) {
                 CL_ADD(st, wait_cpu_samples, 1);
                 CL_ADD(st, wait_cpu_sample_events, n);
             }
+            countdown = cl_sampler_next_gap(&sampler);
         }
         if (n < 0) return -1;
         CL_ADD(st, wait_ns, t1 - t0);

@@ -10,10 +10,14 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/select.h>
 #include <unistd.h>
 
 #include "cloop.h"
+
+/* The bits an fd_set holds are the descriptor numbers select can watch (mech_select.c). */
+_Static_assert(sizeof(fd_set) * CHAR_BIT == FD_SETSIZE, "fd_set is not FD_SETSIZE bits");
 
 typedef struct {
     PyObject_HEAD
@@ -28,18 +32,20 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"mechanism",        "listen_fd",      "wake_fd",
                              "wake_write_fd",    "http",           "http_close",
                              "instrumentation",  "max_queued_bytes", "max_head_bytes",
-                             "max_int_digits",   NULL};
+                             "max_int_digits",   "sample_seed",    NULL};
     const char *mechanism;
     int listen_fd, wake_fd, wake_write_fd, http, http_close, instrumentation;
     Py_ssize_t max_queued, max_head;
     long max_digits;
+    unsigned long long seed;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the loop is running");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$siiipppnnl", kwlist, &mechanism, &listen_fd,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$siiipppnnlK", kwlist, &mechanism, &listen_fd,
                                      &wake_fd, &wake_write_fd, &http, &http_close,
-                                     &instrumentation, &max_queued, &max_head, &max_digits))
+                                     &instrumentation, &max_queued, &max_head, &max_digits,
+                                     &seed))
         return -1;
     const cl_mech *mech = cl_mech_find(mechanism);
     if (mech == NULL) {
@@ -62,6 +68,7 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
         .max_queued_bytes = (size_t)max_queued,
         .max_head_bytes = (size_t)max_head,
         .max_int_digits = max_digits,
+        .sample_seed = seed,
     };
     memset(&self->stats, 0, sizeof self->stats);
     self->stop_flag = 0;
@@ -171,10 +178,48 @@ static PyObject *py_http_consume(PyObject *Py_UNUSED(module), PyObject *args, Py
     return result;
 }
 
+static PyObject *py_sample_gaps(PyObject *Py_UNUSED(module), PyObject *args) {
+    unsigned long long seed;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Kn", &seed, &n)) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    cl_sampler sampler;
+    cl_sampler_init(&sampler, seed);
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *gap = PyLong_FromLong(cl_sampler_next_gap(&sampler));
+        if (gap == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, gap);
+    }
+    return list;
+}
+
+static PyObject *py_calibrate_clock_pair(PyObject *Py_UNUSED(module), PyObject *args) {
+    int pairs = 2000;
+    if (!PyArg_ParseTuple(args, "|i", &pairs)) return NULL;
+    int64_t median;
+    Py_BEGIN_ALLOW_THREADS
+    median = cl_calibrate_clock_pair(pairs);
+    Py_END_ALLOW_THREADS
+    if (median < 0) return PyErr_NoMemory();
+    return PyLong_FromLongLong(median);
+}
+
 static PyMethodDef module_methods[] = {
     {"http_consume", (PyCFunction)(void (*)(void))py_http_consume, METH_VARARGS | METH_KEYWORDS,
      "http_consume(data, max_head_bytes, close_every=False, max_int_digits=4300) -> "
      "(output, rest, close, requests): servers.protocol.http_consume in C."},
+    {"sample_gaps", py_sample_gaps, METH_VARARGS,
+     "sample_gaps(seed, n) -> the first n gaps servers.sampling.CallSampler(seed) draws."},
+    {"calibrate_clock_pair", py_calibrate_clock_pair, METH_VARARGS,
+     "calibrate_clock_pair(pairs=2000) -> median CPU ns of the C loop's clock reads."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -207,7 +252,7 @@ PyMODINIT_FUNC PyInit__cloop(void) {
     names = NULL;
     if (PyModule_AddObject(m, "MECHANISMS", mechanisms) < 0) goto fail;
     mechanisms = NULL;
-    if (PyModule_AddIntConstant(m, "FD_SETSIZE", FD_SETSIZE) < 0 ||
+    if (PyModule_AddIntConstant(m, "FD_SETSIZE", (long)(sizeof(fd_set) * CHAR_BIT)) < 0 ||
         PyModule_AddIntConstant(m, "RECV_BYTES", CL_RECV_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0)
         goto fail;
