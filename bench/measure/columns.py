@@ -19,6 +19,12 @@ from servers import registry
 
 # Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
 MIN_ACHIEVED_RATE_RATIO = 0.95
+# Closed loop: a server busy less than this share of the window waited for its client
+# (the client, not the server, set the pace). Fixed before the data, issue 9.
+MIN_SERVER_BUSY_FRACTION = 0.90
+# Open loop: the load generator's own send lag is a material part of the measured p99
+# when its p99 exceeds this share of the latency p99. Fixed before the data, issue 9.
+MAX_SEND_LAG_SHARE_OF_P99 = 0.25
 
 # Column name -> pandas dtype ("Int64" and "boolean" are pandas' nullable dtypes,
 # so a failed trial leaves a measurement empty instead of inventing a zero).
@@ -69,6 +75,15 @@ COMMON_COLUMNS: dict[str, str] = {
     "loadgen_saturated": "boolean",
     "loadgen_cpu_us_per_req": "float64",
     "raw_file": "string",
+    # Window integrity: the server's connection count at the two edges.
+    "server_connections_start": "Int64",
+    "server_connections_end": "Int64",
+    # Server CPU time (schedstat) over the window's wall time: below ~0.9 in
+    # closed loop the server waited for the client.
+    "server_busy_fraction": "float64",
+    # Open loop: how late the load generator sent (actual minus intended send time).
+    "send_lag_p50_us": "float64",
+    "send_lag_p99_us": "float64",
 }
 
 
@@ -120,7 +135,9 @@ def server_cpu_s(start: Edge, end: Edge) -> tuple[float | None, float | None, fl
 def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
     """Tidy columns from the server read at the window's two edges."""
     user_s, system_s, cpu_s = server_cpu_s(start, end)
+    window_s = end.monotonic_s - start.monotonic_s
     cols: dict[str, Any] = {
+        "server_busy_fraction": _div(cpu_s, window_s),
         "server_cpu_user_s": user_s,
         "server_cpu_system_s": system_s,
         "server_rss_bytes": end.process.rss_bytes if end.process else None,
@@ -152,6 +169,8 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
             # ones the server still holds at its end are the ones it served.
             "connections_served": end.stats.current_connections,
             "connections_rejected": end.stats.rejected_fd_setsize + end.stats.accept_emfile,
+            "server_connections_start": start.stats.current_connections,
+            "server_connections_end": end.stats.current_connections,
         }
     )
     return cols
@@ -179,10 +198,12 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
         "client_observation": json.dumps(errors, sort_keys=True) if errors else None,
         "loadgen_saturated": result.saturated,
         "loadgen_cpu_us_per_req": result.loadgen_cpu_us_per_req,
+        "send_lag_p50_us": result.send_lag_us.p50,
+        "send_lag_p99_us": result.send_lag_us.p99,
     }
 
 
-def flag_reasons(trial: Trial, row: Mapping[str, Any], partial: bool) -> list[str]:
+def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> list[str]:
     """Why a finished load trial should not be trusted as a clean measurement."""
     reasons = []
     if row.get("loadgen_saturated"):
@@ -195,10 +216,31 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], partial: bool) -> list[st
     established = row.get("connections_established")
     if established is not None and established < trial.total_connections:
         reasons.append(f"connections_short({established}/{trial.total_connections})")
-    if partial:
+    if result.partial:
         reasons.append("partial")
+    if result.release_timeouts:
+        # A worker closed its connections before bench read the window's end edge.
+        reasons.append(f"release_timeout({result.release_timeouts} workers)")
     if registry.get(trial.backend).wait_instrumented and row.get("server_wait_calls") is None:
         reasons.append("no_server_stats")
+    reasons += window_reasons(trial, row)
+    return reasons
+
+
+def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
+    """Flags about the measured window itself (issue 9's rules, written before the data)."""
+    reasons = []
+    a, b = row.get("server_connections_start"), row.get("server_connections_end")
+    # Keep-alive trials hold every connection through the window; churn opens and
+    # closes one per request, so its count moves by design.
+    if not trial.http_close and a is not None and b is not None and a != b:
+        reasons.append(f"window_connections_changed({a}->{b})")
+    busy = row.get("server_busy_fraction")
+    if trial.mode == "closed" and busy is not None and busy < MIN_SERVER_BUSY_FRACTION:
+        reasons.append(f"client_bound(server busy {busy:.2f})")
+    lag, p99 = row.get("send_lag_p99_us"), row.get("latency_p99_us")
+    if trial.mode == "open" and lag is not None and p99 and lag > MAX_SEND_LAG_SHARE_OF_P99 * p99:
+        reasons.append(f"send_lag({lag:.0f} of p99 {p99:.0f} us)")
     return reasons
 
 

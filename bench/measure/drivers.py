@@ -104,7 +104,7 @@ def drive_load(ctx: TrialContext) -> DriverOutput:
         # Churn: each request is its own connection, so "served" is what the
         # server accepted in the window, not what it still holds at its end.
         columns["connections_served"] = start.delta(end).accepted
-    return DriverOutput(columns, flag_reasons(ctx.trial, columns, result.partial))
+    return DriverOutput(columns, flag_reasons(ctx.trial, columns, result))
 
 
 # fd-limit: how long to wait for the server to accept every offered connection,

@@ -163,7 +163,18 @@ class LocalPlacement:
     ) -> dict[str, Any]:
         from loadgen import run_load
 
-        return run_load(config, on_measure_start=on_measure_start, on_measure_end=on_measure_end)
+        # bench reads the server at the window's edges from the load generator's
+        # CPUs, never from the server's (its own work there would be measured as
+        # the server's contention). The server pinned itself at start-up.
+        previous = os.sched_getaffinity(0)
+        if config.cpus:
+            os.sched_setaffinity(0, set(config.cpus))
+        try:
+            return run_load(
+                config, on_measure_start=on_measure_start, on_measure_end=on_measure_end
+            )
+        finally:
+            os.sched_setaffinity(0, previous)
 
     def end_all(self, timeout_s: float = 3.0) -> list[int]:
         """Terminate every child of this process by PID; returns those that needed it.
