@@ -26,6 +26,7 @@ from loadgen.result import (
     ConnectionCounts,
     LatencySummary,
     LoadResult,
+    SendLagSummary,
     read_result,
 )
 from loadgen.run import run_load
@@ -42,6 +43,7 @@ __all__ = [
     "LoadgenError",
     "RemoteNotAllowed",
     "ResultFormatError",
+    "SendLagSummary",
     "TargetUnreachable",
     "UnknownResultVersion",
     "WorkerFailed",

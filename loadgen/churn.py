@@ -8,7 +8,9 @@ closed loop, at the slot's next scheduled time in open loop.
 
 Latency runs from the start of the connect (closed loop; uncorrected in open
 loop) or from the intended send time (open loop, corrected): it includes
-the TCP handshake. A server that closes after its answer is the expected
+the TCP handshake. The open-loop send lag runs from the intended send time
+to the start of the connect (the client's part; the handshake is in the
+latency). A server that closes after its answer is the expected
 end; we close as soon as the answer is complete, whichever side is first.
 
 Counting: ``connections_opened`` counts handshakes that completed on our
@@ -117,6 +119,7 @@ class ChurnWorker(WorkerBase):
         if failed:
             nxt = max(nxt, now + RETRY_AFTER_ERROR_NS)
         if nxt <= now:
+            self.lag.append(now - nxt)
             self.start(slot, now)
         else:
             heapq.heappush(self.heap, (nxt, slot))
@@ -241,6 +244,7 @@ class ChurnWorker(WorkerBase):
         heap = self.heap
         timer = self.timer
         on_event = self.on_event
+        open_loop = self.cfg.mode == "open"
         while self.sending:
             now = mono()
             if now >= self.tick_ns:
@@ -248,6 +252,8 @@ class ChurnWorker(WorkerBase):
                 continue
             while heap and heap[0][0] <= now and self.sending:
                 _, slot = heapq.heappop(heap)
+                if open_loop:
+                    self.lag.append(now - self.slot_intended[slot])
                 self.start(slot, now)
             wake = self.tick_ns
             if heap and heap[0][0] < wake:

@@ -28,10 +28,13 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
-def record_ns(histograms: Sequence[HdrHistogram], values_ns: Sequence[int]) -> int:
+def record_ns(
+    histograms: Sequence[HdrHistogram], values_ns: Sequence[int], lowest_us: int = LOWEST_US
+) -> int:
     """Record nanosecond values (as microseconds) into every histogram given.
 
-    Returns how many values were clamped into [LOWEST_US, HIGHEST_US].
+    Returns how many values were clamped into [lowest_us, HIGHEST_US].
+    lowest_us=0 keeps sub-microsecond values as 0 (send lag: on time is 0).
     """
     if not values_ns:
         return 0
@@ -39,9 +42,9 @@ def record_ns(histograms: Sequence[HdrHistogram], values_ns: Sequence[int]) -> i
     clamped = 0
     pairs = []
     for value, count in counts.items():
-        if value < LOWEST_US or value > HIGHEST_US:
+        if value < lowest_us or value > HIGHEST_US:
             clamped += count
-            value = LOWEST_US if value < LOWEST_US else HIGHEST_US
+            value = lowest_us if value < lowest_us else HIGHEST_US
         pairs.append((value, count))
     for hist in histograms:
         record = hist.record_value
@@ -77,3 +80,15 @@ def summary_us(hist: HdrHistogram) -> dict[str, float | int | None]:
     out["mean"] = round(float(hist.get_mean_value()), 3)
     out["count"] = int(hist.get_total_count())
     return out
+
+
+def lag_summary_us(hist: HdrHistogram | None) -> dict[str, int | None]:
+    """p50, p99 and max in microseconds, and the count (None values when empty)."""
+    if hist is None or hist.get_total_count() == 0:
+        return {"p50": None, "p99": None, "max": None, "count": 0}
+    return {
+        "p50": int(hist.get_value_at_percentile(50.0)),
+        "p99": int(hist.get_value_at_percentile(99.0)),
+        "max": int(hist.get_max_value()),
+        "count": int(hist.get_total_count()),
+    }

@@ -6,6 +6,10 @@ socket is registered once for EPOLLIN and never modified (no epoll_ctl per
 request). A read equal to the last complete, validated answer is a complete
 answer (one memcmp); anything else (split reads, a new Date header, errors,
 ticks) goes to the slow path, ``slow``.
+
+Open loop: every send also records its lag, the actual send time minus the
+intended one (one list append), so the client's own lateness, which the
+corrected latency includes, is measured apart.
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ class KeepAliveWorker(WorkerBase):
         nxt = self.intended[fd] + self.interval_ns
         self.intended[fd] = nxt
         if nxt <= t:
+            self.lag.append(t - nxt)
             self.send(fd, t)
         else:
             self.sent[fd] = 0
@@ -235,6 +240,7 @@ class KeepAliveWorker(WorkerBase):
         interval = self.interval_ns
         lat_c_append = self.lat_c.append
         lat_u_append = self.lat_u.append
+        lag_append = self.lag.append
         req = self.request
         reqlen = len(req)
         slow = self.slow
@@ -250,6 +256,7 @@ class KeepAliveWorker(WorkerBase):
             while heap and heap[0][0] <= now:
                 _, fd = heappop(heap)
                 if alive[fd]:
+                    lag_append(now - intended[fd])
                     self.send(fd, now)
             wake = tick
             if heap and heap[0][0] < wake:
@@ -267,6 +274,7 @@ class KeepAliveWorker(WorkerBase):
                         nxt = intended[fd] + interval
                         intended[fd] = nxt
                         if nxt <= t:
+                            lag_append(t - nxt)
                             sent[fd] = t
                             n = write(fd, req)
                             if n != reqlen:

@@ -48,11 +48,12 @@ def merge_results(
 
     hist_c = hdr.merge(r["hist_corrected"] for r in reports)
     hist_u = hdr.merge(r["hist_uncorrected"] for r in reports)
+    open_loop = cfg.mode == "open"
+    hist_lag = hdr.merge(r["hist_send_lag"] for r in reports) if open_loop else None
     requests = _sum(reports, "requests")
     requests_sent = _sum(reports, "requests_sent")
     duration = measured_duration_s if measured_duration_s > 0 else 0.0
 
-    open_loop = cfg.mode == "open"
     achieved = requests_sent / duration if open_loop and duration else None
     ratio = achieved / cfg.rate_rps if achieved is not None and cfg.rate_rps else None
 
@@ -130,6 +131,8 @@ def merge_results(
         "latency_clamped": _sum(reports, "latency_clamped"),
         "histogram_corrected": hdr.encode(hist_c),
         "histogram_uncorrected": hdr.encode(hist_u),
+        "send_lag_us": hdr.lag_summary_us(hist_lag),
+        "histogram_send_lag": hdr.encode(hist_lag) if hist_lag is not None else None,
         "timeseries_interval_s": timeseries_interval_s(cfg.measure_s),
         "timeseries": merge_timeseries(cfg, reports),
         "workers": workers,

@@ -52,6 +52,14 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
   its latency INCLUDES the connect: it runs from the start of the connect
   (closed loop, and uncorrected in open loop) or from the intended send
   time (open loop, corrected).
+- ``send_lag_us``: {p50, p99, max, count}, open loop only (None values and
+  count 0 in closed loop): per request sent inside the window, the actual
+  send time minus the intended one, in microseconds (0 = on time, within
+  1 us). It is the client's own lateness, which the corrected latency
+  includes; when it is a material part of the corrected p99, the load
+  generator, not the server, shaped the tail. In churn mode the "send" is the
+  start of the request's connect. ``histogram_send_lag``: its HdrHistogram,
+  encoded as the latency ones (None in closed loop).
 - ``latency_clamped``: values outside 1 us..60 s, clamped into the range.
 - ``histogram_corrected`` / ``histogram_uncorrected``: HdrHistogram encoded
   (base64 compressed, values in us; ``hdrh.histogram.HdrHistogram.decode``).
@@ -75,7 +83,8 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 
 Keys added to version 1 after it was first written (documents without them
 are still version 1; read_result gives them the default in brackets):
-``release_timeouts`` [0] and ``workers[].release``/``hold_s``.
+``release_timeouts`` [0], ``workers[].release``/``hold_s``, ``send_lag_us``
+[no values, count 0] and ``histogram_send_lag`` [None].
 """
 
 from __future__ import annotations
@@ -103,6 +112,19 @@ class LatencySummary:
     max: int | None
     mean: float | None
     count: int
+
+
+@dataclass(frozen=True)
+class SendLagSummary:
+    """Open loop: actual minus intended send time, microseconds (None when not measured)."""
+
+    p50: int | None
+    p99: int | None
+    max: int | None
+    count: int
+
+
+NO_SEND_LAG = SendLagSummary(p50=None, p99=None, max=None, count=0)
 
 
 @dataclass(frozen=True)
@@ -177,6 +199,8 @@ class LoadResult:
     latency_clamped: int
     histogram_corrected: str | None
     histogram_uncorrected: str | None
+    send_lag_us: SendLagSummary
+    histogram_send_lag: str | None
     connections: ConnectionCounts
     timeseries_interval_s: int
     timeseries: tuple[TimeseriesPoint, ...]
@@ -197,6 +221,14 @@ def _latency(block: Mapping[str, Any]) -> LatencySummary:
         max=block["max"],
         mean=block["mean"],
         count=int(block["count"]),
+    )
+
+
+def _send_lag(block: Mapping[str, Any] | None) -> SendLagSummary:
+    if block is None:
+        return NO_SEND_LAG
+    return SendLagSummary(
+        p50=block["p50"], p99=block["p99"], max=block["max"], count=int(block["count"])
     )
 
 
@@ -257,6 +289,8 @@ def read_result(doc: Mapping[str, Any]) -> LoadResult:
             latency_clamped=int(doc["latency_clamped"]),
             histogram_corrected=doc["histogram_corrected"],
             histogram_uncorrected=doc["histogram_uncorrected"],
+            send_lag_us=_send_lag(doc.get("send_lag_us")),
+            histogram_send_lag=doc.get("histogram_send_lag"),
             connections=_connections(doc["connections"]),
             timeseries_interval_s=int(doc["timeseries_interval_s"]),
             timeseries=tuple(TimeseriesPoint(**point) for point in doc["timeseries"]),
@@ -279,6 +313,7 @@ __all__ = [
     "ConnectionCounts",
     "LatencySummary",
     "LoadResult",
+    "SendLagSummary",
     "TimeseriesPoint",
     "read_result",
 ]

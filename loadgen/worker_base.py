@@ -75,8 +75,10 @@ class WorkerBase:
         self.sending = False
         self.lat_c: list[int] = []  # corrected latencies (ns) since the last tick
         self.lat_u: list[int] = []  # uncorrected (open loop only)
+        self.lag: list[int] = []  # open loop: actual minus intended send time (ns), per send
         self.hist_c = hdr.new_histogram()
         self.hist_u = hdr.new_histogram()
+        self.hist_lag = hdr.new_histogram()
         self.ticks: list[tuple[int, int]] = []
         self.tick_i = 0
         self.tick_ns = -1
@@ -233,8 +235,13 @@ class WorkerBase:
         """Move the latencies gathered since the last tick into the histograms.
 
         Returns how many requests completed in the interval. Warm-up
-        latencies are counted, never recorded.
+        latencies are counted, never recorded. Send lags go by the interval
+        in which the request was sent (the answer may come in the next).
         """
+        if self.lag:
+            if label >= 0:
+                hdr.record_ns((self.hist_lag,), self.lag, lowest_us=0)
+            self.lag.clear()
         n = len(self.lat_c)
         if label == WARMUP:
             self.warmup_completed += n
@@ -387,6 +394,7 @@ class WorkerBase:
             "latency_clamped": self.clamped,
             "hist_corrected": hdr.encode(self.hist_c),
             "hist_uncorrected": hdr.encode(self.hist_c if closed_loop else self.hist_u),
+            "hist_send_lag": None if closed_loop else hdr.encode(self.hist_lag),
             "series": {str(k): v for k, v in self.series.items()},
             "phase_ns": self.phase_ns,
             "rss_bytes_after_connect": self.rss_after_connect,

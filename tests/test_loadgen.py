@@ -16,11 +16,15 @@ from loadgen import (
     SCHEMA_VERSION,
     LoadConfig,
     LoadResult,
+    SendLagSummary,
     TargetUnreachable,
     read_result,
     run_load,
 )
+from loadgen import histogram as hdr
 from loadgen.protocols import build_request
+
+ADDED_TO_VERSION_1 = ("release_timeouts", "send_lag_us", "histogram_send_lag")
 
 
 def wait_connections_closed(srv: Any, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -99,6 +103,9 @@ def test_read_result_types_the_document_as_written(start_server: Any) -> None:
     assert typed.latency_corrected.p99 == doc["latency_us"]["corrected"]["p99"]
     assert typed.latency_corrected.count == typed.requests
     assert typed.latency_uncorrected == typed.latency_corrected  # closed loop
+    assert typed.send_lag_us == SendLagSummary(p50=None, p99=None, max=None, count=0)
+    assert typed.histogram_send_lag is None  # no intended send times in closed loop
+    assert typed.release_timeouts == 0
     assert typed.connections.established == 7 == typed.connections.requested
     assert typed.connections.connect_errors_total == 0
     assert typed.errors_total == 0 and sum(typed.errors.values()) == 0
@@ -107,6 +114,10 @@ def test_read_result_types_the_document_as_written(start_server: Any) -> None:
     assert typed.config["measure_s"] == 0.5
     assert sum(p.requests for p in typed.timeseries) == typed.requests
     assert typed.doc["requests"] == doc["requests"]
+    # A document written before the keys added to version 1 reads with their defaults.
+    older = read_result({k: v for k, v in doc.items() if k not in ADDED_TO_VERSION_1})
+    assert older.send_lag_us.count == 0 and older.histogram_send_lag is None
+    assert older.release_timeouts == 0
 
 
 def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
@@ -141,6 +152,13 @@ def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
     # Latency from the intended send time is never shorter than from the actual send.
     assert corrected["max"] >= uncorrected["max"]
     assert corrected["mean"] >= uncorrected["mean"]
+    # One send lag per request sent in the window (the edges may shift one per connection).
+    lag = result["send_lag_us"]
+    assert abs(lag["count"] - result["requests_sent"]) <= cfg.active_connections
+    assert 0 <= lag["p50"] <= lag["p99"] <= lag["max"]
+    typed = read_result(result)
+    assert typed.send_lag_us.count == lag["count"] and typed.send_lag_us.p99 == lag["p99"]
+    assert hdr.decode(typed.histogram_send_lag).get_total_count() == lag["count"]
 
 
 def test_idle_connections_match_server_current_connections(start_server: Any) -> None:

@@ -90,6 +90,8 @@ def test_open_loop_http_churn_counts_match_server(start_server: Any) -> None:
     result = run_load(churn_config(srv.port, mode="open", rate_rps=500.0))
     assert_exact_counts(result, before, settled_stats(srv))
     assert result["requests_sent"] > 0
+    # A send lag per request started in the window (from intended time to connect start).
+    assert abs(result["send_lag_us"]["count"] - result["requests_sent"]) <= 8
 
 
 @pytest.mark.parametrize("backend", ["select", "poll"])

@@ -49,6 +49,14 @@ def test_batch_recording_equals_per_value_recording() -> None:
     assert hdr.summary_us(batched) == hdr.summary_us(direct)
 
 
+def test_send_lag_keeps_sub_microsecond_values_as_zero() -> None:
+    h = hdr.new_histogram()
+    clamped = hdr.record_ns([h], [0, 400, 999, 1_500, 2_000_000], lowest_us=0)
+    assert clamped == 0
+    assert hdr.lag_summary_us(h) == {"p50": 0, "p99": 2000, "max": 2000, "count": 5}
+    assert hdr.lag_summary_us(None) == {"p50": None, "p99": None, "max": None, "count": 0}
+
+
 def test_record_clamps_out_of_range_values() -> None:
     h = hdr.new_histogram()
     clamped = hdr.record_ns([h], [10, 5_000, (hdr.HIGHEST_US + 5) * 1000])
