@@ -23,6 +23,7 @@ from bench.analyse.rules import (
     NOT_SUPPORTED,
     SUPPORTED,
 )
+from bench.measure.scenarios import fd_limit
 from bench.store import schema
 from bench.store.results import RunData
 
@@ -46,7 +47,7 @@ def _requested(row: pd.Series) -> float:
 def claim1(run: RunData) -> dict[str, Any]:
     trials = run.trials
     rows = (
-        trials[(trials["scenario"] == "fd-limit") & (trials["status"] == "ok")]
+        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == "ok")]
         if not trials.empty
         else trials
     )

@@ -1,147 +1,192 @@
 """Claim 2: is epoll more efficient than select and poll?
 
-Judged in two regimes, because published work (Gammo et al., OLS 2004) and
-measurements on the reference machine show the answer depends on it:
-idle-heavy (idle-scaling at the idle count nearest 1,000, K active) and
-all-active (active-scaling at every connection count all compared backends
-share, pooled by geometric mean). epoll is "more efficient" than a backend when
-the 95% interval of the ratio of medians (epoll/other throughput in closed
-loop; else other/epoll CPU per request) lies above ``EFFECT_MARGIN`` (1.10,
-i.e. at least 10% better); "not more efficient" when it lies below 1.10, or
-when it includes 1 (no advantage shown at all) while the estimate is below
-1.10 -- the claim asserts an advantage, so it needs evidence of one.
+Judged in two regimes (``RULES["regimes"]``), because published work (Gammo et
+al., OLS 2004) and the reference machine's runs show the answer depends on it:
+idle-heavy (the idle-scaling cell nearest 1,000 idle connections) and
+all-active (every active-scaling connection count). In each cell epoll is
+compared with select and with poll on one efficiency ratio (closed loop:
+throughput; open loop: CPU per request), with a 90% interval (two one-sided
+tests at 5%) against a margin of +-10% stated in advance
+(``RULES["equivalence"]``): EQUIVALENT, epoll better, epoll worse or
+INCONCLUSIVE. A regime's status follows ``RULES["claim2_regime"]``, the claim's
+``RULES["claim2"]``. All-active cells with fewer than 50 connections are shown
+but not judged (``RULES["mechanism_cells"]``); a geometric mean over the judged
+cells is shown as a summary and decides nothing.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from bench.analyse.flatness import fmt
+from bench.analyse.intervals import CellSides, RatioEstimate, pooled_ratio, ratio_interval
 from bench.analyse.rules import (
     CLAIM_TEXT,
     COMPARATORS,
-    EFFECT_MARGIN,
+    CONFIDENCE,
+    EQUIVALENCE_BOUNDS,
+    EQUIVALENCE_CONFIDENCE,
     IDLE_HEAVY_TARGET_N,
     INCONCLUSIVE,
-    MIN_REPS_PER_LEVEL,
+    MIN_CONNECTIONS_FOR_MECHANISM,
     NOT_SUPPORTED,
     PARTLY,
     SUBJECT,
     SUPPORTED,
 )
-from bench.analyse.stats import bootstrap_pooled_ratio, nearest_level, usable_trials
+from bench.analyse.stats import nearest_level, usable_trials
+from bench.measure.scenarios import active_scaling, idle_scaling
 from bench.store.results import RunData
 
+BETTER, WORSE, EQUIVALENT = "epoll better", "epoll worse", "EQUIVALENT"
 
-def _compare_cells(
-    rows: pd.DataFrame, level_col: str, levels: Sequence[float], other: str, closed: bool
-) -> dict[str, Any]:
-    """epoll vs ``other`` over the given cells (pooled by geometric mean when several)."""
-    thr_pairs, cpu_pairs = [], []
-    for level in levels:
-        cell = rows[rows[level_col].astype(float) == level]
-        ep = cell[cell["backend"] == SUBJECT]
-        ot = cell[cell["backend"] == other]
-        thr_pairs.append((ep["throughput_rps"].dropna(), ot["throughput_rps"].dropna()))
-        cpu_pairs.append(
-            (ot["server_cpu_us_per_req"].dropna(), ep["server_cpu_us_per_req"].dropna())
-        )
-    out: dict[str, Any] = {"backend": other, level_col: [float(v) for v in levels]}
-    cpu = bootstrap_pooled_ratio(cpu_pairs)
-    out["cpu_per_req_ratio_other_over_epoll"] = cpu.as_dict()
-    primary, what = cpu, "CPU per request"
+
+def classify_ratio(est: RatioEstimate) -> str:
+    """EQUIVALENT | epoll better | epoll worse | INCONCLUSIVE from the decision interval."""
+    lo, hi = est.ci_low, est.ci_high
+    if not (pd.notna(lo) and pd.notna(hi)):
+        return INCONCLUSIVE
+    low_bound, high_bound = EQUIVALENCE_BOUNDS
+    if lo > high_bound:
+        return BETTER
+    if hi < low_bound:
+        return WORSE
+    if lo >= low_bound and hi <= high_bound:
+        return EQUIVALENT
+    return INCONCLUSIVE
+
+
+def _sides(cell: pd.DataFrame, other: str, closed: bool) -> tuple[CellSides, str]:
+    ep = cell[cell["backend"] == SUBJECT]
+    ot = cell[cell["backend"] == other]
     if closed:
-        thr = bootstrap_pooled_ratio(thr_pairs)
-        out["throughput_ratio_epoll_over_other"] = thr.as_dict()
-        if math.isfinite(thr.ratio):
-            primary, what = thr, "throughput"
-    out["primary"] = what
-    n_min = min(primary.n_numerator, primary.n_denominator)
-    if not math.isfinite(primary.ratio) or n_min < MIN_REPS_PER_LEVEL:
-        out["class"] = "insufficient"
-        out["class_reason"] = (
-            f"epoll vs {other}: {n_min} usable repetition(s), need {MIN_REPS_PER_LEVEL}"
-        )
-        return out
-    if primary.ci_low > EFFECT_MARGIN:
-        out["class"] = "better"
-    elif primary.ci_high < EFFECT_MARGIN or (
-        primary.ci_low <= 1.0 and primary.ratio < EFFECT_MARGIN
-    ):
-        # Either a 10% advantage is ruled out, or no advantage at all is shown
-        # (the interval includes 1) and the estimate is below the margin: the
-        # claim asserts an advantage, so the burden of showing one is on it.
-        out["class"] = "not better"
+        num, den, what = ep, ot, "throughput"
+        col = "throughput_rps"
     else:
-        out["class"] = "unclear"
-    pooled = f", geometric mean over {len(levels)} cells" if len(levels) > 1 else ""
-    out["class_reason"] = (
-        f"epoll vs {other}: {primary.ratio:.2f}x [{primary.ci_low:.2f}, {primary.ci_high:.2f}] "
-        f"({what}{pooled})"
+        num, den, what = ot, ep, "CPU per request"
+        col = "server_cpu_us_per_req"
+    num, den = num[num[col].notna()], den[den[col].notna()]
+    sides = CellSides(
+        num[col].astype(float).tolist(),
+        den[col].astype(float).tolist(),
+        num["repetition"].tolist(),
+        den["repetition"].tolist(),
     )
-    return out
+    return sides, what
 
 
-def _judge_regime(name: str, comps: list[dict[str, Any]], where: str) -> dict[str, Any]:
-    classes = [c["class"] for c in comps]
+def compare_cell(
+    rows: pd.DataFrame, level_col: str, level: float, other: str, closed: bool
+) -> dict[str, Any]:
+    """epoll against ``other`` in one cell: ratio, 90% decision interval, 95% interval, class."""
+    cell = rows[rows[level_col].astype(float) == level]
+    sides, what = _sides(cell, other, closed)
+    args = (sides.numerator, sides.denominator, sides.numerator_blocks, sides.denominator_blocks)
+    decision = ratio_interval(*args, confidence=EQUIVALENCE_CONFIDENCE)
+    shown = ratio_interval(*args, confidence=CONFIDENCE)
+    active = cell["active_connections"].dropna()
+    idle = cell["idle_connections"].dropna()
+    connections = int((active.max() if len(active) else 0) + (idle.max() if len(idle) else 0))
+    judged = connections >= MIN_CONNECTIONS_FOR_MECHANISM
+    cls = classify_ratio(decision)
+    too_few = min(decision.n_numerator, decision.n_denominator) < 2
+    reason = (
+        f"epoll vs {other} at {int(level)} {level_col.split('_')[0]}: {fmt(decision.ratio)}x "
+        f"[{fmt(decision.ci_low)}, {fmt(decision.ci_high)}] ({what}, "
+        f"{EQUIVALENCE_CONFIDENCE:.0%} interval) -> {cls}"
+    )
+    if too_few:
+        reason += " (fewer than 2 usable repetitions)"
+    if not judged:
+        reason += f" [not judged: {connections} connections < {MIN_CONNECTIONS_FOR_MECHANISM}]"
+    return {
+        "backend": other,
+        level_col: float(level),
+        "connections": connections,
+        "loop": "closed" if closed else "open",
+        "metric": what,
+        "ratio_definition": (
+            "epoll throughput / other's" if closed else "other's CPU per request / epoll's"
+        ),
+        "decision": decision.as_dict(),
+        "interval_95": shown.as_dict(),
+        "class": cls,
+        "judged": judged,
+        "class_reason": reason,
+    }
+
+
+def judge_regime(name: str, comps: list[dict[str, Any]], where: str) -> dict[str, Any]:
+    """A regime's status from its judged comparisons (``RULES["claim2_regime"]``)."""
+    judged = [c for c in comps if c["judged"]]
+    better = [c for c in judged if c["class"] == BETTER]
+    against = [c for c in judged if c["class"] in (EQUIVALENT, WORSE)]
     detail = "; ".join(c["class_reason"] for c in comps)
-    if not comps:
-        status, reason = INCONCLUSIVE, f"{name}: no cell shared by epoll and select/poll"
-    elif all(c == "better" for c in classes):
-        status, reason = (
-            SUPPORTED,
-            f"{name} ({where}): epoll at least {EFFECT_MARGIN:.2f}x better: {detail}",
-        )
-    elif all(c == "not better" for c in classes):
-        status, reason = (
-            NOT_SUPPORTED,
-            f"{name} ({where}): no epoll advantage beyond {EFFECT_MARGIN:.2f}x: {detail}",
-        )
+    if not judged:
+        status = INCONCLUSIVE
+        reason = f"{name}: no comparison could be judged" + (f": {detail}" if detail else "")
+        deciding: list[dict[str, Any]] = []
+    elif better and not against:
+        status, deciding = SUPPORTED, better
+        reason = f"{name} ({where}): epoll better beyond the margin: {detail}"
+    elif against and not better:
+        status, deciding = NOT_SUPPORTED, against
+        reason = f"{name} ({where}): epoll equivalent or worse, never better: {detail}"
     else:
-        status, reason = INCONCLUSIVE, f"{name} ({where}): mixed or noisy: {detail}"
+        status, deciding = INCONCLUSIVE, []
+        what = "decided both ways" if better else "no comparison decided"
+        reason = f"{name} ({where}): {what}: {detail}"
     return {
         "regime": name,
         "where": where,
         "status": status,
         "reason": reason,
+        "decided_by": [
+            {"comparison": c["class_reason"], "rules": ["claim2_regime", "equivalence"]}
+            for c in deciding
+        ],
         "comparisons": comps,
     }
 
 
-def _regime_idle(trials: pd.DataFrame) -> dict[str, Any]:
+def _levels(rows: pd.DataFrame, backend: str, col: str) -> set[float]:
+    return set(rows[rows["backend"] == backend][col].dropna().astype(float))
+
+
+def regime_idle(trials: pd.DataFrame) -> dict[str, Any]:
     rows = usable_trials(trials)
     rows = rows[
-        (rows["scenario"] == "idle-scaling") & (rows["server_rejected_fd_setsize"].fillna(0) == 0)
+        (rows["scenario"] == idle_scaling.NAME)
+        & (rows["server_rejected_fd_setsize"].fillna(0) == 0)
     ]
-    closed = "closed" in set(rows["mode"].dropna())
-    rows = rows[rows["mode"] == ("closed" if closed else "open")] if not rows.empty else rows
-    comps = []
-    where = "no idle-scaling data"
-    ep_levels = set(rows[rows["backend"] == SUBJECT]["idle_connections"].dropna().astype(float))
+    comps, wheres = [], []
     for other in COMPARATORS:
-        shared = ep_levels & set(
-            rows[rows["backend"] == other]["idle_connections"].dropna().astype(float)
-        )
-        level = nearest_level(list(shared), IDLE_HEAVY_TARGET_N)
-        if level is None or level <= 0:
-            continue
-        comps.append(_compare_cells(rows, "idle_connections", [level], other, closed))
-        active = sorted({int(a) for a in rows["active_connections"].dropna()})
-        loop = "closed" if closed else "open"
-        where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
-    return _judge_regime("idle-heavy", comps, where)
+        for loop in ("closed", "open"):
+            sub = rows[rows["mode"] == loop]
+            shared = _levels(sub, SUBJECT, "idle_connections") & _levels(
+                sub, other, "idle_connections"
+            )
+            level = nearest_level([v for v in shared if v > 0], IDLE_HEAVY_TARGET_N)
+            if level is None:
+                continue
+            comps.append(compare_cell(sub, "idle_connections", level, other, loop == "closed"))
+            active = sorted({int(a) for a in sub["active_connections"].dropna()})
+            where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
+            if where not in wheres:
+                wheres.append(where)
+            break
+    return judge_regime("idle-heavy", comps, "; ".join(wheres) or "no idle-scaling data")
 
 
-def _regime_active(trials: pd.DataFrame) -> dict[str, Any]:
+def regime_active(trials: pd.DataFrame) -> dict[str, Any]:
     usable = usable_trials(trials)
-    rows = usable[usable["scenario"] == "active-scaling"]
+    rows = usable[usable["scenario"] == active_scaling.NAME]
     # A closed-loop idle-scaling cell with 0 idle is also "every connection
-    # active" (K of them): pool it in unless active-scaling measured that count.
+    # active" (K of them): shown unless active-scaling measured that count.
     zero_idle = usable[
-        (usable["scenario"] == "idle-scaling")
+        (usable["scenario"] == idle_scaling.NAME)
         & (usable["idle_connections"] == 0)
         & (usable["mode"] == "closed")
         & ~usable["active_connections"].isin(rows["active_connections"])
@@ -150,27 +195,33 @@ def _regime_active(trials: pd.DataFrame) -> dict[str, Any]:
         rows = pd.concat([rows, zero_idle], ignore_index=True)
     closed = "closed" in set(rows["mode"].dropna())
     rows = rows[rows["mode"] == ("closed" if closed else "open")] if not rows.empty else rows
-    comps = []
-    where = "no active-scaling data"
-    ep_levels = set(rows[rows["backend"] == SUBJECT]["active_connections"].dropna().astype(float))
-    all_levels: dict[str, list[dict[str, Any]]] = {}
+    comps: list[dict[str, Any]] = []
+    pooled: dict[str, Any] = {}
+    counts: set[float] = set()
     for other in COMPARATORS:
-        shared = ep_levels & set(
-            rows[rows["backend"] == other]["active_connections"].dropna().astype(float)
+        shared = sorted(
+            _levels(rows, SUBJECT, "active_connections")
+            & _levels(rows, other, "active_connections")
         )
-        if not shared:
-            continue
-        levels = sorted(shared)
-        comps.append(_compare_cells(rows, "active_connections", levels, other, closed))
-        all_levels[other] = [
-            _compare_cells(rows, "active_connections", [lv], other, closed) for lv in levels
-        ]
-        where = (
-            f"every connection active, {'/'.join(str(int(v)) for v in levels)} connections, "
-            f"{'closed' if closed else 'open'} loop"
-        )
-    regime = _judge_regime("all-active", comps, where)
-    regime["every_level"] = all_levels
+        cells = [compare_cell(rows, "active_connections", lv, other, closed) for lv in shared]
+        comps += cells
+        counts |= set(shared)
+        judged = [lv for lv, c in zip(shared, cells, strict=True) if c["judged"]]
+        if judged:
+            sides = [
+                _sides(rows[rows["active_connections"].astype(float) == lv], other, closed)[0]
+                for lv in judged
+            ]
+            summary = pooled_ratio(sides, CONFIDENCE).as_dict()
+            pooled[other] = {**summary, "cells": judged, "note": "summary only; decides nothing"}
+    where = (
+        f"every connection active, {'/'.join(str(int(v)) for v in sorted(counts))} connections, "
+        f"{'closed' if closed else 'open'} loop"
+        if counts
+        else "no active-scaling data"
+    )
+    regime = judge_regime("all-active", comps, where)
+    regime["pooled_summary"] = pooled
     return regime
 
 
@@ -178,11 +229,11 @@ def claim2(run: RunData) -> dict[str, Any]:
     trials = run.trials
     if trials.empty:
         regimes = [
-            _judge_regime("idle-heavy", [], "no data"),
-            _judge_regime("all-active", [], "no data"),
+            judge_regime("idle-heavy", [], "no data"),
+            judge_regime("all-active", [], "no data"),
         ]
     else:
-        regimes = [_regime_idle(trials), _regime_active(trials)]
+        regimes = [regime_idle(trials), regime_active(trials)]
     idle, active = (r["status"] for r in regimes)
     if idle == SUPPORTED and active == SUPPORTED:
         status = SUPPORTED
@@ -198,7 +249,7 @@ def claim2(run: RunData) -> dict[str, Any]:
         "; does not hold with " + "; ".join(fails) if fails else ""
     )
     summary = "; ".join(
-        f"{r['regime']}: " + ", ".join(c["class_reason"] for c in r["comparisons"])
+        f"{r['regime']}: " + ", ".join(_short(c) for c in r["comparisons"])
         for r in regimes
         if r["comparisons"]
     )
@@ -209,8 +260,23 @@ def claim2(run: RunData) -> dict[str, Any]:
         "conditions": conditions,
         "summary": summary or "no regime had data",
         "reason": " | ".join(f"[{r['status']}] {r['reason']}" for r in regimes),
+        "decided_by": [
+            {"regime": r["regime"], "status": r["status"], **d}
+            for r in regimes
+            for d in r["decided_by"]
+        ],
         "evidence": {"regimes": regimes},
         "regimes": [
             {"regime": r["regime"], "status": r["status"], "where": r["where"]} for r in regimes
         ],
     }
+
+
+def _short(c: dict[str, Any]) -> str:
+    d = c["decision"]
+    level = c.get("idle_connections", c.get("active_connections"))
+    judged = "" if c["judged"] else ", not judged"
+    return (
+        f"vs {c['backend']} at {int(level)}: {fmt(d['ratio'])}x [{fmt(d['ci_low'])}, "
+        f"{fmt(d['ci_high'])}] {c['class']}{judged}"
+    )

@@ -1,18 +1,22 @@
 """Claim 3: does epoll slow down as the number of descriptors grows?
 
-Metrics: (a) in-server wait-call cost per call in idle-scaling (the server
-thread's CPU time inside the call, so sleep is excluded), (b) server CPU per
-request in idle-scaling (open loop preferred: the same request rate for every
-backend), (c) the micro benchmark's cost of one wait call with one descriptor
-ready, against registered descriptors. Each is classified per backend by
-``bench.analyse.flatness``.
+Every metric is judged and shown, with the same rule for every backend
+(``RULES["flat"]``, ``RULES["claim3_metric"]``, ``RULES["claim3"]``):
 
-Claim 3 is SUPPORTED when epoll is flat on a metric while every measured one of
-select and poll grows on it; NOT SUPPORTED when epoll grows on any metric;
-INCONCLUSIVE otherwise (too few levels or repetitions, too noisy, or the
-comparison backends did not grow either, which means the sweep could not have
-shown a difference). The same yardstick is used for select and poll, so "epoll
-flat while select and poll grow" compares like with like.
+(a) in-server wait-call cost per call in idle-scaling (the server thread's CPU
+    time inside the call, so sleep is excluded; closed loop preferred);
+(b) server CPU per request in idle-scaling (open loop preferred: the same
+    request rate for every backend);
+(c) the micro benchmark's cost of one wait call with one descriptor ready;
+(d) closed-loop wall time per request (1 / throughput) in idle-scaling, with an
+    account of where the added time goes when epoll's throughput falls.
+
+Growth is fitted by ``bench.analyse.slopes`` (log scale, one block per
+repetition) and classified by ``bench.analyse.flatness``. The claim's status
+follows the rule written in advance: NOT SUPPORTED when any metric shows epoll
+growing beyond 20% with confidence; SUPPORTED when none does and at least one
+shows it flat with confidence on a sweep that showed select and poll growing;
+INCONCLUSIVE otherwise. ``decided_by`` names the metrics and rules that decided.
 """
 
 from __future__ import annotations
@@ -21,28 +25,46 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from bench.analyse.flatness import change_words, classify_fits, pct
+from bench.analyse.flatness import (
+    change_words,
+    classify_fits,
+    pct,
+    slope_comparison,
+    slope_words,
+)
 from bench.analyse.rules import (
     CLAIM_TEXT,
     COMPARATORS,
     INCONCLUSIVE,
     NOT_SUPPORTED,
-    RELATIVE_SLOPE_FRACTION,
     SUBJECT,
     SUPPORTED,
     TOLERANCE_REL_INCREASE,
 )
-from bench.analyse.stats import (
-    CONFIDENCE,
-    SlopeFit,
-    bootstrap_slope,
-    micro_standard_error_us,
-    parametric_slope,
-    usable_trials,
-)
+from bench.analyse.slopes import SlopeFit, growth_fit, micro_growth_fit
+from bench.analyse.stats import micro_standard_error_us, usable_trials
+from bench.measure.scenarios import idle_scaling
 from bench.store.results import RunData
+
+WALL_PER_REQ = "wall_us_per_req"  # derived: 1e6 / throughput_rps (closed loop)
+MICRO_LABEL = "micro wait call"
+THROUGHPUT_LABEL = "closed-loop wall time per request (1/throughput)"
+# (column, label, unit, loop modes in order of preference)
+TRIAL_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # Closed loop first: a busy server sleeps less, so each call's CPU time
+    # carries less wake-up cost and more of the scan itself.
+    (
+        "server_wait_us_per_call",
+        "in-server wait call (CPU time)",
+        "us per call",
+        ("closed", "open"),
+    ),
+    ("server_cpu_us_per_req", "server CPU per request", "us per request", ("open", "closed")),
+    (WALL_PER_REQ, THROUGHPUT_LABEL, "us per request", ("closed",)),
+)
 
 
 def _idle_rows(
@@ -55,9 +77,11 @@ def _idle_rows(
     mostly sleep until the next request), so either loop measures it.
     """
     rows = usable_trials(trials)
-    rows = rows[rows["scenario"] == "idle-scaling"]
+    rows = rows[rows["scenario"] == idle_scaling.NAME]
     # A select cell that had to reject descriptors >= 1024 does not measure its N.
     rows = rows[rows["server_rejected_fd_setsize"].fillna(0) == 0]
+    if metric == WALL_PER_REQ:
+        rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows["throughput_rps"].astype(float)})
     rows = rows[rows[metric].notna()]
 
     def levels(mode: str) -> int:
@@ -68,6 +92,31 @@ def _idle_rows(
     return rows[rows["mode"] == mode], mode
 
 
+def idle_scaling_fits(rows: pd.DataFrame, metric: str, x: str = "idle_connections") -> dict:
+    """One growth fit per backend, repetitions as blocks (what charts should draw too)."""
+    fits: dict[str, SlopeFit] = {}
+    for backend, grp in rows.groupby("backend"):
+        fits[str(backend)] = growth_fit(
+            grp[x].astype(float).to_numpy(),
+            grp[metric].astype(float).to_numpy(),
+            grp["repetition"].tolist(),
+        )
+    return fits
+
+
+def micro_fits(micro: pd.DataFrame) -> dict[str, SlopeFit]:
+    """One growth fit per mechanism through the micro benchmarks with one descriptor ready."""
+    one = micro[micro["ready"] == "one"]
+    fits = {}
+    for mech, grp in one.groupby("mechanism"):
+        fits[str(mech)] = micro_growth_fit(
+            grp["n_registered"].astype(float).to_numpy(),
+            grp["median_us"].astype(float).to_numpy(),
+            micro_standard_error_us(grp).to_numpy(),
+        )
+    return fits
+
+
 def judge_flatness(
     label: str, fits: dict[str, SlopeFit], need_reps: bool, unit: str, conditions: str
 ) -> dict[str, Any]:
@@ -76,13 +125,15 @@ def judge_flatness(
     per_backend = {}
     for backend, fit in sorted(fits.items()):
         cls = classes[backend]
-        per_backend[backend] = {**fit.as_dict(), "class": cls[0], "class_reason": cls[1]}
+        per_backend[backend] = {
+            **fit.as_dict(),
+            "slope_words": slope_words(fit, unit),
+            "class": cls[0],
+            "class_reason": cls[1],
+        }
     evidence: dict[str, Any] = {"metric": label, "unit": unit, "conditions": conditions}
     evidence["backends"] = per_backend
-    sel = fits.get("select")
-    ep = fits.get(SUBJECT)
-    if sel is not None and ep is not None and math.isfinite(sel.slope) and sel.slope > 0:
-        evidence["epoll_slope_over_select_slope"] = float(f"{ep.slope / sel.slope:.3g}")
+    evidence["slope_comparison"] = slope_comparison(fits)
     if SUBJECT not in classes:
         return {**evidence, "status": INCONCLUSIVE, "reason": f"{label}: no usable epoll data"}
     ep_cls, ep_reason = classes[SUBJECT]
@@ -103,67 +154,80 @@ def judge_flatness(
     return {**evidence, "status": status, "reason": reason}
 
 
-def _trial_fits(rows: pd.DataFrame, metric: str) -> dict[str, SlopeFit]:
-    fits = {}
-    for backend, grp in rows.groupby("backend"):
-        fits[str(backend)] = bootstrap_slope(
-            grp["idle_connections"].astype(float).to_numpy(), grp[metric].astype(float).to_numpy()
-        )
-    return fits
+def _geo(values: pd.Series) -> float:
+    v = values.astype(float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return float(np.exp(np.log(v).mean())) if len(v) else float("nan")
 
 
-def _micro_fits(micro: pd.DataFrame) -> dict[str, SlopeFit]:
-    one = micro[micro["ready"] == "one"]
-    fits = {}
-    for mech, grp in one.groupby("mechanism"):
-        fits[str(mech)] = parametric_slope(
-            grp["n_registered"].astype(float).to_numpy(),
-            grp["median_us"].astype(float).to_numpy(),
-            micro_standard_error_us(grp).to_numpy(),
+def throughput_explanation(rows: pd.DataFrame, fit: SlopeFit | None) -> str | None:
+    """Where epoll's added time per request goes when its closed-loop throughput falls."""
+    if fit is None or not (math.isfinite(fit.rel_increase) and fit.rel_increase > 0):
+        return None
+    ep = rows[rows["backend"] == SUBJECT]
+    lo = ep[ep["idle_connections"].astype(float) == fit.x_min]
+    hi = ep[ep["idle_connections"].astype(float) == fit.x_max]
+    if lo.empty or hi.empty:
+        return None
+
+    def parts(cell: pd.DataFrame) -> tuple[float, float, float, float]:
+        wall = _geo(1e6 / cell["throughput_rps"].astype(float))
+        cpu = _geo(cell["server_cpu_us_per_req"])
+        per_req = (
+            cell["server_wait_us_per_call"].astype(float)
+            * cell["server_wait_calls"].astype(float)
+            / cell["requests"].astype(float)
         )
-    return fits
+        return _geo(cell["throughput_rps"]), wall, cpu, _geo(per_req)
+
+    (t1, w1, c1, q1), (t2, w2, c2, q2) = parts(lo), parts(hi)
+    text = (
+        f"epoll's closed-loop throughput went from {t1:,.0f} to {t2:,.0f} requests/s between "
+        f"{fit.x_min:.0f} and {fit.x_max:.0f} idle connections (geometric means), wall time per "
+        f"request {w1:.1f} -> {w2:.1f} us"
+    )
+    if all(math.isfinite(v) for v in (c1, c2, q1, q2)) and w2 > w1:
+        added = w2 - w1
+        text += (
+            f"; of the {added:.1f} us added, {q2 - q1:+.1f} us is inside the wait call, "
+            f"{(c2 - q2) - (c1 - q1):+.1f} us is other server CPU per request and "
+            f"{(w2 - c2) - (w1 - c1):+.1f} us is not server CPU (waiting for the client or "
+            "the other CPU)"
+        )
+    return text
+
+
+def _trial_metric(trials: pd.DataFrame, spec: tuple[str, str, str, tuple[str, ...]]) -> dict:
+    metric, label, unit, modes = spec
+    rows, mode = _idle_rows(trials, metric, modes) if not trials.empty else (trials, modes[0])
+    if rows.empty:
+        only = f" in {mode} loop" if len(modes) == 1 else ""
+        reason = f"{label}: no usable idle-scaling trials{only}"
+        return {"metric": label, "status": INCONCLUSIVE, "reason": reason}
+    active = sorted({int(a) for a in rows["active_connections"].dropna()})
+    cond = f"idle-scaling, {mode} loop, {'/'.join(map(str, active))} active connections"
+    fits = idle_scaling_fits(rows, metric)
+    judged = judge_flatness(label, fits, True, unit, cond)
+    if metric == WALL_PER_REQ:
+        why = throughput_explanation(rows, fits.get(SUBJECT))
+        if why:
+            judged["explanation"] = why
+    return judged
 
 
 def claim3(run: RunData) -> dict[str, Any]:
-    metrics = []
     trials = run.trials
-    specs: list[tuple[str, str, str, tuple[str, ...]]] = [
-        (
-            "server_wait_us_per_call",
-            "in-server wait call (CPU time)",
-            "us per call per fd",
-            # Closed loop first: a busy server sleeps less, so each call's CPU
-            # time carries less wake-up cost and more of the scan itself.
-            ("closed", "open"),
-        ),
-        (
-            "server_cpu_us_per_req",
-            "server CPU per request",
-            "us per req per fd",
-            ("open", "closed"),
-        ),
-    ]
-    for metric, label, unit, modes in specs:
-        rows, mode = _idle_rows(trials, metric, modes) if not trials.empty else (trials, modes[0])
-        if rows.empty:
-            only = f" in {mode} loop" if len(modes) == 1 else ""
-            reason = f"{label}: no usable idle-scaling trials{only}"
-            metrics.append({"metric": label, "status": INCONCLUSIVE, "reason": reason})
-            continue
-        active = sorted({int(a) for a in rows["active_connections"].dropna()})
-        cond = f"idle-scaling, {mode} loop, {'/'.join(map(str, active))} active connections"
-        metrics.append(judge_flatness(label, _trial_fits(rows, metric), True, unit, cond))
+    metrics = [_trial_metric(trials, spec) for spec in TRIAL_METRICS[:2]]
     if run.micro.empty:
         metrics.append(
-            {"metric": "micro wait call", "status": INCONCLUSIVE, "reason": "no micro benchmarks"}
+            {"metric": MICRO_LABEL, "status": INCONCLUSIVE, "reason": "no micro benchmarks"}
         )
     else:
         cond = "one wait call, timeout 0, one descriptor ready, socketpairs, level-triggered"
         metrics.append(
-            judge_flatness(
-                "micro wait call", _micro_fits(run.micro), False, "us per descriptor", cond
-            )
+            judge_flatness(MICRO_LABEL, micro_fits(run.micro), False, "us per call", cond)
         )
+    metrics.append(_trial_metric(trials, TRIAL_METRICS[2]))
     statuses = [m["status"] for m in metrics]
     if NOT_SUPPORTED in statuses:
         status = NOT_SUPPORTED
@@ -172,13 +236,12 @@ def claim3(run: RunData) -> dict[str, Any]:
     else:
         status = INCONCLUSIVE
     reason = " | ".join(f"[{m['status']}] {m['reason']}" for m in metrics)
-    decisive = SUPPORTED if status == SUPPORTED else NOT_SUPPORTED
-    measured = [m.get("conditions") for m in metrics if m["status"] == decisive]
+    deciding = [m for m in metrics if status != INCONCLUSIVE and m["status"] == status]
+    measured = [m.get("conditions") for m in deciding]
     conditions = (
-        f"epoll flat means a projected increase below {pct(TOLERANCE_REL_INCREASE)} over the "
-        f"measured descriptor range ({int(CONFIDENCE * 100)}% CI), or a slope surely under "
-        f"{RELATIVE_SLOPE_FRACTION:.0%} of select's and poll's; judged on: "
-        + ("; ".join(c for c in measured if c) or "no metric had enough data")
+        f"epoll flat means the 95% interval of its growth over the measured descriptor range "
+        f"stays below {pct(TOLERANCE_REL_INCREASE)}, growing means it lies above; judged on: "
+        + ("; ".join(c for c in measured if c) or "no metric decided")
     )
     return {
         "id": "3",
@@ -187,6 +250,14 @@ def claim3(run: RunData) -> dict[str, Any]:
         "conditions": conditions,
         "summary": _claim3_summary(metrics),
         "reason": reason,
+        "decided_by": [
+            {
+                "metric": m["metric"],
+                "rules": ["claim3", "claim3_metric", "flat"],
+                "reason": m["reason"],
+            }
+            for m in deciding
+        ],
         "evidence": {"metrics": metrics},
     }
 
@@ -197,12 +268,17 @@ def _claim3_summary(metrics: Sequence[dict[str, Any]]) -> str:
         backends = m.get("backends", {})
         if not backends:
             continue
-        bits = [
-            f"{b} {change_words(v['projected_rel_increase'])}"
-            for b, v in backends.items()
-            if b in (*COMPARATORS, SUBJECT)
-        ]
+        bits = []
+        for b, v in backends.items():
+            if b not in (*COMPARATORS, SUBJECT):
+                continue
+            words = change_words(v["projected_rel_increase"])
+            if b == SUBJECT:
+                lo = pct(v["projected_rel_increase_ci_low"])
+                hi = pct(v["projected_rel_increase_ci_high"])
+                words = f"{words} [{lo}, {hi}] ({v['class']})"
+            bits.append(f"{b} {words}")
         parts.append(f"{m['metric']}: " + ", ".join(bits))
     return "; ".join(parts) + (
-        " (projected change over each backend's measured range)" if parts else ""
+        " (growth over each backend's measured range; epoll with its 95% interval)" if parts else ""
     )

@@ -2,15 +2,17 @@
 
 A difference counts as *beyond run-to-run noise* when the 95% interval of
 the ratio B / A excludes 1. The interval is Welch's t interval on log values
-(the ratio of geometric means), not a bootstrap: with three repetitions a
-percentile bootstrap can only recombine the three values seen and is far too
-narrow (on synthetic same-distribution runs it called a quarter of the cells
-different), while a rank test such as Mann-Whitney cannot reach p < 0.05 at
-all (its smallest two-sided p for 3 vs 3 is 0.1). The displayed ratio is the
-ratio of medians. Flagged and failed trials are
-left out, as in the verdict. Micro benchmarks are compared from their medians
-and standard errors (a normal approximation), since their rounds are not stored;
-that standard error knows nothing of drift between runs, so a micro difference
+and the ratio shown is the ratio of geometric means, the quantity that
+interval is about (``bench.analyse.intervals``); the medians of A and B are
+shown beside it. Two runs are independent, so nothing is paired. Not a
+bootstrap: with three repetitions a percentile bootstrap can only recombine
+the three values seen and is far too narrow (on synthetic same-distribution
+runs it called a quarter of the cells different), while a rank test such as
+Mann-Whitney cannot reach p < 0.05 at all (its smallest two-sided p for 3 vs
+3 is 0.1). Flagged, failed and client-bound trials are left out, as in the
+verdict. Micro benchmarks are compared from their medians and standard errors
+(a normal interval on the log ratio, since their rounds are not stored); that
+standard error knows nothing of drift between runs, so a micro difference
 must also exceed ``MICRO_MIN_CHANGE`` (50%) to count: two back-to-back quick
 runs of the same commit on the 2-vCPU VM differed by up to 45% on single micro
 cells (select with 128 descriptors: 12.6 vs 19.1 us), while the O(N) effects
@@ -23,14 +25,11 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from bench.analyse.stats import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    micro_standard_error_us,
-    usable_trials,
-    welch_log_ratio,
-)
+from bench.analyse.intervals import welch_log_ratio
+from bench.analyse.rules import CONFIDENCE
+from bench.analyse.stats import micro_standard_error_us, usable_trials
 from bench.store import schema
 from bench.store.results import RunData
 
@@ -45,8 +44,9 @@ COMPARED_METRICS = (
 MICRO_MIN_CHANGE = 0.50
 COMPARE_COLUMNS = (
     "table", *schema.CELL_KEYS, "metric", "n_a", "n_b", "median_a", "median_b",
-    "ratio_b_over_a", "ci_low", "ci_high", "beyond_noise",
+    "ratio_b_over_a", "ci_low", "ci_high", "ci_method", "beyond_noise",
 )  # fmt: skip
+MICRO_METHOD = "normal interval on log(B/A) from each benchmark's median and standard error"
 
 
 def _cell_key(df: pd.DataFrame) -> pd.Series:
@@ -74,6 +74,7 @@ def _compare_trials(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]
                     "n_a": int(va.size), "n_b": int(vb.size),
                     "median_a": float(np.median(va)), "median_b": float(np.median(vb)),
                     "ratio_b_over_a": est.ratio, "ci_low": est.ci_low, "ci_high": est.ci_high,
+                    "ci_method": est.method,
                     "beyond_noise": est.excludes_one,
                 }
             )  # fmt: skip
@@ -87,7 +88,7 @@ def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
     merged = a.assign(se=micro_standard_error_us(a)).merge(
         b.assign(se=micro_standard_error_us(b)), on=keys, suffixes=("_a", "_b")
     )
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
     rows = []
     for _, r in merged.iterrows():
         ma, mb = float(r["median_us_a"]), float(r["median_us_b"])
@@ -95,9 +96,8 @@ def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
             continue
         sa = float(r["se_a"]) if math.isfinite(float(r["se_a"])) else 0.0
         sb = float(r["se_b"]) if math.isfinite(float(r["se_b"])) else 0.0
-        da = np.clip(ma + rng.standard_normal(BOOTSTRAP_RESAMPLES) * sa, 1e-9, None)
-        db = np.clip(mb + rng.standard_normal(BOOTSTRAP_RESAMPLES) * sb, 1e-9, None)
-        lo, hi = np.quantile(db / da, [0.025, 0.975])
+        half = z * math.hypot(sa / ma, sb / mb)  # delta method on log(mb / ma)
+        lo, hi = mb / ma * math.exp(-half), mb / ma * math.exp(half)
         rows.append(
             {
                 "table": "micro", "scenario": "micro", "backend": r["mechanism"],
@@ -105,7 +105,7 @@ def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
                 "idle_connections": int(r["n_registered"]), "metric": "wait_call_median_us",
                 "n_a": int(r["rounds_a"]), "n_b": int(r["rounds_b"]),
                 "median_a": ma, "median_b": mb, "ratio_b_over_a": mb / ma,
-                "ci_low": float(lo), "ci_high": float(hi),
+                "ci_low": float(lo), "ci_high": float(hi), "ci_method": MICRO_METHOD,
                 "beyond_noise": bool(
                     (lo > 1 or hi < 1) and abs(math.log(mb / ma)) > math.log1p(MICRO_MIN_CHANGE)
                 ),
@@ -156,6 +156,8 @@ def format_compare(df: pd.DataFrame, only_beyond_noise: bool = False, max_rows: 
     text = out.head(max_rows).to_string(index=False)
     more = f"\n... {len(out) - max_rows} more rows" if len(out) > max_rows else ""
     return (
-        f"{head}\n{text}{more}\n* beyond run-to-run noise (the 95% Welch t interval of B/A, "
-        f"on log values, excludes 1): {n_beyond} of {len(df)} comparisons"
+        f"{head}\n{text}{more}\n* beyond run-to-run noise (the 95% interval of B/A excludes 1; "
+        "B/A is the ratio of geometric means; trials: Welch t interval on log values; micro: "
+        f"{MICRO_METHOD}, and a change of at least {MICRO_MIN_CHANGE:.0%}): "
+        f"{n_beyond} of {len(df)} comparisons"
     )

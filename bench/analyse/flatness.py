@@ -1,23 +1,15 @@
 """Is a fitted line flat? The classification claim 3 and the charts share.
 
-For each backend and metric a straight line is fitted to the metric against the
-number of descriptors, and its slope is turned into the *projected relative
-increase* over the measured range: slope * (N_max - N_min) / (median value at
-N_min). A backend is
+Every backend and metric is judged by the same rule (``RULES["flat"]``): the
+growth over the measured range (``bench.analyse.slopes``) is **flat** when the
+upper end of its 95% interval is below ``TOLERANCE_REL_INCREASE`` (20%),
+**growing** when the lower end is above it, **unclear** otherwise, and
+**insufficient** with too few descriptor counts or repetitions.
 
-- **flat** when the upper end of that interval is below ``TOLERANCE_REL_INCREASE``
-  (20%): over the whole sweep it slows down by less than a fifth;
-- **growing** when the lower end is above 20%: it slows down by more than a
-  fifth, beyond doubt;
-- **unclear** otherwise (the interval straddles 20%: too noisy to say).
-
-Relative flatness: on a busy or virtualised machine a per-trial baseline can
-be noisy enough that epoll's interval straddles 20% although its slope is
-tiny. When select or poll grow beyond doubt on the same metric, epoll is also
-called **flat** if the upper end of its slope interval is below
-``RELATIVE_SLOPE_FRACTION`` (5%) of the lower end of the smallest of their
-slopes: whatever epoll's per-descriptor cost is, it is at least 20 times
-smaller than theirs. The reason text says which rule applied.
+There is no relative rule any more: epoll's flatness is judged on epoll's own
+growth, never promoted (or demoted) by how much steeper select or poll are.
+How epoll's slope compares with theirs is reported (``slope_comparison``)
+but decides nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +20,10 @@ from bench.analyse.rules import (
     COMPARATORS,
     MIN_LEVELS,
     MIN_REPS_PER_LEVEL,
-    RELATIVE_RULE_MARK,
-    RELATIVE_SLOPE_FRACTION,
     SUBJECT,
     TOLERANCE_REL_INCREASE,
 )
-from bench.analyse.stats import SlopeFit
+from bench.analyse.slopes import SlopeFit
 
 
 def fmt(x: float, digits: int = 3) -> str:
@@ -50,7 +40,11 @@ def change_words(rel: float) -> str:
 
 
 def pct(x: float) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x * 100:+.0f}%"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x * 100:+.0f}%"
 
 
 def classify_fit(fit: SlopeFit | None, need_reps: bool) -> tuple[str, str]:
@@ -65,46 +59,43 @@ def classify_fit(fit: SlopeFit | None, need_reps: bool) -> tuple[str, str]:
             f"need {MIN_REPS_PER_LEVEL} for an interval",
         )
     lo, hi = fit.rel_ci
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "insufficient", "no positive value at the smallest descriptor count to scale by"
-    span = f"{pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f}"
+    if math.isnan(lo) or math.isnan(hi):
+        return "insufficient", "too few points for an interval"
+    span = f"growth {pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f} descriptors"
+    tol = pct(TOLERANCE_REL_INCREASE)
     if hi < TOLERANCE_REL_INCREASE:
-        return "flat", f"projected increase {span} stays under {pct(TOLERANCE_REL_INCREASE)}"
+        return "flat", f"{span} stays under {tol}"
     if lo > TOLERANCE_REL_INCREASE:
-        return "growing", f"projected increase {span} exceeds {pct(TOLERANCE_REL_INCREASE)}"
-    return "unclear", f"projected increase {span} straddles {pct(TOLERANCE_REL_INCREASE)} (noisy)"
+        return "growing", f"{span} exceeds {tol}"
+    return "unclear", f"{span} straddles {tol} (too noisy to say)"
 
 
 def classify_fits(fits: dict[str, SlopeFit], need_reps: bool) -> dict[str, tuple[str, str]]:
-    """classify_fit for every backend, then the relative-flatness rule for epoll.
-
-    Charts and the verdict both call this, so a chart title never disagrees
-    with the verdict about which line is flat.
-    """
-    classes = {b: classify_fit(fit, need_reps) for b, fit in fits.items()}
-    ep = fits.get(SUBJECT)
-    if ep is not None and classes[SUBJECT][0] == "unclear":
-        growing = {b: fits[b] for b in COMPARATORS if b in classes and classes[b][0] == "growing"}
-        relative = relatively_flat(ep, growing)
-        if relative is not None:
-            classes[SUBJECT] = ("flat", f"{classes[SUBJECT][1]}, but {relative}")
-    return classes
+    """classify_fit for every backend (charts and verdict call this, so they agree)."""
+    return {b: classify_fit(fit, need_reps) for b, fit in fits.items()}
 
 
-def relatively_flat(ep: SlopeFit, growing: dict[str, SlopeFit]) -> str | None:
-    """Reason text when epoll's slope is surely under 5% of every growing comparator's."""
-    if not growing or not math.isfinite(ep.ci_high):
-        return None
-    floor_backend, floor = min(
-        ((b, f.ci_low) for b, f in growing.items()), key=lambda item: item[1]
-    )
-    if not (math.isfinite(floor) and floor > 0):
-        return None
-    bound = max(ep.ci_high, 0.0)
-    if bound >= RELATIVE_SLOPE_FRACTION * floor:
-        return None
-    lead = RELATIVE_RULE_MARK.removeprefix("but ")
+def slope_words(fit: SlopeFit, unit: str) -> str:
+    """'2.1 [1.8, 2.4] us per 1,000 descriptors'."""
     return (
-        f"{lead} {fmt(bound * 1000)} per 1000 descriptors, under "
-        f"{RELATIVE_SLOPE_FRACTION:.0%} of {floor_backend}'s (at least {fmt(floor * 1000)})"
+        f"{fmt(fit.slope * 1000)} [{fmt(fit.ci_low * 1000)}, {fmt(fit.ci_high * 1000)}] "
+        f"{unit} per 1,000 descriptors"
     )
+
+
+def slope_comparison(fits: dict[str, SlopeFit]) -> dict[str, str]:
+    """How epoll's slope compares with each comparator's (reported, decides nothing)."""
+    ep = fits.get(SUBJECT)
+    out: dict[str, str] = {}
+    if ep is None or not math.isfinite(ep.ci_high):
+        return out
+    for b in COMPARATORS:
+        other = fits.get(b)
+        if other is None or not (math.isfinite(other.ci_low) and other.ci_low > 0):
+            continue
+        bound = max(ep.ci_high, 0.0) / other.ci_low
+        out[b] = (
+            f"epoll's slope is at most {bound:.1%} of {b}'s (upper end of epoll's interval "
+            f"over the lower end of {b}'s)"
+        )
+    return out

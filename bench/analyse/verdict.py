@@ -24,25 +24,30 @@ import math
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from bench.analyse.claim1 import claim1
 from bench.analyse.claim2 import claim2
 from bench.analyse.claim3 import claim3
+from bench.analyse.flags import client_bound, data_quality, send_lag_material
 from bench.analyse.flatness import change_words, classify_fit, classify_fits
 from bench.analyse.rules import (
     CLAIM_TEXT,
+    CLIENT_BOUND_BUSY_FRACTION,
+    CONFIDENCE,
     EFFECT_MARGIN,
+    EQUIVALENCE_BOUNDS,
+    EQUIVALENCE_CONFIDENCE,
+    MIN_CONNECTIONS_FOR_MECHANISM,
     MIN_LEVELS,
+    MIN_PAIRS,
     MIN_REPS_PER_LEVEL,
     RELATIVE_RULE_MARK,
-    RELATIVE_SLOPE_FRACTION,
+    RULES,
+    SEND_LAG_P99_FRACTION,
     TOLERANCE_REL_INCREASE,
 )
-from bench.analyse.stats import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    CONFIDENCE,
-    usable_trials,
-)
+from bench.analyse.stats import usable_trials
 from bench.store import schema
 from bench.store.results import RunData, _atomic_write_json, utc_now_iso
 
@@ -65,28 +70,41 @@ __all__ = [
 ]
 
 
+def _method(trials: pd.DataFrame) -> dict[str, Any]:
+    excluded = int(len(trials) - len(usable_trials(trials))) if not trials.empty else 0
+    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
+    n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
+    n_send_lag = int((send_lag_material(trials) & ok).sum()) if ok is not None else 0
+    return {
+        "confidence": CONFIDENCE,
+        "equivalence_confidence": EQUIVALENCE_CONFIDENCE,
+        "equivalence_bounds": list(EQUIVALENCE_BOUNDS),
+        "effect_margin": EFFECT_MARGIN,
+        "flat_tolerance_rel_increase": TOLERANCE_REL_INCREASE,
+        "min_levels": MIN_LEVELS,
+        "min_reps_per_level": MIN_REPS_PER_LEVEL,
+        "min_pairs": MIN_PAIRS,
+        "min_connections_all_active": MIN_CONNECTIONS_FOR_MECHANISM,
+        "client_bound_busy_fraction": CLIENT_BOUND_BUSY_FRACTION,
+        "send_lag_p99_fraction": SEND_LAG_P99_FRACTION,
+        "trials_total": len(trials),
+        "trials_excluded": excluded,
+        "trials_client_bound": n_client_bound,
+        "trials_send_lag": n_send_lag,
+        "rules": dict(RULES),
+    }
+
+
 def compute_verdict(run: RunData) -> dict[str, Any]:
     """The verdict on all three claims as a JSON-serialisable dict."""
     trials = run.trials
-    excluded = 0
-    if not trials.empty:
-        excluded = int(len(trials) - len(usable_trials(trials)))
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run.run_id,
         "generated_utc": utc_now_iso(),
-        "method": {
-            "confidence": CONFIDENCE,
-            "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
-            "bootstrap_seed": BOOTSTRAP_SEED,
-            "flat_tolerance_rel_increase": TOLERANCE_REL_INCREASE,
-            "relative_slope_fraction": RELATIVE_SLOPE_FRACTION,
-            "min_levels": MIN_LEVELS,
-            "min_reps_per_level": MIN_REPS_PER_LEVEL,
-            "effect_margin": EFFECT_MARGIN,
-            "trials_total": len(trials),
-            "trials_excluded_flagged_or_failed": excluded,
-        },
+        "warnings": [str(w) for w in (run.meta.get("warnings") or [])],
+        "method": _method(trials),
+        "data_quality": data_quality(trials),
         "claims": [claim1(run), claim2(run), claim3(run)],
     }
 
@@ -127,6 +145,9 @@ def format_verdict_table(verdict: dict[str, Any], width: int = 110) -> str:
         )
         for r in c.get("regimes", []):
             table.add_row(f"   {c['id']} when {r['regime']}", r["status"], r["where"])
+    lines = [f"Run warning: {w}" for w in verdict.get("warnings") or []]
+    if lines:
+        table.caption = "\n".join(lines)
     buf = io.StringIO()
     Console(file=buf, width=width, color_system=None, force_terminal=False).print(table)
     return buf.getvalue()

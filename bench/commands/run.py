@@ -75,6 +75,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="print the plan and its duration, measure nothing"
     )
     run.add_argument("--no-charts", action="store_true", help="skip charts and report")
+    run.add_argument(
+        "--require-quiet",
+        action="store_true",
+        help="refuse to measure on a busy machine (load > 0.5 per CPU or steal > 5%%) "
+        "instead of measuring with a warning",
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -161,7 +167,30 @@ def main(args: argparse.Namespace) -> int:
             rep = t.repetition + 1
             print(f"  {t.order_index:4d} {t.scenario:14s} {t.backend:9s} {t.cell} rep {rep}")
         return EXIT_OK
+    busy = _quiet_or_warning(cfg, args.require_quiet)
+    if busy is not None and args.require_quiet:
+        err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
+        return EXIT_USAGE
+    if busy is not None:
+        print(f"WARNING: {busy}", file=sys.stderr)
+        warnings.append(busy)
     return _measure(cfg, trials, estimate.in_process_s + estimate.analysis_s, warnings, args)
+
+
+def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
+    """None on a quiet machine; else the warning that goes into run.json, verdict and report."""
+    from bench.measure.quiet import wait_for_quiet
+
+    def note(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    sample, waited = wait_for_quiet(0.0 if require_quiet else cfg.quiet_wait_s, note)
+    if sample.quiet:
+        return None
+    return (
+        f"busy machine: {sample.describe()} after waiting {waited:.0f} s; other work "
+        "competes with the server and the load generator, so numbers are inflated and noisier"
+    )
 
 
 def _measure(

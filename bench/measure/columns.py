@@ -16,6 +16,7 @@ from bench.measure.placement import Edge
 from bench.measure.trial import Trial
 from loadgen import LoadResult
 from servers import registry
+from servers.stats import StatsSnapshot
 
 # Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
 MIN_ACHIEVED_RATE_RATIO = 0.95
@@ -84,6 +85,13 @@ COMMON_COLUMNS: dict[str, str] = {
     # Open loop: how late the load generator sent (actual minus intended send time).
     "send_lag_p50_us": "float64",
     "send_lag_p99_us": "float64",
+    # Wait-cost sampling: the seed of the server's random 1-in-8 sample and the
+    # calibrated cost of one pair of thread-clock reads (subtracted per sample).
+    "server_wait_sample_seed": "Int64",
+    "server_wait_clock_overhead_ns": "Int64",
+    # What the server's own start-up probe found (select: CPython's refusal).
+    "server_fd_number_limit": "Int64",
+    "server_select_probe_error": "string",
 }
 
 
@@ -149,9 +157,10 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
     instrumented = end.stats.wait_instrumented
     # CPU time inside the wait call, not wall time: in a lightly loaded server
     # most of a blocking wait is sleep, which would hide the kernel's scan cost.
-    # The servers read the CPU clock on a sample of wait calls, so the per-call
-    # and per-event costs come from the sampled calls alone.
-    sampled_cpu_us = d.wait_cpu_ns / 1000.0
+    # The servers read the CPU clock on a random sample of wait calls, so the
+    # per-call and per-event costs come from the sampled calls alone, net of the
+    # clock reads' own calibrated cost.
+    sampled_cpu_us = d.wait_cpu_ns_net / 1000.0
     cols.update(
         {
             "server_cpu_us_per_req": _div(cpu_s, d.requests, 1e6),
@@ -173,7 +182,18 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
             "server_connections_end": end.stats.current_connections,
         }
     )
+    cols.update(server_fact_columns(end.stats))
     return cols
+
+
+def server_fact_columns(stats: StatsSnapshot) -> dict[str, Any]:
+    """What the server found about itself at start-up (sampling seed, clock cost, fd limit)."""
+    return {
+        "server_wait_sample_seed": stats.wait_cpu_sample_seed,
+        "server_wait_clock_overhead_ns": stats.wait_cpu_clock_overhead_ns,
+        "server_fd_number_limit": stats.fd_number_limit,
+        "server_select_probe_error": stats.select_probe_error,
+    }
 
 
 def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:

@@ -12,7 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bench.measure.columns import flag_reasons, load_columns, server_window_columns
+from bench.measure.columns import (
+    flag_reasons,
+    load_columns,
+    server_fact_columns,
+    server_window_columns,
+)
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
 from bench.measure.trial import Trial
@@ -168,6 +173,7 @@ def drive_probe(ctx: TrialContext) -> DriverOutput:
         "connections_rejected": rejected,
         "connect_errors": sum(probe.connect_errors.values()),
         "client_observation": json.dumps(probe.observations, sort_keys=True),
+        **(server_fact_columns(end.stats) if end.stats is not None else {}),
     }
     # What each client saw is the result here, not an error; only silence is suspect.
     reasons = ["probe_timeouts"] if "timeout" in probe.observations else []

@@ -49,7 +49,8 @@ def plan_trials(cfg: BenchConfig) -> list[Trial]:
     for name in cfg.scenarios:
         scenario = scenarios.get(name)
         cells = scenario.cells(cfg.settings[name], cfg)
-        for repetition in range(cfg.repetitions):
+        repetitions = min(cfg.repetitions, scenario.max_repetitions or cfg.repetitions)
+        for repetition in range(repetitions):
             for cell in cells:
                 backends = cell.backends if cell.backends is not None else cfg.backends
                 for backend in backends:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from bench.analyse.stats import summarise_cells, usable_trials
 from bench.measure import scenarios
+from bench.present.verdict_md import method_lines, verdict_section
 from bench.store import schema
 from bench.store.results import RunData, _atomic_write_bytes
 
@@ -43,46 +44,8 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def _verdict_section(verdict: dict[str, Any] | None) -> list[str]:
-    if not verdict:
-        return ["## Verdict", "", "_No verdict computed: run `python -m bench report RUN`._", ""]
-    rows = []
-    for c in verdict.get("claims", []):
-        rows.append({"claim": f"{c['id']}. {c['claim']}", "status": f"**{c['status']}**",
-                     "evidence": c.get("summary", "")})  # fmt: skip
-        for r in c.get("regimes", []):
-            rows.append(
-                {
-                    "claim": f"{c['id']} when {r['regime']}",
-                    "status": r["status"],
-                    "evidence": r["where"],
-                }
-            )
-    out = ["## Verdict", "", _md_table(pd.DataFrame(rows)), ""]
-    for c in verdict.get("claims", []):
-        out += [
-            f"### Claim {c['id']}: {c['claim']} — {c['status']}",
-            "",
-            f"- **Conditions:** {c['conditions']}",
-            f"- **Reason:** {c['reason']}",
-            "",
-        ]
-    m = verdict.get("method", {})
-    if m:
-        out += [
-            "Verdict method: least-squares slopes and ratios of medians with "
-            f"{int(m.get('confidence', 0.95) * 100)}% bootstrap intervals over repetitions "
-            f"({m.get('bootstrap_resamples')} resamples, seed {m.get('bootstrap_seed')}); "
-            f"'flat' = projected increase over the measured range below "
-            f"{m.get('flat_tolerance_rel_increase', 0) * 100:.0f}%, or an epoll slope surely under "
-            f"{m.get('relative_slope_fraction', 0.05) * 100:.0f}% of select's and poll's; "
-            "'more efficient' = at least "
-            f"{m.get('effect_margin')}x; at least {m.get('min_levels')} descriptor counts and "
-            f"{m.get('min_reps_per_level')} repetitions per count. "
-            f"{m.get('trials_excluded_flagged_or_failed', 0)} of {m.get('trials_total', 0)} trials "
-            "were flagged or failed and left out. Details: `verdict.json`.",
-            "",
-        ]
-    return out
+    """Statuses, what decided each claim, every interval with its method, the rules verbatim."""
+    return verdict_section(verdict)
 
 
 def _machine_section(meta: dict[str, Any]) -> list[str]:
@@ -117,7 +80,8 @@ def _machine_section(meta: dict[str, Any]) -> list[str]:
     return ["## Machine", "", _md_table(pd.DataFrame(rows)), ""]
 
 
-def _method_section(run: RunData) -> list[str]:
+def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list[str]:
+    verdict = verdict if verdict is not None else run.verdict
     cfg = run.meta.get("config") or {}
     trials = run.trials
     scen = sorted(trials["scenario"].dropna().unique()) if not trials.empty else []
@@ -141,8 +105,8 @@ def _method_section(run: RunData) -> list[str]:
         "intended send "
         "time); uncorrected ones are kept in the tables.",
         "- A trial is flagged when the load generator was saturated, the achieved rate fell short "
-        "or "
-        "errors occurred; flagged trials are drawn hollow and grey and left out of the verdict.",
+        "or errors occurred; flagged trials are drawn hollow and grey and left out of the verdict.",
+        *method_lines(verdict),
         "- The full configuration is in `run.json` (`config`):",
         "",
         "```json",
@@ -235,7 +199,7 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     lines += _charts_section(run)
     lines += _flags_section(run)
     lines += _summary_tables(run)
-    lines += _method_section(run)
+    lines += _method_section(run, verdict)
     lines += _machine_section(meta)
     lines += ["---", "", "Regenerate with `python -m bench report " + run.path.name + "`; "
               "read the data with `bench.store.results.load(...)`.", ""]  # fmt: skip

@@ -43,6 +43,9 @@ class Scenario:
     columns: Mapping[str, str] = field(default_factory=dict)
     # Expected seconds of one of its trials.
     estimate_s: Callable[[Trial], float] = load_trial_estimate_s
+    # At most this many repetitions of its cells (None: the run's count). A
+    # scenario whose result is a count, not a noisy time, needs fewer.
+    max_repetitions: int | None = None
     # Names of the verdict rules and charts that read its rows (bench.analyse / bench.present).
     verdict_rules: tuple[str, ...] = ()
     charts: tuple[str, ...] = ()

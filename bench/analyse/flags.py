@@ -1,0 +1,95 @@
+"""Trials the analysis leaves out because of what the server or the client did in the window.
+
+Two rules, written in ``bench.analyse.rules.RULES`` ("client_bound",
+"send_lag"), read two columns of the trial table: ``server_busy_fraction``
+(server CPU time / window wall time) and ``send_lag_p99_us`` (the load
+generator's own lateness at p99, open loop). The runner flags the same trials
+with the same thresholds; applying them here from the columns keeps the verdict
+the same whichever runner wrote the run. A run made before those columns
+existed has them empty; then nothing is detected and ``data_quality`` says so
+instead of guessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from bench.analyse.rules import (
+    BUSY_COLUMN,
+    CLIENT_BOUND_BUSY_FRACTION,
+    SEND_LAG_COLUMN,
+    SEND_LAG_P99_FRACTION,
+)
+
+CLIENT_BOUND_REASON = (
+    f"client-bound: server busy under {CLIENT_BOUND_BUSY_FRACTION:.0%} of the window (closed loop)"
+)
+SEND_LAG_REASON = (
+    f"send lag p99 over {SEND_LAG_P99_FRACTION:.0%} of the measured p99 (open loop): "
+    "the client's lateness is a material part of it"
+)
+
+
+def _column(trials: pd.DataFrame, name: str) -> pd.Series:
+    if name not in trials.columns:
+        return pd.Series(float("nan"), index=trials.index)
+    return pd.to_numeric(trials[name], errors="coerce").astype(float)
+
+
+def recorded(trials: pd.DataFrame, name: str) -> bool:
+    """Whether the run recorded ``name`` for at least one trial."""
+    return bool(name in trials.columns and _column(trials, name).notna().any())
+
+
+def client_bound(trials: pd.DataFrame) -> pd.Series:
+    """Closed-loop trials whose server was busy less than the threshold (unknown: False)."""
+    if trials.empty:
+        return pd.Series(False, index=trials.index, dtype=bool)
+    busy = _column(trials, BUSY_COLUMN)
+    closed = trials["mode"].astype("string").fillna("") == "closed"
+    return (closed & (busy < CLIENT_BOUND_BUSY_FRACTION)).fillna(False).astype(bool)
+
+
+def send_lag_material(trials: pd.DataFrame) -> pd.Series:
+    """Open-loop trials whose send lag at p99 is a material part of the measured p99."""
+    if trials.empty:
+        return pd.Series(False, index=trials.index, dtype=bool)
+    lag = _column(trials, SEND_LAG_COLUMN)
+    p99 = _column(trials, "latency_p99_us")
+    opened = trials["mode"].astype("string").fillna("") == "open"
+    return (opened & (lag > SEND_LAG_P99_FRACTION * p99)).fillna(False).astype(bool)
+
+
+def _where(rows: pd.DataFrame) -> list[str]:
+    cols = ("scenario", "backend", "mode", "idle_connections", "active_connections", "repetition")
+    out = []
+    for _, r in rows.iterrows():
+        bits = [str(r.get(c)) for c in cols if c in rows.columns and pd.notna(r.get(c))]
+        out.append(" ".join(bits))
+    return out
+
+
+def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
+    """What the two rules found in this run, or that the run could not tell."""
+    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else trials.index == 0
+    out: dict[str, Any] = {}
+    for key, column, mask_fn, what in (
+        ("client_bound", BUSY_COLUMN, client_bound, "closed-loop trials left out as client-bound"),
+        ("send_lag", SEND_LAG_COLUMN, send_lag_material, "open-loop trials left out for send lag"),
+    ):
+        if trials.empty or not recorded(trials, column):
+            out[key] = {
+                "recorded": False,
+                "note": f"this run did not record {column}: {what} could not be detected",
+            }
+            continue
+        mask = mask_fn(trials) & ok
+        out[key] = {
+            "recorded": True,
+            "trials": int(mask.sum()),
+            "note": f"{int(mask.sum())} {what}",
+            "which": _where(trials[mask])[:20],
+        }
+    return out

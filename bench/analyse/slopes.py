@@ -1,0 +1,294 @@
+"""How fast a cost grows with the number of descriptors, with a tested 95% interval.
+
+The model, fitted by least squares on log values::
+
+    log(cost) = c_block + log(1 + g * (N - N_min)) + noise
+
+``g`` is the relative growth per descriptor (relative to the cost at the
+smallest count N_min), so the growth over the measured range is
+``g * (N_max - N_min)`` and the slope per 1,000 descriptors is
+``1000 * g * (fitted cost at N_min)``. The cost is linear in N, as an O(N)
+scan or an O(1) call predicts; the noise is multiplicative, as a shared
+machine's is; one block per repetition absorbs drift between repetitions
+(the run sweeps every count once per repetition).
+
+Why not ordinary least squares on the raw values: with multiplicative noise
+the spread grows with the cost, and a simulated line growing 50% over the
+range got 95% t intervals that covered its slope only 82-91% of the time (3
+repetitions, 5-40% noise, with or without a 20% block effect); the model
+above covers 94-96% in the same simulations, steep or flat
+(``tests/test_analyse_coverage.py``).
+
+The interval for ``g`` is the profile (likelihood-ratio) interval from the F
+distribution: every g whose residual sum of squares is within
+``t^2 * sigma^2`` of the best, with ``sigma^2`` the residual variance on
+``n - blocks - 1`` degrees of freedom. The interval for the slope is the
+profile interval of ``g * exp(mean block)``. ``g`` is searched on a grid of the
+log growth over the range, ``log(1 + g * span)`` from -4 to 12 (a cost that
+falls to 2% or rises to 160,000x); a bound beyond the grid is left open (inf).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from bench.analyse.rules import CONFIDENCE
+
+NAN = float("nan")
+LOG_GROWTH_GRID = np.linspace(-4.0, 12.0, 4001)
+METHOD_BLOCKS = (
+    "least squares on log values with one block per repetition, "
+    "log(cost) = block + log(1 + g (N - N_min)); profile F interval"
+)
+METHOD_ONE_BLOCK = METHOD_BLOCKS.replace(" with one block per repetition", "")
+METHOD_MICRO = (
+    "least squares on log medians, log(cost) = c + log(1 + g (N - N_min)); profile F interval, "
+    "variance the larger of the residual scatter and the benchmarks' own standard errors"
+)
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    """A growth fit: slope per descriptor and relative growth, each with its interval.
+
+    ``slope`` / ``ci_low`` / ``ci_high`` are in the metric's unit per
+    descriptor; ``rel_slope`` and its bounds are per descriptor relative to
+    ``baseline``, the fitted cost at ``x_min``; ``rel_increase`` is the growth
+    over the measured range, the yardstick claim 3 judges.
+    """
+
+    slope: float
+    ci_low: float
+    ci_high: float
+    n_points: int
+    n_levels: int
+    min_reps_per_level: int
+    x_min: float
+    x_max: float
+    baseline: float
+    method: str
+    rel_slope: float = NAN
+    rel_slope_ci_low: float = NAN
+    rel_slope_ci_high: float = NAN
+    n_blocks: int = 0
+    df: int = 0
+    confidence: float = CONFIDENCE
+
+    @property
+    def span(self) -> float:
+        return self.x_max - self.x_min
+
+    @property
+    def rel_increase(self) -> float:
+        return self.rel_slope * self.span
+
+    @property
+    def rel_ci(self) -> tuple[float, float]:
+        return self.rel_slope_ci_low * self.span, self.rel_slope_ci_high * self.span
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        lo, hi = self.rel_ci
+        return {
+            "slope_per_1000": _round(self.slope * 1000),
+            "slope_per_1000_ci_low": _round(self.ci_low * 1000),
+            "slope_per_1000_ci_high": _round(self.ci_high * 1000),
+            "rel_growth_per_1000": _round(self.rel_slope * 1000),
+            "rel_growth_per_1000_ci_low": _round(self.rel_slope_ci_low * 1000),
+            "rel_growth_per_1000_ci_high": _round(self.rel_slope_ci_high * 1000),
+            "projected_rel_increase": _round(self.rel_increase),
+            "projected_rel_increase_ci_low": _round(lo),
+            "projected_rel_increase_ci_high": _round(hi),
+            "confidence": self.confidence,
+            "method": self.method,
+            "n_points": self.n_points,
+            "n_levels": self.n_levels,
+            "n_blocks": self.n_blocks,
+            "df": self.df,
+            "min_reps_per_level": self.min_reps_per_level,
+            "x_min": self.x_min,
+            "x_max": self.x_max,
+            "fitted_at_x_min": _round(self.baseline),
+        }
+
+
+def _round(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}") if np.isfinite(x) else NAN
+
+
+def growth_profile(
+    x: np.ndarray,
+    blocks: np.ndarray,
+    log_y: np.ndarray,
+    floor_var: float | np.ndarray = 0.0,
+    confidence: float = CONFIDENCE,
+) -> dict[str, np.ndarray]:
+    """The fit for a batch of runs sharing one design: ``log_y`` is (runs, points).
+
+    Returns arrays over runs: ``g``, ``g_lo``, ``g_hi`` (relative growth per
+    unit x), ``s``, ``s_lo``, ``s_hi`` (slope), ``base`` (fitted value at
+    x_min) and the scalar ``df``.
+    """
+    x = np.asarray(x, dtype=float)
+    log_y = np.atleast_2d(np.asarray(log_y, dtype=float))
+    runs, n = log_y.shape
+    xp = x - x.min()
+    span = float(xp.max())
+    _, idx = np.unique(np.asarray(blocks), return_inverse=True)
+    n_blocks = int(idx.max()) + 1
+    member = np.zeros((n, n_blocks))
+    member[np.arange(n), idx] = 1.0
+    counts = member.sum(axis=0)
+    proj = np.eye(n) - (member / counts) @ member.T  # removes each block's mean
+    weights = (member / counts).sum(axis=1) / n_blocks  # mean of the block means
+    g_grid = np.expm1(LOG_GROWTH_GRID) / span
+    shape = np.log1p(np.outer(xp, g_grid))  # (points, grid)
+    pz = log_y @ proj
+    rss = (pz * log_y).sum(axis=1)[:, None] - 2 * pz @ shape + (shape * (proj @ shape)).sum(0)
+    c_bar = (log_y @ weights)[:, None] - (weights @ shape)[None, :]
+    df = n - n_blocks - 1
+    rows = np.arange(runs)
+    best = np.clip(rss.argmin(axis=1), 1, g_grid.size - 2)
+    rss_min = _parabola_min(rss, best)
+    sigma2 = np.maximum(rss_min / df, floor_var)
+    t = float(stats.t.ppf(0.5 + confidence / 2, df))
+    thr = rss_min + t**2 * sigma2
+    inside = rss <= thr[:, None]
+    pos = np.arange(g_grid.size)
+    first = np.where(inside, pos, g_grid.size).min(axis=1)
+    last = np.where(inside, pos, -1).max(axis=1)
+    lo_log = _edge(rss, thr, first, first - 1, LOG_GROWTH_GRID, -np.inf)
+    hi_log = _edge(rss, thr, last, last + 1, LOG_GROWTH_GRID, np.inf)
+    g_hat = np.expm1(_parabola_argmin(rss, best)) / span
+    base_hat = np.exp(c_bar[rows, best])
+    # Slope bounds: over every g inside, g * exp(c_bar(g) +- r(g)); at the edges r = 0.
+    r = np.sqrt(np.clip(thr[:, None] - rss, 0.0, None) / n)
+    level = g_grid[None, :] * np.exp(c_bar)
+    up = np.where(g_grid[None, :] >= 0, np.exp(r), np.exp(-r))
+    down = np.where(g_grid[None, :] >= 0, np.exp(-r), np.exp(r))
+    s_lo = np.where(inside, level * down, np.inf).min(axis=1)
+    s_hi = np.where(inside, level * up, -np.inf).max(axis=1)
+    edges = [(lo_log, first), (hi_log, last)]
+    for log_edge, k in edges:
+        g_edge = np.expm1(log_edge) / span
+        ok = np.isfinite(log_edge)
+        s_edge = g_edge * np.exp(c_bar[rows, np.clip(k, 0, g_grid.size - 1)])
+        s_lo = np.where(ok, np.minimum(s_lo, s_edge), s_lo)
+        s_hi = np.where(ok, np.maximum(s_hi, s_edge), s_hi)
+    s_lo = np.where(np.isfinite(lo_log), s_lo, -np.inf)
+    s_hi = np.where(np.isfinite(hi_log), s_hi, np.inf)
+    return {
+        "g": g_hat,
+        "g_lo": np.expm1(lo_log) / span,
+        "g_hi": np.expm1(hi_log) / span,
+        "s": g_hat * base_hat,
+        "s_lo": s_lo,
+        "s_hi": s_hi,
+        "base": base_hat,
+        "df": np.asarray(df),
+    }
+
+
+def _edge(
+    rss: np.ndarray, thr: np.ndarray, inner: np.ndarray, outer: np.ndarray, grid: np.ndarray,
+    beyond: float,
+) -> np.ndarray:  # fmt: skip
+    """Where rss crosses thr between the last grid point inside and the first outside."""
+    rows = np.arange(rss.shape[0])
+    open_end = (outer < 0) | (outer >= grid.size)
+    inner = np.clip(inner, 0, grid.size - 1)
+    outer = np.clip(outer, 0, grid.size - 1)
+    r_in, r_out = rss[rows, inner], rss[rows, outer]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip((thr - r_in) / (r_out - r_in), 0.0, 1.0)
+    frac = np.where(np.isfinite(frac), frac, 0.0)
+    value = grid[inner] + frac * (grid[outer] - grid[inner])
+    return np.where(open_end, beyond, value)
+
+
+def _parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
+    rows = np.arange(rss.shape[0])
+    a, b, c = rss[rows, k - 1], rss[rows, k], rss[rows, k + 1]
+    curv = a - 2 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        low = b - (a - c) ** 2 / (8 * curv)
+    return np.where(curv > 0, np.minimum(low, b), b).clip(min=0.0)
+
+
+def _parabola_argmin(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The log growth at the minimum, refined by a parabola through 3 grid points."""
+    rows = np.arange(rss.shape[0])
+    a, b, c = rss[rows, k - 1], rss[rows, k], rss[rows, k + 1]
+    curv = a - 2 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(curv > 0, 0.5 * (a - c) / curv, 0.0)
+    step = LOG_GROWTH_GRID[1] - LOG_GROWTH_GRID[0]
+    return LOG_GROWTH_GRID[k] + np.clip(shift, -1.0, 1.0) * step
+
+
+def _design(
+    x: Sequence[float], y: Sequence[float], blocks: Sequence[object] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Finite x, positive finite y, and each point's block as a string."""
+    xa = np.asarray(x, dtype=float)
+    ya = np.asarray(y, dtype=float)
+    keep = np.isfinite(xa) & np.isfinite(ya) & (ya > 0)
+    names = ["" for _ in range(xa.size)] if blocks is None else [str(b) for b in blocks]
+    return xa[keep], ya[keep], np.array(names, dtype=object)[keep]
+
+
+def _empty(n: int, levels: int, reps: int, method: str) -> SlopeFit:
+    return SlopeFit(NAN, NAN, NAN, n, levels, reps, NAN, NAN, NAN, method)
+
+
+def growth_fit(
+    x: Sequence[float], y: Sequence[float], blocks: Sequence[object] | None = None
+) -> SlopeFit:
+    """The growth of ``y`` against ``x`` from repeated trials, one block per repetition.
+
+    Points that are not positive are left out (log). Without ``blocks`` every
+    point is in one block (plain least squares on log values).
+    """
+    xa, ya, ba = _design(x, y, blocks)
+    levels, counts = np.unique(xa, return_counts=True)
+    reps = int(counts.min()) if counts.size else 0
+    n_blocks = int(np.unique(ba).size)
+    method = METHOD_BLOCKS if n_blocks > 1 else METHOD_ONE_BLOCK
+    if levels.size < 2 or xa.size - n_blocks - 1 < 1:
+        return _empty(int(xa.size), int(levels.size), reps, method)
+    fit = growth_profile(xa, ba, np.log(ya)[None, :])
+    return _to_fit(fit, xa, levels, reps, n_blocks, method)
+
+
+def micro_growth_fit(
+    x: Sequence[float], centre: Sequence[float], standard_error: Sequence[float]
+) -> SlopeFit:
+    """Growth through one summarised value per count (micro benchmarks), one block."""
+    xa = np.asarray(x, dtype=float)
+    ca = np.asarray(centre, dtype=float)
+    se = np.asarray(standard_error, dtype=float)
+    keep = np.isfinite(xa) & np.isfinite(ca) & (ca > 0)
+    xa, ca = xa[keep], ca[keep]
+    rel_se = np.nan_to_num(se[keep] / ca, nan=0.0)
+    levels = np.unique(xa)
+    if levels.size < 3:
+        return _empty(int(xa.size), int(levels.size), 1, METHOD_MICRO)
+    floor = float(np.mean(rel_se**2))
+    fit = growth_profile(xa, np.zeros(xa.size), np.log(ca)[None, :], floor_var=floor)
+    return _to_fit(fit, xa, levels, 1, 1, METHOD_MICRO)
+
+
+def _to_fit(
+    fit: dict[str, np.ndarray], xa: np.ndarray, levels: np.ndarray, reps: int, n_blocks: int,
+    method: str,
+) -> SlopeFit:  # fmt: skip
+    return SlopeFit(
+        slope=float(fit["s"][0]), ci_low=float(fit["s_lo"][0]), ci_high=float(fit["s_hi"][0]),
+        n_points=int(xa.size), n_levels=int(levels.size), min_reps_per_level=reps,
+        x_min=float(levels[0]), x_max=float(levels[-1]), baseline=float(fit["base"][0]),
+        method=method, rel_slope=float(fit["g"][0]), rel_slope_ci_low=float(fit["g_lo"][0]),
+        rel_slope_ci_high=float(fit["g_hi"][0]), n_blocks=n_blocks, df=int(fit["df"]),
+    )  # fmt: skip
