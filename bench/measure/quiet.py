@@ -2,9 +2,12 @@
 
 A run on a busy machine measures its neighbours: cells of a reference run that
 started at load 1.21 on 2 CPUs came out 3-4x slower than on a quiet machine.
-The rule, fixed before the data: quiet means a 1-minute load average at most
-``MAX_LOAD_PER_CPU`` per CPU and at most ``MAX_STEAL_FRACTION`` of CPU time
-stolen by the hypervisor over a one-second sample.
+The rule, fixed before the data: quiet means that over a one-second sample
+of /proc/stat the CPUs were busy at most ``MAX_LOAD_PER_CPU`` of the time (the
+instantaneous load per CPU) and at most ``MAX_STEAL_FRACTION`` of CPU time was
+stolen by the hypervisor. The 1-minute load average is recorded beside it but
+does not decide: it decays over minutes, so it still counts the previous run
+of a series long after that run has ended.
 """
 
 from __future__ import annotations
@@ -22,47 +25,60 @@ POLL_S = 2.0
 
 @dataclass(frozen=True)
 class Quietness:
+    busy_per_cpu: float | None  # share of CPU time not idle over the sample
+    steal_fraction: float | None
     load_1min: float
     cpus: int
-    steal_fraction: float | None
-
-    @property
-    def load_per_cpu(self) -> float:
-        return self.load_1min / self.cpus
 
     @property
     def quiet(self) -> bool:
+        busy_ok = self.busy_per_cpu is None or self.busy_per_cpu <= MAX_LOAD_PER_CPU
         steal_ok = self.steal_fraction is None or self.steal_fraction <= MAX_STEAL_FRACTION
-        return self.load_per_cpu <= MAX_LOAD_PER_CPU and steal_ok
+        return busy_ok and steal_ok
 
     def describe(self) -> str:
-        steal = "unknown" if self.steal_fraction is None else f"{self.steal_fraction:.1%}"
+        def pct(x: float | None) -> str:
+            return "unknown" if x is None else f"{x:.0%}"
+
         return (
-            f"load {self.load_1min:.2f} on {self.cpus} CPUs ({self.load_per_cpu:.2f} per CPU, "
-            f"quiet means <= {MAX_LOAD_PER_CPU}), steal {steal} (quiet means <= "
-            f"{MAX_STEAL_FRACTION:.0%})"
+            f"CPUs busy {pct(self.busy_per_cpu)} of a 1 s sample (quiet means <= "
+            f"{MAX_LOAD_PER_CPU:.0%}), steal {pct(self.steal_fraction)} (quiet means <= "
+            f"{MAX_STEAL_FRACTION:.0%}); 1-minute load average {self.load_1min:.2f} on "
+            f"{self.cpus} CPUs"
         )
 
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {
+            "busy_per_cpu": self.busy_per_cpu,
+            "steal_fraction": self.steal_fraction,
+            "load_1min": self.load_1min,
+            "cpus": self.cpus,
+            "quiet": self.quiet,
+        }
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(steal, total) jiffies of all CPUs from /proc/stat."""
+
+def _cpu_times() -> tuple[int, int, int] | None:
+    """(idle incl. iowait, steal, total) jiffies of all CPUs from /proc/stat."""
     try:
         with open("/proc/stat") as fh:
             fields = [int(x) for x in fh.readline().split()[1:]]
     except (OSError, ValueError):
         return None
-    steal = fields[7] if len(fields) > 7 else 0
-    return steal, sum(fields[:8])
+    if len(fields) < 8:
+        return None
+    return fields[3] + fields[4], fields[7], sum(fields[:8])
 
 
 def measure_quietness(sample_s: float = STEAL_SAMPLE_S) -> Quietness:
     before = _cpu_times()
     time.sleep(sample_s)
     after = _cpu_times()
-    steal = None
-    if before is not None and after is not None and after[1] > before[1]:
-        steal = (after[0] - before[0]) / (after[1] - before[1])
-    return Quietness(os.getloadavg()[0], len(os.sched_getaffinity(0)), steal)
+    busy = steal = None
+    if before is not None and after is not None and after[2] > before[2]:
+        total = after[2] - before[2]
+        busy = 1.0 - (after[0] - before[0]) / total
+        steal = (after[1] - before[1]) / total
+    return Quietness(busy, steal, os.getloadavg()[0], len(os.sched_getaffinity(0)))
 
 
 def wait_for_quiet(
