@@ -84,6 +84,19 @@ def summary(result: dict[str, Any]) -> str:
             f"{result['achieved_rate_rps'] or 0:,.0f}/s"
             f"{' RATE SHORTFALL' if result['rate_shortfall'] else ''}"
         )
+    lag = result["send_lag_us"]
+    if lag["count"]:
+        lines.append(f"send lag us: p50 {lag['p50']} p99 {lag['p99']} max {lag['max']}")
+    if result["reconnects"]:
+        lines.append(
+            f"reconnects: {result['reconnects']:,} (the server closed keep-alive connections; "
+            f"{result['reconnect_rate_per_s']:,.1f}/s in the window)"
+        )
+    if result["release_timeouts"]:
+        lines.append(
+            f"{result['release_timeouts']} worker(s) closed their connections before the "
+            "parent's release (release_timeout_s)"
+        )
     if result["error_samples"]:
         lines.append("first errors: " + "; ".join(result["error_samples"][:3]))
     return "\n".join(lines)

@@ -10,20 +10,35 @@ ticks) goes to the slow path, ``slow``.
 Open loop: every send also records its lag, the actual send time minus the
 intended one (one list append), so the client's own lateness, which the
 corrected latency includes, is measured apart.
+
+A server that closes a connection cleanly, after a complete answer (with
+``Connection: close`` in it, or a plain EOF before any byte of the next), is
+following its policy, not failing: the slot reconnects at once
+(loadgen.reconnect) and goes on, and the close counts as a reconnect, not an
+error. A request the server closed on unanswered is sent again on the new
+connection and its latency runs from its first send; in closed loop the next
+request's latency after a ``Connection: close`` runs from the close, so
+both include the new handshake. A reconnect that fails counts as an
+``unexpected_close`` error (and its connect error) and the slot ends. After
+the window a close is followed by a reconnect only to finish a carried
+request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import os
 import select
 import time
 from multiprocessing.connection import Connection
 
+from loadgen.accounting import connect_error_kind
 from loadgen.config import LoadConfig
 from loadgen.plan import WorkerPlan
-from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, parse_echo, parse_http
+from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, http_closes, parse_echo, parse_http
+from loadgen.reconnect import PendingSlot, Reconnector
 from loadgen.worker_base import READ_SIZE, WorkerBase
 
 
@@ -39,6 +54,7 @@ class KeepAliveWorker(WorkerBase):
         self.intended: list[int] = []  # open loop: intended send time of the current request
         self.partial: dict[int, bytes] = {}
         self.pending_out: dict[int, bytes] = {}
+        self.reconnector = Reconnector(cfg, plan, self.ep)
 
     def after_connect(self) -> None:
         size = max(self.active_fds, default=0) + 1
@@ -50,13 +66,15 @@ class KeepAliveWorker(WorkerBase):
 
     def inflight(self) -> int:
         sent = self.sent
-        return sum(1 for fd in self.active_fds if sent[fd])
+        return sum(1 for fd in self.active_fds if sent[fd]) + self.reconnector.carried()
 
     def check_timeouts(self, now: int) -> None:
         limit = int(self.cfg.request_timeout_s * 1e9)
         sent = self.sent
         for fd in [fd for fd in self.active_fds if sent[fd] and now - sent[fd] > limit]:
             self.error(fd, "timeout", f"no answer within {self.cfg.request_timeout_s} s")
+        for _ in self.reconnector.expired(now):
+            self.reconnect_failed(errno.ETIMEDOUT)
 
     # ---------------------------------------------------------------- errors
     def error(self, fd: int, kind: str, detail: str) -> None:
@@ -76,6 +94,9 @@ class KeepAliveWorker(WorkerBase):
             os.close(fd)
 
     def io_error(self, fd: int, exc: OSError) -> None:
+        if fd in self.reconnector.pending:
+            self.connect_done(fd, exc)
+            return
         if isinstance(exc, BlockingIOError | InterruptedError):
             rest = self.pending_out.get(fd)
             if rest is not None:
@@ -107,6 +128,9 @@ class KeepAliveWorker(WorkerBase):
 
     def send(self, fd: int, now: int) -> None:
         self.sent[fd] = now
+        self.transmit(fd)
+
+    def transmit(self, fd: int) -> None:
         try:
             n = os.write(fd, self.request)
         except OSError as exc:
@@ -114,6 +138,59 @@ class KeepAliveWorker(WorkerBase):
             return
         if n != len(self.request):
             self.short_write(fd, n)
+
+    # ------------------------------------------------------------- reconnect
+    def reconnect(self, fd: int, now: int, carried_ns: int) -> None:
+        """The server closed fd cleanly: open the slot's next connection."""
+        intended = self.intended[fd]
+        self.drop(fd)
+        if not (self.sending or carried_ns):
+            return  # after the window with nothing outstanding: the close stands
+        err = self.reconnector.start(now, carried_ns, intended)
+        if err:
+            self.reconnect_failed(err)
+
+    def reconnect_failed(self, err: int) -> None:
+        kind = connect_error_kind(err)
+        self.run_connect_errors[kind] = self.run_connect_errors.get(kind, 0) + 1
+        name = errno.errorcode.get(err, str(err))
+        self.count_error("unexpected_close", f"server closed the connection; reconnect: {name}")
+
+    def connect_done(self, fd: int, exc: OSError | None) -> None:
+        slot, err = self.reconnector.finish(fd, exc)
+        if err:
+            self.reconnect_failed(err)
+        else:
+            self.adopt(fd, slot, time.monotonic_ns())
+
+    def adopt(self, fd: int, slot: PendingSlot, now: int) -> None:
+        """A slot's new connection is up: carry on where the old one stopped."""
+        self.connections_opened += 1
+        self.reconnects += 1
+        if self.interval_label >= 0:
+            self.reconnects_measured += 1
+        if fd >= len(self.alive):  # grown in place: the hot loops hold these lists
+            grow = fd + 1 - len(self.alive)
+            self.alive.extend(bytes(grow))
+            self.sent.extend([0] * grow)
+            self.intended.extend([0] * grow)
+        self.alive[fd] = 1
+        self.active_fds.append(fd)
+        self.intended[fd] = slot.intended_ns
+        if slot.carried_ns:
+            self.sent[fd] = slot.carried_ns
+            self.transmit(fd)
+        elif not self.sending:
+            self.sent[fd] = 0
+        elif self.cfg.mode == "closed":
+            self.sent[fd] = slot.start_ns
+            self.transmit(fd)
+        elif slot.intended_ns <= now:
+            self.lag.append(now - slot.intended_ns)
+            self.send(fd, now)
+        else:
+            self.sent[fd] = 0
+            heapq.heappush(self.heap, (slot.intended_ns, fd))
 
     # ------------------------------------------------------------- slow path
     def slow(self, fd: int, data: bytes, t: int) -> None:
@@ -123,13 +200,21 @@ class KeepAliveWorker(WorkerBase):
             return
         if self.tick_i < len(self.ticks) and t >= self.tick_ns:
             self.cross_ticks(t)
+        if fd in self.reconnector.pending:
+            self.connect_done(fd, None)
+            return
         if fd >= len(self.alive) or not self.alive[fd]:
             return
         rest = self.pending_out.get(fd)
         if rest is not None:  # a large request still being written: keep it moving
             self.flush_pending_out(fd, rest)
+            if not self.alive[fd]:
+                return
         if not data:
-            self.error(fd, "unexpected_close", "server closed the connection")
+            if fd in self.partial:
+                self.error(fd, "unexpected_close", "server closed the connection mid-answer")
+            else:
+                self.reconnect(fd, t, self.sent[fd])
             return
         buf = self.partial.pop(fd, b"") + data
         if not self.sent[fd]:
@@ -146,22 +231,35 @@ class KeepAliveWorker(WorkerBase):
             self.error(fd, "bad_response", why)
             return
         assert status == COMPLETE
+        keep = True
         if self.cfg.protocol == "http":
-            self.expected = buf
-        self.complete(fd, t)
+            keep = not http_closes(buf)
+            if keep:  # never the fast path's model: a closing answer must come here
+                self.expected = buf
+        self.complete(fd, t, keep)
 
-    def complete(self, fd: int, t: int) -> None:
+    def complete(self, fd: int, t: int, keep: bool = True) -> None:
+        """An answer arrived whole; ``keep`` False: the server closes after it."""
         if self.sending:
             if self.cfg.mode == "closed":
                 self.lat_c.append(t - self.sent[fd])
-                self.send(fd, t)
+                if keep:
+                    self.send(fd, t)
+                else:
+                    self.reconnect(fd, t, 0)
             else:
                 self.lat_c.append(t - self.intended[fd])
                 self.lat_u.append(t - self.sent[fd])
-                self.schedule_next(fd, t)
+                if keep:
+                    self.schedule_next(fd, t)
+                else:
+                    self.intended[fd] += self.interval_ns
+                    self.reconnect(fd, t, 0)
         else:
             self.drain_completed += 1
             self.sent[fd] = 0
+            if not keep:
+                self.drop(fd)
 
     def schedule_next(self, fd: int, t: int) -> None:
         nxt = self.intended[fd] + self.interval_ns
@@ -254,8 +352,9 @@ class KeepAliveWorker(WorkerBase):
                 tick = self.tick_ns
                 continue
             while heap and heap[0][0] <= now:
-                _, fd = heappop(heap)
-                if alive[fd]:
+                due, fd = heappop(heap)
+                # An entry left by a closed connection (its slot reconnected) is stale.
+                if alive[fd] and intended[fd] == due and not sent[fd]:
                     lag_append(now - intended[fd])
                     self.send(fd, now)
             wake = tick
@@ -307,6 +406,7 @@ class KeepAliveWorker(WorkerBase):
     def close_active(self) -> None:
         for fd in list(self.active_fds):
             self.drop(fd)
+        self.reconnector.close_all()
 
 
 __all__ = ["KeepAliveWorker"]

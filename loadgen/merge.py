@@ -117,6 +117,11 @@ def merge_results(
         "warmup_requests": _sum(reports, "warmup_requests"),
         "drain_requests": _sum(reports, "drain_requests"),
         "unanswered_at_end": _sum(reports, "unanswered_at_end"),
+        "reconnects": _sum(reports, "reconnects"),
+        "reconnects_measured": _sum(reports, "reconnects_measured"),
+        "reconnect_rate_per_s": (
+            round(_sum(reports, "reconnects_measured") / duration, 3) if duration else 0.0
+        ),
         "errors": errors,
         "errors_total": sum(errors.values()),
         "errors_measured": _sum(reports, "errors_measured"),

@@ -84,3 +84,21 @@ def parse_http(buf: bytes) -> tuple[int, str]:
     if len(buf) > total:
         return BAD, "more bytes than one HTTP response (unsolicited data)"
     return COMPLETE, ""
+
+
+def http_closes(buf: bytes) -> bool:
+    """A complete HTTP answer after which the server closes the connection.
+
+    ``Connection: close``, or HTTP/1.0 without ``Connection: keep-alive``
+    (RFC 9112 section 9.3). Called on the slow path only.
+    """
+    head = buf[: buf.find(b"\r\n\r\n")]
+    lines = head.split(b"\r\n")
+    tokens: list[bytes] = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"connection":
+            tokens += [t.strip().lower() for t in value.split(b",")]
+    if b"close" in tokens:
+        return True
+    return lines[0].startswith(b"HTTP/1.0") and b"keep-alive" not in tokens

@@ -36,6 +36,14 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
   measured + drain). The server's request counter, read after the
   connections closed, equals this exactly for a run without errors.
 - ``warmup_requests``, ``drain_requests``, ``unanswered_at_end``.
+- ``reconnects``: keep-alive connections the server closed cleanly (after a
+  complete answer: ``Connection: close`` in it, or EOF before the next) that
+  were replaced at once by a new connection for the same slot, over the whole
+  run; ``reconnects_measured``: those inside the window;
+  ``reconnect_rate_per_s`` = reconnects_measured / measured_duration_s. They
+  are the server's policy, not errors; ``connections_opened`` includes them.
+  A reconnect that fails counts as an ``unexpected_close`` error (and in
+  ``connect_errors``). Always 0 in churn mode.
 - ``errors``: {bad_response, unexpected_close, timeout, send_error} over the
   whole run; ``errors_total``; ``errors_measured`` (inside the window);
   ``error_samples``: a few messages.
@@ -84,7 +92,8 @@ Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
 Keys added to version 1 after it was first written (documents without them
 are still version 1; read_result gives them the default in brackets):
 ``release_timeouts`` [0], ``workers[].release``/``hold_s``, ``send_lag_us``
-[no values, count 0] and ``histogram_send_lag`` [None].
+[no values, count 0], ``histogram_send_lag`` [None], ``reconnects`` and
+``reconnects_measured`` [0], ``reconnect_rate_per_s`` [None].
 """
 
 from __future__ import annotations
@@ -184,6 +193,9 @@ class LoadResult:
     warmup_requests: int
     drain_requests: int
     unanswered_at_end: int
+    reconnects: int
+    reconnects_measured: int
+    reconnect_rate_per_s: float | None
     errors: dict[str, int]
     errors_total: int
     errors_measured: int
@@ -274,6 +286,9 @@ def read_result(doc: Mapping[str, Any]) -> LoadResult:
             warmup_requests=int(doc["warmup_requests"]),
             drain_requests=int(doc["drain_requests"]),
             unanswered_at_end=int(doc["unanswered_at_end"]),
+            reconnects=int(doc.get("reconnects", 0)),
+            reconnects_measured=int(doc.get("reconnects_measured", 0)),
+            reconnect_rate_per_s=doc.get("reconnect_rate_per_s"),
             errors={k: int(v) for k, v in doc["errors"].items()},
             errors_total=int(doc["errors_total"]),
             errors_measured=int(doc["errors_measured"]),

@@ -97,6 +97,8 @@ class WorkerBase:
         self.phase_ns: dict[str, int] = {}
         self.rss_after_connect = 0
         self.connections_opened = 0  # TCP connections established over the whole run
+        self.reconnects = 0  # keep-alive slots that reconnected after a clean server close
+        self.reconnects_measured = 0  # ... inside the measured window
         self.released = False
         self.release = "not_held"  # how the hold ended: parent, timeout, stop, not_held
         self.hold_s = 0.0
@@ -381,6 +383,8 @@ class WorkerBase:
             "requests": self.measured_completed,
             "requests_sent": sent_measured,
             "connections_opened": self.connections_opened,
+            "reconnects": self.reconnects,
+            "reconnects_measured": self.reconnects_measured,
             "run_connect_errors": dict(self.run_connect_errors),
             "warmup_requests": self.warmup_completed,
             "drain_requests": self.drain_completed,

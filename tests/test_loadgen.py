@@ -24,7 +24,14 @@ from loadgen import (
 from loadgen import histogram as hdr
 from loadgen.protocols import build_request
 
-ADDED_TO_VERSION_1 = ("release_timeouts", "send_lag_us", "histogram_send_lag")
+ADDED_TO_VERSION_1 = (
+    "release_timeouts",
+    "send_lag_us",
+    "histogram_send_lag",
+    "reconnects",
+    "reconnects_measured",
+    "reconnect_rate_per_s",
+)
 
 
 def wait_connections_closed(srv: Any, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -67,6 +74,7 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
     assert result["connections"]["active_established"] == 8
     assert result["requests"] > 0
     assert result["unanswered_at_end"] == 0
+    assert result["reconnects"] == 0  # a keep-alive server never closes here
     # Whole run: every response the server sent was counted by the load generator.
     assert final["requests"] == result["requests_total"]
     assert (
@@ -118,6 +126,8 @@ def test_read_result_types_the_document_as_written(start_server: Any) -> None:
     older = read_result({k: v for k, v in doc.items() if k not in ADDED_TO_VERSION_1})
     assert older.send_lag_us.count == 0 and older.histogram_send_lag is None
     assert older.release_timeouts == 0
+    assert older.reconnects == older.reconnects_measured == 0
+    assert older.reconnect_rate_per_s is None
 
 
 def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
