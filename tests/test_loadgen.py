@@ -23,6 +23,7 @@ from loadgen import (
 )
 from loadgen import histogram as hdr
 from loadgen.protocols import build_request
+from servers.stats import StatsSnapshot
 
 ADDED_TO_VERSION_1 = (
     "release_timeouts",
@@ -34,18 +35,18 @@ ADDED_TO_VERSION_1 = (
 )
 
 
-def wait_connections_closed(srv: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+def wait_connections_closed(srv: Any, timeout_s: float = 10.0) -> StatsSnapshot:
     """Server stats once every connection is closed (the totals are final then)."""
     deadline = time.monotonic() + timeout_s
     while True:
         stats = srv.stats()
-        if stats["current_connections"] == 0 or time.monotonic() > deadline:
+        if stats.current_connections == 0 or time.monotonic() > deadline:
             return stats
         time.sleep(0.05)
 
 
-def run_with_marks(cfg: LoadConfig, srv: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    marks: dict[str, dict[str, Any]] = {}
+def run_with_marks(cfg: LoadConfig, srv: Any) -> tuple[dict[str, Any], dict[str, StatsSnapshot]]:
+    marks: dict[str, StatsSnapshot] = {}
     result = run_load(
         cfg,
         on_measure_start=lambda: marks.__setitem__("start", srv.stats()),
@@ -76,24 +77,24 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
     assert result["unanswered_at_end"] == 0
     assert result["reconnects"] == 0  # a keep-alive server never closes here
     # Whole run: every response the server sent was counted by the load generator.
-    assert final["requests"] == result["requests_total"]
+    assert final.requests == result["requests_total"]
     assert (
         result["requests_total"]
         == result["warmup_requests"] + result["requests"] + result["drain_requests"]
     )
     # Every request byte the load generator sent arrived at the server.
     request_bytes = len(build_request(cfg))
-    assert final["bytes_in"] == result["requests_total"] * request_bytes
+    assert final.bytes_in == result["requests_total"] * request_bytes
     # Measured window: the server's delta between the two callbacks is the same
     # window up to the requests in flight at each edge (at most one per connection
     # per edge) plus the time the stats read itself takes; only a sanity bound here.
-    delta = marks["end"]["requests"] - marks["start"]["requests"]
+    delta = marks["end"].requests - marks["start"].requests
     assert delta > 0
     assert result["latency_us"]["corrected"] == result["latency_us"]["uncorrected"]
     assert result["latency_us"]["corrected"]["count"] == result["requests"]
     assert sum(p["requests"] for p in result["timeseries"]) == result["requests"]
     assert sum(w["requests"] for w in result["workers"]) == result["requests"]
-    assert final["accepted"] == 8 + 20 + result["connections"]["precheck_connections"]
+    assert final.accepted == 8 + 20 + result["connections"]["precheck_connections"]
 
 
 def test_read_result_types_the_document_as_written(start_server: Any) -> None:
@@ -152,7 +153,7 @@ def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
     assert result["requested_rate_rps"] == rate
     assert result["rate_shortfall"] is False
     assert result["errors_total"] == 0
-    assert final["requests"] == result["requests_total"]
+    assert final.requests == result["requests_total"]
     # The schedule is the same for warm-up: rate x (warm-up + duration) in total.
     total_expected = rate * (duration + cfg.warmup_s)
     assert abs(result["requests_total"] - total_expected) <= 0.05 * total_expected
@@ -187,12 +188,12 @@ def test_idle_connections_match_server_current_connections(start_server: Any) ->
     conns = result["connections"]
     established = conns["idle_established"] + conns["active_established"]
     assert established == 1008
-    assert marks["start"]["current_connections"] == established
-    assert marks["end"]["current_connections"] == established
+    assert marks["start"].current_connections == established
+    assert marks["end"].current_connections == established
     assert conns["idle_alive_at_end"] == 1000
     assert result["errors_total"] == 0
     assert sum(conns["connect_errors"].values()) == 0
-    assert wait_connections_closed(srv)["current_connections"] == 0
+    assert wait_connections_closed(srv).current_connections == 0
 
 
 @pytest.mark.parametrize("repetition", range(3))
@@ -203,7 +204,7 @@ def test_window_holds_every_connection_until_released(start_server: Any, repetit
     would: without the release, the workers would be closing connections by then.
     """
     srv = start_server("epoll", "http")
-    marks: dict[str, dict[str, Any]] = {}
+    marks: dict[str, StatsSnapshot] = {}
 
     def at_end() -> None:
         time.sleep(0.3)
@@ -214,13 +215,13 @@ def test_window_holds_every_connection_until_released(start_server: Any, repetit
     result = run_load(
         cfg, on_measure_start=lambda: marks.__setitem__("start", srv.stats()), on_measure_end=at_end
     )
-    assert marks["start"]["current_connections"] == 1008
-    assert marks["end"]["current_connections"] == marks["start"]["current_connections"]
+    assert marks["start"].current_connections == 1008
+    assert marks["end"].current_connections == marks["start"].current_connections
     assert result["release_timeouts"] == 0
     assert [w["release"] for w in result["workers"]] == ["parent", "parent"]
     assert all(w["hold_s"] >= 0.25 for w in result["workers"])
     assert result["errors_total"] == 0
-    assert wait_connections_closed(srv)["current_connections"] == 0
+    assert wait_connections_closed(srv).current_connections == 0
 
 
 def test_hold_is_bounded_by_release_timeout(start_server: Any) -> None:
@@ -229,8 +230,8 @@ def test_hold_is_bounded_by_release_timeout(start_server: Any) -> None:
     seen: dict[str, int] = {}
 
     def at_end() -> None:  # blocks until the workers gave up holding (bounded)
-        seen["end"] = srv.stats()["current_connections"]
-        seen["after"] = wait_connections_closed(srv)["current_connections"]
+        seen["end"] = srv.stats().current_connections
+        seen["after"] = wait_connections_closed(srv).current_connections
 
     cfg = LoadConfig(port=srv.port, protocol="echo", idle_connections=10, active_connections=2,
                      measure_s=0.3, warmup_s=0.1, workers=1, release_timeout_s=0.5)  # fmt: skip
@@ -315,7 +316,7 @@ def test_19000_connections_to_one_port(start_server: Any) -> None:
     conns = result["connections"]
     assert conns["idle_established"] + conns["active_established"] == 19_000
     assert len(result["source_addresses"]) >= 3
-    assert marks["start"]["current_connections"] == 19_000
+    assert marks["start"].current_connections == 19_000
     assert conns["idle_alive_at_end"] == 18_992
     assert result["errors_total"] == 0
-    assert wait_connections_closed(srv, timeout_s=30)["current_connections"] == 0
+    assert wait_connections_closed(srv, timeout_s=30).current_connections == 0

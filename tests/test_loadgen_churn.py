@@ -20,16 +20,17 @@ import pytest
 from loadgen import LoadConfig, run_load
 from loadgen.plan import CHURN_SOURCES, source_addresses
 from loadgen.protocols import build_request
+from servers.stats import StatsSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def settled_stats(srv: Any, timeout_s: float = 10.0) -> dict[str, Any]:
+def settled_stats(srv: Any, timeout_s: float = 10.0) -> StatsSnapshot:
     """Server stats once every connection is closed (the totals are final then)."""
     deadline = time.monotonic() + timeout_s
     while True:
         stats = srv.stats()
-        if stats["current_connections"] == 0 or time.monotonic() > deadline:
+        if stats.current_connections == 0 or time.monotonic() > deadline:
             return stats
         time.sleep(0.05)
 
@@ -48,17 +49,19 @@ def churn_config(port: int, protocol: str = "http", **kw: Any) -> LoadConfig:
     return LoadConfig(**base)
 
 
-def assert_exact_counts(result: dict[str, Any], before: dict[str, Any], after: dict[str, Any]):
+def assert_exact_counts(
+    result: dict[str, Any], before: StatsSnapshot, after: StatsSnapshot
+) -> None:
     conns = result["connections"]
     assert result["partial"] is False
     assert result["errors_total"] == 0, result["error_samples"]
     assert sum(conns["connect_errors"].values()) == 0, conns["connect_errors"]
     assert result["requests"] > 0
-    assert result["requests_total"] == after["requests"] - before["requests"]
+    assert result["requests_total"] == after.requests - before.requests
     # One connection per request, plus the idle ones, plus the precheck.
     opened = conns["connections_opened"]
     assert opened == result["requests_total"] + conns["idle_established"]
-    assert after["accepted"] - before["accepted"] == opened + conns["precheck_connections"]
+    assert after.accepted - before.accepted == opened + conns["precheck_connections"]
     assert conns["new_connection_per_request"] is True
 
 

@@ -123,7 +123,7 @@ def test_sigint_writes_partial_result_and_leaves_no_worker(
         workers: list[int] = []
         while time.monotonic() < deadline:
             workers = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-            if len(workers) == 2 and srv.stats()["requests"] > 0:
+            if len(workers) == 2 and srv.stats().requests > 0:
                 break
             time.sleep(0.1)
         time.sleep(0.8)  # into the measured window
