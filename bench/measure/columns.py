@@ -85,6 +85,9 @@ COMMON_COLUMNS: dict[str, str] = {
     # Open loop: how late the load generator sent (actual minus intended send time).
     "send_lag_p50_us": "float64",
     "send_lag_p99_us": "float64",
+    # Connections the server closed after a complete answer, reopened by the load
+    # generator inside the window (a server's keep-alive policy, not an error).
+    "reconnects": "Int64",
     # Wait-cost sampling: the seed of the server's random 1-in-8 sample and the
     # calibrated cost of one pair of thread-clock reads (subtracted per sample).
     "server_wait_sample_seed": "Int64",
@@ -220,6 +223,7 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
         "loadgen_cpu_us_per_req": result.loadgen_cpu_us_per_req,
         "send_lag_p50_us": result.send_lag_us.p50,
         "send_lag_p99_us": result.send_lag_us.p99,
+        "reconnects": result.reconnects_measured,
     }
 
 
