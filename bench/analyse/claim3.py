@@ -280,5 +280,8 @@ def _claim3_summary(metrics: Sequence[dict[str, Any]]) -> str:
             bits.append(f"{b} {words}")
         parts.append(f"{m['metric']}: " + ", ".join(bits))
     return "; ".join(parts) + (
-        " (growth over each backend's measured range; epoll with its 95% interval)" if parts else ""
+        " (growth over each backend's measured range; epoll with its 95% profile interval "
+        "of the log-scale fit, repetitions as blocks)"
+        if parts
+        else ""
     )

@@ -61,7 +61,10 @@ def classify_fit(fit: SlopeFit | None, need_reps: bool) -> tuple[str, str]:
     lo, hi = fit.rel_ci
     if math.isnan(lo) or math.isnan(hi):
         return "insufficient", "too few points for an interval"
-    span = f"growth {pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f} descriptors"
+    span = (
+        f"growth {pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f} descriptors "
+        f"({fit.confidence:.0%} profile interval of the log-scale fit)"
+    )
     tol = pct(TOLERANCE_REL_INCREASE)
     if hi < TOLERANCE_REL_INCREASE:
         return "flat", f"{span} stays under {tol}"

@@ -119,10 +119,12 @@ RULES: dict[str, str] = {
         f"below {EQUIVALENCE_BOUNDS[0]:.3f}; INCONCLUSIVE otherwise."
     ),
     "claim2_regime": (
-        "A regime supports claim 2 when at least one judged comparison shows epoll better and "
-        "none shows it EQUIVALENT or worse; it refutes claim 2 when at least one shows "
-        "EQUIVALENT or epoll worse and none shows epoll better; otherwise it is INCONCLUSIVE "
-        "(nothing decided, or decided both ways)."
+        "A regime supports claim 2 when every judged comparison in it shows epoll better; it "
+        "refutes claim 2 when every judged comparison shows EQUIVALENT or epoll worse; "
+        "otherwise it is INCONCLUSIVE (nothing to judge, some comparisons undecided, or decided "
+        "both ways). Every, not any: this is an intersection-union test, so each comparison at "
+        "5% per side keeps the regime's error at 5% without a multiplicity correction, while "
+        "'any' would let one of up to 8 comparisons decide by chance."
     ),
     "claim2": (
         "Claim 2 is SUPPORTED when both regimes support it, PARTLY SUPPORTED when exactly one "

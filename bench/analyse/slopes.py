@@ -162,7 +162,16 @@ def growth_profile(
     last = np.where(inside, pos, -1).max(axis=1)
     lo_log = _edge(rss, thr, first, first - 1, LOG_GROWTH_GRID, -np.inf)
     hi_log = _edge(rss, thr, last, last + 1, LOG_GROWTH_GRID, np.inf)
-    g_hat = np.expm1(_parabola_argmin(rss, best)) / span
+    # An interval a few grid steps wide (little noise): the parabola through the
+    # minimum places its edges better than straight lines between grid points.
+    u_hat = _parabola_argmin(rss, best)
+    half = _parabola_half_width(rss, best, thr - rss_min)
+    narrow = (last - first < 8) | (first > last)
+    lo_log = np.where(narrow, u_hat - half, np.minimum(lo_log, u_hat))
+    hi_log = np.where(narrow, u_hat + half, np.maximum(hi_log, u_hat))
+    first = np.where(first > last, best, first)
+    last = np.maximum(last, first)
+    g_hat = np.expm1(u_hat) / span
     base_hat = np.exp(c_bar[rows, best])
     # Slope bounds: over every g inside, g * exp(c_bar(g) +- r(g)); at the edges r = 0.
     r = np.sqrt(np.clip(thr[:, None] - rss, 0.0, None) / n)
@@ -216,6 +225,16 @@ def _parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         low = b - (a - c) ** 2 / (8 * curv)
     return np.where(curv > 0, np.minimum(low, b), b).clip(min=0.0)
+
+
+def _parabola_half_width(rss: np.ndarray, k: np.ndarray, rise: np.ndarray) -> np.ndarray:
+    """Half-width, in log growth, where the parabola through the minimum rises by ``rise``."""
+    rows = np.arange(rss.shape[0])
+    curv = rss[rows, k - 1] - 2 * rss[rows, k] + rss[rows, k + 1]  # per grid step squared
+    step = LOG_GROWTH_GRID[1] - LOG_GROWTH_GRID[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        width = step * np.sqrt(2 * np.clip(rise, 0.0, None) / curv)
+    return np.where(curv > 0, width, np.inf)
 
 
 def _parabola_argmin(rss: np.ndarray, k: np.ndarray) -> np.ndarray:

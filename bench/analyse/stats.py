@@ -83,8 +83,8 @@ def summarise_cells(
 ) -> pd.DataFrame:
     """One row per cell: median, min, max, geometric mean and its 95% t interval on logs.
 
-    ``n`` counts usable repetitions, ``n_flagged`` flagged or client-bound
-    ones, ``n_failed`` failed ones; a cell with only flagged repetitions is
+    ``n`` counts usable repetitions, ``n_flagged`` the ones left out
+    (``excluded_mask``), ``n_failed`` failed ones; a cell with only flagged repetitions is
     summarised from them with ``flagged_only`` True so charts can still draw it
     (greyed). ``ci_low`` / ``ci_high`` bound the geometric mean (``ci_method``);
     they are empty with fewer than 2 positive values.

@@ -11,9 +11,12 @@ INCONCLUSIVE), the conditions under which it was judged, the numbers it rests
 on and the reason in words. Flagged and failed trials are left out of every fit.
 
 This module assembles the three claims (``bench.analyse.claim1``, ``claim2``,
-``claim3``), writes ``verdict.json`` and formats it; the thresholds are in
-``bench.analyse.rules`` and the flatness classification that claim 3 and the
-charts share is in ``bench.analyse.flatness``.
+``claim3``), the run's warnings, what the trial table could tell about
+client-bound and send-lagged trials (``bench.analyse.flags``) and every rule in
+words (``bench.analyse.rules.RULES``, quoted verbatim by the report), writes
+``verdict.json`` and formats it. Intervals: ``bench.analyse.intervals`` (a cell,
+a ratio) and ``bench.analyse.slopes`` (growth against descriptors), each with a
+coverage test in ``tests/test_analyse_coverage.py``.
 """
 
 from __future__ import annotations
