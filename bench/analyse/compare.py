@@ -30,6 +30,7 @@ from scipy import stats
 from bench.analyse.intervals import welch_log_ratio
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.stats import micro_standard_error_us, usable_trials
+from bench.measure.scenarios import micro
 from bench.store import schema
 from bench.store.results import RunData
 
@@ -100,7 +101,7 @@ def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
         lo, hi = mb / ma * math.exp(-half), mb / ma * math.exp(half)
         rows.append(
             {
-                "table": "micro", "scenario": "micro", "backend": r["mechanism"],
+                "table": "micro", "scenario": micro.NAME, "backend": r["mechanism"],
                 "protocol": "", "mode": f"{r['ready']} ready",
                 "idle_connections": int(r["n_registered"]), "metric": "wait_call_median_us",
                 "n_a": int(r["rounds_a"]), "n_b": int(r["rounds_b"]),
