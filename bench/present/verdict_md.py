@@ -50,6 +50,8 @@ def _claim2_table(claim: dict[str, Any]) -> list[str]:
     rows = []
     for regime in claim.get("evidence", {}).get("regimes", []):
         for c in regime.get("comparisons", []):
+            if "decision" not in c:
+                continue  # a verdict.json written before the equivalence rule
             d, w = c["decision"], c["interval_95"]
             level = c.get("idle_connections", c.get("active_connections"))
             rows.append(
@@ -82,6 +84,9 @@ def _claim3_tables(claim: dict[str, Any]) -> list[str]:
         where = f" ({m['conditions']})" if m.get("conditions") else ""
         out += [f"**{m['metric']}** — {m['status']}{where}", ""]
         backends = m.get("backends") or {}
+        if backends and not all("slope_per_1000" in v for v in backends.values()):
+            out += [f"_{m.get('reason', '')}_", ""]  # written before slopes per 1,000
+            continue
         if not backends:
             out += [f"_{m['reason']}_", ""]
             continue
