@@ -283,13 +283,37 @@ def _running_totals(sizes: list[int]) -> list[int]:
     return totals
 
 
-def bind_source(sock: socket.socket, address: str) -> None:
-    """Bind a client socket to a loopback source address (127.0.0.2, ...): each has its own
-    ephemeral port range, so tens of thousands of connections do not crowd one address."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def open_many_from(
+    port: int, count: int, sources: list[str], timeout_s: float = 120.0
+) -> list[socket.socket]:
+    """Open `count` connections to 127.0.0.1:port, round-robin over the loopback source
+    addresses `sources` (127.0.0.2, ...: each has its own ephemeral port range, so tens of
+    thousands of connections do not crowd one address), at most 256 connecting at once."""
+    socks: list[socket.socket] = []
+    pending: dict[int, socket.socket] = {}
+    deadline = time.monotonic() + timeout_s
     try:
-        sock.bind((address, 0))
-    except OSError as exc:
-        if exc.errno != errno.EADDRNOTAVAIL:
-            raise
-        raise AssertionError(f"cannot bind source address {address}: {exc}") from exc
+        with selectors.EpollSelector() as sel:
+            while len(socks) < count:
+                assert time.monotonic() < deadline, (
+                    f"only {len(socks)} of {count} connections established in {timeout_s} s"
+                )
+                while len(pending) < 256 and len(socks) + len(pending) < count:
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    sock.setblocking(False)
+                    sock.bind((sources[(len(socks) + len(pending)) % len(sources)], 0))
+                    err = sock.connect_ex(("127.0.0.1", port))
+                    assert err in (0, errno.EINPROGRESS), f"connect: {os.strerror(err)}"
+                    pending[sock.fileno()] = sock
+                    sel.register(sock, selectors.EVENT_WRITE)
+                for key, _mask in sel.select(1.0):
+                    sock = pending.pop(key.fd)
+                    sel.unregister(sock)
+                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                    assert err == 0, f"connect failed: {os.strerror(err)}"
+                    socks.append(sock)
+    except BaseException:
+        for sock in [*socks, *pending.values()]:
+            sock.close()
+        raise
+    return socks

@@ -1,0 +1,120 @@
+"""The C loop inside this process (servers.c_server.CLoopServer on a thread, stopped with
+stop()): counters reach ServerStats.snapshot(), bad arguments are refused, and a loop that
+cannot start raises OSError instead of crashing. Under the sanitizer build of .ci/run
+these run the C code in the test process itself."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+
+import pytest
+from test_c_support import C_BACKENDS  # noqa: F401 -- registers the C backends
+from test_servers_support import HttpClient, assert_hello, connect, echo_exchange, http_request
+
+c_server = pytest.importorskip(
+    "servers.c_server", reason="the C extension is not built: pip install -e ."
+)
+from servers.config import ServerConfig  # noqa: E402
+from servers.limits import open_listener  # noqa: E402
+from servers.stats import ServerStats  # noqa: E402
+
+cloop = c_server.load_extension()
+MECHANISMS = ("select", "poll", "epoll", "epoll-et")
+
+
+def _start(mechanism: str, protocol: str) -> tuple[object, ServerStats, threading.Thread, int]:
+    config = ServerConfig(backend="c-" + mechanism, protocol=protocol)
+    listener = open_listener("127.0.0.1", 0, 128)
+    port = listener.getsockname()[1]
+    stats = ServerStats(config.backend, protocol, wait_instrumented=True)
+    server = c_server.CLoopServer(config, listener, stats, mechanism)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name=f"cloop-{mechanism}", daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return server, stats, thread, port
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_in_process_loop_serves_counts_and_stops(mechanism: str) -> None:
+    server, stats, thread, port = _start(mechanism, "http")
+    try:
+        with HttpClient(port) as client:
+            for _ in range(3):
+                client.send(http_request())
+                assert_hello(client.read_response())
+        snap = stats.snapshot()
+        assert snap["requests"] == 3 and snap["accepted"] == 1, snap
+        assert snap["wait_calls"] >= 1 and snap["loop_iterations"] == snap["wait_calls"]
+        assert snap["wait_cpu_sample_seed"] is not None
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive(), "stop() did not end the loop"
+    assert thread.errors == []  # type: ignore[attr-defined]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5)
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_in_process_stop_closes_open_connections(mechanism: str) -> None:
+    server, stats, thread, port = _start(mechanism, "echo")
+    socks = [connect(port) for _ in range(20)]
+    try:
+        payload = b"z" * 300_000
+        assert echo_exchange(socks[0], payload) == payload
+        socks[1].sendall(b"unanswered? no: echoed, then the server stops")
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+    assert stats.snapshot()["closed"] == 20
+    for sock in socks:
+        sock.settimeout(10)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except ConnectionResetError:
+            pass
+        sock.close()
+
+
+def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown mechanism 'kqueue'"):
+        cloop.Loop(
+            mechanism="kqueue", listen_fd=3, wake_fd=4, wake_write_fd=5, http=True,
+            http_close=False, instrumentation=True, max_queued_bytes=1, max_head_bytes=64,
+            max_int_digits=4300, sample_seed=1,
+        )  # fmt: skip
+    with pytest.raises(TypeError):
+        cloop.Loop("epoll")  # keyword-only
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_a_loop_that_cannot_start_raises(mechanism: str) -> None:
+    """A listener descriptor that is not open: OSError (EBADF) from the adapter."""
+    r, w = socket.socketpair()
+    closed = socket.socket()
+    bad_fd = closed.fileno()
+    closed.close()
+    loop = cloop.Loop(
+        mechanism=mechanism, listen_fd=bad_fd, wake_fd=r.fileno(), wake_write_fd=w.fileno(),
+        http=True, http_close=False, instrumentation=False, max_queued_bytes=1 << 20,
+        max_head_bytes=1 << 16, max_int_digits=4300, sample_seed=0,
+    )  # fmt: skip
+    try:
+        with pytest.raises(OSError) as info:
+            loop.run()
+        assert info.value.errno == errno.EBADF
+    finally:
+        r.close()
+        w.close()
