@@ -77,7 +77,12 @@ def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, column, mask_fn, what in (
         ("client_bound", BUSY_COLUMN, client_bound, "closed-loop trials left out as client-bound"),
-        ("send_lag", SEND_LAG_COLUMN, send_lag_material, "open-loop trials left out for send lag"),
+        (
+            "send_lag",
+            SEND_LAG_COLUMN,
+            send_lag_material,
+            "open-loop trials whose latency is left out for send lag",
+        ),
     ):
         if trials.empty or not recorded(trials, column):
             out[key] = {

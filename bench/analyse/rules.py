@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 
-from bench.measure import columns
 from bench.store import schema
 
 # ---------------------------------------------------------------- intervals
@@ -47,10 +46,12 @@ MIN_CONNECTIONS_FOR_MECHANISM = 50
 NEAR_WALL_FRACTION = 0.90  # select serving >= 90% of FD_SETSIZE counts as "at the wall"
 
 # ---------------------------------------------------------------- trials left out
-# Declared once, where the runner writes its flags; the analysis applies the same
-# numbers to the columns, so a run flagged by an older runner is judged alike.
-CLIENT_BOUND_BUSY_FRACTION = columns.MIN_SERVER_BUSY_FRACTION
-SEND_LAG_P99_FRACTION = columns.MAX_SEND_LAG_SHARE_OF_P99
+# Applied by the analysis to the columns the runner records (the runner does not
+# flag these itself, so the thresholds live here only). Fixed before the data.
+# A closed-loop server busy less than this share of the window waited for its client.
+CLIENT_BOUND_BUSY_FRACTION = 0.90
+# Open loop: the client's send lag is material when its p99 exceeds this share of p99.
+SEND_LAG_P99_FRACTION = 0.25
 BUSY_COLUMN = "server_busy_fraction"
 SEND_LAG_COLUMN = "send_lag_p99_us"
 
@@ -157,9 +158,11 @@ RULES: dict[str, str] = {
         "An open-loop trial whose load generator's own send lag at p99 exceeds "
         f"{SEND_LAG_P99_FRACTION:.0%} of the measured p99 latency ({SEND_LAG_COLUMN} > "
         f"{SEND_LAG_P99_FRACTION} x latency_p99_us) measured the client as much as the server "
-        "(the corrected latency counts from the intended send time): it is left out of the "
-        "verdict like a flagged trial. Runs that did not record the column say so; nothing is "
-        "guessed for them."
+        "(the corrected latency counts from the intended send time): its latency percentiles "
+        "are left out of the latency charts. Its server CPU per request and throughput stay "
+        "in: the client's lateness moves when a request is sent, not what the server spends "
+        "on it (a rate that falls short is flagged on its own). The verdict judges no "
+        "latency. Runs that did not record the column say so; nothing is guessed for them."
     ),
     "warnings": (
         "Warnings recorded in run.json (for instance a machine that was not quiet when the run "

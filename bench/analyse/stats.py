@@ -29,24 +29,31 @@ __all__ = [
     "nearest_level",
     "parametric_slope",
     "summarise_cells",
+    "usable_latency_trials",
     "usable_trials",
 ]
 
 
 def excluded_mask(trials: pd.DataFrame) -> pd.Series:
-    """Trials that ran but are left out: flagged, client-bound or with material send lag."""
+    """Trials that ran but are left out: flagged or client-bound."""
     if trials.empty:
         return pd.Series(False, index=trials.index, dtype=bool)
     flagged = trials["flagged"].fillna(False).astype(bool)
-    return flagged | client_bound(trials) | send_lag_material(trials)
+    return flagged | client_bound(trials)
 
 
 def usable_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials fit to measure with: status ok, not flagged, not client-bound, no send lag."""
+    """Trials fit to measure with: status ok, not flagged, not client-bound."""
     if trials.empty:
         return trials
     ok = trials["status"].fillna("failed") == "ok"
     return trials[ok & ~excluded_mask(trials)]
+
+
+def usable_latency_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials whose latency percentiles are fit to show: usable, and no material send lag."""
+    usable = usable_trials(trials)
+    return usable[~send_lag_material(usable)]
 
 
 # Old names (the charts import them): the same fits the verdict uses, no bootstrap.

@@ -20,12 +20,6 @@ from servers.stats import StatsSnapshot
 
 # Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
 MIN_ACHIEVED_RATE_RATIO = 0.95
-# Closed loop: a server busy less than this share of the window waited for its client
-# (the client, not the server, set the pace). Fixed before the data, issue 9.
-MIN_SERVER_BUSY_FRACTION = 0.90
-# Open loop: the load generator's own send lag is a material part of the measured p99
-# when its p99 exceeds this share of the latency p99. Fixed before the data, issue 9.
-MAX_SEND_LAG_SHARE_OF_P99 = 0.25
 
 # Column name -> pandas dtype ("Int64" and "boolean" are pandas' nullable dtypes,
 # so a failed trial leaves a measurement empty instead of inventing a zero).
@@ -252,19 +246,18 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
 
 
 def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
-    """Flags about the measured window itself (issue 9's rules, written before the data)."""
+    """Flags about the measured window itself.
+
+    Whether the client set the pace (server busy fraction) or its lateness
+    weighs on the latency (send lag) is judged by the analysis from the columns,
+    under the rules of ``bench.analyse.rules``, so the thresholds live in one place.
+    """
     reasons = []
     a, b = row.get("server_connections_start"), row.get("server_connections_end")
     # Keep-alive trials hold every connection through the window; churn opens and
     # closes one per request, so its count moves by design.
     if not trial.http_close and a is not None and b is not None and a != b:
         reasons.append(f"window_connections_changed({a}->{b})")
-    busy = row.get("server_busy_fraction")
-    if trial.mode == "closed" and busy is not None and busy < MIN_SERVER_BUSY_FRACTION:
-        reasons.append(f"client_bound(server busy {busy:.2f})")
-    lag, p99 = row.get("send_lag_p99_us"), row.get("latency_p99_us")
-    if trial.mode == "open" and lag is not None and p99 and lag > MAX_SEND_LAG_SHARE_OF_P99 * p99:
-        reasons.append(f"send_lag({lag:.0f} of p99 {p99:.0f} us)")
     return reasons
 
 

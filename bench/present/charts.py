@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from bench.analyse.flags import send_lag_material
 from bench.analyse.stats import (
     bootstrap_slope,
     micro_standard_error_us,
@@ -155,6 +156,8 @@ def chart_cpu_per_request(run: RunData) -> Figure | None:
 
 def chart_latency(run: RunData) -> Figure | None:
     trials, mode = rows_in_mode(run.trials, "latency_vs_idle", "open")
+    # Percentiles the load generator's own lateness weighs on are not the server's.
+    trials = trials[~send_lag_material(trials)]
     p50 = summary(trials, "latency_p50_us", "idle_connections")
     p99 = summary(trials, "latency_p99_us", "idle_connections")
     if p50.empty and p99.empty:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.analyse.stats import usable_trials
+from bench.analyse.stats import usable_latency_trials
 from bench.present.chart_style import colour, marker, order, plain_log_y, rows_in_mode
 from bench.store import schema
 from bench.store.results import RunData
@@ -78,7 +78,7 @@ def chart_latency_distribution(run: RunData) -> Figure | None:
     if run.trials.empty:
         return None
     trials, mode = rows_in_mode(run.trials, "latency_distribution", "open")
-    trials = usable_trials(trials)
+    trials = usable_latency_trials(trials)
     if trials.empty:
         return None
     per_backend = [set(g["idle_connections"].dropna()) for _, g in trials.groupby("backend")]
