@@ -50,6 +50,8 @@ COMMON_COLUMNS: dict[str, str] = {
     "latency_max_us": "float64",
     "uncorrected_latency_p50_us": "float64",
     "uncorrected_latency_p99_us": "float64",
+    # Requests the latency percentiles rest on (p99 of n samples is the n/100-th largest).
+    "latency_samples": "Int64",
     "server_cpu_user_s": "float64",
     "server_cpu_system_s": "float64",
     "server_cpu_us_per_req": "float64",
@@ -210,6 +212,7 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
         "latency_max_us": corrected.max,
         "uncorrected_latency_p50_us": uncorrected.p50,
         "uncorrected_latency_p99_us": uncorrected.p99,
+        "latency_samples": corrected.count,
         "connections_established": conns.idle_established + conns.active_established,
         "connect_errors": sum(conns.connect_errors.values()),
         "client_observation": json.dumps(errors, sort_keys=True) if errors else None,
