@@ -29,7 +29,6 @@ MIN_LEVELS = 3
 MIN_REPS_PER_LEVEL = 2
 # No rule produces this text any more (the relative-flatness rule is gone);
 # kept while bench.present.chart_style still looks for it.
-RELATIVE_RULE_MARK = "but its slope is at most"
 
 # ---------------------------------------------------------------- claim 2
 # "Better" / "worse" / "the same" are judged against a margin of 10% on the

@@ -17,17 +17,15 @@ import pandas as pd
 from bench.analyse.flags import client_bound, send_lag_material
 from bench.analyse.intervals import METHOD_ONE, geometric_mean_interval
 from bench.analyse.rules import CONFIDENCE
-from bench.analyse.slopes import SlopeFit, growth_fit, micro_growth_fit
+from bench.analyse.slopes import SlopeFit
 from bench.store import schema
 
 __all__ = [
     "CONFIDENCE",
     "SlopeFit",
-    "bootstrap_slope",
     "excluded_mask",
     "micro_standard_error_us",
     "nearest_level",
-    "parametric_slope",
     "summarise_cells",
     "usable_latency_trials",
     "usable_trials",
@@ -54,21 +52,6 @@ def usable_latency_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials whose latency percentiles are fit to show: usable, and no material send lag."""
     usable = usable_trials(trials)
     return usable[~send_lag_material(usable)]
-
-
-# Old names (the charts import them): the same fits the verdict uses, no bootstrap.
-def bootstrap_slope(
-    x: Sequence[float], y: Sequence[float], blocks: Sequence[object] | None = None
-) -> SlopeFit:
-    """Deprecated name of ``bench.analyse.slopes.growth_fit``."""
-    return growth_fit(x, y, blocks)
-
-
-def parametric_slope(
-    x: Sequence[float], centre: Sequence[float], standard_error: Sequence[float]
-) -> SlopeFit:
-    """Deprecated name of ``bench.analyse.slopes.micro_growth_fit``."""
-    return micro_growth_fit(x, centre, standard_error)
 
 
 def micro_standard_error_us(micro: pd.DataFrame) -> pd.Series:

@@ -45,19 +45,17 @@ from bench.analyse.rules import (
     MIN_LEVELS,
     MIN_PAIRS,
     MIN_REPS_PER_LEVEL,
-    RELATIVE_RULE_MARK,
     RULES,
     SEND_LAG_P99_FRACTION,
     TOLERANCE_REL_INCREASE,
 )
 from bench.analyse.stats import usable_trials
 from bench.store import schema
-from bench.store.results import RunData, _atomic_write_json, utc_now_iso
+from bench.store.results import RunData, atomic_write_json, utc_now_iso
 
 # Names charts, listing, report and tests import from here.
 __all__ = [
     "CLAIM_TEXT",
-    "RELATIVE_RULE_MARK",
     "TOLERANCE_REL_INCREASE",
     "change_words",
     "claim1",
@@ -127,7 +125,7 @@ def _json_safe(obj: Any) -> Any:
 def write_verdict(run: RunData, verdict: dict[str, Any]) -> Path:
     """Write verdict.json into the run folder (NaN becomes null)."""
     path = run.path / schema.VERDICT_JSON
-    _atomic_write_json(path, _json_safe(verdict))
+    atomic_write_json(path, _json_safe(verdict))
     return path
 
 

@@ -154,18 +154,15 @@ def mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
 
 
 def trend_words(fits: dict[str, Any]) -> str:
-    """'select and poll grow, epoll stays flat' from verdict-style fits."""
-    from bench.analyse.verdict import RELATIVE_RULE_MARK, change_words, classify_fits
+    """'select and poll grow, epoll stays flat' from the verdict's own fits and rule."""
+    from bench.analyse.flatness import change_words, classify_fits
 
-    grow, flat, nearly_flat, unclear, few = [], [], [], [], []
+    grow, flat, unclear, few = [], [], [], []
     classes = classify_fits(fits, need_reps=False)
     for backend in order(list(fits)):
-        cls, reason = classes[backend]
+        cls, _ = classes[backend]
         pct = fits[backend].rel_increase
         txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
-        if cls == "flat" and RELATIVE_RULE_MARK in reason:
-            nearly_flat.append(txt)  # flat only next to select's and poll's slopes
-            continue
         {"growing": grow, "flat": flat, "insufficient": few}.get(cls, unclear).append(txt)
     if few and not (grow or flat or unclear):
         return "too few descriptor counts to show a trend"
@@ -174,10 +171,8 @@ def trend_words(fits: dict[str, Any]) -> str:
         parts.append(f"{', '.join(grow)} grow{'s' if len(grow) == 1 else ''}")
     if flat:
         parts.append(f"{', '.join(flat)} stay{'s' if len(flat) == 1 else ''} flat")
-    if nearly_flat:
-        parts.append(f"{', '.join(nearly_flat)} nearly flat (slope under 5% of theirs)")
     if unclear:
-        parts.append(f"{', '.join(unclear)} unclear")
+        parts.append(f"{', '.join(unclear)} unclear (interval straddles the 20% rule)")
     return "; ".join(parts) + (" (change over the measured range)" if parts else "")
 
 

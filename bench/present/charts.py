@@ -19,13 +19,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench.analyse.claim3 import idle_scaling_fits, micro_fits
 from bench.analyse.flags import send_lag_material
-from bench.analyse.stats import (
-    bootstrap_slope,
-    micro_standard_error_us,
-    parametric_slope,
-    usable_trials,
-)
+from bench.analyse.stats import micro_standard_error_us, usable_trials
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -63,7 +59,6 @@ def chart_wait_cost(run: RunData) -> Figure | None:
     words = []
     if not micro.empty:
         ax = axes.pop(0)
-        fits = {}
         for mech in order(micro["mechanism"]):
             m = micro[micro["mechanism"] == mech].sort_values("n_registered")
             se = micro_standard_error_us(m)
@@ -72,8 +67,7 @@ def chart_wait_cost(run: RunData) -> Figure | None:
                 m["n_registered"], m["median_us"], yerr=yerr, color=colour(mech),
                 marker=marker(mech), ms=5, capsize=3, lw=1.6, label=mech,
             )  # fmt: skip
-            fits[mech] = parametric_slope(m["n_registered"], m["median_us"], se)
-        words.append("in-process: " + trend_words(fits))
+        words.append("in-process: " + trend_words(micro_fits(micro)))
         all_m = run.micro[run.micro["ready"] == "all"]
         for mech in order(all_m["mechanism"]):
             m = all_m[all_m["mechanism"] == mech].sort_values("n_registered")
@@ -91,12 +85,11 @@ def chart_wait_cost(run: RunData) -> Figure | None:
         ax = axes.pop(0)
         plot_series(ax, server, "registered", log_x=True)
         usable = usable_trials(trials)
-        fits = {
-            str(b): bootstrap_slope(
-                g["registered"].astype(float), g["server_wait_us_per_call"].astype(float)
-            )
-            for b, g in usable[usable["server_wait_us_per_call"].notna()].groupby("backend")
-        }
+        fits = idle_scaling_fits(
+            usable[usable["server_wait_us_per_call"].notna()],
+            "server_wait_us_per_call",
+            x="registered",
+        )
         if fits:
             words.append("in-server: " + trend_words(fits))
         ax.set_xscale("log")
@@ -124,10 +117,7 @@ def _per_idle_chart(
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
     plot_series(ax, summ, "idle_connections")
     usable = usable_trials(trials)
-    fits = {
-        str(b): bootstrap_slope(g["idle_connections"].astype(float), g[metric].astype(float))
-        for b, g in usable[usable[metric].notna()].groupby("backend")
-    }
+    fits = idle_scaling_fits(usable[usable[metric].notna()], metric)
     if log_y:
         plain_log_y(ax)
     mark_fd_setsize(ax)

@@ -16,7 +16,7 @@ from bench.analyse.stats import summarise_cells, usable_trials
 from bench.measure import scenarios
 from bench.present.verdict_md import method_lines, verdict_section
 from bench.store import schema
-from bench.store.results import RunData, _atomic_write_bytes
+from bench.store.results import RunData, atomic_write_bytes
 
 CHART_CAPTIONS = {
     "wait_cost_vs_descriptors": "Cost of one wait call vs registered descriptors",
@@ -209,5 +209,5 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
 def write_report(run: RunData, verdict: dict[str, Any] | None = None) -> Path:
     """Write report.md into the run folder; returns its path."""
     path = run.path / schema.REPORT_MD
-    _atomic_write_bytes(path, render_report(run, verdict).encode())
+    atomic_write_bytes(path, render_report(run, verdict).encode())
     return path

@@ -43,15 +43,15 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{now.strftime(schema.RUN_TIMESTAMP_FORMAT)}_{suffix}"
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
 
-def _atomic_write_json(path: Path, doc: Mapping[str, Any]) -> None:
-    _atomic_write_bytes(
+def atomic_write_json(path: Path, doc: Mapping[str, Any]) -> None:
+    atomic_write_bytes(
         path, (json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n").encode()
     )
 
@@ -153,7 +153,7 @@ class RunWriter:
         return self.path / schema.RAW_DIR
 
     def _write_meta(self) -> None:
-        _atomic_write_json(self.path / schema.RUN_JSON, self._meta)
+        atomic_write_json(self.path / schema.RUN_JSON, self._meta)
 
     def _write_trials(self) -> None:
         df = coerce_table(pd.DataFrame(self._rows), schema.TRIAL_COLUMNS)
@@ -182,7 +182,7 @@ class RunWriter:
     def write_raw_json(self, name: str, doc: Mapping[str, Any]) -> str:
         """Store a raw document under raw/; returns its path relative to the run folder."""
         rel = Path(schema.RAW_DIR) / name
-        _atomic_write_json(self.path / rel, doc)
+        atomic_write_json(self.path / rel, doc)
         return rel.as_posix()
 
     def write_micro(self, df: pd.DataFrame) -> None:
