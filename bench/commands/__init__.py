@@ -28,8 +28,9 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "plot": "plot",
     "report": "report",
-    "list": "list",
+    "list": "list_runs",
     "compare": "compare",
+    "summarise": "summarise",
     "doctor": "doctor",
 }
 

@@ -1,0 +1,129 @@
+"""``bench summarise RUN RUN RUN ...``: the README's short answer from several runs.
+
+One run can be lucky; the short answer rests on three or more. The command
+refuses when the runs' verdicts disagree on any claim or regime (the answer is
+then "it depends on the run", which the table below would hide), and states the
+run-to-run spread of the numbers each claim rests on: claim 1 the connections
+select served, claim 2 each judged ratio, claim 3 epoll's growth per metric.
+It prints a Markdown table to paste under the README's "The short answer".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bench.commands.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_results_dir, err, resolve
+
+HELP = "the README's short answer from 3+ runs; refuses if their verdicts disagree"
+MIN_RUNS = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", help=f"{MIN_RUNS} or more run folders or ids")
+    add_results_dir(parser)
+
+
+def _verdict(run: str, results_dir: str | None) -> dict[str, Any]:
+    from bench.analyse.verdict import compute_verdict
+    from bench.store.results import load
+
+    return compute_verdict(load(resolve(run, results_dir)))
+
+
+def statuses(verdict: dict[str, Any]) -> dict[str, str]:
+    """Claim (and claim-2 regime) -> status."""
+    out = {}
+    for claim in verdict["claims"]:
+        out[f"claim {claim['id']}"] = claim["status"]
+        for regime in claim.get("evidence", {}).get("regimes", []):
+            out[f"claim 2 {regime['regime']}"] = regime["status"]
+    return out
+
+
+def _span(values: Iterable[float | None], fmt: str) -> str:
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return "n/a"
+    lo, hi = vals[0], vals[-1]
+    return format(lo, fmt) if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
+
+
+def _claim1(verdicts: Sequence[dict[str, Any]]) -> str:
+    per = [v["claims"][0]["evidence"].get("backends", {}) for v in verdicts]
+    parts = []
+    for backend in sorted({b for p in per for b in p}):
+        served = [p.get(backend, {}).get("max_connections_served") for p in per]
+        asked = [p.get(backend, {}).get("max_connections_requested") for p in per]
+        parts.append(f"{backend} served {_span(served, '.0f')} of {_span(asked, '.0f')}")
+    return "; ".join(parts)
+
+
+def _claim2(verdicts: Sequence[dict[str, Any]]) -> str:
+    cells: dict[tuple[str, str, int], list[float | None]] = {}
+    for v in verdicts:
+        for regime in v["claims"][1]["evidence"].get("regimes", []):
+            for comp in regime.get("comparisons", []):
+                key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0))
+                cells.setdefault(key, []).append((comp.get("decision") or {}).get("ratio"))
+    return "; ".join(
+        f"{regime}, epoll vs {backend} at {n} connections: {_span(ratios, '.2f')}x"
+        for (regime, backend, n), ratios in cells.items()
+    )
+
+
+def _claim3(verdicts: Sequence[dict[str, Any]]) -> str:
+    growth: dict[str, list[float | None]] = {}
+    for v in verdicts:
+        for metric in v["claims"][2]["evidence"].get("metrics", []):
+            epoll = metric.get("backends", {}).get("epoll", {})
+            growth.setdefault(metric["metric"], []).append(epoll.get("projected_rel_increase"))
+    return "; ".join(
+        f"{metric}: epoll {_span([g * 100 if g is not None else None for g in gs], '+.0f')}%"
+        for metric, gs in growth.items()
+    )
+
+
+def summary_table(runs: Sequence[str], verdicts: Sequence[dict[str, Any]]) -> str:
+    spread = {"1": _claim1(verdicts), "2": _claim2(verdicts), "3": _claim3(verdicts)}
+    lines = [
+        f"From {len(runs)} runs ({', '.join(v['run_id'] for v in verdicts)}); each number is "
+        "the range over the runs (run-to-run spread, not a within-run interval).",
+        "",
+        "| Claim | Verdict (every run) | Run-to-run spread |",
+        "|---|---|---|",
+    ]
+    for claim in verdicts[0]["claims"]:
+        lines.append(f"| {claim['claim']} | **{claim['status']}** | {spread[str(claim['id'])]} |")
+    warnings = sorted({w for v in verdicts for w in v.get("warnings", [])})
+    if warnings:
+        lines += ["", "Warnings recorded by the runs:", *(f"- {w}" for w in warnings)]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    if len(args.runs) < MIN_RUNS:
+        err(f"give at least {MIN_RUNS} runs (got {len(args.runs)}): one run can be lucky")
+        return EXIT_USAGE
+    verdicts = [_verdict(run, args.results_dir) for run in args.runs]
+    ids = [v["run_id"] for v in verdicts]
+    if len(set(ids)) < len(ids):
+        err(f"the same run was given twice ({', '.join(ids)}): give {MIN_RUNS} different runs")
+        return EXIT_USAGE
+    table = [statuses(v) for v in verdicts]
+    disagree = {
+        key: [t.get(key, "missing") for t in table]
+        for key in table[0]
+        if len({t.get(key) for t in table}) > 1
+    }
+    if disagree:
+        err(
+            "the runs' verdicts disagree, so no short answer holds for all of them: "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in disagree.items())
+            + ". Run more repetitions or find what differed between the runs."
+        )
+        return EXIT_FAILED
+    print(summary_table(args.runs, verdicts), file=sys.stdout)
+    return EXIT_OK
