@@ -6,8 +6,9 @@ is optional: on a machine without a C compiler or Python's headers,
 (servers/c_backends.py).
 
 Environment (read at build time):
-  SELECTBENCH_SANITIZE=1  build with AddressSanitizer and UndefinedBehaviorSanitizer
-                          (used by .ci/run into a separate build directory)
+  SELECTBENCH_SANITIZE=address,undefined (or 1)  build with AddressSanitizer and
+                          UndefinedBehaviorSanitizer; "address" or "undefined" for one of
+                          them (.ci/run builds both ways into build/sanitize-*)
   SELECTBENCH_WERROR=1    turn compiler warnings into errors
 """
 
@@ -29,7 +30,13 @@ SOURCES = [
     "servers/c/mech_epoll.c",
 ]
 WARNINGS = ["-Wall", "-Wextra"]
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+# Any sanitizer report stops the process: no recovering and going on.
+SANITIZE = ["-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+def _strict() -> bool:
+    """A checking build (-Werror or sanitizers) must fail loudly, not fall back."""
+    return bool(os.environ.get("SELECTBENCH_WERROR") or os.environ.get("SELECTBENCH_SANITIZE"))
 
 
 def _flags() -> tuple[list[str], list[str]]:
@@ -37,9 +44,13 @@ def _flags() -> tuple[list[str], list[str]]:
     link_args: list[str] = []
     if os.environ.get("SELECTBENCH_WERROR") == "1":
         compile_args.append("-Werror")
-    if os.environ.get("SELECTBENCH_SANITIZE") == "1":
-        compile_args += ["-O1", "-g", *SANITIZE]
-        link_args += SANITIZE
+    sanitize = os.environ.get("SELECTBENCH_SANITIZE", "")
+    if sanitize:
+        sanitize = "address,undefined" if sanitize == "1" else sanitize
+        flags = [f"-fsanitize={sanitize}", *SANITIZE]
+        # servers._cloop.SANITIZE names them, so a test run can check which build it loaded.
+        compile_args += ["-O1", "-g", *flags, f'-DSELECTBENCH_SANITIZE="{sanitize}"']
+        link_args += flags
     return compile_args, link_args
 
 
@@ -50,12 +61,16 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # any build failure leaves the C backends off
+            if _strict():
+                raise
             self._warn(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
         except Exception as exc:
+            if _strict():
+                raise
             self._warn(exc)
 
     @staticmethod

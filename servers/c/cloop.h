@@ -35,13 +35,28 @@ typedef struct cl_stats {
 #define CL_FIELD(name) int64_t name;
     CL_COUNTERS(CL_FIELD)
 #undef CL_FIELD
+    uint64_t seq; /* odd while the loop updates counters: a seqlock for readers */
 } cl_stats;
 
-/* Only the loop thread writes a counter; other threads read it with CL_GET while the
- * loop runs. Relaxed atomics make that a defined read without a locked instruction. */
-#define CL_GET(st, field) __atomic_load_n(&(st)->field, __ATOMIC_RELAXED)
+/* Only the loop thread writes a counter. It updates them between cl_stats_begin and
+ * cl_stats_end (one loop iteration, after the wait call returns), and other threads
+ * take a consistent copy with cl_stats_read: a snapshot never shows a connection
+ * counted closed but still current, or the reverse (a seqlock; while the loop blocks
+ * in its wait call, readers never wait). Relaxed atomics make the concurrent reads
+ * defined without a locked instruction on the loop's side. */
 #define CL_SET(st, field, v) __atomic_store_n(&(st)->field, (int64_t)(v), __ATOMIC_RELAXED)
 #define CL_ADD(st, field, n) CL_SET(st, field, (st)->field + (int64_t)(n))
+
+static inline void cl_stats_begin(cl_stats *st) {
+    __atomic_store_n(&st->seq, st->seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void cl_stats_end(cl_stats *st) {
+    __atomic_store_n(&st->seq, st->seq + 1, __ATOMIC_RELEASE);
+}
+
+void cl_stats_read(const cl_stats *live, cl_stats *copy);
 
 /* ---- readiness adapters (one file each) ---- */
 typedef struct cl_event {

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +401,7 @@ static int loop_instrumented(loop *L) {
         cl_event *events;
         int n;
         int64_t t0, t1;
+        int64_t cpu = -1;
         if (--countdown) {
             t0 = clock_ns(CLOCK_MONOTONIC);
             n = L->mech->wait(L->mst, &events);
@@ -409,18 +411,21 @@ static int loop_instrumented(loop *L) {
             t0 = clock_ns(CLOCK_MONOTONIC);
             n = L->mech->wait(L->mst, &events);
             t1 = clock_ns(CLOCK_MONOTONIC);
-            if (n >= 0) {
-                CL_ADD(st, wait_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0);
-                CL_ADD(st, wait_cpu_samples, 1);
-                CL_ADD(st, wait_cpu_sample_events, n);
-            }
+            cpu = clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0;
             countdown = cl_sampler_next_gap(&sampler);
         }
         if (n < 0) return -1;
+        cl_stats_begin(st);
+        if (cpu >= 0) {
+            CL_ADD(st, wait_cpu_ns, cpu);
+            CL_ADD(st, wait_cpu_samples, 1);
+            CL_ADD(st, wait_cpu_sample_events, n);
+        }
         CL_ADD(st, wait_ns, t1 - t0);
         CL_ADD(st, wait_calls, 1);
         CL_ADD(st, wait_events, n);
         dispatch(L, events, n);
+        cl_stats_end(st);
     }
     return 0;
 }
@@ -431,7 +436,9 @@ static int loop_plain(loop *L) {
         cl_event *events;
         int n = L->mech->wait(L->mst, &events);
         if (n < 0) return -1;
+        cl_stats_begin(L->st);
         dispatch(L, events, n);
+        cl_stats_end(L->st);
     }
     return 0;
 }
@@ -439,8 +446,10 @@ static int loop_plain(loop *L) {
 /* _shutdown, except the listener and the wake-up pipe, which the caller owns. */
 static void shutdown_loop(loop *L) {
     L->accept_paused = 0; /* closing connections below must not re-arm accept */
+    cl_stats_begin(L->st);
     for (int fd = 0; fd < L->nconns; fd++)
         if (L->conns[fd]) conn_close(L, L->conns[fd]);
+    cl_stats_end(L->st);
     free_dead(L);
     free(L->conns);
     cl_buf_free(&L->obuf);
@@ -476,7 +485,9 @@ int cl_loop_run(const cl_config *cfg, cl_stats *stats, const int *stop_flag) {
     if (L->mst == NULL) goto out;
     if (L->mech->add(L->mst, cfg->listen_fd, CL_READ) < 0) goto out;
     if (L->mech->add(L->mst, cfg->wake_fd, CL_READ) < 0) goto out;
+    cl_stats_begin(stats);
     CL_SET(stats, registered_fds, 2);
+    cl_stats_end(stats);
     rc = cfg->instrumentation ? loop_instrumented(L) : loop_plain(L);
 out:
     saved = errno;
@@ -484,6 +495,24 @@ out:
     free(L);
     errno = saved;
     return rc;
+}
+
+void cl_stats_read(const cl_stats *live, cl_stats *copy) {
+    for (;;) {
+        uint64_t before = __atomic_load_n(&live->seq, __ATOMIC_ACQUIRE);
+        if (before & 1) { /* the loop is mid-iteration: let it finish */
+            sched_yield();
+            continue;
+        }
+#define CL_COPY(name) copy->name = __atomic_load_n(&live->name, __ATOMIC_RELAXED);
+        CL_COUNTERS(CL_COPY)
+#undef CL_COPY
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&live->seq, __ATOMIC_RELAXED) == before) {
+            copy->seq = before;
+            return;
+        }
+    }
 }
 
 const cl_mech *cl_mech_find(const char *name) {

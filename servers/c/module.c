@@ -114,11 +114,13 @@ static PyObject *Loop_stop(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
 }
 
 static PyObject *Loop_counters(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
+    cl_stats copy;
+    cl_stats_read(&self->stats, &copy);
     PyObject *dict = PyDict_New();
     if (dict == NULL) return NULL;
 #define CL_PUT(name)                                                                       \
     {                                                                                      \
-        PyObject *v = PyLong_FromLongLong(CL_GET(&self->stats, name));                     \
+        PyObject *v = PyLong_FromLongLong(copy.name);                                      \
         if (v == NULL || PyDict_SetItemString(dict, #name, v) < 0) {                       \
             Py_XDECREF(v);                                                                 \
             Py_DECREF(dict);                                                               \
@@ -137,7 +139,7 @@ static PyMethodDef Loop_methods[] = {
     {"stop", (PyCFunction)Loop_stop, METH_NOARGS,
      "Ask a running loop to stop (safe from any thread)."},
     {"counters", (PyCFunction)Loop_counters, METH_NOARGS,
-     "The counters as a dict (servers.stats COUNTERS and GAUGES), read while it runs."},
+     "The counters as a dict (servers.stats COUNTERS and GAUGES): one consistent reading."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -252,6 +254,10 @@ PyMODINIT_FUNC PyInit__cloop(void) {
     names = NULL;
     if (PyModule_AddObject(m, "MECHANISMS", mechanisms) < 0) goto fail;
     mechanisms = NULL;
+#ifndef SELECTBENCH_SANITIZE
+#define SELECTBENCH_SANITIZE ""
+#endif
+    if (PyModule_AddStringConstant(m, "SANITIZE", SELECTBENCH_SANITIZE) < 0) goto fail;
     if (PyModule_AddIntConstant(m, "FD_SETSIZE", (long)(sizeof(fd_set) * CHAR_BIT)) < 0 ||
         PyModule_AddIntConstant(m, "RECV_BYTES", CL_RECV_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0)
