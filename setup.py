@@ -57,13 +57,16 @@ def _flags() -> tuple[list[str], list[str]]:
 class OptionalBuildExt(build_ext):
     """A failed build (no compiler, no Python.h) warns instead of failing the install."""
 
+    _failed = False
+
     def run(self) -> None:
         try:
             super().run()
         except Exception as exc:  # any build failure leaves the C backends off
             if _strict():
                 raise
-            self._warn(exc)
+            if not self._failed:  # else: the editable install's copy of what was not built
+                self._warn(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -71,6 +74,7 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:
             if _strict():
                 raise
+            self._failed = True
             self._warn(exc)
 
     @staticmethod

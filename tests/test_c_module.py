@@ -24,11 +24,15 @@ cloop = c_server.load_extension()
 MECHANISMS = ("select", "poll", "epoll", "epoll-et")
 
 
-def _start(mechanism: str, protocol: str) -> tuple[object, ServerStats, threading.Thread, int]:
-    config = ServerConfig(backend="c-" + mechanism, protocol=protocol)
+def _start(
+    mechanism: str, protocol: str, instrumentation: bool = True
+) -> tuple[object, ServerStats, threading.Thread, int]:
+    config = ServerConfig(
+        backend="c-" + mechanism, protocol=protocol, instrumentation=instrumentation
+    )
     listener = open_listener("127.0.0.1", 0, 128)
     port = listener.getsockname()[1]
-    stats = ServerStats(config.backend, protocol, wait_instrumented=True)
+    stats = ServerStats(config.backend, protocol, wait_instrumented=instrumentation)
     server = c_server.CLoopServer(config, listener, stats, mechanism)
     errors: list[BaseException] = []
 
@@ -86,6 +90,22 @@ def test_in_process_stop_closes_open_connections(mechanism: str) -> None:
         except ConnectionResetError:
             pass
         sock.close()
+
+
+def test_without_instrumentation_nothing_is_timed() -> None:
+    """--no-instrumentation: the plain loop, as the Python loop's _loop_plain."""
+    server, stats, thread, port = _start("epoll", "http", instrumentation=False)
+    try:
+        with HttpClient(port) as client:
+            client.send(http_request())
+            assert_hello(client.read_response())
+        snap = stats.snapshot()
+        assert snap["requests"] == 1 and snap["wait_calls"] == 0 and snap["wait_ns"] == 0
+        assert snap["wait_cpu_sample_seed"] is None
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 def test_bad_arguments_are_refused() -> None:
