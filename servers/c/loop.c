@@ -462,7 +462,12 @@ int cl_loop_run(const cl_config *cfg, cl_stats *stats, const int *stop_flag) {
     /* A descriptor that is not open fails here for every mechanism (poll would
      * otherwise report POLLNVAL forever, which no branch of dispatch handles), before
      * the reserve descriptor could take its number. */
-    if (fcntl(cfg->listen_fd, F_GETFL) < 0 || fcntl(cfg->wake_fd, F_GETFL) < 0) return -1;
+    int listen_flags = fcntl(cfg->listen_fd, F_GETFL), wake_flags = fcntl(cfg->wake_fd, F_GETFL);
+    if (listen_flags < 0 || wake_flags < 0) return -1;
+    /* Both are drained until EAGAIN (run() in the Python loop: listener.setblocking(False)). */
+    if (fcntl(cfg->listen_fd, F_SETFL, listen_flags | O_NONBLOCK) < 0 ||
+        fcntl(cfg->wake_fd, F_SETFL, wake_flags | O_NONBLOCK) < 0)
+        return -1;
     loop *L = calloc(1, sizeof *L);
     if (L == NULL) return -1;
     L->cfg = cfg;
