@@ -111,6 +111,8 @@ class Backend:
 
 
 _REGISTRY: dict[str, Backend] = {}
+# Modules that register whole families of built-in backends (the C twins...).
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("servers.c_backends",)
 _plugins_loaded = False
 
 
@@ -132,6 +134,10 @@ def load_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True  # set first: a plugin may itself look backends up
+    # Built-in families declared in their own modules, imported here rather than at
+    # the top (they import this module: a top-level import would be a cycle).
+    for module in BUILTIN_FAMILY_MODULES:
+        importlib.import_module(module)
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
         try:
             importlib.import_module(module)

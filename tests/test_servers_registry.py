@@ -65,7 +65,7 @@ def test_registry_declarations() -> None:
     assert [b.name for b in backends] == list(registry.names())
     assert len({b.colour for b in backends}) == len(backends), "colours must be distinct"
     assert registry.get("select").fd_number_limit == 1024
-    assert all(b.fd_number_limit is None for b in backends if b.name != "select")
+    assert all(b.fd_number_limit is None for b in backends if b.mechanism != "select")
     assert registry.names(registry.FAMILY_PYTHON_LOOP) == ("select", "poll", "epoll", "epoll-et")
     assert registry.get("asyncio").wait_instrumented
     assert not registry.get("uvloop").wait_instrumented
