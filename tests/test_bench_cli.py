@@ -124,3 +124,22 @@ def test_a_scenario_a_preset_does_not_define_is_refused_with_the_presets_that_do
             build_config("quick", scenarios=("only-tiny",))
     finally:
         registry.registered().pop("only-tiny")
+
+
+def test_a_preset_backend_that_cannot_run_here_is_skipped_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.commands import main
+    from servers import registry
+
+    def reason(self: registry.Backend) -> str | None:
+        return "no C compiler: apt-get install gcc python3-dev" if self.family == "c" else None
+
+    monkeypatch.setattr(registry.Backend, "unavailable_reason", reason)
+    assert main(["run", "--dry-run"]) == 0
+    out, errs = capsys.readouterr()
+    assert "skipped backend c-epoll: no C compiler" in errs
+    assert " c-epoll " not in out and " epoll " in out
+    # Asked for by name, the same backend is refused with the reason.
+    assert main(["run", "--dry-run", "--backend", "c-epoll"]) == 2
+    assert "apt-get install gcc" in capsys.readouterr().err

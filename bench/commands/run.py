@@ -124,15 +124,22 @@ def main(args: argparse.Namespace) -> int:
         err(str(exc))
         return EXIT_USAGE
     problems = _unavailable(cfg)
-    if problems:
+    warnings: list[str] = []
+    if problems and args.backend:
         err("; ".join(problems))
         return EXIT_USAGE
+    if problems:
+        # The preset's choice, not the user's: measure the rest and say why.
+        missing = [b for b in cfg.backends if registry.get(b).unavailable_reason()]
+        cfg = cfg.replace(backends=tuple(b for b in cfg.backends if b not in missing))
+        for text in problems:
+            print(f"warning: skipped {text}", file=sys.stderr)
+            warnings.append(f"skipped {text}")
     trials = plan_trials(cfg)
     estimate = estimate_plan(cfg, trials)
     if not trials and not estimate.in_process_s:
         err("the selection leaves nothing to measure: check --scenario and --backend")
         return EXIT_USAGE
-    warnings: list[str] = []
     try:
         check_limits(max_connections(trials))
     except LimitError as exc:

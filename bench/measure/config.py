@@ -67,6 +67,9 @@ class _Preset:
     quiet_wait_s: float = 30.0
 
 
+QUICK_BACKENDS = ("select", "poll", "epoll", "epoll-et", "c-select", "c-poll", "c-epoll")
+
+
 def _event_loop_backends() -> tuple[str, ...]:
     return registry.names(registry.FAMILY_PYTHON_LOOP)
 
@@ -74,12 +77,12 @@ def _event_loop_backends() -> tuple[str, ...]:
 def _presets() -> dict[str, _Preset]:
     return {
         # Budget: 3 minutes end to end on 2 cores, micro benchmarks and charts
-        # included. One trial costs 0.65-1.1 s besides its warm-up and
-        # measurement (server start, load generator workers, connect, drain), so
-        # quick keeps 3 repetitions of the cells that decide the verdict and drops
-        # the rest (epoll-et, the reference backends and wider sweeps are in
-        # "standard").
-        "quick": _Preset(("select", "poll", "epoll"), 3, 0.2, 0.45, 180.0),
+        # included. One trial costs ~0.4 s besides its warm-up and measurement
+        # (server start, load generator workers, connect, drain), so quick keeps
+        # 3 repetitions of the cells that decide each family's verdict (its
+        # scenarios name them) and drops the rest (churn, the reference backends,
+        # the C twins' closed loop and wider sweeps are in "standard").
+        "quick": _Preset(QUICK_BACKENDS, 3, 0.2, 0.45, 180.0),
         # ~22 minutes: every event-loop backend (epoll-et too), 5 repetitions.
         "standard": _Preset(_event_loop_backends(), 5, 0.5, 2.0, 30 * 60.0),
         # Hours: reference backends too, idle connections up to 16,000.

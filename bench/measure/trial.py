@@ -11,14 +11,13 @@ from dataclasses import dataclass
 
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
-# stop and reap both. Measured 0.65 s on a quiet 2-vCPU VM, 0.9-1.1 s while
-# other work ran (1.4 s at load average 34). A quick run on the quiet VM spaced
-# its trials 1.25 s apart (0.6 s overhead + 0.65 s warm-up and window); 0.75 s
-# keeps a margin for a machine that is not idle.
-TRIAL_OVERHEAD_S = 0.75
-# Opening one loopback connection: 10,000 connections from one process took
-# 0.4-0.7 s on the 2-vCPU VM, plus the server's accept.
-CONNECT_S_PER_CONNECTION = 150e-6
+# stop and reap both. Six default runs on a quiet 2-vCPU VM (started_utc
+# differences in trials.csv, 0.65 s of warm-up and window per trial) spaced
+# trials with 8 connections a median 1.01-1.04 s apart and added ~0.05 s per
+# 1,000 connections held: 0.38 s of overhead and ~50 us per connection.
+# 0.45 s and 60 us keep a margin; bench run waits for a quiet machine first.
+TRIAL_OVERHEAD_S = 0.45
+CONNECT_S_PER_CONNECTION = 60e-6
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,22 @@ class Cell:
     @property
     def total_connections(self) -> int:
         return self.probe_connections if self.mode == "probe" else self.idle + self.active
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One mode over a list of idle (or active) counts for some backends."""
+
+    mode: str  # "open" | "closed"
+    counts: tuple[int, ...]
+    # None: every backend of the run; else only these, when the run has them.
+    backends: tuple[str, ...] | None = None
+
+    def backends_in(self, run_backends: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The sweep's backends the run measures, None for all, () for none."""
+        if self.backends is None:
+            return None
+        return tuple(b for b in self.backends if b in run_backends)
 
 
 @dataclass(frozen=True)

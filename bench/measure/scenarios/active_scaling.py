@@ -8,10 +8,11 @@ little. This regime tests that.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell
+from bench.measure.trial import Cell, Sweep
 
 NAME = "active-scaling"
 
@@ -19,10 +20,15 @@ NAME = "active-scaling"
 @dataclass(frozen=True)
 class ActiveScalingSettings:
     active_counts: tuple[int, ...]
+    # None: every backend of the run.
+    backends: tuple[str, ...] | None = None
 
 
-def cells(settings: ActiveScalingSettings, cfg: object) -> list[Cell]:
-    return [Cell(NAME, "closed", 0, n, None) for n in settings.active_counts]
+def cells(settings: ActiveScalingSettings, cfg: Any) -> list[Cell]:
+    backends = Sweep("closed", settings.active_counts, settings.backends).backends_in(cfg.backends)
+    if backends == ():
+        return []
+    return [Cell(NAME, "closed", 0, n, None, backends=backends) for n in settings.active_counts]
 
 
 SCENARIO = register(
@@ -32,7 +38,10 @@ SCENARIO = register(
         presets={
             # All-active at 100 and at the largest count select can hold; all-active
             # with 8 connections is the closed-loop idle-scaling cell at 0 idle.
-            "quick": ActiveScalingSettings((100, 1000)),
+            # The Python family with edge- and level-triggered epoll; the C twins'
+            # all-active cells are in "standard" (on one host a C server is
+            # client-bound there).
+            "quick": ActiveScalingSettings((100, 1000), ("select", "poll", "epoll", "epoll-et")),
             "standard": ActiveScalingSettings((8, 100, 500, 1000, 2000)),
             "full": ActiveScalingSettings((8, 25, 50, 100, 200, 500, 1000, 2000)),
             "tiny": ActiveScalingSettings((4,)),

@@ -1,5 +1,8 @@
 """churn: a new TCP connection per request (HTTP with ``Connection: close``), closed loop.
 
+Not in "quick": no verdict rule reads it yet, and its trials are the quick
+preset's least informative per second of budget (it starts in "standard").
+
 Every new connection costs epoll ``epoll_ctl`` calls that select and poll never
 make; this scenario measures servers under that cost.
 """
@@ -34,7 +37,6 @@ SCENARIO = register(
         name=NAME,
         summary="a new connection per request, closed loop",
         presets={
-            "quick": ChurnSettings(),
             "standard": ChurnSettings(),
             "full": ChurnSettings(),
             "tiny": ChurnSettings(active_connections=2),

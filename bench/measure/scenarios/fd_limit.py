@@ -47,7 +47,7 @@ SCENARIO = register(
         name=NAME,
         summary="more connections than FD_SETSIZE, one request each; what each client saw",
         presets={
-            "quick": FdLimitSettings(),
+            "quick": FdLimitSettings(backends=("select", "poll", "epoll", "c-select")),
             "standard": FdLimitSettings(connections=8000),
             # Up to the descriptor ceiling: RLIMIT_NOFILE (20,000 here) less the
             # probe's and the server's own descriptors.
