@@ -8,7 +8,6 @@ client sent, so the answer is delimited by EOF and does not depend on timing.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import selectors
@@ -17,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from test_servers_support import CLOSED_ERRNOS, HEAD_CAP_BYTES, connect, http_request
+from test_servers_support import CLOSED_ERRNOS, HEAD_CAP_BYTES, connect, http_request, open_many
 
 import servers.c_backends  # noqa: F401 -- registers the C twins in this process
 from servers import protocol
@@ -286,34 +285,5 @@ def _running_totals(sizes: list[int]) -> list[int]:
 def open_many_from(
     port: int, count: int, sources: list[str], timeout_s: float = 120.0
 ) -> list[socket.socket]:
-    """Open `count` connections to 127.0.0.1:port, round-robin over the loopback source
-    addresses `sources` (127.0.0.2, ...: each has its own ephemeral port range, so tens of
-    thousands of connections do not crowd one address), at most 256 connecting at once."""
-    socks: list[socket.socket] = []
-    pending: dict[int, socket.socket] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        with selectors.EpollSelector() as sel:
-            while len(socks) < count:
-                assert time.monotonic() < deadline, (
-                    f"only {len(socks)} of {count} connections established in {timeout_s} s"
-                )
-                while len(pending) < 256 and len(socks) + len(pending) < count:
-                    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    sock.setblocking(False)
-                    sock.bind((sources[(len(socks) + len(pending)) % len(sources)], 0))
-                    err = sock.connect_ex(("127.0.0.1", port))
-                    assert err in (0, errno.EINPROGRESS), f"connect: {os.strerror(err)}"
-                    pending[sock.fileno()] = sock
-                    sel.register(sock, selectors.EVENT_WRITE)
-                for key, _mask in sel.select(1.0):
-                    sock = pending.pop(key.fd)
-                    sel.unregister(sock)
-                    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                    assert err == 0, f"connect failed: {os.strerror(err)}"
-                    socks.append(sock)
-    except BaseException:
-        for sock in [*socks, *pending.values()]:
-            sock.close()
-        raise
-    return socks
+    """``open_many`` round-robin over the loopback source addresses ``sources``."""
+    return open_many(port, count, timeout_s, sources)

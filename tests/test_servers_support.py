@@ -14,7 +14,7 @@ import selectors
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,11 +254,15 @@ def wait_idle(srv: Any, timeout_s: float = 15.0) -> StatsSnapshot:
     )
 
 
-def open_many(port: int, count: int, timeout_s: float = 30.0) -> list[socket.socket]:
+def open_many(
+    port: int, count: int, timeout_s: float = 30.0, sources: Sequence[str] = ()
+) -> list[socket.socket]:
     """Open count non-blocking connections to 127.0.0.1:port, at most 256 connecting at once.
 
     Batching keeps the SYN burst under the accept backlog, so no connect waits for
-    a SYN retransmission (1 s) on a slow machine.
+    a SYN retransmission (1 s) on a slow machine. ``sources`` (127.0.0.2, ...) are
+    bound round-robin: each has its own ephemeral ports, so tens of thousands of
+    connections do not crowd one address.
     """
     socks: list[socket.socket] = []
     pending: dict[int, socket.socket] = {}
@@ -273,6 +277,8 @@ def open_many(port: int, count: int, timeout_s: float = 30.0) -> list[socket.soc
                     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                     sock.setblocking(False)
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    if sources:
+                        sock.bind((sources[(len(socks) + len(pending)) % len(sources)], 0))
                     err = sock.connect_ex((LOCALHOST, port))
                     assert err in (0, errno.EINPROGRESS), f"connect: {os.strerror(err)}"
                     pending[sock.fileno()] = sock
