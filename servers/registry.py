@@ -112,7 +112,7 @@ class Backend:
 
 _REGISTRY: dict[str, Backend] = {}
 # Modules that register whole families of built-in backends (the C twins...).
-BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("servers.c_backends",)
+BUILTIN_FAMILY_MODULES: tuple[str, ...] = ("servers.c_backends", "servers.haproxy_backends")
 _plugins_loaded = False
 
 
