@@ -7,6 +7,9 @@ more than FD_SETSIZE requested and rejected the rest; NOT SUPPORTED when it
 served more, or served every requested connection past 1024 without rejecting
 any; INCONCLUSIVE when the sweep never passed 1024, nothing was recorded, or
 select stopped well below the wall (something else stopped it).
+
+Judged per family (``RULES["families"]``): "select" is the family's backend
+whose mechanism is select (``select``, ``c-select``, ``haproxy-select``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analyse.families import FamilyRoles, assemble_claim, per_family
 from bench.analyse.rules import (
     CLAIM_TEXT,
     INCONCLUSIVE,
@@ -26,6 +30,7 @@ from bench.analyse.rules import (
 from bench.measure.scenarios import fd_limit
 from bench.store import schema
 from bench.store.results import RunData
+from servers import registry
 
 
 def _served(row: pd.Series) -> float:
@@ -44,18 +49,49 @@ def _requested(row: pd.Series) -> float:
     return float(sum(int(p) for p in parts if p is not None and pd.notna(p)))
 
 
-def claim1(run: RunData) -> dict[str, Any]:
-    trials = run.trials
+# What "select" is in each family, and where its wall is.
+CONDITIONS = {
+    registry.FAMILY_PYTHON_LOOP: (
+        "Linux, CPython select.select with int descriptors: it refuses any descriptor number "
+        f">= {schema.FD_SETSIZE}, so the wall is on descriptor numbers, and the server's own "
+        "descriptors (listening socket, stdio, control channel) use some of the 1024; poll and "
+        "epoll are bounded only by RLIMIT_NOFILE"
+    ),
+    registry.FAMILY_C: (
+        f"Linux, select(2) in the C twin: an fd_set has {schema.FD_SETSIZE} bits, so the loop "
+        f"refuses (closes) any descriptor numbered >= {schema.FD_SETSIZE}; the wall is on "
+        "descriptor numbers and the server's own descriptors use some of it; c-poll and "
+        "c-epoll are bounded only by RLIMIT_NOFILE"
+    ),
+}
+GENERIC_CONDITIONS = (
+    "Linux, the family's select backend ({select}): how it meets FD_SETSIZE is the server's "
+    "own (a limit on descriptor numbers, or a connection cap in its configuration); its poll "
+    "and epoll backends are bounded by RLIMIT_NOFILE and their own configuration"
+)
+
+
+def _select_micro_evidence(micro: pd.DataFrame) -> dict[str, Any]:
+    if micro.empty:
+        return {}
+    sel_micro = micro[micro["mechanism"] == "select"]["n_registered"].dropna()
+    return {"micro_select_max_n_registered": int(sel_micro.max())} if not sel_micro.empty else {}
+
+
+def claim1_family(
+    trials: pd.DataFrame, roles: FamilyRoles, micro: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Claim 1 for one family: its select backend in fd-limit (``RULES["claim1"]``)."""
+    select = roles.comparators[0] if roles.comparators else None
+    select = select if select and registry.get(select).mechanism == "select" else None
     rows = (
         trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == "ok")]
         if not trials.empty
         else trials
     )
     evidence: dict[str, Any] = {"fd_setsize": schema.FD_SETSIZE}
-    if not run.micro.empty:
-        sel_micro = run.micro[run.micro["mechanism"] == "select"]["n_registered"].dropna()
-        if not sel_micro.empty:
-            evidence["micro_select_max_n_registered"] = int(sel_micro.max())
+    if micro is not None:
+        evidence.update(_select_micro_evidence(micro))
     per_backend: dict[str, Any] = {}
     for backend, grp in rows.groupby("backend") if not rows.empty else []:
         served = grp.apply(_served, axis=1)
@@ -71,20 +107,16 @@ def claim1(run: RunData) -> dict[str, Any]:
             "client_observations": obs[:3],
         }
     evidence["backends"] = per_backend
-    conditions = (
-        "Linux, CPython select.select with int descriptors: it refuses any descriptor number "
-        f">= {schema.FD_SETSIZE}, so the wall is on descriptor numbers, and the server's own "
-        "descriptors (listening socket, stdio, control channel) use some of the 1024; poll and "
-        "epoll are bounded only by RLIMIT_NOFILE"
-    )
+    conditions = CONDITIONS.get(roles.family) or GENERIC_CONDITIONS.format(select=select)
     base = {"id": "1", "claim": CLAIM_TEXT["1"], "conditions": conditions, "evidence": evidence}
-    sel = per_backend.get("select")
+    sel = per_backend.get(select) if select else None
     if sel is None:
+        name = select or f"{roles.label} family's select"
         return {
             **base,
             "status": INCONCLUSIVE,
-            "summary": "no fd-limit trial of select",
-            "reason": "no usable fd-limit trial of the select backend",
+            "summary": f"no fd-limit trial of {name}",
+            "reason": f"no usable fd-limit trial of the {name} backend",
         }
     served, requested, rejected = (
         sel["max_connections_served"],
@@ -94,10 +126,10 @@ def claim1(run: RunData) -> dict[str, Any]:
     others = ", ".join(
         f"{b} served {v['max_connections_served']:.0f}/{v['max_connections_requested']:.0f}"
         for b, v in per_backend.items()
-        if b != "select"
+        if b != select
     )
     summary = (
-        f"select served at most {served:.0f} of {requested:.0f} connections, "
+        f"{select} served at most {served:.0f} of {requested:.0f} connections, "
         f"rejected {rejected:.0f}"
         + (f"; {others}" if others else "")
         + (f"; client saw: {sel['client_observations'][0]}" if sel["client_observations"] else "")
@@ -105,12 +137,12 @@ def claim1(run: RunData) -> dict[str, Any]:
     if not math.isfinite(served):
         status, reason = (
             INCONCLUSIVE,
-            "the fd-limit trials of select recorded no served-connection count",
+            f"the fd-limit trials of {select} recorded no served-connection count",
         )
     elif served > schema.FD_SETSIZE:
         status, reason = (
             NOT_SUPPORTED,
-            f"select served {served:.0f} > {schema.FD_SETSIZE} connections at once",
+            f"{select} served {served:.0f} > {schema.FD_SETSIZE} connections at once",
         )
     elif requested <= schema.FD_SETSIZE:
         status, reason = (
@@ -121,18 +153,31 @@ def claim1(run: RunData) -> dict[str, Any]:
     elif rejected <= 0 and served >= requested:
         status, reason = (
             NOT_SUPPORTED,
-            "select served every requested connection past 1024 without rejecting any",
+            f"{select} served every requested connection past 1024 without rejecting any",
         )
     elif served < NEAR_WALL_FRACTION * schema.FD_SETSIZE:
         status = INCONCLUSIVE
         reason = (
-            f"select served only {served:.0f}, well below {schema.FD_SETSIZE}: something other "
+            f"{select} served only {served:.0f}, well below {schema.FD_SETSIZE}: something other "
             "than FD_SETSIZE stopped it"
         )
     else:
         status = SUPPORTED
         reason = (
-            f"select served {served:.0f} (<= {schema.FD_SETSIZE}) of {requested:.0f} requested and "
-            f"rejected {rejected:.0f}"
+            f"{select} served {served:.0f} (<= {schema.FD_SETSIZE}) of {requested:.0f} requested "
+            f"and rejected {rejected:.0f}"
         )
     return {**base, "status": status, "summary": summary, "reason": reason}
+
+
+def _note(_roles: FamilyRoles, block: dict[str, Any]) -> str:
+    return str(block["reason"])
+
+
+def claim1(run: RunData) -> dict[str, Any]:
+    """Claim 1 per family, with the overall status (``RULES["family_overall"]``)."""
+    blocks = per_family(
+        run.trials,
+        lambda rows, roles, headline: claim1_family(rows, roles, run.micro if headline else None),
+    )
+    return assemble_claim(blocks, _note)

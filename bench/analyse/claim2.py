@@ -11,20 +11,24 @@ tests at 5%) against a margin of +-10% stated in advance
 INCONCLUSIVE. A regime's status follows ``RULES["claim2_regime"]``, the claim's
 ``RULES["claim2"]``. All-active cells with fewer than 50 connections are shown
 but not judged (``RULES["mechanism_cells"]``); a geometric mean over the judged
-cells is shown as a summary and decides nothing.
+cells is shown as a summary and decides nothing. Judged per family
+(``RULES["families"]``): "epoll", "select" and "poll" are the family's backends
+of those mechanisms; ``bench.analyse.edge_level`` reuses the cells with
+epoll-et in epoll's place.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import fmt
 from bench.analyse.intervals import CellSides, RatioEstimate, pooled_ratio, ratio_interval
 from bench.analyse.rules import (
     CLAIM_TEXT,
-    COMPARATORS,
     CONFIDENCE,
     EQUIVALENCE_BOUNDS,
     EQUIVALENCE_CONFIDENCE,
@@ -33,7 +37,6 @@ from bench.analyse.rules import (
     MIN_CONNECTIONS_FOR_MECHANISM,
     NOT_SUPPORTED,
     PARTLY,
-    SUBJECT,
     SUPPORTED,
 )
 from bench.analyse.stats import nearest_level, usable_trials
@@ -43,23 +46,23 @@ from bench.store.results import RunData
 BETTER, WORSE, EQUIVALENT = "epoll better", "epoll worse", "EQUIVALENT"
 
 
-def classify_ratio(est: RatioEstimate) -> str:
-    """EQUIVALENT | epoll better | epoll worse | INCONCLUSIVE from the decision interval."""
+def classify_ratio(est: RatioEstimate, better: str = BETTER, worse: str = WORSE) -> str:
+    """EQUIVALENT | better | worse | INCONCLUSIVE from the decision interval."""
     lo, hi = est.ci_low, est.ci_high
     if not (pd.notna(lo) and pd.notna(hi)):
         return INCONCLUSIVE
     low_bound, high_bound = EQUIVALENCE_BOUNDS
     if lo > high_bound:
-        return BETTER
+        return better
     if hi < low_bound:
-        return WORSE
+        return worse
     if lo >= low_bound and hi <= high_bound:
         return EQUIVALENT
     return INCONCLUSIVE
 
 
-def _sides(cell: pd.DataFrame, other: str, closed: bool) -> tuple[CellSides, str]:
-    ep = cell[cell["backend"] == SUBJECT]
+def _sides(cell: pd.DataFrame, subject: str, other: str, closed: bool) -> tuple[CellSides, str]:
+    ep = cell[cell["backend"] == subject]
     ot = cell[cell["backend"] == other]
     if closed:
         num, den, what = ep, ot, "throughput"
@@ -78,11 +81,17 @@ def _sides(cell: pd.DataFrame, other: str, closed: bool) -> tuple[CellSides, str
 
 
 def compare_cell(
-    rows: pd.DataFrame, level_col: str, level: float, other: str, closed: bool
+    rows: pd.DataFrame,
+    level_col: str,
+    level: float,
+    other: str,
+    closed: bool,
+    subject: str,
+    labels: tuple[str, str] = (BETTER, WORSE),
 ) -> dict[str, Any]:
-    """epoll against ``other`` in one cell: ratio, 90% decision interval, 95% interval, class."""
+    """``subject`` against ``other`` in one cell: ratio, 90% and 95% intervals, class."""
     cell = rows[rows[level_col].astype(float) == level]
-    sides, what = _sides(cell, other, closed)
+    sides, what = _sides(cell, subject, other, closed)
     args = (sides.numerator, sides.denominator, sides.numerator_blocks, sides.denominator_blocks)
     decision = ratio_interval(*args, confidence=EQUIVALENCE_CONFIDENCE)
     shown = ratio_interval(*args, confidence=CONFIDENCE)
@@ -90,10 +99,10 @@ def compare_cell(
     idle = cell["idle_connections"].dropna()
     connections = int((active.max() if len(active) else 0) + (idle.max() if len(idle) else 0))
     judged = connections >= MIN_CONNECTIONS_FOR_MECHANISM
-    cls = classify_ratio(decision)
+    cls = classify_ratio(decision, *labels)
     too_few = min(decision.n_numerator, decision.n_denominator) < 2
     reason = (
-        f"epoll vs {other} at {int(level)} {level_col.split('_')[0]}: {fmt(decision.ratio)}x "
+        f"{subject} vs {other} at {int(level)} {level_col.split('_')[0]}: {fmt(decision.ratio)}x "
         f"[{fmt(decision.ci_low)}, {fmt(decision.ci_high)}] ({what}, "
         f"{EQUIVALENCE_CONFIDENCE:.0%} {decision.method.split(' interval')[0]} interval) -> {cls}"
     )
@@ -108,7 +117,9 @@ def compare_cell(
         "loop": "closed" if closed else "open",
         "metric": what,
         "ratio_definition": (
-            "epoll throughput / other's" if closed else "other's CPU per request / epoll's"
+            f"{subject} throughput / other's"
+            if closed
+            else f"other's CPU per request / {subject}'s"
         ),
         "decision": decision.as_dict(),
         "interval_95": shown.as_dict(),
@@ -155,32 +166,48 @@ def _levels(rows: pd.DataFrame, backend: str, col: str) -> set[float]:
     return set(rows[rows["backend"] == backend][col].dropna().astype(float))
 
 
-def regime_idle(trials: pd.DataFrame) -> dict[str, Any]:
+def idle_cells(
+    trials: pd.DataFrame, subject: str, comparators: Sequence[str], labels: tuple[str, str]
+) -> tuple[list[dict[str, Any]], str]:
+    """The idle-heavy cells (``RULES["regimes"]``) of ``subject`` against each comparator."""
     rows = usable_trials(trials)
     rows = rows[
         (rows["scenario"] == idle_scaling.NAME)
         & (rows["server_rejected_fd_setsize"].fillna(0) == 0)
     ]
     comps, wheres = [], []
-    for other in COMPARATORS:
+    for other in comparators:
         for loop in ("closed", "open"):
             sub = rows[rows["mode"] == loop]
-            shared = _levels(sub, SUBJECT, "idle_connections") & _levels(
+            shared = _levels(sub, subject, "idle_connections") & _levels(
                 sub, other, "idle_connections"
             )
             level = nearest_level([v for v in shared if v > 0], IDLE_HEAVY_TARGET_N)
             if level is None:
                 continue
-            comps.append(compare_cell(sub, "idle_connections", level, other, loop == "closed"))
+            comps.append(
+                compare_cell(
+                    sub, "idle_connections", level, other, loop == "closed", subject, labels
+                )
+            )
             active = sorted({int(a) for a in sub["active_connections"].dropna()})
             where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
             if where not in wheres:
                 wheres.append(where)
             break
-    return judge_regime("idle-heavy", comps, "; ".join(wheres) or "no idle-scaling data")
+    return comps, "; ".join(wheres) or "no idle-scaling data"
 
 
-def regime_active(trials: pd.DataFrame) -> dict[str, Any]:
+def regime_idle(trials: pd.DataFrame, roles: FamilyRoles | None = None) -> dict[str, Any]:
+    roles = roles or headline_roles()
+    comps, where = idle_cells(trials, str(roles.subject), roles.comparators, (BETTER, WORSE))
+    return judge_regime("idle-heavy", comps, where)
+
+
+def active_cells(
+    trials: pd.DataFrame, subject: str, comparators: Sequence[str], labels: tuple[str, str]
+) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+    """The all-active cells (``RULES["regimes"]``), where, and the pooled summary per comparator."""
     usable = usable_trials(trials)
     rows = usable[usable["scenario"] == active_scaling.NAME]
     # A closed-loop idle-scaling cell with 0 idle is also "every connection
@@ -198,18 +225,23 @@ def regime_active(trials: pd.DataFrame) -> dict[str, Any]:
     comps: list[dict[str, Any]] = []
     pooled: dict[str, Any] = {}
     counts: set[float] = set()
-    for other in COMPARATORS:
+    for other in comparators:
         shared = sorted(
-            _levels(rows, SUBJECT, "active_connections")
+            _levels(rows, subject, "active_connections")
             & _levels(rows, other, "active_connections")
         )
-        cells = [compare_cell(rows, "active_connections", lv, other, closed) for lv in shared]
+        cells = [
+            compare_cell(rows, "active_connections", lv, other, closed, subject, labels)
+            for lv in shared
+        ]
         comps += cells
         counts |= set(shared)
         judged = [lv for lv, c in zip(shared, cells, strict=True) if c["judged"]]
         if judged:
             sides = [
-                _sides(rows[rows["active_connections"].astype(float) == lv], other, closed)[0]
+                _sides(
+                    rows[rows["active_connections"].astype(float) == lv], subject, other, closed
+                )[0]
                 for lv in judged
             ]
             summary = pooled_ratio(sides, CONFIDENCE).as_dict()
@@ -220,20 +252,28 @@ def regime_active(trials: pd.DataFrame) -> dict[str, Any]:
         if counts
         else "no active-scaling data"
     )
+    return comps, where, pooled
+
+
+def regime_active(trials: pd.DataFrame, roles: FamilyRoles | None = None) -> dict[str, Any]:
+    roles = roles or headline_roles()
+    comps, where, pooled = active_cells(
+        trials, str(roles.subject), roles.comparators, (BETTER, WORSE)
+    )
     regime = judge_regime("all-active", comps, where)
     regime["pooled_summary"] = pooled
     return regime
 
 
-def claim2(run: RunData) -> dict[str, Any]:
-    trials = run.trials
-    if trials.empty:
+def claim2_family(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
+    """Claim 2 for one family (``RULES["claim2"]``)."""
+    if trials.empty or roles.subject is None:
         regimes = [
             judge_regime("idle-heavy", [], "no data"),
             judge_regime("all-active", [], "no data"),
         ]
     else:
-        regimes = [regime_idle(trials), regime_active(trials)]
+        regimes = [regime_idle(trials, roles), regime_active(trials, roles)]
     idle, active = (r["status"] for r in regimes)
     if idle == SUPPORTED and active == SUPPORTED:
         status = SUPPORTED
@@ -275,6 +315,29 @@ def claim2(run: RunData) -> dict[str, Any]:
             {"regime": r["regime"], "status": r["status"], "where": r["where"]} for r in regimes
         ],
     }
+
+
+def regime_note(regimes: Sequence[dict[str, Any]]) -> str:
+    """'idle-heavy SUPPORTED, no judged all-active cells' for the families' sentence."""
+    bits = []
+    for r in regimes:
+        if not r["comparisons"]:
+            bits.append(f"no {r['regime']} cells")
+        elif not any(c["judged"] for c in r["comparisons"]):
+            bits.append(f"no judged {r['regime']} cells")
+        else:
+            bits.append(f"{r['regime']} {r['status']}")
+    return ", ".join(bits)
+
+
+def _note(_roles: FamilyRoles, block: dict[str, Any]) -> str:
+    return regime_note(block["evidence"]["regimes"])
+
+
+def claim2(run: RunData) -> dict[str, Any]:
+    """Claim 2 per family, with the overall status (``RULES["family_overall"]``)."""
+    blocks = per_family(run.trials, lambda rows, roles, _headline: claim2_family(rows, roles))
+    return assemble_claim(blocks, _note)
 
 
 def _short(c: dict[str, Any]) -> str:

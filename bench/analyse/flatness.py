@@ -15,14 +15,9 @@ but decides nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
-from bench.analyse.rules import (
-    COMPARATORS,
-    MIN_LEVELS,
-    MIN_REPS_PER_LEVEL,
-    SUBJECT,
-    TOLERANCE_REL_INCREASE,
-)
+from bench.analyse.rules import MIN_LEVELS, MIN_REPS_PER_LEVEL, TOLERANCE_REL_INCREASE
 from bench.analyse.slopes import SlopeFit
 
 
@@ -86,19 +81,21 @@ def slope_words(fit: SlopeFit, unit: str) -> str:
     )
 
 
-def slope_comparison(fits: dict[str, SlopeFit]) -> dict[str, str]:
-    """How epoll's slope compares with each comparator's (reported, decides nothing)."""
-    ep = fits.get(SUBJECT)
+def slope_comparison(
+    fits: dict[str, SlopeFit], subject: str | None, comparators: Sequence[str]
+) -> dict[str, str]:
+    """How the subject's (epoll's) slope compares with each comparator's (decides nothing)."""
+    ep = fits.get(subject) if subject else None
     out: dict[str, str] = {}
     if ep is None or not math.isfinite(ep.ci_high):
         return out
-    for b in COMPARATORS:
+    for b in comparators:
         other = fits.get(b)
         if other is None or not (math.isfinite(other.ci_low) and other.ci_low > 0):
             continue
         bound = max(ep.ci_high, 0.0) / other.ci_low
         out[b] = (
-            f"epoll's slope is at most {bound:.1%} of {b}'s (upper end of epoll's interval "
+            f"{subject}'s slope is at most {bound:.1%} of {b}'s (upper end of {subject}'s interval "
             f"over the lower end of {b}'s)"
         )
     return out

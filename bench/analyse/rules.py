@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from bench.store import schema
+from servers.registry import FAMILY_PYTHON_LOOP
 
 # ---------------------------------------------------------------- intervals
 CONFIDENCE = 0.95
@@ -27,8 +28,6 @@ MIN_PAIRS = 2
 TOLERANCE_REL_INCREASE = 0.20
 MIN_LEVELS = 3
 MIN_REPS_PER_LEVEL = 2
-# No rule produces this text any more (the relative-flatness rule is gone);
-# kept while bench.present.chart_style still looks for it.
 
 # ---------------------------------------------------------------- claim 2
 # "Better" / "worse" / "the same" are judged against a margin of 10% on the
@@ -54,8 +53,21 @@ SEND_LAG_P99_FRACTION = 0.25
 BUSY_COLUMN = "server_busy_fraction"
 SEND_LAG_COLUMN = "send_lag_p99_us"
 
-COMPARATORS = ("select", "poll")
-SUBJECT = "epoll"
+# ---------------------------------------------------------------- families
+# Every claim is judged per family of backends (servers.registry): on each family's
+# backends of these mechanisms, found by family and mechanism, never by name.
+SUBJECT_MECHANISM = "epoll"
+COMPARATOR_MECHANISMS = ("select", "poll")
+EDGE_MECHANISM = "epoll-et"
+# Always judged, and the claim's conditions, reason and evidence are its own.
+HEADLINE_FAMILY = FAMILY_PYTHON_LOOP
+
+# ---------------------------------------------------------------- edge vs level
+# The same margin and confidence as claim 2's, fixed before any edge-triggered data.
+EDGE_EFFECT_MARGIN = EFFECT_MARGIN
+EDGE_CONFIDENCE = EQUIVALENCE_CONFIDENCE
+EDGE_BETTER, EDGE_WORSE, EQUIVALENT = "edge better", "edge worse", "EQUIVALENT"
+FAMILIES_DIFFER = "FAMILIES DIFFER"
 
 CLAIM_TEXT = {
     "1": "select can watch at most FD_SETSIZE (1024) descriptors per process",
@@ -174,5 +186,54 @@ RULES: dict[str, str] = {
         "once, or every requested connection without rejecting any; INCONCLUSIVE when the "
         "sweep never passed FD_SETSIZE, nothing was recorded, or select stopped below "
         f"{NEAR_WALL_FRACTION:.0%} of FD_SETSIZE (something else stopped it)."
+    ),
+    "families": (
+        "Every claim is judged separately for each family of backends in the backend registry "
+        "that has a level-triggered epoll backend (the Python event loop, the C twins, external "
+        "servers such as HAProxy), with the same rules and on that family's own trials only. "
+        "In every rule 'epoll' means the family's backend whose mechanism is epoll, 'select' and "
+        "'poll' its backends whose mechanisms are select and poll (found by family and "
+        "mechanism, the first registered of each, never by name). The Python event-loop family "
+        "is always judged and is the headline: the claim's conditions, reason and evidence are "
+        "its own, and the reference points (asyncio, uvloop, threads) and backends this "
+        "checkout does not know are shown with it. Another family is judged when the run holds "
+        "at least one trial of one of its backends. The micro benchmarks time Python's select "
+        "module in-process and count for the Python family only."
+    ),
+    "family_overall": (
+        "A claim's overall status across the families judged: a family's status is decided "
+        "when it is SUPPORTED, PARTLY SUPPORTED or NOT SUPPORTED. The overall status is the "
+        "status every decided family shares when they all agree (with one family judged, that "
+        "family's status); PARTLY SUPPORTED when decided families differ, the split named "
+        "family by family; INCONCLUSIVE when no family decided. An INCONCLUSIVE family neither "
+        "confirms nor breaks the agreement and is named with its reason. No family weighs more "
+        "than another: exchanging two families' data exchanges their names in the sentence, "
+        "never the status. One sentence says where the families agree and where they differ."
+    ),
+    "edge_vs_level": (
+        "Edge- against level-triggered epoll, per family that has both backends in the run "
+        "(the family's mechanisms epoll-et and epoll), in the cells of claim 2's regimes "
+        "(RULES['regimes'], with epoll-et in epoll's place and epoll in the other's): the "
+        "efficiency ratio (closed loop: epoll-et's throughput / epoll's; open loop: epoll's CPU "
+        f"per request / epoll-et's) with its {EDGE_CONFIDENCE:.0%} interval, i.e. two one-sided "
+        f"tests at {(1 - EDGE_CONFIDENCE) / 2:.0%} each, against a margin of +-10% on the log "
+        f"scale {_MARGIN}: EQUIVALENT when the interval lies inside the margin; edge better "
+        f"when it lies above {EQUIVALENCE_BOUNDS[1]:.2f}; edge worse when it lies below "
+        f"{EQUIVALENCE_BOUNDS[0]:.3f}; INCONCLUSIVE otherwise. All-active cells with fewer than "
+        f"{MIN_CONNECTIONS_FOR_MECHANISM} connections are shown but not judged."
+    ),
+    "edge_vs_level_family": (
+        "A family's (and a regime's) edge-vs-level status: EQUIVALENT, edge better or edge "
+        "worse when every judged cell has that class (every, not any: an intersection-union "
+        "test, so the error stays at 5% per side without a multiplicity correction); "
+        "INCONCLUSIVE when no cell could be judged, some judged cell is undecided, or judged "
+        "cells were decided in different ways (named in the reason)."
+    ),
+    "edge_vs_level_overall": (
+        "Edge vs level across families: the status every decided family (EQUIVALENT, edge "
+        "better or edge worse) shares when they all agree; FAMILIES DIFFER, the split named, "
+        "when decided families differ; INCONCLUSIVE when no family decided or no family had "
+        "both backends in the run. An INCONCLUSIVE family neither confirms nor breaks the "
+        "agreement and is named with its reason; no family weighs more than another."
     ),
 }

@@ -10,8 +10,14 @@ Each claim gets a status (SUPPORTED, PARTLY SUPPORTED, NOT SUPPORTED,
 INCONCLUSIVE), the conditions under which it was judged, the numbers it rests
 on and the reason in words. Flagged and failed trials are left out of every fit.
 
+Each claim is judged per family of backends (Python event loop, C twins,
+external servers: ``bench.analyse.families``), with one overall status and one
+sentence on where the families agree and differ; the Python family is the
+headline. Beside the claims, ``edge_vs_level`` compares edge- with
+level-triggered epoll in every family that has both (``bench.analyse.edge_level``).
+
 This module assembles the three claims (``bench.analyse.claim1``, ``claim2``,
-``claim3``), the run's warnings, what the trial table could tell about
+``claim3``), the edge-vs-level entry, the run's warnings, what the trial table could tell about
 client-bound and send-lagged trials (``bench.analyse.flags``) and every rule in
 words (``bench.analyse.rules.RULES``, quoted verbatim by the report), writes
 ``verdict.json`` and formats it. Intervals: ``bench.analyse.intervals`` (a cell,
@@ -32,6 +38,7 @@ import pandas as pd
 from bench.analyse.claim1 import claim1
 from bench.analyse.claim2 import claim2
 from bench.analyse.claim3 import claim3
+from bench.analyse.edge_level import edge_vs_level
 from bench.analyse.flags import client_bound, data_quality, send_lag_material
 from bench.analyse.flatness import change_words, classify_fit, classify_fits
 from bench.analyse.rules import (
@@ -64,6 +71,7 @@ __all__ = [
     "classify_fit",
     "classify_fits",
     "compute_verdict",
+    "edge_vs_level",
     "format_verdict_table",
     "load_verdict",
     "verdict_summary",
@@ -97,8 +105,9 @@ def _method(trials: pd.DataFrame) -> dict[str, Any]:
 
 
 def compute_verdict(run: RunData) -> dict[str, Any]:
-    """The verdict on all three claims as a JSON-serialisable dict."""
+    """The verdict on all three claims, per family, and edge vs level, as a JSON-ready dict."""
     trials = run.trials
+    claims = [claim1(run), claim2(run), claim3(run)]
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -106,7 +115,8 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
         "warnings": [str(w) for w in (run.meta.get("warnings") or [])],
         "method": _method(trials),
         "data_quality": data_quality(trials),
-        "claims": [claim1(run), claim2(run), claim3(run)],
+        "claims": claims,
+        "edge_vs_level": edge_vs_level(run, claims[2]),
     }
 
 
@@ -139,13 +149,29 @@ def format_verdict_table(verdict: dict[str, Any], width: int = 110) -> str:
     table.add_column("Status", ratio=1)
     table.add_column("Evidence and conditions", ratio=5)
     for c in verdict.get("claims", []):
-        table.add_row(
-            f"{c['id']}. {c['claim']}",
-            c["status"],
-            f"{c.get('summary', '')}\nConditions: {c['conditions']}",
-        )
-        for r in c.get("regimes", []):
-            table.add_row(f"   {c['id']} when {r['regime']}", r["status"], r["where"])
+        families = list((c.get("families") or {}).values())
+        if len(families) < 2:
+            table.add_row(
+                f"{c['id']}. {c['claim']}",
+                c["status"],
+                f"{c.get('summary', '')}\nConditions: {c['conditions']}",
+            )
+            for r in c.get("regimes", []):
+                table.add_row(f"   {c['id']} when {r['regime']}", r["status"], r["where"])
+            continue
+        # Several families: the overall status and the sentence, then each family's block.
+        table.add_row(f"{c['id']}. {c['claim']}", c["status"], c.get("family_agreement", ""))
+        for f in families:
+            table.add_row(
+                f"   {c['id']}, {f['label']} family",
+                f["status"],
+                f"{f.get('summary', '')}\nConditions: {f['conditions']}",
+            )
+            for r in f.get("regimes", []):
+                table.add_row(f"   {c['id']}, {f['label']}, {r['regime']}", r["status"], r["where"])
+    edge = verdict.get("edge_vs_level")
+    if edge:
+        table.add_row(edge["question"], edge["status"], edge.get("family_agreement", ""))
     lines = [f"Run warning: {w}" for w in verdict.get("warnings") or []]
     if lines:
         table.caption = "\n".join(lines)

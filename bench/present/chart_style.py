@@ -1,7 +1,11 @@
-"""What every chart shares: a backend's colour and marker, series drawing, legends, axes.
+"""What every chart shares: a backend's colour, marker and line style, series, legends, axes.
 
 One colour per backend across all charts (declared in the backend registry),
-the median of the repetitions with min-max error bars, cells whose every
+one marker per readiness mechanism (a backend and its twins in other families
+share it), one line style per family (solid: the Python event loop, dashed: the
+C twins, dotted: external servers, dash-dot: Python reference points), so one
+legend that names the backends tells the families apart at a glance. The
+median of the repetitions with min-max error bars, cells whose every
 repetition was flagged drawn hollow and grey, select's FD_SETSIZE marked.
 """
 
@@ -22,13 +26,24 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from bench.analyse.families import family_label
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
 from servers import registry
 from servers.limits import FD_SETSIZE
 
 # Marker by readiness mechanism, so a backend and its twins in other families share one.
-MECHANISM_MARKERS = {"select": "s", "poll": "^", "epoll": "o", "epoll-et": "D"}
+MECHANISM_MARKERS = {
+    "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
+    "asyncio": "v", "uvloop": "P", "threads": "X",
+}  # fmt: skip
+# Line style by family.
+FAMILY_LINESTYLES = {
+    registry.FAMILY_PYTHON_LOOP: "-",
+    registry.FAMILY_C: "--",
+    registry.FAMILY_EXTERNAL: ":",
+    registry.FAMILY_PYTHON_REFERENCE: "-.",
+}
 UNKNOWN_COLOUR = "#555555"
 FLAGGED_COLOUR = "#9a9a9a"
 DPI = 110
@@ -49,6 +64,35 @@ def colour(backend: str) -> str:
 def marker(backend: str) -> str:
     found = _backend(backend)
     return MECHANISM_MARKERS.get(found.mechanism if found else backend, "o")
+
+
+def family(backend: str) -> str:
+    """The backend's family; an unknown backend counts with the headline (Python loop)."""
+    found = _backend(backend)
+    return found.family if found is not None else registry.FAMILY_PYTHON_LOOP
+
+
+def linestyle(backend: str) -> str:
+    return FAMILY_LINESTYLES.get(family(backend), "-")
+
+
+def series_style(backend: str) -> dict[str, str]:
+    """color, marker and linestyle of a backend's series (matplotlib keyword arguments)."""
+    return {"color": colour(backend), "marker": marker(backend), "linestyle": linestyle(backend)}
+
+
+def mechanism_backends(backends: Sequence[str], mechanism: str) -> list[str]:
+    """The backends among ``backends`` whose registered mechanism is ``mechanism``."""
+    return [b for b in order(backends) if (found := _backend(b)) and found.mechanism == mechanism]
+
+
+def families_of(backends: Sequence[str]) -> list[str]:
+    """The families of ``backends``, in registry order of first appearance."""
+    out: list[str] = []
+    for b in order(backends):
+        if family(b) not in out:
+            out.append(family(b))
+    return out
 
 
 def order(backends: Sequence[str]) -> list[str]:
@@ -108,8 +152,8 @@ def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -
         if not good.empty:
             yerr = np.vstack([good["median"] - good["min"], good["max"] - good["median"]])
             ax.errorbar(
-                dodge(good[x_col].astype(float)), good["median"], yerr=yerr, color=colour(backend),
-                marker=mark, ms=5, capsize=3, lw=1.6, label=backend,
+                dodge(good[x_col].astype(float)), good["median"], yerr=yerr, ms=5, capsize=3,
+                lw=1.6, label=backend, **series_style(backend),
             )  # fmt: skip
         bad = s[s["flagged_only"].astype(bool)]
         if not bad.empty:
@@ -119,8 +163,24 @@ def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -
             )  # fmt: skip
 
 
+def family_key(labels: Sequence[str]) -> list[tuple[Any, str]]:
+    """Legend entries for the line style of each family drawn, when several are."""
+    fams = families_of([lb for lb in labels if _backend(lb) is not None])
+    if len(fams) < 2:
+        return []
+    return [
+        (plt.Line2D([], [], color="#444444", lw=1.4, linestyle=FAMILY_LINESTYLES.get(f, "-")),
+         f"{family_label(f)} family (line style)")
+        for f in fams
+    ]  # fmt: skip
+
+
 def flagged_legend(ax: Axes, any_flagged: bool) -> None:
+    """The panel's one legend: backends, the families' line styles, flagged cells."""
     handles, labels = ax.get_legend_handles_labels()
+    for handle, label in family_key(labels):
+        handles.append(handle)
+        labels.append(label)
     if any_flagged:
         handles.append(
             plt.Line2D(
@@ -154,7 +214,20 @@ def mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
 
 
 def trend_words(fits: dict[str, Any]) -> str:
-    """'select and poll grow, epoll stays flat' from the verdict's own fits and rule."""
+    """'select and poll grow, epoll stays flat' from the verdict's own fits and rule.
+
+    With several families drawn, one line per family, named ('Python: ...\nC: ...').
+    """
+    fams = families_of(list(fits))
+    if len(fams) < 2:
+        return _trend_words(fits)
+    return "\n".join(
+        f"{family_label(f)}: " + _trend_words({b: fit for b, fit in fits.items() if family(b) == f})
+        for f in fams
+    )
+
+
+def _trend_words(fits: dict[str, Any]) -> str:
     from bench.analyse.flatness import change_words, classify_fits
 
     grow, flat, unclear, few = [], [], [], []

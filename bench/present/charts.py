@@ -1,7 +1,8 @@
 """Charts of one run, drawn from its folder alone (matplotlib, Agg), as PNG and SVG.
 
 Every chart: units on the axes, the median of the repetitions with min-max error
-bars, one colour per backend across all charts, cells whose every repetition
+bars, one colour per backend across all charts, one marker per mechanism and one
+line style per family (``bench.present.chart_style``), cells whose every repetition
 was flagged drawn hollow and grey (they are left out of the verdict), select's
 FD_SETSIZE (1024) marked, and a title that says what the data shows, worded
 from the same fits the verdict uses (never a fixed sentence). Each chart reads
@@ -20,20 +21,24 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.analyse.claim3 import idle_scaling_fits, micro_fits
+from bench.analyse.families import judged_families
 from bench.analyse.flags import send_lag_material
 from bench.analyse.stats import micro_standard_error_us, usable_trials
 from bench.present.chart_style import (
     any_flagged,
     colour,
+    families_of,
     flagged_legend,
+    linestyle,
     mark_fd_setsize,
-    marker,
+    mechanism_backends,
     order,
     plain_log_y,
     plot_series,
     rows_for,
     rows_in_mode,
     save,
+    series_style,
     shared_title,
     summary,
     trend_words,
@@ -64,10 +69,13 @@ def chart_wait_cost(run: RunData) -> Figure | None:
             se = micro_standard_error_us(m)
             yerr = np.vstack([np.minimum(se, m["median_us"] * 0.999), se])
             ax.errorbar(
-                m["n_registered"], m["median_us"], yerr=yerr, color=colour(mech),
-                marker=marker(mech), ms=5, capsize=3, lw=1.6, label=mech,
+                m["n_registered"], m["median_us"], yerr=yerr, ms=5, capsize=3, lw=1.6, label=mech,
+                **series_style(mech),
             )  # fmt: skip
-        words.append("in-process: " + trend_words(micro_fits(micro)))
+        # The micro benchmarks time Python's select module: say so when other families are drawn.
+        several = not server.empty and len(families_of(list(server["backend"]))) > 1
+        where = "in-process (Python family)" if several else "in-process"
+        words.append(f"{where}: " + trend_words(micro_fits(micro)))
         all_m = run.micro[run.micro["ready"] == "all"]
         for mech in order(all_m["mechanism"]):
             m = all_m[all_m["mechanism"] == mech].sort_values("n_registered")
@@ -132,7 +140,10 @@ def _per_idle_chart(
         f"idle-scaling, {active} active connections, {mode} loop{rate_txt}; "
         "median and min-max of repetitions"
     )
-    ax.set_title(f"{title}: {trend_words(fits)}\n{sub}", fontsize=10)
+    words = trend_words(fits)
+    # Several families: one line of trend words each, under the title.
+    head = f"{title}\n{words}" if "\n" in words else f"{title}: {words}"
+    ax.set_title(f"{head}\n{sub}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -218,16 +229,20 @@ def chart_throughput_active(run: RunData) -> Figure | None:
     ax.grid(True, which="both", alpha=0.25)
     flagged_legend(ax, any_flagged(summ))
     good = summ[~summ["flagged_only"].astype(bool)]
-    ratio_txt = ""
-    ep = good[good["backend"] == "epoll"].set_index("active_connections")["median"]
-    ratios = []
-    for other in ("select", "poll"):
-        ot = good[good["backend"] == other].set_index("active_connections")["median"]
-        shared = sorted(set(ep.index) & set(ot.index))
-        if shared:
-            n = shared[-1]
-            ratios.append(f"epoll/{other} = {ep[n] / ot[n]:.2f}x at {int(n)}")
-    ratio_txt = "; ".join(ratios)
+    lines = []
+    # Each family's epoll against its own select and poll (found by mechanism).
+    for roles in judged_families(rows):
+        ep = good[good["backend"] == roles.subject].set_index("active_connections")["median"]
+        ratios = []
+        for other in roles.comparators:
+            ot = good[good["backend"] == other].set_index("active_connections")["median"]
+            shared = sorted(set(ep.index) & set(ot.index))
+            if shared:
+                n = shared[-1]
+                ratios.append(f"{roles.subject}/{other} = {ep[n] / ot[n]:.2f}x at {int(n)}")
+        if ratios:
+            lines.append("; ".join(ratios))
+    ratio_txt = "\n".join(lines)
     ax.set_title(
         f"Throughput when every connection is active (closed loop)\n{ratio_txt}", fontsize=10
     )
@@ -251,18 +266,27 @@ def chart_fd_limit(run: RunData) -> Figure | None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     xs = np.arange(len(backends))
     ax.bar(xs - 0.2, requested, width=0.4, color="#dddddd", edgecolor="#888888", label="requested")
-    ax.bar(xs + 0.2, served, width=0.4, color=[colour(b) for b in backends], label="served")
+    bars = ax.bar(
+        xs + 0.2, served, width=0.4, color=[colour(b) for b in backends], label="served",
+        edgecolor="#333333", linewidth=1.0,
+    )  # fmt: skip
+    for bar, backend in zip(bars, backends, strict=True):
+        bar.set_linestyle(linestyle(backend))  # the family's line style, as on every chart
     for x, s in zip(xs, served, strict=True):
         if math.isfinite(s):
             ax.text(x + 0.2, s, f"{s:.0f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(FD_SETSIZE, color=colour("select"), ls=":", lw=1.3, label="FD_SETSIZE 1024")
     ax.set_xticks(xs, backends)
     ax.set_ylabel("connections (median of repetitions)")
-    sel = rows[rows["backend"] == "select"]
-    obs = sel["client_observation"].dropna()
+    seen = []
+    for b in mechanism_backends(backends, "select"):
+        obs = rows[rows["backend"] == b]["client_observation"].dropna()
+        obs = obs[obs.astype(str) != ""]
+        if not obs.empty:
+            seen.append(f"{b}'s clients saw: {obs.iloc[0]}")
     ax.set_title(
         "Connections served when pushed past FD_SETSIZE (fd-limit)"
-        + (f"\nselect's clients saw: {obs.iloc[0]}" if not obs.empty else ""),
+        + "".join(f"\n{line}" for line in seen),
         fontsize=9.5,
     )
     ax.legend(fontsize=8, loc="lower right", framealpha=0.95)

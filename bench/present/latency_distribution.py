@@ -16,7 +16,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.analyse.stats import usable_latency_trials
-from bench.present.chart_style import colour, marker, order, plain_log_y, rows_in_mode
+from bench.present.chart_style import (
+    flagged_legend,
+    order,
+    plain_log_y,
+    rows_in_mode,
+    series_style,
+)
 from bench.store import schema
 from bench.store.results import RunData
 
@@ -93,8 +99,8 @@ def chart_latency_distribution(run: RunData) -> Figure | None:
     for backend in order(list(dist)):
         d = dist[backend]
         x = 1.0 / (1.0 - d["percentile"].clip(upper=99.999) / 100.0)
-        ax.plot(x, d["latency_us"], color=colour(backend), marker=marker(backend),
-                ms=4, lw=1.6, label=backend)  # fmt: skip
+        ax.plot(x, d["latency_us"], ms=4, lw=1.6, label=backend,
+                **series_style(backend))  # fmt: skip
     ticks = [50.0, 90.0, 99.0, 99.9, 99.99]
     ax.set_xscale("log")
     plain_log_y(ax)
@@ -105,7 +111,7 @@ def chart_latency_distribution(run: RunData) -> Figure | None:
     ax.set_xlabel("percentile (last point: max)")
     ax.set_ylabel("latency (µs), log scale, corrected for coordinated omission")
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
+    flagged_legend(ax, False)
     active = "/".join(str(int(a)) for a in sorted(trials["active_connections"].dropna().unique()))
     ax.set_title(
         f"Latency distribution at {int(n)} idle + {active} active connections "

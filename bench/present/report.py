@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analyse.families import family_label, family_of
+from bench.analyse.rules import HEADLINE_FAMILY
 from bench.analyse.stats import summarise_cells, usable_trials
 from bench.measure import scenarios
 from bench.present.verdict_md import method_lines, verdict_section
@@ -80,6 +82,16 @@ def _machine_section(meta: dict[str, Any]) -> list[str]:
     return ["## Machine", "", _md_table(pd.DataFrame(rows)), ""]
 
 
+def _backends_words(backends: list[str]) -> str:
+    """'select, poll, epoll' or, with several families, 'Python: ...; C: c-select, ...'."""
+    groups: dict[str, list[str]] = {}
+    for b in backends:
+        groups.setdefault(family_label(family_of(b) or HEADLINE_FAMILY), []).append(b)
+    if len(groups) < 2:
+        return ", ".join(backends) or "none"
+    return "; ".join(f"{label}: {', '.join(names)}" for label, names in groups.items())
+
+
 def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list[str]:
     verdict = verdict if verdict is not None else run.verdict
     cfg = run.meta.get("config") or {}
@@ -96,7 +108,7 @@ def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list
         "",
         f"- Scenarios: {', '.join(scen) or 'none'}"
         f"{'; micro benchmarks' if not run.micro.empty else ''}.",
-        f"- Backends: {', '.join(backends) or 'none'}; up to {reps} repetitions per cell, "
+        f"- Backends: {_backends_words(backends)}; up to {reps} repetitions per cell, "
         "interleaved "
         "across backends (order_index in the trial table) so drift hits all alike.",
         "- Each server is its own process pinned to its own CPU, the load generator on the others; "

@@ -1,6 +1,10 @@
 """The verdict in report.md: statuses, what decided each claim, every interval with its method,
 and the rules quoted verbatim from verdict.json (which took them from bench.analyse.rules).
 
+Each claim is shown for the headline (Python) family, then for every other family
+judged, after a table of every family's status and the sentence on where they agree;
+the edge- against level-triggered epoll entry follows the claims.
+
 Reads only the verdict document, so a report can be rewritten from verdict.json alone.
 """
 
@@ -47,8 +51,14 @@ def _interval(d: dict[str, Any], lo: str = "ci_low", hi: str = "ci_high") -> str
 
 
 def _claim2_table(claim: dict[str, Any]) -> list[str]:
+    subject = (claim.get("roles") or {}).get("subject") or "epoll"
+    return _cells_table(claim.get("evidence", {}).get("regimes", []), f"{subject} vs")
+
+
+def _cells_table(regimes: list[dict[str, Any]], vs: str) -> list[str]:
+    """One row per compared cell (claim 2, edge vs level), then the pooled summaries."""
     rows = []
-    for regime in claim.get("evidence", {}).get("regimes", []):
+    for regime in regimes:
         for c in regime.get("comparisons", []):
             if "decision" not in c:
                 continue  # a verdict.json written before the equivalence rule
@@ -56,7 +66,7 @@ def _claim2_table(claim: dict[str, Any]) -> list[str]:
             level = c.get("idle_connections", c.get("active_connections"))
             rows.append(
                 {
-                    "regime": regime["regime"], "epoll vs": c["backend"],
+                    "regime": regime["regime"], vs: c["backend"],
                     "cell": f"{int(level)} {'idle' if 'idle_connections' in c else 'active'}, "
                     f"{c['loop']} loop",
                     "ratio": f"{_num(d['ratio'])} ({c['ratio_definition']})",
@@ -67,11 +77,11 @@ def _claim2_table(claim: dict[str, Any]) -> list[str]:
                 }
             )  # fmt: skip
     out = ["", md_table(pd.DataFrame(rows)), ""] if rows else []
-    for regime in claim.get("evidence", {}).get("regimes", []):
+    for regime in regimes:
         for other, p in (regime.get("pooled_summary") or {}).items():
             cells = "/".join(str(int(v)) for v in p.get("cells", []))
             out.append(
-                f"- {regime['regime']} summary, epoll vs {other} over {cells} connections: "
+                f"- {regime['regime']} summary, {vs} {other} over {cells} connections: "
                 f"{_num(p['ratio'])}x {_interval(p)} ({p['confidence']:.0%}, {p['method']}); "
                 "decides nothing."
             )
@@ -118,17 +128,125 @@ def _claim3_tables(claim: dict[str, Any]) -> list[str]:
     return out
 
 
+def _family_table(verdict: dict[str, Any]) -> list[str]:
+    """Every family's status per claim and for edge vs level, with the sentence that sums up."""
+    claims = [c for c in verdict.get("claims", []) if c.get("families")]
+    edge = verdict.get("edge_vs_level")
+    entries = [(f"{c['id']}. {c['claim']}", c) for c in claims]
+    if edge:
+        entries.append((edge["question"], edge))
+    if not entries:
+        return []  # a verdict.json written before families
+    labels: list[str] = []
+    for _, e in entries:
+        for f in (e.get("families") or {}).values():
+            if f["label"] not in labels:
+                labels.append(f["label"])
+    rows = []
+    for name, e in entries:
+        by_label = {f["label"]: f["status"] for f in (e.get("families") or {}).values()}
+        row = {"": name, "overall": f"**{e['status']}**"}
+        row.update({label: by_label.get(label, "not judged") for label in labels})
+        row["where the families agree and differ"] = e.get("family_agreement", "")
+        rows.append(row)
+    return ["### By family", "", md_table(pd.DataFrame(rows)), ""]
+
+
+def _decided_lines(block: dict[str, Any]) -> list[str]:
+    out = []
+    decided = block.get("decided_by")
+    if decided:
+        for d in decided:
+            what = d.get("metric") or f"{d.get('regime')}: {d.get('comparison')}"
+            rules = ", ".join(f"`{r}`" for r in d.get("rules", []))
+            out.append(f"- **Decided by:** {what} (rules {rules})")
+    elif decided is not None:
+        out.append("- **Decided by:** nothing decisive, hence the status (rules quoted below)")
+    return out
+
+
+def _claim_body(claim_id: str, block: dict[str, Any]) -> list[str]:
+    out = [f"- **Conditions:** {block['conditions']}", f"- **Reason:** {block['reason']}"]
+    out += _decided_lines(block)
+    if claim_id == "2":
+        out += _claim2_table(block)
+    elif claim_id == "3":
+        out += ["", *_claim3_tables(block)]
+    else:
+        out.append("")
+    return out
+
+
+def _claim_lines(c: dict[str, Any]) -> list[str]:
+    out = [f"### Claim {c['id']}: {c['claim']} — {c['status']}", ""]
+    families = c.get("families") or {}
+    head = families.get(c.get("headline_family", ""), {})
+    if len(families) > 1:
+        out += [
+            f"{c.get('family_agreement', '')} (rule `family_overall`).",
+            "",
+            f"#### {head.get('label', 'Python')} family (headline): {c.get('headline_status')}",
+            "",
+        ]
+    out += _claim_body(c["id"], c)
+    for fam, block in families.items():
+        if fam == c.get("headline_family"):
+            continue
+        roles = block.get("roles") or {}
+        others = " and ".join(roles.get("comparators") or []) or "no select or poll backend"
+        out += [
+            f"#### {block['label']} family ({roles.get('subject')} against {others}): "
+            f"{block['status']}",
+            "",
+            *_claim_body(c["id"], block),
+        ]
+    return out
+
+
+def _edge_lines(edge: dict[str, Any] | None) -> list[str]:
+    if not edge:
+        return []
+    margin = edge.get("margin") or [float("nan"), float("nan")]
+    out = [
+        f"### Edge-triggered vs level-triggered epoll — {edge['status']}",
+        "",
+        f"{edge.get('family_agreement', '')}. Per cell: the {edge.get('confidence', 0):.0%} "
+        f"interval of the efficiency ratio against [{_num(margin[0])}, {_num(margin[1])}] "
+        "(rules `edge_vs_level`, `edge_vs_level_family`, `edge_vs_level_overall`).",
+        "",
+    ]
+    for block in (edge.get("families") or {}).values():
+        out += [
+            f"#### {block['label']}: {block['edge']} vs {block['level']} — {block['status']}",
+            "",
+            f"- **Reason:** {block['reason']}",
+        ]
+        out += [f"- {r['regime']}: {r['status']} ({r['where']})" for r in block["regimes"]]
+        growth = block.get("edge_growth") or {}
+        if growth:
+            words = "; ".join(f"{m}: {cls}" for m, cls in growth.items())
+            out.append(f"- {block['edge']}'s growth against descriptors (claim 3's rule, "
+                       f"decides nothing here): {words}")  # fmt: skip
+        out += _cells_table(block["regimes"], f"{block['edge']} vs")
+    return out
+
+
 def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
     """The '## Verdict' section of report.md."""
     if not verdict:
         return ["## Verdict", "", "_No verdict computed: run `python -m bench report RUN`._", ""]
     rows = []
     for c in verdict.get("claims", []):
+        families = c.get("families") or {}
+        several = len(families) > 1
+        # Several families: the overall status with the sentence; the regimes are the headline's.
+        head = f" ({families[c['headline_family']]['label']})" if several else ""
+        evidence = c.get("family_agreement", "") if several else c.get("summary", "")
         rows.append({"claim": f"{c['id']}. {c['claim']}", "status": f"**{c['status']}**",
-                     "evidence": c.get("summary", "")})  # fmt: skip
+                     "evidence": evidence})  # fmt: skip
         for r in c.get("regimes", []):
             rows.append(
-                {"claim": f"{c['id']} when {r['regime']}", "status": r["status"],
+                {"claim": f"{c['id']} when {r['regime']}{head}", "status": r["status"],
                  "evidence": r["where"]}
             )  # fmt: skip
     out = ["## Verdict", ""]
@@ -137,27 +255,10 @@ def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
         out += ["**This run recorded warnings; read the verdict with them in mind:**", ""]
         out += [f"- {md_escape(w)}" for w in warnings] + [""]
     out += [md_table(pd.DataFrame(rows)), ""]
+    out += _family_table(verdict)
     for c in verdict.get("claims", []):
-        out += [
-            f"### Claim {c['id']}: {c['claim']} — {c['status']}",
-            "",
-            f"- **Conditions:** {c['conditions']}",
-            f"- **Reason:** {c['reason']}",
-        ]
-        decided = c.get("decided_by")
-        if decided:
-            for d in decided:
-                what = d.get("metric") or f"{d.get('regime')}: {d.get('comparison')}"
-                rules = ", ".join(f"`{r}`" for r in d.get("rules", []))
-                out.append(f"- **Decided by:** {what} (rules {rules})")
-        elif decided is not None:
-            out.append("- **Decided by:** nothing decisive, hence the status (rules quoted below)")
-        if c["id"] == "2":
-            out += _claim2_table(c)
-        elif c["id"] == "3":
-            out += ["", *_claim3_tables(c)]
-        else:
-            out.append("")
+        out += _claim_lines(c)
+    out += _edge_lines(verdict.get("edge_vs_level"))
     return out + _rules_lines(verdict)
 
 
@@ -186,8 +287,16 @@ def method_lines(verdict: dict[str, Any] | None) -> list[str]:
     rules = ((verdict or {}).get("method") or {}).get("rules") or {}
     if not rules:
         return []
-    return [
+    out = [
         "- Intervals (each names its method), the trials left out (client-bound, send lag) and "
         "the rule that decides each claim are quoted under 'The rules, fixed before the data' "
         "in the Verdict section, exactly as `verdict.json` records them."
     ]
+    if "families" in rules:
+        out.append(
+            "- Each claim is judged per family of backends (rule `families`): within a family, "
+            "'epoll', 'select' and 'poll' are its backends of those mechanisms; the overall "
+            "status follows rule `family_overall`. Edge- against level-triggered epoll is "
+            "judged per family that has both (rule `edge_vs_level`)."
+        )
+    return out

@@ -1,0 +1,77 @@
+"""Families on the charts: colour per backend, marker per mechanism, line style per family."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
+
+from bench.analyse.claim3 import idle_scaling_fits
+from bench.analyse.stats import usable_trials
+from bench.present import charts
+from bench.present.chart_style import (
+    FAMILY_LINESTYLES,
+    flagged_legend,
+    plot_series,
+    series_style,
+    summary,
+    trend_words,
+)
+from bench.store.results import RunData
+from servers import registry
+
+BACKENDS = ("select", "poll", "epoll", "c-select", "c-poll", "c-epoll")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
+    spec = SyntheticSpec(repetitions=2, idle_levels=(0, 500, 1000, 2000), active_levels=(8, 256),
+                         backends=BACKENDS)  # fmt: skip
+    return make_synthetic_run(tmp_path_factory.mktemp("results"), spec)
+
+
+def test_twins_share_a_marker_and_families_differ_in_line_style() -> None:
+    py, c = series_style("epoll"), series_style("c-epoll")
+    assert py["marker"] == c["marker"] and py["color"] != c["color"]
+    assert py["linestyle"] == FAMILY_LINESTYLES[registry.FAMILY_PYTHON_LOOP] == "-"
+    assert c["linestyle"] == FAMILY_LINESTYLES[registry.FAMILY_C] == "--"
+    assert FAMILY_LINESTYLES[registry.FAMILY_EXTERNAL] == ":"
+    assert FAMILY_LINESTYLES[registry.FAMILY_PYTHON_REFERENCE] == "-."
+    assert series_style("not-registered")["linestyle"] == "-"
+
+
+def test_one_legend_names_every_backend_and_keys_the_families(run: RunData) -> None:
+    rows = run.trials[run.trials["scenario"] == "idle-scaling"]
+    summ = summary(rows[rows["mode"] == "open"], "server_cpu_us_per_req", "idle_connections")
+    fig, ax = plt.subplots()
+    plot_series(ax, summ, "idle_connections")
+    styles = {bars.get_label(): bars.lines[0].get_linestyle() for bars in ax.containers}
+    flagged_legend(ax, False)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert set(BACKENDS) <= set(labels)
+    assert "Python family (line style)" in labels and "C family (line style)" in labels
+    assert styles["c-epoll"] == "--" and styles["epoll"] == "-"
+
+
+def test_trend_words_are_given_per_family_when_several_are_drawn(run: RunData) -> None:
+    usable = usable_trials(run.trials)
+    rows = usable[(usable["scenario"] == "idle-scaling") & (usable["mode"] == "closed")]
+    fits = idle_scaling_fits(rows, "server_wait_us_per_call")
+    lines = trend_words(fits).split("\n")
+    assert lines[0].startswith("Python: ") and lines[1].startswith("C: ")
+    assert "c-epoll" in lines[1] and "c-epoll" not in lines[0]
+    only_python = {b: f for b, f in fits.items() if not b.startswith("c-")}
+    assert "\n" not in trend_words(only_python)
+
+
+def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
+    fig = charts.chart_throughput_active(run)
+    assert fig is not None
+    title = fig.axes[0].get_title()
+    plt.close(fig)
+    assert "epoll/select" in title and "c-epoll/c-select" in title
+    files = charts.draw_all(run)
+    assert {p.stem for p in files} == set(charts.CHARTS)
