@@ -52,8 +52,6 @@ POLLER_LINE = re.compile(r"Using (\S+)\(\) as the polling mechanism")
 # Idle connections of the idle-scaling scenario never send for a whole trial, and our
 # own servers never time a client out: neither may HAProxy (24 h is far past any trial).
 CLIENT_TIMEOUT = "24h"
-# A soft stop (SIGUSR1) closes idle connections at once; this bounds the busy ones.
-HARD_STOP_AFTER = "1s"
 
 
 def find_haproxy() -> str | None:
@@ -96,7 +94,7 @@ def maxconn_for(mechanism: str, nofile: int) -> int:
 
 def render_config(
     *,
-    listen_fd: int,
+    bind: str,
     backlog: int,
     maxconn: int,
     stats_socket: str,
@@ -109,7 +107,6 @@ def render_config(
 global
     nbthread 1
     maxconn {maxconn}
-    hard-stop-after {HARD_STOP_AFTER}
     stats socket {stats_socket} mode 600 level user
 
 defaults
@@ -121,8 +118,8 @@ defaults
     timeout server 5s
 
 frontend {FRONTEND}
-    # The listening socket python -m servers opened (and announces in READY), inherited.
-    bind fd@{listen_fd} backlog {backlog}
+    # fd@N: the listening socket python -m servers opened (and announces in READY).
+    bind {bind} backlog {backlog}
     maxconn {maxconn}
     {connection_mode}
     # A connection closed before any byte is no request: without this HAProxy counts
@@ -130,6 +127,19 @@ frontend {FRONTEND}
     option http-ignore-probes
     http-request return status 200 content-type text/plain string "Hello, world!"
 """
+
+
+SELECT_REFUSAL = re.compile(
+    r"No polling mechanism available\..*?(For reference,.*?file descriptors\.)", re.DOTALL
+)
+
+
+def select_refusal_in(output: str) -> str | None:
+    """HAProxy's refusal to run select with too many descriptors, in one line, or None."""
+    match = SELECT_REFUSAL.search(output)
+    if match is None:
+        return None
+    return "No polling mechanism available. " + " ".join(match.group(1).split())
 
 
 class PollerMismatch(SetupError):

@@ -15,6 +15,7 @@ from servers.haproxy_config import (
     maxconn_for,
     parse_counters,
     render_config,
+    select_refusal_in,
 )
 from servers.limits import FD_SETSIZE, SetupError
 
@@ -72,7 +73,7 @@ def test_descriptor_budget_two_per_connection_and_select_capped() -> None:
 @pytest.mark.parametrize("http_close", [False, True])
 def test_config_one_thread_inherited_listener_hello(http_close: bool) -> None:
     text = render_config(
-        listen_fd=7, backlog=4096, maxconn=499, stats_socket="/tmp/x/stats.sock",
+        bind="fd@7", backlog=4096, maxconn=499, stats_socket="/tmp/x/stats.sock",
         http_close=http_close,
     )  # fmt: skip
     assert "nbthread 1" in text and "maxconn 499" in text
@@ -90,6 +91,20 @@ def test_poller_line_must_name_the_mechanism_asked_for() -> None:
         check_poller("haproxy-select", "select", "Using poll() as the polling mechanism.\n")
     with pytest.raises(PollerMismatch, match="printed no poller line"):
         check_poller("haproxy-poll", "poll", "[NOTICE] something else\n")
+
+
+def test_select_refusal_quoted_in_one_line() -> None:
+    alert = """[ALERT]    (1983) : No polling mechanism available.
+  It is likely that haproxy was built with TARGET=generic and that FD_SETSIZE
+  [...] For reference,
+  FD_SETSIZE=1024 on this system, global.maxconn=500 resulting in a maximum of
+  1025 file descriptors. You should thus reduce global.maxconn by 1. Also,
+"""
+    assert select_refusal_in(alert) == (
+        "No polling mechanism available. For reference, FD_SETSIZE=1024 on this system, "
+        "global.maxconn=500 resulting in a maximum of 1025 file descriptors."
+    )
+    assert select_refusal_in("Using select() as the polling mechanism.") is None
 
 
 def test_counters_from_the_frontend_row_and_the_loop_count() -> None:

@@ -95,8 +95,14 @@ def test_serves_hello_keep_alive_and_pipelined_and_counts_it(start_server, backe
     later = srv.stats()  # CPU: the wrapper's plus haproxy's (in 10 ms ticks)
     assert later.cpu_user_s >= haproxy_cpu.user and later.cpu_system_s >= haproxy_cpu.system
     assert window.pid == srv.pid
-    if backend == "haproxy-select":
-        assert f"maxconn {SELECT_MAXCONN}" in (window.select_probe_status or "")
+    if backend == "haproxy-select":  # HAProxy's own refusal of one connection more
+        assert f"runs with maxconn {SELECT_MAXCONN}" in (window.select_probe_status or "")
+        assert window.select_probe_error == (
+            "No polling mechanism available. For reference, FD_SETSIZE=1024 on this system, "
+            f"global.maxconn={SELECT_MAXCONN + 1} resulting in a maximum of 1025 file descriptors."
+        )
+    else:
+        assert window.select_probe_error is None
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

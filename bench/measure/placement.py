@@ -100,6 +100,30 @@ def schedstat_cpu_ns(pid: int) -> int | None:
     return total
 
 
+def _read_cpu(ps: psutil.Process) -> ProcessCpu:
+    with ps.oneshot():
+        cpu = ps.cpu_times()
+        return ProcessCpu(
+            cpu_user_s=cpu.user,
+            cpu_system_s=cpu.system,
+            rss_bytes=ps.memory_info().rss,
+            num_fds=ps.num_fds(),
+            cpu_ns_schedstat=schedstat_cpu_ns(ps.pid),
+        )
+
+
+def _sum_cpu(parts: list[ProcessCpu]) -> ProcessCpu:
+    """One server made of several processes, read as one."""
+    ns = [p.cpu_ns_schedstat for p in parts]
+    return ProcessCpu(
+        cpu_user_s=sum(p.cpu_user_s for p in parts),
+        cpu_system_s=sum(p.cpu_system_s for p in parts),
+        rss_bytes=sum(p.rss_bytes for p in parts),
+        num_fds=sum(p.num_fds for p in parts),
+        cpu_ns_schedstat=None if None in ns else sum(n for n in ns if n is not None),
+    )
+
+
 class LocalServer:
     """A server subprocess on this host (``servers.launch``) seen through ServerHandle."""
 
@@ -109,10 +133,13 @@ class LocalServer:
         self.port: int = process.port
         self.host: str = process.host
         self.ready_info: dict[str, Any] = dict(process.ready_info)
+        # The server process and the ones it runs the work in (READY's worker_pids:
+        # haproxy under its wrapper); their CPU time is summed at every edge.
+        pids: list[int] = [process.pid, *self.ready_info.get("worker_pids", [])]
         try:
-            self._ps: psutil.Process | None = psutil.Process(process.pid)
+            self._processes: list[psutil.Process] | None = [psutil.Process(pid) for pid in pids]
         except psutil.Error:
-            self._ps = None
+            self._processes = None
 
     def edge(self, *, with_process: bool = True) -> Edge:
         stats = stats_error = None
@@ -121,17 +148,9 @@ class LocalServer:
         except Exception as exc:  # the control channel of a dead server refuses
             stats_error = f"{type(exc).__name__}: {exc}"
         process = process_error = None
-        if with_process and self._ps is not None:
+        if with_process and self._processes is not None:
             try:
-                with self._ps.oneshot():
-                    cpu = self._ps.cpu_times()
-                    process = ProcessCpu(
-                        cpu_user_s=cpu.user,
-                        cpu_system_s=cpu.system,
-                        rss_bytes=self._ps.memory_info().rss,
-                        num_fds=self._ps.num_fds(),
-                        cpu_ns_schedstat=schedstat_cpu_ns(self.pid),
-                    )
+                process = _sum_cpu([_read_cpu(ps) for ps in self._processes])
             except psutil.Error as exc:
                 process_error = f"{type(exc).__name__}: {exc}"
         return Edge(utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error)
