@@ -19,6 +19,8 @@ from bench.commands.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_results_
 
 HELP = "the README's short answer from 3+ runs; refuses if their verdicts disagree"
 MIN_RUNS = 3
+# All-active cells below this many connections are shown by the verdict, not judged.
+MIN_CONNECTIONS_JUDGED = 50
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,12 +36,17 @@ def _verdict(run: str, results_dir: str | None) -> dict[str, Any]:
 
 
 def statuses(verdict: dict[str, Any]) -> dict[str, str]:
-    """Claim (and claim-2 regime) -> status."""
+    """Claim, claim-2 regime, family and edge-vs-level -> status."""
     out = {}
     for claim in verdict["claims"]:
         out[f"claim {claim['id']}"] = claim["status"]
         for regime in claim.get("evidence", {}).get("regimes", []):
-            out[f"claim 2 {regime['regime']}"] = regime["status"]
+            out[f"claim {claim['id']} {regime['regime']}"] = regime["status"]
+        for family, block in (claim.get("families") or {}).items():
+            out[f"claim {claim['id']}, {family}"] = block["status"]
+    edge = verdict.get("edge_vs_level")
+    if edge:
+        out["edge vs level"] = edge["status"]
     return out
 
 
@@ -51,8 +58,17 @@ def _span(values: Iterable[float | None], fmt: str) -> str:
     return format(lo, fmt) if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
 
 
+def _evidence(verdict: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """A claim's evidence blocks: every family's when judged per family, else the claim's."""
+    claim = verdict["claims"][index]
+    families = claim.get("families") or {}
+    return [b["evidence"] for b in families.values()] or [claim["evidence"]]
+
+
 def _claim1(verdicts: Sequence[dict[str, Any]]) -> str:
-    per = [v["claims"][0]["evidence"].get("backends", {}) for v in verdicts]
+    per = [
+        {k: x for e in _evidence(v, 0) for k, x in e.get("backends", {}).items()} for v in verdicts
+    ]
     parts = []
     for backend in sorted({b for p in per for b in p}):
         served = [p.get(backend, {}).get("max_connections_served") for p in per]
@@ -64,25 +80,30 @@ def _claim1(verdicts: Sequence[dict[str, Any]]) -> str:
 def _claim2(verdicts: Sequence[dict[str, Any]]) -> str:
     cells: dict[tuple[str, str, int], list[float | None]] = {}
     for v in verdicts:
-        for regime in v["claims"][1]["evidence"].get("regimes", []):
+        for regime in (r for e in _evidence(v, 1) for r in e.get("regimes", [])):
             for comp in regime.get("comparisons", []):
                 key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0))
                 cells.setdefault(key, []).append((comp.get("decision") or {}).get("ratio"))
     return "; ".join(
-        f"{regime}, epoll vs {backend} at {n} connections: {_span(ratios, '.2f')}x"
+        f"{regime}, the family's epoll vs {backend} at {n} connections: {_span(ratios, '.2f')}x"
         for (regime, backend, n), ratios in cells.items()
+        if n >= MIN_CONNECTIONS_JUDGED or regime != "all-active"
     )
 
 
 def _claim3(verdicts: Sequence[dict[str, Any]]) -> str:
-    growth: dict[str, list[float | None]] = {}
+    growth: dict[tuple[str, str], list[float | None]] = {}
     for v in verdicts:
-        for metric in v["claims"][2]["evidence"].get("metrics", []):
-            epoll = metric.get("backends", {}).get("epoll", {})
-            growth.setdefault(metric["metric"], []).append(epoll.get("projected_rel_increase"))
+        for evidence in _evidence(v, 2):
+            for metric in evidence.get("metrics", []):
+                # The family's epoll is the backend its evidence names first.
+                for backend, fit in metric.get("backends", {}).items():
+                    if backend.endswith("epoll"):
+                        key = (metric["metric"], backend)
+                        growth.setdefault(key, []).append(fit.get("projected_rel_increase"))
     return "; ".join(
-        f"{metric}: epoll {_span([g * 100 if g is not None else None for g in gs], '+.0f')}%"
-        for metric, gs in growth.items()
+        f"{metric}: {backend} {_span([g * 100 if g is not None else None for g in gs], '+.0f')}%"
+        for (metric, backend), gs in growth.items()
     )
 
 
@@ -96,7 +117,12 @@ def summary_table(runs: Sequence[str], verdicts: Sequence[dict[str, Any]]) -> st
         "|---|---|---|",
     ]
     for claim in verdicts[0]["claims"]:
-        lines.append(f"| {claim['claim']} | **{claim['status']}** | {spread[str(claim['id'])]} |")
+        agreement = claim.get("family_agreement")
+        status = f"**{claim['status']}**" + (f" ({agreement})" if agreement else "")
+        lines.append(f"| {claim['claim']} | {status} | {spread[str(claim['id'])]} |")
+    edge = verdicts[0].get("edge_vs_level")
+    if edge:
+        lines.append(f"| {edge['question']} | **{edge['status']}** | |")
     warnings = sorted({w for v in verdicts for w in v.get("warnings", [])})
     if warnings:
         lines += ["", "Warnings recorded by the runs:", *(f"- {w}" for w in warnings)]
