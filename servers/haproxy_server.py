@@ -30,13 +30,20 @@ reaped and the wrapper exits 0.
 At select's limit: HAProxy reserves two descriptors per connection and its
 select poller refuses to start when its descriptor total would exceed
 FD_SETSIZE, so haproxy-select runs with maxconn 499
-(servers.haproxy_config.SELECT_MAXCONN). Past that it stops accepting: the
-500th and later clients complete the TCP handshake (the kernel's listen
-backlog does that) and their requests get no answer until a connection ends;
-nothing is refused or reset, and the held connections are served normally.
-Once the backlog is full, further connects time out. It serves HTTP only
-(protocol "echo" is refused at start-up), and its request heads are capped by
-its own default buffer (tune.bufsize 16 KiB), not max_head_bytes.
+(servers.haproxy_config.SELECT_MAXCONN); at start-up it is asked for 500 on a
+private socket, and its refusal ("No polling mechanism available. For
+reference, FD_SETSIZE=1024 on this system, global.maxconn=500 resulting in a
+maximum of 1025 file descriptors.") becomes select_probe_error. Past 499 it
+stops accepting: the 500th and later clients complete the TCP handshake (the
+kernel's listen backlog does that) and their requests get no answer until a
+connection ends, when the next one is let in; nothing is refused or reset, and
+the held connections are served normally. The fd-limit probe offered 1,040
+connections (tiny preset) saw 499 answers and 541 timeouts. Once the backlog
+is full the kernel drops further SYNs, as for any server that stops accepting.
+
+It serves HTTP only (protocol "echo" is refused at start-up), and a request
+head must fit its default buffer (tune.bufsize 16 KiB): a 20,000-byte head got
+400, where our servers take up to max_head_bytes (64 KiB).
 """
 
 from __future__ import annotations
