@@ -81,6 +81,21 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         help="refuse to measure on a busy machine (load > 0.5 per CPU or steal > 5%%) "
         "instead of measuring with a warning",
     )
+    run.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:8786",
+        default=None,
+        help="place the server on the Dask worker with resource server=1 and the load on "
+        "those with load=1 (docs/cluster.md; needs pip install -e '.[cluster]')",
+    )
+    run.add_argument(
+        "--allow-remote",
+        action="append",
+        type=_csv_list,
+        metavar="ADDR[,ADDR]",
+        help="with --cluster: the non-loopback addresses bench and the load generators may "
+        "connect to (the server host's); no other is ever a target",
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
@@ -114,7 +129,35 @@ def _unavailable(cfg: BenchConfig) -> list[str]:
     return out
 
 
+def _open_placement(args: argparse.Namespace) -> Any:
+    """None for this host; a DaskPlacement for --cluster (distributed imported only then)."""
+    if not args.cluster:
+        if args.allow_remote:
+            raise ValueError("--allow-remote only applies with --cluster")
+        return None
+    from bench.measure.cluster import ClusterError
+    from bench.measure.placement_dask import DaskPlacement
+
+    try:
+        return DaskPlacement(args.cluster, _flatten(args.allow_remote) or ())
+    except ClusterError as exc:
+        raise ValueError(str(exc)) from exc
+
+
 def main(args: argparse.Namespace) -> int:
+    try:
+        placement = _open_placement(args)
+    except ValueError as exc:
+        err(str(exc))
+        return EXIT_USAGE
+    try:
+        return _main(args, placement)
+    finally:
+        if placement is not None:
+            placement.end_all()
+
+
+def _main(args: argparse.Namespace, placement: Any) -> int:
     from bench.measure.doctor import LimitError, check_limits
     from bench.measure.plan import estimate_plan, max_connections, plan_trials
 
@@ -141,11 +184,17 @@ def main(args: argparse.Namespace) -> int:
         err("the selection leaves nothing to measure: check --scenario and --backend")
         return EXIT_USAGE
     try:
-        check_limits(max_connections(trials))
+        (placement.check_limits if placement else check_limits)(max_connections(trials))
     except LimitError as exc:
         err(str(exc))
         return EXIT_USAGE
-    if cfg.server_cpu in cfg.loadgen_cpus:
+    if placement is not None:
+        hosts = placement.describe()["hosts"]
+        print(
+            "cluster: " + ", ".join(f"{h['role']} {h['hostname']} ({h['address']})" for h in hosts)
+        )
+        warnings.extend(placement.warnings())
+    elif cfg.server_cpu in cfg.loadgen_cpus:
         warnings.append(
             "shared CPU: only one CPU is available, so the server and the load generator "
             "share it; numbers include their contention"
@@ -181,7 +230,8 @@ def main(args: argparse.Namespace) -> int:
     if busy is not None:
         print(f"WARNING: {busy}", file=sys.stderr)
         warnings.append(busy)
-    return _measure(cfg, trials, estimate.in_process_s + estimate.analysis_s, warnings, args)
+    extra_s = estimate.in_process_s + estimate.analysis_s
+    return _measure(cfg, trials, extra_s, warnings, args, placement)
 
 
 def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
@@ -206,6 +256,7 @@ def _measure(
     extra_estimated_s: float,
     warnings: list[str],
     args: argparse.Namespace,
+    placement: Any = None,
 ) -> int:
     from bench.measure.machine import git_state, machine_metadata
     from bench.measure.run import RunInterrupted, run_benchmark
@@ -221,11 +272,12 @@ def _measure(
         machine_metadata(),
         git_state(),
         cells_total=len(trials),
+        placement=placement.describe() if placement is not None else None,
     )
     for text in warnings:
         sink.add_warning(text)
     try:
-        outcome = run_benchmark(cfg, trials, sink, progress)
+        outcome = run_benchmark(cfg, trials, sink, progress, placement)
     except RunInterrupted as exc:
         print(
             f"\ninterrupted: {exc.trials_done} finished trials are kept in {exc.path} "
@@ -233,6 +285,9 @@ def _measure(
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    finally:
+        if placement is not None:  # every host's clock per trial, and any host lost
+            sink.update_meta(placement=placement.describe())
     print(
         f"measured {outcome.trials_done}/{outcome.trials_planned} trials in "
         f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {outcome.flagged} flagged)"

@@ -249,8 +249,12 @@ def create_run(
     git: Mapping[str, Any],
     *,
     cells_total: int = 0,
+    placement: Mapping[str, Any] | None = None,
 ) -> RunWriter:
-    """Create ``out_dir/<timestamp>_<id>/`` with run.json (status running) and empty tables."""
+    """Create ``out_dir/<timestamp>_<id>/`` with run.json (status running) and empty tables.
+
+    ``placement`` describes where the processes run (``schema``); default: this host.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
@@ -271,6 +275,7 @@ def create_run(
         "cells_done": 0,
         "duration_s": None,
         "warnings": [],
+        "placement": dict(placement) if placement is not None else {"kind": "local"},
     }
     return RunWriter(path, meta)
 

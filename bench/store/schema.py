@@ -14,7 +14,14 @@ pytest-benchmark's storage and asv's results):
     dict), machine {cpu_model, cores, cpus_allowed, kernel, python, packages
     {name: version}, rlimit_nofile, ephemeral_port_range, somaxconn,
     loadavg_start, governor}, git {commit, dirty}, cells_total, cells_done,
-    duration_s, warnings [str]}``. Timestamps are ISO 8601 UTC strings.
+    duration_s, warnings [str], placement}``. Timestamps are ISO 8601 UTC strings.
+    ``placement`` says where the processes ran: ``{kind: "local"}`` on this host
+    (``machine`` describes it), or ``{kind: "dask", scheduler, bench_host,
+    allow_remote, clock_method, hosts: [{role: "server"|"load", hostname, address,
+    worker, cpus_allowed, rlimit_nofile, ephemeral_port_range, somaxconn, git,
+    clock {offset_mono_s, offset_wall_s, rtt_s, uncertainty_s, ...},
+    clock_per_trial, lost}]}`` for a run with ``--cluster``; each trial's raw
+    document then has the same per trial (``loadgen.placement``).
 
 ``trials.csv`` and ``trials.parquet``
     One row per trial: one server process measured at one cell, one repetition.
@@ -85,6 +92,7 @@ RUN_META_KEYS: Final = (
     "cells_done",
     "duration_s",
     "warnings",
+    "placement",
 )
 MACHINE_KEYS: Final = (
     "cpu_model",
