@@ -20,7 +20,14 @@ from bench.measure.scenarios.registry import Scenario, UnknownScenario, register
 __all__ = ["Scenario", "UnknownScenario", "all_scenarios", "get", "names", "reading", "register"]
 
 # The built-in scenarios, in the order a run measures them.
-BUILTIN_MODULES = ("idle_scaling", "active_scaling", "fd_limit", "churn", "micro")
+BUILTIN_MODULES = (
+    "idle_scaling",
+    "active_scaling",
+    "fd_limit",
+    "churn",
+    "ready_fraction",
+    "micro",
+)
 _loaded = False
 
 
