@@ -221,9 +221,7 @@ class Cluster:
         first: BaseException | None = None
         for host, fut in zip(hosts, pending, strict=True):
             try:
-                if isinstance(fut, Exception):
-                    raise fut
-                results.append(self.call_with(host, lambda f=fut: f.result(timeout=timeout_s)))
+                results.append(self.call_with(host, lambda f=fut: _result(f, timeout_s)))
             except Exception as exc:
                 results.append(None)
                 first = first or exc
@@ -242,3 +240,9 @@ class Cluster:
         self.hosts = []
         with contextlib.suppress(Exception):
             self.client.close(timeout=10)
+
+
+def _result(future: Any, timeout_s: float) -> Any:
+    if isinstance(future, Exception):
+        raise future
+    return future.result(timeout=timeout_s)
