@@ -5,7 +5,8 @@ backend: pins itself to the server CPU, raises RLIMIT_NOFILE, opens the
 listener, prints READY and answers the control channels. The factory here
 writes a configuration (one thread, one frontend answering every request with
 200 "Hello, world!" itself, keep-alive on, `--http-close` honoured) into a
-private temporary directory and starts haproxy as a child process:
+private temporary directory (removed once haproxy serves) and starts haproxy
+as a child process:
 
 - It inherits the listening socket (`bind fd@N`), so READY's port is the one
   HAProxy serves and no other process can take it in between.
@@ -52,6 +53,7 @@ import contextlib
 import ctypes
 import os
 import resource
+import secrets
 import select
 import shutil
 import signal
@@ -89,6 +91,7 @@ STATS_TIMEOUT_S = 2.0
 SOFT_STOP_S = 0.5
 HARD_STOP_S = 1.5
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+SUN_PATH_BYTES = 108  # sizeof(struct sockaddr_un.sun_path) on Linux
 
 
 class HaproxyError(SetupError):
@@ -112,7 +115,8 @@ def _die_with_parent() -> Callable[[], None]:
 
 
 def query(socket_path: str, command: str, timeout_s: float = STATS_TIMEOUT_S) -> str:
-    """One command (or several, ';'-separated) on HAProxy's stats socket; its whole answer."""
+    """One command (or several, ';'-separated) on HAProxy's stats socket (a path, or
+    "\\0name" for abns@name); its whole answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         sock.connect(socket_path)
@@ -217,13 +221,18 @@ class HaproxyServer:
         self.config = config
         self.listener = listener
         self.mechanism = mechanism
+        # Files only while haproxy starts (it has read them once it serves): a wrapper
+        # killed later leaves nothing behind. The stats socket is abstract (no file),
+        # and read-only ("level user").
         self._dir = Path(tempfile.mkdtemp(prefix="selectbench-haproxy-"))  # mode 0700
-        self.socket_path = str(self._dir / "stats.sock")
+        self.stats_name = f"selectbench-haproxy-{os.getpid()}-{secrets.token_hex(6)}"
+        # HAProxy binds abns@ names padded with NULs to the whole sun_path (108 bytes).
+        self.socket_path = "\0" + self.stats_name.ljust(SUN_PATH_BYTES - 1, "\0")
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.maxconn = maxconn_for(mechanism, nofile)
         self.config_path = self._dir / "haproxy.cfg"
         self.config_path.write_text(self._config(f"fd@{listener.fileno()}", self.maxconn))
-        self._output: IO[bytes] = open(self._dir / "haproxy.out", "w+b")  # noqa: SIM115
+        self._output: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 -- closed by _cleanup
         self.argv = [binary, "-f", str(self.config_path), "-db", "-V", *POLLER_FLAGS[mechanism]]
         try:
             if mechanism == "select":
@@ -241,6 +250,7 @@ class HaproxyServer:
             self._kill()
             self._cleanup()
             raise
+        shutil.rmtree(self._dir, ignore_errors=True)
         _read_counters_from_haproxy(stats, self.socket_path, self.process.pid)
 
     def output(self) -> str:
@@ -282,7 +292,7 @@ class HaproxyServer:
             bind=bind,
             backlog=self.config.backlog,
             maxconn=maxconn,
-            stats_socket=stats_socket or self.socket_path,
+            stats_socket=stats_socket or f"abns@{self.stats_name}",
             http_close=self.config.http_close,
         )
 
@@ -299,9 +309,9 @@ class HaproxyServer:
         probe = self._dir / "probe.cfg"
         probe.write_text(
             self._config(f"unix@{self._dir}/probe.sock", self.maxconn + 1,
-                         stats_socket=str(self._dir / "probe-stats.sock"))
+                         stats_socket=f"abns@{self.stats_name}-probe")
         )  # fmt: skip
-        with open(self._dir / "probe.out", "w+b") as out:
+        with tempfile.TemporaryFile() as out:
             proc = _spawn([binary, "-f", str(probe), "-db", "-V", *POLLER_FLAGS["select"]], out)
             deadline = time.monotonic() + START_TIMEOUT_S
             while proc.poll() is None and time.monotonic() < deadline:

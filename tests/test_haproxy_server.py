@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,10 +185,13 @@ def test_sigterm_stops_haproxy_and_exits_0(start_server, backend: str) -> None:
 
 
 def test_wrapper_killed_takes_haproxy_with_it(start_server) -> None:
+    """Nothing survives a SIGKILLed wrapper: not haproxy, not its start-up files."""
+    leftovers = set(Path(tempfile.gettempdir()).glob("selectbench-haproxy-*"))
     srv = start_server("haproxy-epoll", "http")
     haproxy = _haproxy(srv)
     os.kill(srv.pid, signal.SIGKILL)
     assert _gone(haproxy.pid, reaped=False), "haproxy outlived its SIGKILLed wrapper"
+    assert set(Path(tempfile.gettempdir()).glob("selectbench-haproxy-*")) == leftovers
     assert srv.stop() == -signal.SIGKILL
 
 
