@@ -44,8 +44,11 @@ def split_load(cfg: LoadConfig, host_cpus: list[int], address: str, is_loopback:
     """Divide ``cfg`` over hosts with these CPU counts; ``address`` is the resolved target."""
     if not host_cpus:
         raise ValueError("no load host to place the load on")
-    idle = _split(cfg.idle_connections, len(host_cpus))
+    # Every host holds the same number of connections (+-1), active ones spread evenly too
+    # (both splits give their extra ones to the first hosts, so no idle share is negative).
+    total = _split(cfg.total_connections, len(host_cpus))
     active = _split(cfg.active_connections, len(host_cpus))
+    idle = [t - a for t, a in zip(total, active, strict=True)]
     per_host: list[list[WorkerPlan]] = []
     worker = first_active = first_conn = 0
     for cpus, n_idle, n_active in zip(host_cpus, idle, active, strict=True):

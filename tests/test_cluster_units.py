@@ -1,0 +1,126 @@
+"""The pieces of a cluster run that need no cluster: clock offsets, the load split, the leash,
+and that a run on this host never imports Dask."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.measure.clock import measure_offset
+from bench.measure.leash import Leash
+from bench.measure.load_split import split_load
+from loadgen import LoadConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_offset_lies_within_its_bound_whatever_the_delays() -> None:
+    true_offset_ns = 5_000_000_000  # the host's clocks are 5 s ahead of ours
+    delays = iter([0.004, 0.0001, 0.002, 0.0003] * 4)  # asymmetric, varying
+
+    def ask() -> tuple[int, int]:
+        time.sleep(next(delays))  # on the way there
+        now_mono, now_wall = time.monotonic_ns(), time.time_ns()
+        time.sleep(0.0005)  # on the way back
+        return now_mono + true_offset_ns, now_wall + true_offset_ns
+
+    clock = measure_offset(ask, rounds=8)
+    assert abs(clock.offset_mono_s - 5.0) <= clock.uncertainty_s
+    assert abs(clock.offset_wall_s - 5.0) <= clock.uncertainty_s + 1e-3
+    assert clock.uncertainty_s == pytest.approx(clock.rtt_s / 2)
+    # The best round trip (0.1 ms there, 0.5 ms back) sets the bound, not the worst.
+    assert clock.rtt_s < 0.002 < clock.rtt_median_s + 0.002
+    assert clock.to_host_ns(1_000) == 1_000 + round(clock.offset_mono_s * 1e9)
+
+
+def test_the_load_is_split_over_hosts_as_one_load_generator_would_run_it() -> None:
+    cfg = LoadConfig(
+        host="198.18.0.2",
+        port=8080,
+        idle_connections=18_992,
+        active_connections=8,
+        mode="open",
+        rate_rps=1000.0,
+        allow_remote=True,
+    )
+    split = split_load(cfg, [2, 2, 1], "198.18.0.2", is_loopback=False)
+    plans = [p for host in split.plans for p in host]
+    assert [len(h) for h in split.plans] == [2, 2, 1]
+    assert split.config.workers == split.workers == 5 and split.config.cpus is None
+    # Global numbering: workers, connections and active connections follow on across hosts.
+    assert [p.index for p in plans] == list(range(5))
+    starts = [p.first_connection_index for p in plans]
+    assert starts == [0, *(sum(q.idle + q.active for q in plans[:i]) for i in range(1, 5))]
+    actives = [p.first_active_index for p in plans]
+    assert actives == [0, *(sum(q.active for q in plans[:i]) for i in range(1, 5))]
+    assert sum(p.idle for p in plans) == 18_992 and sum(p.active for p in plans) == 8
+    per_host = [sum(p.idle + p.active for p in h) for h in split.plans]
+    assert max(per_host) - min(per_host) <= 1
+    assert sum(p.rate_rps or 0 for p in plans) == pytest.approx(1000.0)
+    assert all(p.sources == () for p in plans)  # one remote host: the kernel picks ports
+
+
+def test_a_host_with_no_share_gets_no_workers() -> None:
+    cfg = LoadConfig(port=8080, idle_connections=0, active_connections=2)
+    split = split_load(cfg, [4, 4, 4], "127.0.0.1", is_loopback=True)
+    assert [len(h) for h in split.plans] == [1, 1, 0]
+    assert split.config.workers == 2
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
+    kept, dropped = _sleeper(), _sleeper()
+    leash = Leash()
+    try:
+        leash.add(kept.pid, dropped.pid)
+        leash.drop(dropped.pid)
+        leash.close()
+        assert kept.wait(10) != 0  # ended by the leash
+        assert dropped.poll() is None  # released: not the leash's any more
+    finally:
+        for proc in (kept, dropped):
+            proc.kill()
+            proc.wait()
+
+
+def test_the_leash_outlives_a_killed_agent_and_ends_its_processes(tmp_path: Path) -> None:
+    """The agent's process dies (SIGKILL-like os._exit) with a server-like child running."""
+    code = (
+        "import os, subprocess, sys, time\n"
+        "from bench.measure.leash import Leash\n"
+        "leash = Leash()\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "leash.add(child.pid)\n"
+        "time.sleep(0.5)\n"  # the leash has read the line
+        "print(child.pid, leash.pid, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    child, leash = (int(x) for x in out.stdout.split())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(psutil.pid_exists, (child, leash))):
+        time.sleep(0.05)
+    assert not psutil.pid_exists(child) and not psutil.pid_exists(leash)
+
+
+def test_a_run_on_this_host_never_imports_dask(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from bench.commands import main\n"
+        f"code = main(['run', '--preset', 'tiny', '--dry-run', '--out', {str(tmp_path)!r}])\n"
+        "import bench.measure.placement, bench.measure.run, bench.commands.doctor\n"
+        "assert code == 0, code\n"
+        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stdout + done.stderr
