@@ -54,12 +54,17 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         try:
-            registry.get(self.backend)
+            backend = registry.get(self.backend)
         except registry.UnknownBackend as exc:
             raise ValueError(str(exc)) from None
         if self.protocol not in PROTOCOLS:
             raise ValueError(
                 f"unknown protocol {self.protocol!r}: choose one of {', '.join(PROTOCOLS)}"
+            )
+        if self.protocol not in backend.protocols:
+            raise ValueError(
+                f"backend {self.backend!r} does not serve {self.protocol!r}: it serves "
+                f"{', '.join(backend.protocols)}"
             )
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range 0-65535: use 0 for a free port")

@@ -19,8 +19,8 @@ from servers.registry import FAMILY_EXTERNAL, Backend, register
 class ExternalBackend(Backend):
     """A backend that runs a program: unavailable while that program is not installed."""
 
+    # HAProxy answers HTTP itself; it has no echo.
     protocols: tuple[str, ...] = ("http",)
-    """The protocols it serves: HAProxy cannot echo (its factory refuses "echo")."""
 
     def unavailable_reason(self) -> str | None:
         return super().unavailable_reason() or missing_reason(self.name)

@@ -86,6 +86,10 @@ class ServerProcess:
         try:
             line = self._read_line(timeout_s)
         except ServerGone as exc:
+            # A closed stdout usually means the process is exiting: give it a moment,
+            # so the message says how it ended rather than "no READY line".
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._popen.wait(timeout=1.0)
             exited = self._popen.poll() is not None
             self.stop()
             if exited:

@@ -76,6 +76,8 @@ class Backend:
     install_hint: str = ""
     """The command that installs what `requires` names."""
     description: str = ""
+    protocols: tuple[str, ...] = ("echo", "http")
+    """The protocols it serves (HAProxy answers HTTP only: it has no echo)."""
 
     def unavailable_reason(self) -> str | None:
         """None when this backend can run here, else a sentence naming the cause and remedy."""

@@ -45,9 +45,12 @@ def start_server() -> Iterator[Callable[..., object]]:
     started = []
 
     def factory(backend: str, protocol: str = "http", **kwargs: object):
-        reason = registry.get(backend).unavailable_reason()
+        declared = registry.get(backend)
+        reason = declared.unavailable_reason()
         if reason is not None:
             pytest.skip(reason)
+        if protocol not in declared.protocols:
+            pytest.skip(f"{backend} does not serve {protocol} (it serves {declared.protocols})")
         srv = _start(ServerConfig(backend=backend, protocol=protocol, **kwargs))
         started.append(srv)
         return srv

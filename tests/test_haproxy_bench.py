@@ -47,16 +47,6 @@ def test_server_cpu_is_the_wrapper_plus_haproxy() -> None:
     assert start.stats is not None and start.stats.delta(end.stats).requests == 2000
 
 
-# bench.measure.columns.server_window_columns divides StatsDelta.wait_cpu_ns_net, which is
-# None for a server that does not time its wait call (HAProxy, threads, uvloop): the trial
-# fails with "TypeError: unsupported operand type(s) for /: 'NoneType' and 'float'". With
-# that line guarded both tests pass (checked on a copy of the tree); until then, expected.
-COLUMNS_NONE_BUG = pytest.mark.xfail(
-    reason="bench.measure.columns: wait_cpu_ns_net / 1000.0 with wait_cpu_ns_net None",
-    strict=False,
-)
-
-
 def _bench_run(tmp_path: Path, *args: str) -> Path:
     out = tmp_path / "results"
     proc = subprocess.run(
@@ -72,7 +62,6 @@ def _bench_run(tmp_path: Path, *args: str) -> Path:
 
 
 @pytest.mark.slow
-@COLUMNS_NONE_BUG
 def test_tiny_active_scaling_beside_python_epoll(tmp_path: Path) -> None:
     run = _bench_run(tmp_path, "--backend", "haproxy-epoll,epoll", "--scenario", "active-scaling")
     trials = load(run).trials
@@ -85,7 +74,6 @@ def test_tiny_active_scaling_beside_python_epoll(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@COLUMNS_NONE_BUG
 def test_fd_limit_probe_shows_haproxy_select_holding_maxconn(tmp_path: Path) -> None:
     run = _bench_run(tmp_path, "--backend", "haproxy-select", "--scenario", "fd-limit")
     (row,) = load(run).trials.itertuples()

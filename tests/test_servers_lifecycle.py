@@ -30,6 +30,8 @@ from test_servers_support import (
     wait_for_stats,
 )
 
+from servers import registry
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_KEYS = {"port", "control_port", "pid", "backend", "protocol", "host", "fd_limit"}
 START_TIMEOUT_S = 30.0
@@ -83,6 +85,11 @@ def test_ready_line_only_and_clean_exit_on_signal(backend: str, sig: signal.Sign
     if backend == "uvloop":
         pytest.importorskip("uvloop", reason="uvloop is not installed: pip install uvloop")
     protocol = "http" if sig == signal.SIGTERM else "echo"
+    if protocol not in registry.get(backend).protocols:
+        protocol = "http"
+    reason = registry.get(backend).unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
     proc = _popen_server("--backend", backend, "--protocol", protocol, "--port", "0")
     try:
         ready = _read_ready(proc)

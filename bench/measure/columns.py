@@ -95,6 +95,7 @@ COMMON_COLUMNS: dict[str, str] = {
 
 
 def _div(num: float | None, den: float | None, scale: float = 1.0) -> float | None:
+    """num * scale / den, or None when either is missing or den is 0."""
     if num is None or not den:
         return None
     return num * scale / den
@@ -159,7 +160,8 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
     # The servers read the CPU clock on a random sample of wait calls, so the
     # per-call and per-event costs come from the sampled calls alone, net of the
     # clock reads' own calibrated cost.
-    sampled_cpu_us = d.wait_cpu_ns_net / 1000.0
+    net_ns = d.wait_cpu_ns_net
+    sampled_cpu_us = net_ns / 1000.0 if net_ns is not None else None
     cols.update(
         {
             "server_cpu_us_per_req": _div(cpu_s, d.requests, 1e6),
