@@ -69,3 +69,20 @@ def test_check_limits_refuses_a_sweep_beyond_the_hard_limit() -> None:
     else:
         raise AssertionError("check_limits accepted more connections than the hard limit")
     check_limits(100)  # a small sweep fits
+
+
+def test_doctor_names_a_missing_family_with_its_remedy(monkeypatch) -> None:
+    from bench.measure import doctor
+    from servers import registry
+
+    def reason(self: registry.Backend) -> str | None:
+        return (
+            "haproxy is not installed: apt-get install haproxy"
+            if self.family == "external"
+            else None
+        )
+
+    monkeypatch.setattr(registry.Backend, "unavailable_reason", reason)
+    checks = {c.name: c for c in doctor.run_checks(100)}
+    assert checks["C twins"].ok
+    assert not checks["HAProxy"].ok and "apt-get install haproxy" in checks["HAProxy"].remedy

@@ -131,6 +131,31 @@ def _uvloop() -> Check:
     )
 
 
+def _backend_family(name: str, family: str, what: str) -> Check:
+    """Whether a family of backends can run here, with the reason and remedy if not."""
+    from servers import registry
+
+    backends = [b for b in registry.all_backends() if b.family == family]
+    reasons = sorted({r for b in backends if (r := b.unavailable_reason())})
+    if not backends:
+        return Check(name, "not registered", False, f"{what}: no backend of this family")
+    if not reasons:
+        return Check(name, ", ".join(b.name for b in backends), True, severity="ok")
+    return Check(name, "unavailable", False, f"{what} are skipped: {'; '.join(reasons)}")
+
+
+def _c_twins() -> Check:
+    from servers import registry
+
+    return _backend_family("C twins", registry.FAMILY_C, "the C twin servers")
+
+
+def _haproxy() -> Check:
+    from servers import registry
+
+    return _backend_family("HAProxy", registry.FAMILY_EXTERNAL, "the haproxy-* backends")
+
+
 def _load() -> Check:
     one, _, _ = os.getloadavg()
     cores = len(os.sched_getaffinity(0))
@@ -155,6 +180,8 @@ def run_checks(max_connections: int = 16000) -> list[Check]:
         _governor(),
         _wrk(),
         _uvloop(),
+        _c_twins(),
+        _haproxy(),
         _load(),
     ]
 
