@@ -1,13 +1,25 @@
-"""Where is the crossover? epoll's throughput ratio against the active share (ready-fraction).
+"""Where is the crossover? epoll's advantage against the active share (ready-fraction).
 
 Per family (``bench.analyse.families``: the family's backend whose mechanism
-is epoll against its select and poll backends) and per registered count, each
-share's ratio (epoll's throughput / the other's) with its paired 95% t
-interval on log values (``bench.analyse.intervals.ratio_interval``), and the
-share where the ratio falls to 1.0 from the fit of ``bench.analyse.crossover_fit``
-with its interval, or "no crossover inside the measured range" with the side
-of 1.0 the ratio stays on (``CROSSOVER_RULES``). Only usable trials count
-(``bench.analyse.stats.usable_trials``: not flagged, not client-bound).
+is epoll against its select and poll backends), per registered count and per
+metric, each share's ratio with its paired 95% t interval on log values
+(``bench.analyse.intervals.ratio_interval``), and the share where the ratio
+falls to 1.0 from the fit of ``bench.analyse.crossover_fit`` with its
+interval, or "no crossover inside the measured range" with the side of 1.0
+the ratio stays on (``CROSSOVER_RULES``).
+
+Two metrics, each a ratio above 1.0 when epoll is ahead: throughput (epoll's
+/ the other's), on usable trials only (``bench.analyse.stats.usable_trials``:
+not flagged, not client-bound), as claim 2 judges closed loop; and server CPU
+per request (the other's / epoll's), where epoll's trial may be client-bound.
+Why the second: with few active connections, or thousands, the Python epoll
+server outran the load generator (busy 42% at 40 of 4,000 active, 64% at
+4,000 of 4,000: standard phases, 2-vCPU VM), so its throughput is the
+client's and its trials leave the throughput fit, while its CPU per request
+does not depend on the pace: 9.9-12.1 us per request in every cell of that
+run, at 8 to 870 ready descriptors per wait call. The other backend's trial
+must be usable (its scan is shared among fewer ready descriptors when the
+client sets the pace, which would overstate epoll's advantage).
 """
 
 from __future__ import annotations
@@ -25,73 +37,100 @@ from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import ready_fraction
 from bench.store.results import RunData
 
-METRIC = "throughput_rps"
+# Metric name -> (column, epoll in the numerator?, epoll's trial may be client-bound?)
+METRICS: dict[str, tuple[str, bool, bool]] = {
+    "throughput": ("throughput_rps", True, False),
+    "cpu_per_request": ("server_cpu_us_per_req", False, True),
+}
+WORDS = {
+    "throughput": ("throughput", "{subject}'s throughput / {other}'s"),
+    "cpu_per_request": ("CPU per request", "{other}'s server CPU per request / {subject}'s"),
+}
 
 # The rules, in words, for verdict.json and the report (the lead merges them into RULES).
 CROSSOVER_RULES: dict[str, str] = {
     "crossover": (
-        "Crossover (ready-fraction scenario, closed loop), per family and registered count, "
-        "epoll against the family's select and poll: at each active share (active / "
-        "registered connections) the ratio epoll's throughput / the other's with its 95% "
-        "paired t interval on log values (by repetition, else Welch); over the shares, "
-        "least squares on the per-repetition log ratios of log(ratio) = c + log(1 + g "
-        "(1/share - 1/share_max)), i.e. ratio = A + B/share (a fixed cost per request "
-        "plus a scan of every registered descriptor shared among the ready ones). The "
-        "crossover is the share where the fitted ratio is 1.0; its 95% interval is the "
-        "profile confidence set (every share s where some curve with ratio(s) = 1 has a "
-        "residual sum of squares within t^2 sigma^2 of the best, n - 2 degrees of freedom), "
-        "reported inside the measured shares, an end open when the set reaches it. When the "
-        "fitted ratio does not reach 1.0 inside the measured shares: no crossover inside the "
-        "measured range, epoll ahead (ratio above 1.0) or behind throughout. Fewer than 3 "
-        "shares or 2 residual degrees of freedom: insufficient. A lack-of-fit F test against "
-        "one mean per share is reported beside each fit; it changes nothing."
+        "Crossover (ready-fraction scenario, closed loop), per family, registered count and "
+        "comparison (epoll against the family's select and poll), on two ratios that are "
+        "above 1.0 when epoll is ahead: throughput, epoll's / the other's (usable trials only: "
+        "not flagged, not client-bound), and server CPU per request, the other's / epoll's (the "
+        "other's trial usable; epoll's not flagged, client-bound allowed, because epoll's CPU "
+        "per request does not depend on how many descriptors each wait call returns). At each "
+        "active share (active / registered connections) the ratio with its 95% paired t "
+        "interval on log values (by repetition, else Welch); over the shares, least squares on "
+        "the per-repetition log ratios of log(ratio) = c + log(1 + g (1/share - 1/share_max)), "
+        "i.e. ratio = A + B/share (a cost per request every mechanism pays plus select's or "
+        "poll's scan of every registered descriptor, shared among the ready ones). The "
+        "crossover is the share where the fitted ratio is 1.0; its 95% interval is the profile "
+        "confidence set (every share s where some curve with ratio(s) = 1 has a residual sum "
+        "of squares within t^2 sigma^2 of the best, n - 2 degrees of freedom), reported inside "
+        "the measured shares, an end open when the set reaches it (the crossover may lie "
+        "beyond it, or not exist). When the fitted ratio does not reach 1.0 inside the measured "
+        "shares: no crossover inside the measured range, epoll ahead (ratio above 1.0) or "
+        "behind throughout. Fewer than 3 shares or 2 residual degrees of freedom: "
+        "insufficient. A lack-of-fit F test against one mean per share is shown beside each "
+        "fit; it changes nothing."
     ),
 }
 
 
 def ready_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """Usable ready-fraction trials with their registered count and active share."""
-    rows = usable_trials(trials)
-    if rows.empty:
-        return rows.assign(registered=pd.Series(dtype=float), share=pd.Series(dtype=float))
-    rows = rows[(rows["scenario"] == ready_fraction.NAME) & rows[METRIC].notna()]
+    """ok, unflagged ready-fraction trials, their registered count, share and usability."""
+    if trials.empty:
+        return trials.assign(registered=[], share=[], usable=[])
+    ok = trials["status"].fillna("failed") == "ok"
+    clean = ok & ~trials["flagged"].fillna(False).astype(bool)
+    rows = trials[clean & (trials["scenario"] == ready_fraction.NAME)]
     registered = rows["idle_connections"].astype(float) + rows["active_connections"].astype(float)
     share = rows["active_connections"].astype(float) / registered
-    return rows.assign(registered=registered, share=share.round(6))
+    usable = rows.index.isin(usable_trials(rows).index)
+    return rows.assign(registered=registered, share=share.round(6), usable=usable)
 
 
-def _share_points(cell: pd.DataFrame, subject: str, other: str) -> list[dict[str, Any]]:
+def sides(
+    cell: pd.DataFrame, metric: str, subject: str, other: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(numerator rows, denominator rows) of one comparison under ``metric``'s rule."""
+    column, subject_on_top, subject_may_be_client_bound = METRICS[metric]
+    rows = cell[cell[column].notna() & (cell[column].astype(float) > 0)]
+    ep = rows[rows["backend"] == subject]
+    if not subject_may_be_client_bound:
+        ep = ep[ep["usable"]]
+    ot = rows[(rows["backend"] == other) & rows["usable"]]
+    return (ep, ot) if subject_on_top else (ot, ep)
+
+
+def _share_points(num: pd.DataFrame, den: pd.DataFrame, column: str) -> list[dict[str, Any]]:
     points = []
-    for share in sorted(set(cell["share"])):
-        at = cell[cell["share"] == share]
-        ep, ot = at[at["backend"] == subject], at[at["backend"] == other]
-        if ep.empty or ot.empty:
-            continue
+    for share in sorted(set(num["share"]) & set(den["share"])):
+        a, b = num[num["share"] == share], den[den["share"] == share]
         est = ratio_interval(
-            ep[METRIC].astype(float).tolist(), ot[METRIC].astype(float).tolist(),
-            ep["repetition"].tolist(), ot["repetition"].tolist(), confidence=CONFIDENCE,
+            a[column].astype(float).tolist(), b[column].astype(float).tolist(),
+            a["repetition"].tolist(), b["repetition"].tolist(), confidence=CONFIDENCE,
         )  # fmt: skip
         points.append({"share": float(share), **est.as_dict()})
     return points
 
 
-def paired_log_ratios(cell: pd.DataFrame, subject: str, other: str) -> tuple[list, list]:
-    """(shares, log ratios) of every (share, repetition) both backends measured."""
-    ep = cell[cell["backend"] == subject].groupby(["share", "repetition"])[METRIC].first()
-    ot = cell[cell["backend"] == other].groupby(["share", "repetition"])[METRIC].first()
-    both = pd.concat([ep.rename("ep"), ot.rename("ot")], axis=1).dropna()
-    both = both[(both["ep"] > 0) & (both["ot"] > 0)]
+def paired_log_ratios(
+    num: pd.DataFrame, den: pd.DataFrame, column: str
+) -> tuple[list[float], list[float]]:
+    """(shares, log ratios) of every (share, repetition) both sides measured."""
+    a = num.groupby(["share", "repetition"])[column].first().rename("a")
+    b = den.groupby(["share", "repetition"])[column].first().rename("b")
+    both = pd.concat([a, b], axis=1).dropna()
     shares = [float(s) for s, _ in both.index]
-    return shares, list(np.log(both["ep"].astype(float) / both["ot"].astype(float)))
+    return shares, [float(v) for v in np.log(both["a"].astype(float) / both["b"].astype(float))]
 
 
 def pct(share: float) -> str:
     return f"{100 * share:.3g}%" if np.isfinite(share) else "?"
 
 
-def describe(fit: CrossoverFit, subject: str, other: str, registered: int) -> str:
+def describe(fit: CrossoverFit, metric: str, subject: str, other: str, registered: int) -> str:
     """One sentence for one comparison."""
-    where = f"At {registered:,} registered connections"
+    what = WORDS[metric][0]
+    where = f"At {registered:,} registered connections ({what})"
     span = f"{pct(fit.share_min)}-{pct(fit.share_max)} active"
     ends = f"fitted {fit.ratio_at_min:.2f}x at {pct(fit.share_min)}, {fit.ratio_at_max:.2f}x at "
     ends += f"{pct(fit.share_max)}"
@@ -105,14 +144,12 @@ def describe(fit: CrossoverFit, subject: str, other: str, registered: int) -> st
         high = f"{pct(fit.ci_high)} or beyond" if fit.high_open else pct(fit.ci_high)
         verb = "falls" if fit.direction == "falls" else "rises"
         return (
-            f"{where}, {subject}'s throughput ratio to {other} {verb} to 1.0 at "
+            f"{where}, {subject}'s advantage over {other} {verb} to 1.0 at "
             f"{pct(fit.estimate)} active (95% interval {low} to {high}; {ends})."
         )
     side = "ahead of" if fit.direction == "above" else "behind"
     if np.isfinite(fit.ci_low):
-        rest = (
-            f"a crossover between {pct(fit.ci_low)} and {pct(fit.ci_high)} is not ruled out at 95%"
-        )
+        rest = f"a crossover from {pct(fit.ci_low)} to {pct(fit.ci_high)} is not ruled out at 95%"
     else:
         rest = "none inside the range at 95%"
     return (
@@ -121,39 +158,46 @@ def describe(fit: CrossoverFit, subject: str, other: str, registered: int) -> st
     )
 
 
+def comparison(
+    cell: pd.DataFrame, metric: str, subject: str, other: str, registered: int
+) -> dict[str, Any] | None:
+    """One comparison under one metric: its share points, fit and sentence (None: no pairs)."""
+    column = METRICS[metric][0]
+    num, den = sides(cell, metric, subject, other)
+    if num.empty or den.empty:
+        return None
+    shares, logs = paired_log_ratios(num, den, column)
+    fit = crossover_fit(shares, logs)
+    return {
+        "metric": metric,
+        "ratio_definition": WORDS[metric][1].format(subject=subject, other=other),
+        "registered": registered,
+        "subject": subject,
+        "other": other,
+        "points": _share_points(num, den, column),
+        "fit": fit.as_dict(),
+        "sentence": describe(fit, metric, subject, other, registered),
+    }
+
+
 def crossover(run: RunData | pd.DataFrame) -> dict[str, Any]:
-    """The crossover section: per family, registered count and comparator, points and fit."""
+    """The crossover section: per family, metric, registered count and comparator."""
     trials = run.trials if isinstance(run, RunData) else run
-    rows = ready_rows(trials) if not trials.empty else trials
+    rows = ready_rows(trials)
     families: list[dict[str, Any]] = []
-    if rows.empty:
-        return {"rules": CROSSOVER_RULES, "method": METHOD, "families": families,
-                "summary": "no usable ready-fraction trials"}  # fmt: skip
-    for roles in judged_families(rows):
-        subject, others = roles.subject, roles.comparators
-        comparisons = []
-        for n in sorted(set(rows["registered"])):
-            cell = rows[rows["registered"] == n]
-            for other in others:
-                if other not in set(cell["backend"]) or subject not in set(cell["backend"]):
-                    continue
-                shares, logs = paired_log_ratios(cell, subject, other)
-                fit = crossover_fit(shares, logs)
-                comparisons.append(
-                    {
-                        "registered": int(n),
-                        "subject": subject,
-                        "other": other,
-                        "points": _share_points(cell, subject, other),
-                        "fit": fit.as_dict(),
-                        "sentence": describe(fit, subject, other, int(n)),
-                    }
-                )
-        if comparisons:
-            families.append(
-                {"family": roles.family, "label": roles.label, "subject": subject,
-                 "comparisons": comparisons}
-            )  # fmt: skip
+    for roles in judged_families(rows) if not rows.empty else []:
+        subject = roles.subject
+        comps = []
+        for metric in METRICS:
+            for n in sorted(set(rows["registered"])):
+                cell = rows[rows["registered"] == n]
+                for other in roles.comparators:
+                    comp = comparison(cell, metric, str(subject), other, int(n))
+                    if comp is not None:
+                        comps.append(comp)
+        if comps:
+            families.append({"family": roles.family, "label": roles.label, "subject": subject,
+                             "comparisons": comps})  # fmt: skip
     summary = " ".join(c["sentence"] for f in families for c in f["comparisons"])
     return {
         "rules": CROSSOVER_RULES,
@@ -163,9 +207,9 @@ def crossover(run: RunData | pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def fit_of(comparison: dict[str, Any]) -> CrossoverFit:
+def fit_of(comp: dict[str, Any]) -> CrossoverFit:
     """A comparison's fit back as a ``CrossoverFit`` (charts draw its curve)."""
-    f = comparison["fit"]
+    f = comp["fit"]
     return CrossoverFit(
         f["status"], f["crossover_share"], f["ci_low"], f["ci_high"], f["ci_low_open"],
         f["ci_high_open"], f["direction"], f["share_min"], f["share_max"],
