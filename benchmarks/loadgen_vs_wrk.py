@@ -27,6 +27,7 @@ connecting minus RSS of the same worker with no idle connections).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,7 @@ def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float)
         "p50_us": result["latency_us"]["corrected"]["p50"],
         "p99_us": result["latency_us"]["corrected"]["p99"],
         "busy_fraction": result["max_busy_fraction"],
+        "reconnects": result.get("reconnects_measured", 0),
     }
 
 
@@ -128,7 +131,8 @@ def compare(port: int, levels: list[int], pairs: int, duration_s: float, lua: Pa
                 rows.append(row)
                 print(
                     f"  c={connections:5d} pair {pair} {runner:8s} {row['rps']:10,.0f} req/s "
-                    f"{row['cpu_us_per_req'] or 0:7.2f} us/req CPU  errors {row['errors']}",
+                    f"{row['cpu_us_per_req'] or 0:7.2f} us/req CPU  errors {row['errors']}"
+                    f"  reconnects {row.get('reconnects', '-')}",
                     file=sys.stderr,
                 )
     return rows
@@ -196,6 +200,71 @@ def connection_scale(port: int, counts: list[int]) -> list[dict]:
     return rows
 
 
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+master_process off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    keepalive_requests 1000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "Hello, world!"; }}
+    }}
+}}
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
+    """(pid, port) of the server under test, pinned to SERVER_CPU, stopped by PID on exit."""
+    if target == "epoll":
+        with start_server(ServerConfig(backend="epoll", protocol="http", cpu=SERVER_CPU)) as srv:
+            yield srv.pid, srv.port
+        return
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = _free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    proc = subprocess.Popen(
+        ["taskset", "-c", str(SERVER_CPU), nginx, "-c", str(conf), "-p", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket_connect(port):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        yield proc.pid, port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def socket_connect(port: int) -> Any:
+    import socket
+
+    return socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="short smoke run (1 pair x 1 s)")
@@ -210,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
     p.add_argument("--no-scale", action="store_true", help="skip the connection-scale part")
+    p.add_argument(
+        "--target",
+        choices=("epoll", "nginx"),
+        default="epoll",
+        help="the server: the Python epoll reference server, or nginx (Debian's), which "
+        "closes a keep-alive connection after keepalive_requests (1,000) requests",
+    )
     args = p.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print("wrk and taskset are needed: apt-get install wrk util-linux", file=sys.stderr)
@@ -231,12 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "done.lua"
         lua.write_text(WRK_DONE_LUA)
-        with start_server(ServerConfig(backend="epoll", protocol="http", cpu=SERVER_CPU)) as srv:
-            print(f"epoll http server pid {srv.pid} on CPU {SERVER_CPU}, port {srv.port}",
+        with _server(args.target, Path(tmp)) as (pid, port):
+            print(f"{args.target} http server pid {pid} on CPU {SERVER_CPU}, port {port}",
                   file=sys.stderr)  # fmt: skip
-            rows = compare(srv.port, levels, pairs, duration_s, lua)
+            rows = compare(port, levels, pairs, duration_s, lua)
             table = summarise(rows)
-            scale_rows = connection_scale(srv.port, scale)
+            scale_rows = connection_scale(port, scale)
     print(f"\n{'conns':>6} {'loadgen rps':>12} {'wrk rps':>10} {'ratio':>6} {'min':>6} "
           f"{'lg us/req':>9} {'wrk us/req':>10}")  # fmt: skip
     for r in table:
