@@ -11,8 +11,8 @@ fileno() per object per call) and every watched descriptor must be numbered
 below FD_SETSIZE (1024), or select.select raises ValueError. So the watched
 ends are packed into the lowest numbers and the peers are moved above 1024.
 
-Sets: ``BENCH_MICRO_SET=quick`` (default; what plain ``pytest`` collects) or
-``full``. Run directly with
+Sets: ``BENCH_MICRO_SET=quick`` (default; what plain ``pytest`` collects),
+``tiny`` (the same wait cases) or ``full``. Run directly with
 ``pytest bench/measure/micro/test_wait_cost.py --benchmark-enable -o addopts=``.
 """
 
@@ -36,6 +36,13 @@ SETS: dict[str, dict[str, tuple[int, ...]]] = {
     # Five counts per mechanism at least: a slope's interval from three points
     # has one degree of freedom and is too wide to call anything.
     "quick": {
+        "select": (16, 128, 256, 512, 1000),
+        "poll": (16, 256, 1000, 2000, 4000),
+        "epoll": (16, 256, 1000, 2000, 4000),
+    },
+    # The tiny preset's set (the test suite): the quick wait cases, and one count of
+    # each case in test_ctl_cost.py and test_wake_cost.py.
+    "tiny": {
         "select": (16, 128, 256, 512, 1000),
         "poll": (16, 256, 1000, 2000, 4000),
         "epoll": (16, 256, 1000, 2000, 4000),
