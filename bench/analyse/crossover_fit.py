@@ -24,9 +24,11 @@ degrees of freedom, t Student's on n - 2), i.e. the inversion of the fit's
 confidence region, the method ``bench.analyse.slopes`` uses for growth.
 It is computed exactly per value of g on a grid (for fixed g the crossover
 moves monotonically with c, so each g gives an interval of crossovers; the
-set is their union). Only crossovers inside the measured range of shares are
-reported; when the set reaches a range end the bound is open: the crossover
-may lie beyond that end, or not exist at all.
+set is their union): a coarse grid finds where the region lies, a fine one
+per run resolves it (with little noise it is narrower than a coarse step).
+Only crossovers inside the measured range of shares are reported; when the
+set reaches a range end the bound is open: the crossover may lie beyond that
+end, or not exist at all.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ METHOD = (
     "log(ratio) = c + log(1 + g (1/share - 1/share_max)), i.e. ratio = A + B/share; "
     "crossover interval: profile F confidence set (n - 2 df), inside the measured shares"
 )
+# Points of the second, per-run grid over the region the first one found.
+FINE_POINTS = 241
 MIN_LEVELS = 3
 MIN_DF = 2
 
@@ -73,8 +77,12 @@ def profile(
     x = 1.0 / s
     x0, x1 = float(x.min()), float(x.max())
     span = x1 - x0
+    xp = x - x0
+    df = n - 2
+    t = float(stats.t.ppf(0.5 + confidence / 2, df))
+    # Coarse pass on the shared grid: where the confidence region lies in g.
     g = np.expm1(LOG_CHANGE_GRID) / span
-    h = np.log1p(np.outer(x - x0, g))  # (points, grid)
+    h = np.log1p(np.outer(xp, g))  # (points, grid)
     d_mean = d.mean(axis=1)
     h_mean = h.mean(axis=0)
     rss = (
@@ -82,27 +90,36 @@ def profile(
         - n * (d_mean[:, None] - h_mean[None, :]) ** 2
     )  # fmt: skip
     rss = np.clip(rss, 0.0, None)
-    c_hat = d_mean[:, None] - h_mean[None, :]
-    df = n - 2
     best = np.clip(rss.argmin(axis=1), 1, g.size - 2)
     rss_min = _parabola_min(rss, best)
-    sigma2 = rss_min / df
-    t = float(stats.t.ppf(0.5 + confidence / 2, df))
-    thr = rss_min + t**2 * sigma2
+    inside = rss <= (rss_min * (1 + t**2 / df))[:, None]
+    pos = np.arange(g.size)
+    first = np.where(inside, pos, g.size).min(axis=1)
+    last = np.where(inside, pos, -1).max(axis=1)
+    # Fine pass, per run, over the coarse region widened by one step each side:
+    # with little noise the region is narrower than a coarse step.
+    u_lo = LOG_CHANGE_GRID[np.clip(np.minimum(first, best) - 1, 0, g.size - 1)]
+    u_hi = LOG_CHANGE_GRID[np.clip(np.maximum(last, best) + 1, 0, g.size - 1)]
+    u = u_lo[:, None] + (u_hi - u_lo)[:, None] * np.linspace(0.0, 1.0, FINE_POINTS)[None, :]
+    g2 = np.expm1(u) / span  # (runs, fine)
+    rss, c_hat = _fine_rss(d, xp, g2)
+    best = rss.argmin(axis=1)
+    rows = np.arange(d.shape[0])
+    rss_min = rss[rows, best]
+    thr = rss_min * (1 + t**2 / df)  # rss_min + t^2 sigma^2, sigma^2 = rss_min / df
     inside = rss <= thr[:, None]
     # For each g inside, c spans c_hat +- w; the crossover x* = x0 + (e^-c - 1) / g
     # moves monotonically with c, so it spans the interval between its two ends.
     w = np.sqrt(np.clip(thr[:, None] - rss, 0.0, None) / n)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        x_a = x0 + np.expm1(-(c_hat + w)) / g[None, :]
-        x_b = x0 + np.expm1(-(c_hat - w)) / g[None, :]
-    lo_g, hi_g = np.minimum(x_a, x_b), np.maximum(x_a, x_b)
+        x_a = x0 + np.expm1(-(c_hat + w)) / g2
+        x_b = x0 + np.expm1(-(c_hat - w)) / g2
+    lo_g, hi_g = np.fmin(x_a, x_b), np.fmax(x_a, x_b)
     meets = inside & (lo_g <= x1) & (hi_g >= x0)
     x_low = np.where(meets, np.maximum(lo_g, x0), np.inf).min(axis=1)
     x_high = np.where(meets, np.minimum(hi_g, x1), -np.inf).max(axis=1)
     empty = ~meets.any(axis=1)
-    rows = np.arange(d.shape[0])
-    g_hat, c_best = g[best], c_hat[rows, best]
+    g_hat, c_best = g2[rows, best], c_hat[rows, best]
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         x_hat = x0 + np.expm1(-c_best) / g_hat
     in_range = (x_hat >= x0) & (x_hat <= x1)
@@ -120,6 +137,24 @@ def profile(
         "rss": rss_min,
         "df": np.asarray(df),
     }
+
+
+def _fine_rss(
+    d: np.ndarray, xp: np.ndarray, g2: np.ndarray, chunk: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residual sums of squares and best c for each run's own grid of g (runs, fine)."""
+    n = xp.size
+    rss = np.empty_like(g2)
+    c_hat = np.empty_like(g2)
+    for a in range(0, d.shape[0], chunk):
+        b = min(a + chunk, d.shape[0])
+        h = np.log1p(xp[None, :, None] * g2[a:b, None, :])  # (runs, points, fine)
+        dm, hm = d[a:b].mean(axis=1), h.mean(axis=1)
+        cross = np.einsum("rn,rnf->rf", d[a:b], h)
+        r = (d[a:b] ** 2).sum(axis=1)[:, None] - 2 * cross + (h * h).sum(axis=1)
+        rss[a:b] = np.clip(r - n * (dm[:, None] - hm) ** 2, 0.0, None)
+        c_hat[a:b] = dm[:, None] - hm
+    return rss, c_hat
 
 
 def _parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
