@@ -18,7 +18,7 @@ import pandas as pd
 
 from bench.analyse.claim2 import classify_ratio
 from bench.analyse.families import FamilyRoles, judged_families, overall_status
-from bench.analyse.intervals import ratio_interval
+from bench.analyse.intervals import geometric_mean_interval, ratio_interval
 from bench.analyse.rules import CONFIDENCE, EQUIVALENCE_BOUNDS, EQUIVALENCE_CONFIDENCE
 from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import churn as churn_scenario
@@ -98,6 +98,18 @@ def compare(rows: pd.DataFrame, idle: int, subject: str, other: str) -> dict[str
     }
 
 
+def _costs(at: pd.DataFrame, backends: list[str]) -> dict[str, dict[str, float | int]]:
+    """Each backend's CPU per new connection at one idle level: geometric mean, 95% t interval."""
+    out = {}
+    for b in backends:
+        values = at[at["backend"] == b][METRIC].astype(float).tolist()
+        if values:
+            geo = geometric_mean_interval(values)
+            out[b] = {"geo_mean": geo.estimate, "ci_low": geo.ci_low, "ci_high": geo.ci_high,
+                      "n": geo.n}  # fmt: skip
+    return out
+
+
 def level_status(comps: list[dict[str, Any]]) -> str:
     """'keeps' | 'loses' | 'undecided' for one idle level (``CHURN_RULES['churn']``)."""
     classes = [c["class"] for c in comps]
@@ -121,6 +133,7 @@ def family_answer(rows: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any] | No
         comps = [compare(rows, idle, subject, o) for o in others if o in set(at["backend"])]
         if subject in set(at["backend"]) and comps:
             levels.append({"idle_connections": idle, "status": level_status(comps),
+                           "cpu_us_per_conn": _costs(at, [subject, *others]),
                            "comparisons": comps})  # fmt: skip
     deciding = [lv for lv in levels if lv["idle_connections"] > 0]
     keeps = [lv["idle_connections"] for lv in deciding if lv["status"] == "keeps"]
