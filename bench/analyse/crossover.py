@@ -16,8 +16,8 @@ Why the second: with few active connections, or thousands, the Python epoll
 server outran the load generator (busy 42% at 40 of 4,000 active, 64% at
 4,000 of 4,000: standard phases, 2-vCPU VM), so its throughput is the
 client's and its trials leave the throughput fit, while its CPU per request
-does not depend on the pace: 9.9-12.1 us per request in every cell of that
-run, at 8 to 870 ready descriptors per wait call. The other backend's trial
+does not depend on the pace: 9.7-12.3 us per request in every cell of that
+run, at 8 to 890 ready descriptors per wait call. The other backend's trial
 must be usable (its scan is shared among fewer ready descriptors when the
 client sets the pace, which would overstate epoll's advantage).
 """

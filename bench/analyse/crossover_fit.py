@@ -11,10 +11,14 @@ of all N registered descriptors costs each request about N / K = 1 / share
 descriptors, while the rest of a request costs about the same for every
 mechanism; epoll's cost per request barely moves. A straight line in
 log(ratio) against log(share), the obvious alternative, is curved against
-data of this shape (steep at small shares, flat near 100%), and its
-crossover interval covered a known crossover far less than 95% of the time
-in simulations of this model (``tests/test_crossover.py`` measures the
-coverage of the fit used here).
+data of this shape (steep at small shares, flat near 100%): in 1,000
+simulated sweeps of ratio = 0.6 + 0.08/share (crossover at 20%; shares 1, 5,
+20, 50, 100%; 5% noise; 3 or 5 repetitions, as in ``tests/test_crossover.py``)
+the Fieller interval of that line covered the crossover in 0% of them (15%
+noise: 1-14%), and in 64-99% for the other curves tried (0.85 + 0.05/share,
+A + B/share^0.8 or ^1.25, (A + B/share) / (1 + C/share), crossovers near
+35%), against 94-99% for this fit on every one of them
+(``tests/test_crossover.py`` measures the coverage of this fit).
 
 The crossover is the share where the fitted ratio is 1.0. Its interval is the
 profile (likelihood-ratio) confidence set: every crossover share s for which
@@ -43,8 +47,8 @@ from bench.analyse.rules import CONFIDENCE
 
 NAN = float("nan")
 # log(ratio at the smallest share / ratio at the largest), the grid of g: a
-# change of the ratio over the range from 1/400 to 400 times (the reference
-# machine's largest, epoll against poll at 4,000 registered, is about 10).
+# change of the ratio over the range from 1/400 to 400 times (the README's quick
+# run: epoll's closed-loop throughput with 4,000 idle + 8 active was 14x poll's).
 # An even count of points keeps g = 0 off the grid.
 LOG_CHANGE_GRID = np.linspace(-6.0, 6.0, 1200)
 METHOD = (
