@@ -3,6 +3,9 @@ and that a run on this host never imports Dask."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -11,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.commands import build_parser
 from bench.measure.clock import measure_offset
 from bench.measure.leash import Leash
 from bench.measure.load_split import split_load
@@ -124,3 +128,30 @@ def test_a_run_on_this_host_never_imports_dask(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_cluster_guide_commands_parse() -> None:
+    """docs/cluster.md's bench commands parse, and its dask commands use real options."""
+    lines = (REPO / "docs" / "cluster.md").read_text().splitlines()
+    bench = [shlex.split(line)[3:] for line in lines if line.startswith("python -m bench ")]
+    assert any("--cluster" in argv for argv in bench)
+    parser = build_parser()
+    for argv in bench:
+        parser.parse_args(argv)
+    if importlib.util.find_spec("distributed") is None:
+        pytest.skip("Dask distributed is not installed: pip install -e '.[cluster]'")
+    for kind in ("scheduler", "worker"):
+        used = {
+            opt
+            for line in lines
+            if line.startswith(f"dask {kind} ")
+            for opt in re.findall(r"--[a-z-]+", line)
+        }
+        assert used, kind
+        help_text = subprocess.run(
+            [sys.executable, "-m", f"distributed.cli.dask_{kind}", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert not [opt for opt in used if opt not in help_text], kind

@@ -132,7 +132,11 @@ class Cluster:
         self.hosts: list[Host] = []
 
     def workers(self) -> dict[str, dict[str, Any]]:
-        return dict(self.client.scheduler_info(n_workers=-1)["workers"])
+        try:
+            info = self.client.scheduler_info(n_workers=-1)  # every worker, not the first 5
+        except TypeError:  # an older distributed has no n_workers and lists every worker
+            info = self.client.scheduler_info()
+        return dict(info["workers"])
 
     def hosts_with(self, resource: str) -> list[Host]:
         found = []
