@@ -75,7 +75,7 @@ def precheck_target(address: str, port: int, timeout_s: float) -> None:
             ) from exc
 
 
-class _Workers:
+class WorkerPool:
     """The worker processes and their pipes; reaps them whatever happens."""
 
     def __init__(self) -> None:
@@ -184,7 +184,7 @@ class _Workers:
         return [p.pid for p in self.procs]
 
 
-def _cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
+def worker_cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
     out = {}
     for index, pid in enumerate(pids):
         try:
@@ -195,7 +195,7 @@ def _cpu_times(pids: list[int]) -> dict[int, tuple[float, float]]:
     return out
 
 
-def _sleep_until(deadline_ns: int, workers: _Workers, tick: Callable[[], None] | None) -> None:
+def sleep_until(deadline_ns: int, workers: WorkerPool, tick: Callable[[], None] | None) -> None:
     """Sleep to an absolute monotonic time, reading worker messages on the way."""
     while True:
         remaining = (deadline_ns - time.monotonic_ns()) / 1e9
@@ -252,11 +252,11 @@ def run_load(
     interrupted = False
     partial = False
     partial_reason: str | None = None
-    workers: _Workers | None = None
+    workers: WorkerPool | None = None
     try:
         try:
             note("connect_start")
-            workers = _Workers()
+            workers = WorkerPool()
             workers.start(cfg, plans)
             connect_budget = (
                 (cfg.total_connections / cfg.connect_rate if cfg.connect_rate else 0.0)
@@ -284,21 +284,21 @@ def run_load(
                 done = sum(t[2] for t in workers.ticks)
                 progress({"phase": "measure", "requests": done, "ticks": len(workers.ticks)})
 
-            _sleep_until(warmup_ns, workers, None)
+            sleep_until(warmup_ns, workers, None)
             note("warmup_start", warmup_ns / 1e9)
-            _sleep_until(measure_start_ns, workers, None)
+            sleep_until(measure_start_ns, workers, None)
             if on_measure_start is not None:
                 on_measure_start()
-            cpu_start = _cpu_times(workers.pids)
+            cpu_start = worker_cpu_times(workers.pids)
             note("measure_start", measure_start_ns / 1e9)
-            _sleep_until(measure_end_ns, workers, tick)
+            sleep_until(measure_end_ns, workers, tick)
             if on_measure_end is not None:
                 on_measure_end()
-            cpu_end = _cpu_times(workers.pids)
+            cpu_end = worker_cpu_times(workers.pids)
             workers.send_all(("release",))
             note("measure_end", measure_end_ns / 1e9)
             measured_duration_s = (measure_end_ns - measure_start_ns) / 1e9
-            cpu = _cpu_delta(cpu_start, cpu_end)
+            cpu = cpu_delta(cpu_start, cpu_end)
             result_deadline = time.monotonic() + cfg.request_timeout_s + 30.0
             reports = workers.collect("result", result_deadline)
             note("drain_end")
@@ -310,7 +310,7 @@ def run_load(
             interrupted = partial = True
             partial_reason = "interrupted by SIGINT"
             if workers is not None and cpu_start and not cpu:
-                cpu = _cpu_delta(cpu_start, _cpu_times(workers.pids))
+                cpu = cpu_delta(cpu_start, worker_cpu_times(workers.pids))
             if workers is not None:
                 workers.send_all(("stop",))
                 with contextlib.suppress(WorkerFailed):
@@ -344,7 +344,7 @@ def run_load(
     return result
 
 
-def _cpu_delta(
+def cpu_delta(
     start: dict[int, tuple[float, float]], end: dict[int, tuple[float, float]]
 ) -> dict[int, dict[str, float]]:
     return {

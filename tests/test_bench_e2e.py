@@ -81,11 +81,21 @@ def test_every_scenario_is_measured_with_phases_and_window_edges(
 ) -> None:
     _, run = tiny_run
     trials = load(run).trials
-    assert set(trials["scenario"]) == {"idle-scaling", "active-scaling", "fd-limit", "churn"}
+    assert set(trials["scenario"]) == {
+        "idle-scaling",
+        "active-scaling",
+        "fd-limit",
+        "churn",
+        "ready-fraction",
+    }
     ok = trials[trials["status"] == "ok"]
     assert len(ok) == len(trials), trials[["scenario", "backend", "failure_reason"]]
     load_trials = ok[ok["scenario"] != "fd-limit"]
-    assert (load_trials["requests"] > 0).all()
+    # A trial whose window did not hold on a busy machine is flagged with the reason
+    # (window_connections_changed); every unflagged one measured requests.
+    clean = load_trials[~load_trials["flagged"].astype(bool)]
+    assert set(clean["scenario"]) == set(load_trials["scenario"])
+    assert (clean["requests"] > 0).all()
     assert load_trials["server_cpu_us_per_req"].notna().all()
     assert load_trials["server_wait_calls"].notna().all()
     for rel in load_trials["raw_file"]:

@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run, synthetic_run_in_memory
 
+from bench.analyse.churn import CHURN_RULES
 from bench.analyse.claim3 import judge_flatness
+from bench.analyse.crossover import CROSSOVER_RULES
 from bench.analyse.rules import RULES
 from bench.analyse.slopes import SlopeFit, growth_fit
 from bench.analyse.verdict import (
@@ -209,7 +211,7 @@ def test_verdict_is_reproducible_written_and_printable(tmp_path: Path) -> None:
     path = write_verdict(run, v1)
     doc = json.loads(path.read_text())  # strict JSON: NaN written as null
     assert [c["id"] for c in doc["claims"]] == ["1", "2", "3"]
-    assert doc["method"]["rules"] == RULES
+    assert doc["method"]["rules"] == {**RULES, **CROSSOVER_RULES, **CHURN_RULES}
     table = format_verdict_table(doc)
     for claim in doc["claims"]:
         assert claim["status"] in table

@@ -103,7 +103,7 @@ def _compare_micro(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]:
             {
                 "table": "micro", "scenario": micro.NAME, "backend": r["mechanism"],
                 "protocol": "", "mode": f"{r['ready']} ready",
-                "idle_connections": int(r["n_registered"]), "metric": "wait_call_median_us",
+                "idle_connections": int(r["n_registered"]), "metric": f"{r['operation']}_median_us",
                 "n_a": int(r["rounds_a"]), "n_b": int(r["rounds_b"]),
                 "median_a": ma, "median_b": mb, "ratio_b_over_a": mb / ma,
                 "ci_low": float(lo), "ci_high": float(hi), "ci_method": MICRO_METHOD,

@@ -35,9 +35,11 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analyse.churn import CHURN_RULES, churn
 from bench.analyse.claim1 import claim1
 from bench.analyse.claim2 import claim2
 from bench.analyse.claim3 import claim3
+from bench.analyse.crossover import CROSSOVER_RULES, crossover
 from bench.analyse.edge_level import edge_vs_level
 from bench.analyse.flags import client_bound, data_quality, send_lag_material
 from bench.analyse.flatness import change_words, classify_fit, classify_fits
@@ -100,7 +102,7 @@ def _method(trials: pd.DataFrame) -> dict[str, Any]:
         "trials_excluded": excluded,
         "trials_client_bound": n_client_bound,
         "trials_send_lag": n_send_lag,
-        "rules": dict(RULES),
+        "rules": {**RULES, **CROSSOVER_RULES, **CHURN_RULES},
     }
 
 
@@ -117,6 +119,8 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
         "data_quality": data_quality(trials),
         "claims": claims,
         "edge_vs_level": edge_vs_level(run, claims[2]),
+        "crossover": crossover(run),
+        "churn": churn(run),
     }
 
 

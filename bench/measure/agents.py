@@ -37,7 +37,7 @@ from bench.measure.placement import Edge, LocalServer
 from loadgen.config import LoadConfig
 from loadgen.errors import LimitsTooLow, WorkerFailed
 from loadgen.plan import WORKER_FD_OVERHEAD, WorkerPlan, fd_hard_limit
-from loadgen.run import _cpu_delta, _cpu_times, _sleep_until, _Workers
+from loadgen.run import WorkerPool, cpu_delta, sleep_until, worker_cpu_times
 from servers.config import ServerConfig
 
 # Extra time a scheduled edge may take to appear before the caller gives up.
@@ -199,7 +199,7 @@ class LoadAgent(HostAgent):
 
     def __init__(self) -> None:
         super().__init__()
-        self._workers: _Workers | None = None
+        self._workers: WorkerPool | None = None
         self._plans: list[WorkerPlan] = []
         self._thread: threading.Thread | None = None
         self._cpu: dict[int, dict[str, float]] = {}
@@ -221,7 +221,7 @@ class LoadAgent(HostAgent):
         cpus = sorted(os.sched_getaffinity(0))
         self._plans = [dataclasses.replace(p, cpu=cpus[i % len(cpus)]) for i, p in enumerate(plans)]
         self._cpu, self._window_error = {}, None
-        workers = self._workers = _Workers()
+        workers = self._workers = WorkerPool()
         leash = self.leash()
         try:
             workers.start(cfg, self._plans)
@@ -245,10 +245,10 @@ class LoadAgent(HostAgent):
 
         def window() -> None:
             try:
-                _sleep_until(measure_start_ns, workers, None)
-                start = _cpu_times(workers.pids)
-                _sleep_until(measure_end_ns, workers, None)
-                delta = _cpu_delta(start, _cpu_times(workers.pids))
+                sleep_until(measure_start_ns, workers, None)
+                start = worker_cpu_times(workers.pids)
+                sleep_until(measure_end_ns, workers, None)
+                delta = cpu_delta(start, worker_cpu_times(workers.pids))
                 self._cpu = {plans[i].index: usage for i, usage in delta.items()}
             except BaseException as exc:  # a worker's error; re-raised by finish()
                 self._window_error = exc
@@ -257,7 +257,7 @@ class LoadAgent(HostAgent):
         self._thread.start()
         return late_s
 
-    def _require(self) -> _Workers:
+    def _require(self) -> WorkerPool:
         if self._workers is None:
             raise RuntimeError("no load workers: call prepare first")
         return self._workers

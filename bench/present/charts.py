@@ -43,6 +43,7 @@ from bench.present.chart_style import (
     summary,
     trend_words,
 )
+from bench.present.crossover_chart import chart_crossover
 from bench.present.latency_distribution import chart_latency_distribution
 from bench.store.results import RunData
 from servers.limits import FD_SETSIZE
@@ -295,6 +296,7 @@ def chart_fd_limit(run: RunData) -> Figure | None:
 
 
 CHARTS: dict[str, Callable[[RunData], Figure | None]] = {
+    "ready_fraction_crossover": chart_crossover,
     "wait_cost_vs_descriptors": chart_wait_cost,
     "cpu_per_request_vs_idle": chart_cpu_per_request,
     "latency_vs_idle": chart_latency,

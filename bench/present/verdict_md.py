@@ -259,7 +259,18 @@ def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
     for c in verdict.get("claims", []):
         out += _claim_lines(c)
     out += _edge_lines(verdict.get("edge_vs_level"))
+    out += _question_lines("Where is the crossover? (ready-fraction)", verdict.get("crossover"),
+                           "summary")  # fmt: skip
+    out += _question_lines("Does epoll's advantage survive churn?", verdict.get("churn"),
+                           "sentence")  # fmt: skip
     return out + _rules_lines(verdict)
+
+
+def _question_lines(title: str, block: dict[str, Any] | None, key: str) -> list[str]:
+    """A question the run answers beside the three claims (absent in older verdicts)."""
+    if not block or not block.get(key):
+        return []
+    return [f"### {title}", "", str(block[key]), ""]
 
 
 def _rules_lines(verdict: dict[str, Any]) -> list[str]:

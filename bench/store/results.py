@@ -187,6 +187,9 @@ class RunWriter:
 
     def write_micro(self, df: pd.DataFrame) -> None:
         """Store the micro benchmark table (columns of ``schema.MICRO_COLUMNS``)."""
+        # Tables written before the micro benchmarks timed other operations than
+        # the wait call have no "operation" column: their rows are wait calls.
+        df = df if "operation" in df.columns else df.assign(operation="wait")
         missing = [c for c in schema.MICRO_KEYS if c not in df.columns]
         if missing:
             raise ValueError(
@@ -357,6 +360,8 @@ def load(path_or_latest: str | Path = "latest", results_dir: str | Path | None =
     meta = read_meta(path)
     trials = _read_table(path, schema.TRIALS_PARQUET, schema.TRIALS_CSV, schema.TRIAL_COLUMNS)
     micro = _read_table(path, schema.MICRO_PARQUET, schema.MICRO_CSV, schema.MICRO_COLUMNS)
+    if "operation" in micro.columns:  # runs from before the column existed: wait calls
+        micro["operation"] = micro["operation"].fillna("wait")
     verdict_path = path / schema.VERDICT_JSON
     verdict = json.loads(verdict_path.read_text()) if verdict_path.is_file() else None
     return RunData(path=path, meta=meta, trials=trials, micro=micro, verdict=verdict)
