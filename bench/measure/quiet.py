@@ -57,7 +57,7 @@ class Quietness:
         }
 
 
-def worker_cpu_times() -> tuple[int, int, int] | None:
+def _proc_stat_times() -> tuple[int, int, int] | None:
     """(idle incl. iowait, steal, total) jiffies of all CPUs from /proc/stat."""
     try:
         with open("/proc/stat") as fh:
@@ -70,9 +70,9 @@ def worker_cpu_times() -> tuple[int, int, int] | None:
 
 
 def measure_quietness(sample_s: float = STEAL_SAMPLE_S) -> Quietness:
-    before = worker_cpu_times()
+    before = _proc_stat_times()
     time.sleep(sample_s)
-    after = worker_cpu_times()
+    after = _proc_stat_times()
     busy = steal = None
     if before is not None and after is not None and after[2] > before[2]:
         total = after[2] - before[2]
