@@ -55,7 +55,7 @@ def _span(values: Iterable[float | None], fmt: str) -> str:
     if not vals:
         return "n/a"
     lo, hi = vals[0], vals[-1]
-    return format(lo, fmt) if lo == hi else f"{lo:{fmt}}-{hi:{fmt}}"
+    return format(lo, fmt) if lo == hi else f"{lo:{fmt}} to {hi:{fmt}}"
 
 
 def _evidence(verdict: dict[str, Any], index: int) -> list[dict[str, Any]]:
