@@ -22,6 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 HTTP_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+# fd-limit probe: a connect that waits this long was not going to be accepted, and
+# after this many such timeouts in a row the probe stops offering connections.
+CONNECT_TIMEOUT_S = 2.0
+MAX_CONNECT_TIMEOUTS_IN_A_ROW = 3
 HTTP_BODY = b"Hello, world!"
 ECHO_PAYLOAD = b"bench-verify-0123456789abcdef\n"
 
@@ -106,15 +110,24 @@ def fd_limit_probe(
     connect_errors: Counter[str] = Counter()
     observations: Counter[str] = Counter()
     try:
-        for _ in range(connections):
+        timeouts_in_a_row = 0
+        for i in range(connections):
+            if timeouts_in_a_row >= MAX_CONNECT_TIMEOUTS_IN_A_ROW:
+                # The server stopped accepting and its backlog is full (HAProxy past
+                # its maxconn): every further connect would wait out its timeout.
+                connect_errors["not_attempted_after_timeouts"] += connections - i
+                break
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.settimeout(2.0)
+            sock.settimeout(CONNECT_TIMEOUT_S)
             try:
                 sock.connect((host, port))
             except OSError as exc:
-                connect_errors[errno.errorcode.get(exc.errno or 0, "timeout")] += 1
+                kind = errno.errorcode.get(exc.errno or 0, "timeout")
+                connect_errors[kind] += 1
+                timeouts_in_a_row = timeouts_in_a_row + 1 if kind == "timeout" else 0
                 sock.close()
                 continue
+            timeouts_in_a_row = 0
             socks.append(sock)
         if wait_accepted is not None:
             wait_accepted(len(socks))
