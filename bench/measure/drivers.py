@@ -109,7 +109,13 @@ def drive_load(ctx: TrialContext) -> DriverOutput:
         # Churn: each request is its own connection, so "served" is what the
         # server accepted in the window, not what it still holds at its end.
         columns["connections_served"] = start.delta(end).accepted
-    return DriverOutput(columns, flag_reasons(ctx.trial, columns, result))
+    reasons = flag_reasons(ctx.trial, columns, result)
+    # Across hosts (DaskPlacement) the server's two reads must fall outside every host's
+    # window by the clocks' uncertainty; when scheduling made one late, say so.
+    edges = (doc.get("placement") or {}).get("server_edges") or {}
+    if edges.get("bracketed") is False:
+        reasons.append("edges_not_bracketing_window")
+    return DriverOutput(columns, reasons)
 
 
 # fd-limit: how long to wait for the server to accept every offered connection,
