@@ -16,7 +16,7 @@ from bench.analyse.families import family_label, family_of
 from bench.analyse.rules import HEADLINE_FAMILY
 from bench.analyse.stats import summarise_cells, usable_trials
 from bench.measure import scenarios
-from bench.present.verdict_md import method_lines, verdict_section
+from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_bytes
 
@@ -28,21 +28,6 @@ CHART_CAPTIONS = {
     "latency_distribution": "Latency distribution at the largest idle count all backends share",
     "fd_limit_connections": "Connections served past FD_SETSIZE",
 }
-
-
-def _md_escape(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_none_"
-    cols = [str(c) for c in df.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in df.iterrows():
-        cells = ["" if pd.isna(v) else _md_escape(v) for v in row.tolist()]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _verdict_section(verdict: dict[str, Any] | None) -> list[str]:
@@ -79,7 +64,7 @@ def _machine_section(meta: dict[str, Any]) -> list[str]:
             "value": f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}",
         }
     )
-    return ["## Machine", "", _md_table(pd.DataFrame(rows)), ""]
+    return ["## Machine", "", md_table(pd.DataFrame(rows)), ""]
 
 
 def _backends_words(backends: list[str]) -> str:
@@ -166,7 +151,7 @@ def _summary_tables(run: RunData) -> list[str]:
             index=["mode", x_col], columns="backend", values="median"
         ).reset_index()
         pivot = pivot.map(lambda v: ("" if v != v else f"{v:.4g}") if isinstance(v, float) else v)
-        out += [f"**{scenario}: median {metric}** (usable repetitions)", "", _md_table(pivot), ""]
+        out += [f"**{scenario}: median {metric}** (usable repetitions)", "", md_table(pivot), ""]
     return out
 
 
@@ -185,7 +170,7 @@ def _flags_section(run: RunData) -> list[str]:
         *out,
         f"{len(bad)} of {len(trials)} trials ({n_usable} usable):",
         "",
-        _md_table(bad[cols]),
+        md_table(bad[cols]),
         "",
     ]
 
@@ -206,7 +191,7 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     ]
     warnings = meta.get("warnings") or []
     if warnings:
-        lines += ["## Warnings", "", *[f"- {_md_escape(w)}" for w in warnings], ""]
+        lines += ["## Warnings", "", *[f"- {md_escape(w)}" for w in warnings], ""]
     lines += _verdict_section(verdict)
     lines += _charts_section(run)
     lines += _flags_section(run)

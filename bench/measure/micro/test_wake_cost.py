@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.measure.micro.test_ctl_cost import make_backend
+from bench.measure.micro.test_ctl_cost import SETS, make_backend, selected_set
 from bench.measure.micro.test_wait_cost import Descriptors, open_socketpairs
 from servers.backends import READ
 
@@ -50,21 +50,6 @@ CASE_TIME_S = 0.25
 MIN_ROUNDS, MAX_ROUNDS = 5, 2000
 ASLEEP_TIMEOUT_S = 2.0
 FALLBACK_SLEEP_S = 1e-3
-
-SETS: dict[str, dict[str, tuple[int, ...]]] = {
-    "quick": {},
-    "tiny": {"select": (16,), "poll": (16,), "epoll": (16,)},
-    "full": {
-        "select": (16, 256, 512, 1000),
-        "poll": (16, 256, 1000, 4000, 8000),
-        "epoll": (16, 256, 1000, 4000, 8000),
-    },
-}
-
-
-def selected_set() -> str:
-    name = os.environ.get("BENCH_MICRO_SET", "quick")
-    return name if name in SETS else "quick"
 
 
 def cases(set_name: str | None = None) -> list[tuple[str, int]]:
