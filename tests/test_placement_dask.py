@@ -31,7 +31,7 @@ from bench.measure.cluster import ClusterError
 from bench.measure.config import build_config
 from bench.measure.machine import git_state, machine_metadata
 from bench.measure.placement import Edge
-from bench.measure.placement_dask import DaskPlacement
+from bench.measure.placement_dask import EDGE_JITTER_S, DaskPlacement
 from bench.measure.plan import plan_trials
 from bench.measure.run import run_benchmark
 from bench.present.progress import RunProgress
@@ -105,10 +105,17 @@ def test_load_from_two_hosts_is_merged_in_one_window(cluster: LoopbackCluster) -
         assert {h["connections"] for h in hosts} == {34}
         # The merged histogram holds every measured request of both hosts.
         assert decode(doc["histogram_corrected"]).get_total_count() == result.requests > 0
-        # The server's readings bracket the window: it served at least what was measured.
-        assert doc["placement"]["server_edges"]["bracketed"] is True
+        # The server's readings bracket the window, or the placement says they did not
+        # (a reading thread woken late on a busy 2-CPU machine is reported, not hidden:
+        # the driver flags such a trial edges_not_bracketing_window). When they do, the
+        # server served at least what was measured.
+        bracket = doc["placement"]["server_edges"]
+        need = doc["placement"]["window_margin_s"] - EDGE_JITTER_S
+        both_outside = min(bracket["start_before_window_s"], bracket["end_after_window_s"])
+        assert bracket["bracketed"] is (both_outside >= need - 1e-6), bracket
         delta = edges["start"].stats.delta(edges["end"].stats)
-        assert delta.requests >= result.requests
+        if bracket["bracketed"]:
+            assert delta.requests >= result.requests
         assert edges["end"].stats.current_connections == 68
     finally:
         placement.end_all()
