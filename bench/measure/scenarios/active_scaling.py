@@ -43,7 +43,7 @@ SCENARIO = register(
             # client-bound there).
             "quick": ActiveScalingSettings((100, 1000), ("select", "poll", "epoll", "epoll-et")),
             "standard": ActiveScalingSettings((8, 100, 500, 1000, 2000)),
-            "full": ActiveScalingSettings((8, 25, 50, 100, 200, 500, 1000, 2000)),
+            "full": ActiveScalingSettings((8, 100, 1000, 2000)),
             "tiny": ActiveScalingSettings((4,)),
         },
         cells=cells,

@@ -71,10 +71,10 @@ SCENARIO = register(
         summary="N registered connections, a share of them active (1%-100%), closed loop",
         presets={
             # Not in "quick": its 180 s budget is spent on the cells of the verdict.
-            # Not yet in "full": it would add ~830 s (125 trials of ~6.6 s) to a plan
-            # already at ~10,700 s of its 10,800 s budget; full is being trimmed to
-            # 60 minutes (issue 12 item 5), which decides its room.
+            # In "full" at its 3 repetitions and 2 s windows: 75 trials, ~250 s of
+            # its plan (python -m bench run --preset full --dry-run).
             "standard": ReadyFractionSettings(),
+            "full": ReadyFractionSettings(),
             "tiny": ReadyFractionSettings(registered=(40,), shares=(0.1, 0.5, 1.0)),
         },
         cells=cells,
