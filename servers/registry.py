@@ -79,6 +79,12 @@ class Backend:
     protocols: tuple[str, ...] = ("echo", "http")
     """The protocols it serves (HAProxy answers HTTP only: it has no echo)."""
 
+    def max_clients(self, nofile: int) -> int | None:
+        """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` when that is not one
+        descriptor per client (HAProxy reserves two); None: one per client, bounded by
+        ``nofile`` and ``fd_number_limit`` alone."""
+        return None
+
     def unavailable_reason(self) -> str | None:
         """None when this backend can run here, else a sentence naming the cause and remedy."""
         for module in self.requires:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure.config import ConfigError, build_config, preset_config
-from bench.measure.plan import estimate_plan, max_client_connections, plan_trials
+from bench.measure.plan import estimate_plan, max_client_connections, plan_trials, server_nofile
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -100,6 +100,31 @@ def test_select_is_planned_only_where_it_can_hold_the_connections() -> None:
     fd_limit = [t for t in plan_trials(cfg) if t.scenario == "fd-limit"]
     assert fd_limit and all(t.probe_connections > 1024 for t in fd_limit)
     assert {t.backend for t in fd_limit} >= {"select"}
+
+
+def test_haproxy_is_planned_only_where_its_maxconn_holds_the_connections() -> None:
+    # HAProxy counts two descriptors per client: haproxy-select holds 499, the others
+    # about half of RLIMIT_NOFILE (cells past it left every active connect waiting).
+    from servers.haproxy_config import SELECT_MAXCONN, maxconn_for
+
+    assert max_client_connections("haproxy-select") == SELECT_MAXCONN
+    nofile = server_nofile()
+    assert nofile is not None
+    assert max_client_connections("haproxy-epoll") == maxconn_for("epoll", nofile)
+    assert max_client_connections("epoll") is None
+    cfg = build_config("full", scenarios=("idle-scaling", "fd-limit"))
+    trials = plan_trials(cfg)
+    for backend in ("haproxy-select", "haproxy-poll", "haproxy-epoll"):
+        cap = max_client_connections(backend)
+        assert cap is not None
+        held = [t for t in trials if t.backend == backend and t.scenario == "idle-scaling"]
+        assert held and all(t.total_connections <= cap for t in held)
+    # The fd-limit probe still offers haproxy-select more than it holds: that is its point.
+    assert any(
+        t.backend == "haproxy-select" and t.probe_connections > SELECT_MAXCONN
+        for t in trials
+        if t.scenario == "fd-limit"
+    )
 
 
 def test_every_public_preset_fits_its_own_budget() -> None:

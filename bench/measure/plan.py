@@ -12,6 +12,7 @@ slow side.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 
 from bench.measure import scenarios
@@ -28,10 +29,29 @@ STARTUP_S = 2.0
 SERVER_RESERVED_FDS = 16
 
 
+def server_nofile() -> int | None:
+    """RLIMIT_NOFILE a server runs with: the hard limit (servers raise their soft limit to
+    it), None when unlimited."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if hard != resource.RLIM_INFINITY else soft
+    return None if limit == resource.RLIM_INFINITY else limit
+
+
 def max_client_connections(backend: str) -> int | None:
-    """Most clients a backend can hold at once (select: below FD_SETSIZE), None: no cap."""
-    limit = registry.get(backend).fd_number_limit
-    return None if limit is None else limit - SERVER_RESERVED_FDS
+    """Most clients a backend can hold at once, None: no cap besides RLIMIT_NOFILE.
+
+    select: below FD_SETSIZE (descriptor numbers); HAProxy: its maxconn, two
+    descriptors per client (haproxy-select 499, the others ~RLIMIT_NOFILE / 2).
+    """
+    declared = registry.get(backend)
+    caps = []
+    if declared.fd_number_limit is not None:
+        caps.append(declared.fd_number_limit - SERVER_RESERVED_FDS)
+    nofile = server_nofile()
+    held = None if nofile is None else declared.max_clients(nofile)
+    if held is not None:
+        caps.append(held)
+    return min(caps) if caps else None
 
 
 def backend_can_hold(backend: str, connections: int) -> bool:
@@ -42,8 +62,8 @@ def backend_can_hold(backend: str, connections: int) -> bool:
 def plan_trials(cfg: BenchConfig) -> list[Trial]:
     """Every load/probe trial of the run, in the order they will be measured.
 
-    Cells a backend cannot hold (select beyond FD_SETSIZE) are left out except
-    in probe cells, whose point is to go beyond it.
+    Cells a backend cannot hold (select beyond FD_SETSIZE, HAProxy beyond its
+    maxconn) are left out except in probe cells, whose point is to go beyond it.
     """
     trials: list[Trial] = []
     for name in cfg.scenarios:
