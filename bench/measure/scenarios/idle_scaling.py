@@ -49,6 +49,8 @@ C_TWINS = ("c-select", "c-poll", "c-epoll")
 # select holds at most ~1,000 clients: its own three counts for a slope.
 SELECT_COUNTS = (0, 500, 1000)
 WIDE_COUNTS = (0, 1000, 4000)
+# Beside 0 (every sweep's first count): within haproxy-select's 499 clients, 8 active.
+HAPROXY_SELECT_COUNTS = (250, 480)
 
 
 def _quick() -> IdleScalingSettings:
@@ -83,10 +85,13 @@ SCENARIO = register(
             ),
             # Fewer counts than standard's between its ends (a growth fit needs the
             # ends and a few points, not nine), so full stays within its hour.
+            # haproxy-select holds 499 clients (its maxconn): its own counts below that.
             "full": IdleScalingSettings(
                 (
                     Sweep("open", (0, 500, 1000, 4000, 16000)),
                     Sweep("closed", (0, 500, 1000, 4000, 16000)),
+                    Sweep("open", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
+                    Sweep("closed", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
                 )
             ),
             "tiny": IdleScalingSettings(
