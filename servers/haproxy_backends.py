@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from servers.haproxy_config import INSTALL_HINT, maxconn_for, missing_reason
+from servers.haproxy_config import FDS_PER_CONNECTION, INSTALL_HINT, maxconn_for, missing_reason
 from servers.limits import FD_SETSIZE
 from servers.registry import FAMILY_EXTERNAL, Backend, register
 
@@ -21,6 +21,7 @@ class ExternalBackend(Backend):
 
     # HAProxy answers HTTP itself; it has no echo.
     protocols: tuple[str, ...] = ("http",)
+    descriptors_per_client: int = FDS_PER_CONNECTION
 
     def unavailable_reason(self) -> str | None:
         return super().unavailable_reason() or missing_reason(self.name)

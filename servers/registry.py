@@ -78,6 +78,9 @@ class Backend:
     description: str = ""
     protocols: tuple[str, ...] = ("echo", "http")
     """The protocols it serves (HAProxy answers HTTP only: it has no echo)."""
+    descriptors_per_client: int = 1
+    """Descriptors it counts against its limits per client connection (HAProxy reserves
+    two: the server side a proxy would open); claim 1 weighs connections served by it."""
 
     def max_clients(self, nofile: int) -> int | None:
         """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` when that is not one

@@ -288,3 +288,34 @@ def test_micro_scatter_between_benchmarks_is_not_read_as_a_slope() -> None:
     epoll_fit = claim3["evidence"]["metrics"][2]["backends"]["epoll"]
     assert epoll_fit["projected_rel_increase_ci_high"] > TOLERANCE_REL_INCREASE
     assert math.isfinite(epoll_fit["slope_per_1000"])
+
+
+def _haproxy_select_fd_limit(served: int) -> pd.DataFrame:
+    row = {
+        "scenario": "fd-limit", "backend": "haproxy-select", "status": "ok",
+        "connections_requested": 19000, "connections_served": served,
+        "server_rejected_fd_setsize": 0, "connections_rejected": 0,
+        "client_observation": json.dumps({"ok": served, "timeout": 4097}),
+        "idle_connections": 0, "active_connections": 0,
+    }  # fmt: skip
+    return pd.DataFrame([row])
+
+
+def test_claim1_weighs_a_connection_by_the_descriptors_its_server_counts() -> None:
+    # HAProxy counts two descriptors per client: 499 clients are 998 descriptors, at the
+    # wall (SUPPORTED); 600 clients would be 1,200, past it (NOT SUPPORTED); 300 clients
+    # (600 descriptors) stopped well below it (INCONCLUSIVE).
+    from bench.analyse.claim1 import claim1_family
+    from bench.analyse.families import roles_of
+    from servers import registry
+
+    roles = roles_of(registry.FAMILY_EXTERNAL)
+    assert roles.comparators and roles.comparators[0] == "haproxy-select"
+    statuses = {
+        served: claim1_family(_haproxy_select_fd_limit(served), roles)["status"]
+        for served in (499, 600, 300)
+    }
+    assert statuses == {499: "SUPPORTED", 600: "NOT SUPPORTED", 300: "INCONCLUSIVE"}
+    block = claim1_family(_haproxy_select_fd_limit(499), roles)
+    assert block["evidence"]["descriptors_per_client"] == 2
+    assert "998" in block["reason"]

@@ -123,6 +123,10 @@ def claim1_family(
         sel["max_connections_requested"],
         sel["max_rejected"],
     )
+    # The wall is on descriptors: HAProxy counts two per client (RULES["claim1"]).
+    per_client = registry.get(select).descriptors_per_client
+    held = served * per_client
+    evidence["descriptors_per_client"] = per_client
     others = ", ".join(
         f"{b} served {v['max_connections_served']:.0f}/{v['max_connections_requested']:.0f}"
         for b, v in per_backend.items()
@@ -139,10 +143,12 @@ def claim1_family(
             INCONCLUSIVE,
             f"the fd-limit trials of {select} recorded no served-connection count",
         )
-    elif served > schema.FD_SETSIZE:
+    elif held > schema.FD_SETSIZE:
         status, reason = (
             NOT_SUPPORTED,
-            f"{select} served {served:.0f} > {schema.FD_SETSIZE} connections at once",
+            f"{select} served {served:.0f} connections at once"
+            + (f" ({held:.0f} descriptors)" if per_client != 1 else "")
+            + f" > {schema.FD_SETSIZE}",
         )
     elif requested <= schema.FD_SETSIZE:
         status, reason = (
@@ -155,17 +161,19 @@ def claim1_family(
             NOT_SUPPORTED,
             f"{select} served every requested connection past 1024 without rejecting any",
         )
-    elif served < NEAR_WALL_FRACTION * schema.FD_SETSIZE:
+    elif held < NEAR_WALL_FRACTION * schema.FD_SETSIZE:
         status = INCONCLUSIVE
         reason = (
-            f"{select} served only {served:.0f}, well below {schema.FD_SETSIZE}: something other "
-            "than FD_SETSIZE stopped it"
+            f"{select} served only {served:.0f}"
+            + (f" ({held:.0f} descriptors)" if per_client != 1 else "")
+            + f", well below {schema.FD_SETSIZE}: something other than FD_SETSIZE stopped it"
         )
     else:
         status = SUPPORTED
+        weight = f" x {per_client} descriptors = {held:.0f}" if per_client != 1 else ""
         reason = (
-            f"{select} served {served:.0f} (<= {schema.FD_SETSIZE}) of {requested:.0f} requested "
-            f"and rejected {rejected:.0f}"
+            f"{select} served {served:.0f}{weight} (<= {schema.FD_SETSIZE}) of {requested:.0f} "
+            f"requested and rejected {rejected:.0f}"
         )
     return {**base, "status": status, "summary": summary, "reason": reason}
 

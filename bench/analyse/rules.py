@@ -181,11 +181,15 @@ RULES: dict[str, str] = {
     ),
     "claim1": (
         "Claim 1 is SUPPORTED when, offered more than FD_SETSIZE connections in the fd-limit "
-        "scenario, select served at most FD_SETSIZE at once and at least "
-        f"{NEAR_WALL_FRACTION:.0%} of it; NOT SUPPORTED when it served more than FD_SETSIZE at "
-        "once, or every requested connection without rejecting any; INCONCLUSIVE when the "
-        "sweep never passed FD_SETSIZE, nothing was recorded, or select stopped below "
-        f"{NEAR_WALL_FRACTION:.0%} of FD_SETSIZE (something else stopped it)."
+        "scenario, select served at most FD_SETSIZE descriptors' worth of connections at once "
+        f"and at least {NEAR_WALL_FRACTION:.0%} of it; NOT SUPPORTED when it served more than "
+        "that at once, or every requested connection without rejecting any; INCONCLUSIVE when "
+        "the sweep never passed FD_SETSIZE, nothing was recorded, or select stopped below "
+        f"{NEAR_WALL_FRACTION:.0%} of FD_SETSIZE (something else stopped it). A connection "
+        "weighs the descriptors its server counts per client (the backend registry: 1 for our "
+        "servers, 2 for HAProxy). That weight was added after the full run of 2026-12-02, in "
+        "which haproxy-select's 499 clients (998 descriptors) read as 'well below' 1024; it "
+        "applies both ways (more than 512 HAProxy clients would refute the claim)."
     ),
     "families": (
         "Every claim is judged separately for each family of backends in the backend registry "
