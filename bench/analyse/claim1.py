@@ -127,6 +127,7 @@ def claim1_family(
     per_client = registry.get(select).descriptors_per_client
     held = served * per_client
     evidence["descriptors_per_client"] = per_client
+    in_descriptors = f" ({held:.0f} descriptors)" if per_client != 1 else ""
     others = ", ".join(
         f"{b} served {v['max_connections_served']:.0f}/{v['max_connections_requested']:.0f}"
         for b, v in per_backend.items()
@@ -146,9 +147,8 @@ def claim1_family(
     elif held > schema.FD_SETSIZE:
         status, reason = (
             NOT_SUPPORTED,
-            f"{select} served {served:.0f} connections at once"
-            + (f" ({held:.0f} descriptors)" if per_client != 1 else "")
-            + f" > {schema.FD_SETSIZE}",
+            f"{select} served {served:.0f} connections at once{in_descriptors}"
+            f" > {schema.FD_SETSIZE}",
         )
     elif requested <= schema.FD_SETSIZE:
         status, reason = (
@@ -164,9 +164,8 @@ def claim1_family(
     elif held < NEAR_WALL_FRACTION * schema.FD_SETSIZE:
         status = INCONCLUSIVE
         reason = (
-            f"{select} served only {served:.0f}"
-            + (f" ({held:.0f} descriptors)" if per_client != 1 else "")
-            + f", well below {schema.FD_SETSIZE}: something other than FD_SETSIZE stopped it"
+            f"{select} served only {served:.0f}{in_descriptors}, well below "
+            f"{schema.FD_SETSIZE}: something other than FD_SETSIZE stopped it"
         )
     else:
         status = SUPPORTED

@@ -37,8 +37,10 @@ SETS: dict[str, dict[str, tuple[int, ...]]] = {
     # has one degree of freedom and is too wide to call anything. poll and epoll
     # have eight, weighted to the ends of the range: with five (16-4,000) epoll's
     # 95% growth interval was about +-17% wide, and claim 3's +20% rule flipped
-    # between runs (README: 4 of 5 default runs); eight counts (six degrees of
-    # freedom, more spread in N) make it about 0.6x as wide, for ~3 s more.
+    # between runs (README: 4 of 5 default runs). Eight counts make it about 0.6x
+    # as wide by the fit's arithmetic alone (t quantile 2.45 at six degrees of
+    # freedom against 3.18 at three, and more spread in N), for ~3 s more; five
+    # default runs with them still flipped claim 3 (2 SUPPORTED, 3 INCONCLUSIVE).
     "quick": {
         "select": (16, 128, 256, 512, 1000),
         "poll": (16, 32, 64, 256, 1000, 2000, 3000, 4000),
