@@ -5,7 +5,8 @@
 ``micro.csv`` columns of ``MICRO_COLUMNS`` (microseconds, per call). One row per
 benchmark and ``operation``:
 
-- ``wait`` (``test_wait_cost.py``): one wait call, timeout 0, ``ready`` "one" or "all";
+- ``wait`` (``test_wait_cost.py``): one wait call, timeout 0, ``ready`` "one" or "all"; the
+  counts of a mechanism timed in interleaved blocks, ``rounds`` is the number of blocks;
 - ``register``, ``modify``, ``unregister`` and ``modify+wait`` (``test_ctl_cost.py``),
   ``ready`` "none": one call of the event loop's adapter against N registered (timed in
   batches, divided by the batch), and one modify followed by one wait call;
@@ -65,11 +66,14 @@ class MicroBenchmarkError(RuntimeError):
     """The micro benchmark subprocess failed or wrote no JSON."""
 
 
-def _row(info: dict[str, Any], op: str, ready: str, stats: dict[str, Any], scale: float) -> dict:
+def _row(
+    info: dict[str, Any], op: str, ready: str, stats: dict[str, Any], scale: float,
+    n_registered: int | None = None,
+) -> dict:  # fmt: skip
     return {
         "operation": op,
         "mechanism": info["mechanism"],
-        "n_registered": int(info["n_registered"]),
+        "n_registered": int(info["n_registered"] if n_registered is None else n_registered),
         "ready": ready,
         "median_us": stats["median"] * scale,
         "mean_us": stats["mean"] * scale,
@@ -84,8 +88,9 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
     """pytest-benchmark JSON (dict or file path) -> one row per benchmark, times in us.
 
     A benchmark's ``extra_info`` may carry ``rows`` (each with its own
-    ``operation``, ``ready`` and ``stats_us``, timed by the benchmark's own
-    clocks) or a ``batch`` (calls per timed round: the times are divided by it).
+    ``operation``, ``ready``, ``stats_us`` and optionally ``n_registered``, timed
+    by the benchmark's own clocks) or a ``batch`` (calls per timed round: the times
+    are divided by it).
     """
     if not isinstance(doc, dict):
         doc = json.loads(Path(doc).read_text())
@@ -107,7 +112,10 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
                 "it was not written by bench/measure/micro/test_wait_cost.py (or its siblings)"
             )
         if own_rows:
-            rows += [_row(info, r["operation"], r["ready"], r["stats_us"], 1.0) for r in own_rows]
+            rows += [
+                _row(info, r["operation"], r["ready"], r["stats_us"], 1.0, r.get("n_registered"))
+                for r in own_rows
+            ]
             continue
         scale = US_PER_S / float(info.get("batch") or 1)
         rows.append(_row(info, info.get("operation", "wait"), info["ready"], bench["stats"], scale))
