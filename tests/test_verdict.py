@@ -319,3 +319,61 @@ def test_claim1_weighs_a_connection_by_the_descriptors_its_server_counts() -> No
     block = claim1_family(_haproxy_select_fd_limit(499), roles)
     assert block["evidence"]["descriptors_per_client"] == 2
     assert "998" in block["reason"]
+
+
+def _idle_heavy(trials: pd.DataFrame, run: Any) -> dict:
+    claims = {c["id"]: c for c in compute_verdict(replace(run, trials=trials))["claims"]}
+    return next(r for r in claims["2"]["evidence"]["regimes"] if r["regime"] == "idle-heavy")
+
+
+def _leave_one_closed_select_repetition(trials: pd.DataFrame) -> pd.DataFrame:
+    trials = trials.copy()
+    cell = (
+        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
+        & (trials["mode"] == "closed") & (trials["idle_connections"] == 1000)
+        & (trials["repetition"] > 0)
+    )  # fmt: skip
+    trials.loc[cell, "flagged"] = True
+    return trials
+
+
+def test_idle_heavy_moves_to_open_loop_when_closed_loop_keeps_one_repetition() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    regime = _idle_heavy(_leave_one_closed_select_repetition(run.trials), run)
+    by_other = {c["backend"]: c for c in regime["comparisons"]}
+    assert by_other["select"]["loop"] == "open" and by_other["poll"]["loop"] == "closed"
+    assert "fewer than 2" not in by_other["select"]["class_reason"]
+    assert regime["status"] == "SUPPORTED"
+
+
+def test_the_open_loop_fallback_can_refute_as_well() -> None:
+    # The same move, where the open-loop cell shows select as cheap as epoll: the
+    # comparison it lands on is not 'epoll better', so the regime is not supported.
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False, noise=0.01))
+    trials = _leave_one_closed_select_repetition(run.trials)
+    epoll_cpu = trials[
+        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "epoll")
+        & (trials["mode"] == "open") & (trials["idle_connections"] == 1000)
+    ].set_index("repetition")["server_cpu_us_per_req"]  # fmt: skip
+    cell = (
+        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
+        & (trials["mode"] == "open") & (trials["idle_connections"] == 1000)
+    )  # fmt: skip
+    trials.loc[cell, "server_cpu_us_per_req"] = trials.loc[cell, "repetition"].map(epoll_cpu)
+    regime = _idle_heavy(trials, run)
+    select = next(c for c in regime["comparisons"] if c["backend"] == "select")
+    assert select["loop"] == "open" and select["class"] == "EQUIVALENT"
+    assert regime["status"] == "INCONCLUSIVE"  # decided both ways: poll better, select not
+
+
+def test_with_no_loop_holding_two_repetitions_the_closed_cell_stands_and_says_so() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    trials = _leave_one_closed_select_repetition(run.trials)
+    open_cell = (
+        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
+        & (trials["mode"] == "open") & (trials["repetition"] > 0)
+    )  # fmt: skip
+    trials.loc[open_cell, "flagged"] = True
+    select = next(c for c in _idle_heavy(trials, run)["comparisons"] if c["backend"] == "select")
+    assert select["loop"] == "closed"
+    assert "fewer than 2 usable repetitions" in select["class_reason"]

@@ -35,6 +35,7 @@ from bench.analyse.rules import (
     IDLE_HEAVY_TARGET_N,
     INCONCLUSIVE,
     MIN_CONNECTIONS_FOR_MECHANISM,
+    MIN_PAIRS,
     NOT_SUPPORTED,
     PARTLY,
     SUPPORTED,
@@ -166,6 +167,15 @@ def _levels(rows: pd.DataFrame, backend: str, col: str) -> set[float]:
     return set(rows[rows["backend"] == backend][col].dropna().astype(float))
 
 
+def _enough_repetitions(
+    rows: pd.DataFrame, level: float, backends: Sequence[str], closed: bool
+) -> bool:
+    """Every backend has at least MIN_PAIRS usable values of the loop's metric at ``level``."""
+    col = "throughput_rps" if closed else "server_cpu_us_per_req"
+    cell = rows[rows["idle_connections"].astype(float) == level]
+    return all(int(cell[(cell["backend"] == b)][col].notna().sum()) >= MIN_PAIRS for b in backends)
+
+
 def idle_cells(
     trials: pd.DataFrame, subject: str, comparators: Sequence[str], labels: tuple[str, str]
 ) -> tuple[list[dict[str, Any]], str]:
@@ -177,6 +187,11 @@ def idle_cells(
     ]
     comps, wheres = [], []
     for other in comparators:
+        # Closed loop first; a loop where either side has fewer than MIN_PAIRS usable
+        # repetitions at its level gives way to the next, and only when no loop has
+        # enough does the first one found stand (and say it has too few).
+        chosen: tuple[str, float] | None = None
+        fallback: tuple[str, float] | None = None
         for loop in ("closed", "open"):
             sub = rows[rows["mode"] == loop]
             shared = _levels(sub, subject, "idle_connections") & _levels(
@@ -185,16 +200,22 @@ def idle_cells(
             level = nearest_level([v for v in shared if v > 0], IDLE_HEAVY_TARGET_N)
             if level is None:
                 continue
-            comps.append(
-                compare_cell(
-                    sub, "idle_connections", level, other, loop == "closed", subject, labels
-                )
-            )
-            active = sorted({int(a) for a in sub["active_connections"].dropna()})
-            where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
-            if where not in wheres:
-                wheres.append(where)
-            break
+            fallback = fallback or (loop, level)
+            if _enough_repetitions(sub, level, (subject, other), loop == "closed"):
+                chosen = (loop, level)
+                break
+        chosen = chosen or fallback
+        if chosen is None:
+            continue
+        loop, level = chosen
+        sub = rows[rows["mode"] == loop]
+        comps.append(
+            compare_cell(sub, "idle_connections", level, other, loop == "closed", subject, labels)
+        )
+        active = sorted({int(a) for a in sub["active_connections"].dropna()})
+        where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
+        if where not in wheres:
+            wheres.append(where)
     return comps, "; ".join(wheres) or "no idle-scaling data"
 
 
