@@ -78,15 +78,21 @@ def _claim1(verdicts: Sequence[dict[str, Any]]) -> str:
 
 
 def _claim2(verdicts: Sequence[dict[str, Any]]) -> str:
-    cells: dict[tuple[str, str, int], list[float | None]] = {}
+    # Keyed by the metric too: a ratio of throughputs (closed loop) and one of CPU per
+    # request (open loop) are different quantities, never one range.
+    cells: dict[tuple[str, str, int, str], list[float | None]] = {}
     for v in verdicts:
         for regime in (r for e in _evidence(v, 1) for r in e.get("regimes", [])):
             for comp in regime.get("comparisons", []):
-                key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0))
+                metric = f"{comp.get('loop', '?')} loop, {comp.get('metric', '?')}"
+                key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0), metric)
                 cells.setdefault(key, []).append((comp.get("decision") or {}).get("ratio"))
+    n_runs = len(verdicts)
     return "; ".join(
-        f"{regime}, the family's epoll vs {backend} at {n} connections: {_span(ratios, '.2f')}x"
-        for (regime, backend, n), ratios in cells.items()
+        f"{regime}, the family's epoll vs {backend} at {n} connections ({metric}"
+        f"{'' if len(ratios) == n_runs else f', {len(ratios)} of {n_runs} runs'}): "
+        f"{_span(ratios, '.2f')}x"
+        for (regime, backend, n, metric), ratios in sorted(cells.items())
         if n >= MIN_CONNECTIONS_JUDGED or regime != "all-active"
     )
 
