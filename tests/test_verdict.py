@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run, synthetic_run_in_memory
+from fixtures.synthetic_run import (
+    SyntheticSpec,
+    leave_one_closed_select_repetition,
+    make_synthetic_run,
+    synthetic_run_in_memory,
+)
 
 from bench.analyse.churn import CHURN_RULES
 from bench.analyse.claim3 import judge_flatness
@@ -326,20 +331,9 @@ def _idle_heavy(trials: pd.DataFrame, run: Any) -> dict:
     return next(r for r in claims["2"]["evidence"]["regimes"] if r["regime"] == "idle-heavy")
 
 
-def _leave_one_closed_select_repetition(trials: pd.DataFrame) -> pd.DataFrame:
-    trials = trials.copy()
-    cell = (
-        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
-        & (trials["mode"] == "closed") & (trials["idle_connections"] == 1000)
-        & (trials["repetition"] > 0)
-    )  # fmt: skip
-    trials.loc[cell, "flagged"] = True
-    return trials
-
-
 def test_idle_heavy_moves_to_open_loop_when_closed_loop_keeps_one_repetition() -> None:
     run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
-    regime = _idle_heavy(_leave_one_closed_select_repetition(run.trials), run)
+    regime = _idle_heavy(leave_one_closed_select_repetition(run.trials), run)
     by_other = {c["backend"]: c for c in regime["comparisons"]}
     assert by_other["select"]["loop"] == "open" and by_other["poll"]["loop"] == "closed"
     assert "fewer than 2" not in by_other["select"]["class_reason"]
@@ -350,7 +344,7 @@ def test_the_open_loop_fallback_can_refute_as_well() -> None:
     # The same move, where the open-loop cell shows select as cheap as epoll: the
     # comparison it lands on is not 'epoll better', so the regime is not supported.
     run = synthetic_run_in_memory(SyntheticSpec(include_micro=False, noise=0.01))
-    trials = _leave_one_closed_select_repetition(run.trials)
+    trials = leave_one_closed_select_repetition(run.trials)
     epoll_cpu = trials[
         (trials["scenario"] == "idle-scaling") & (trials["backend"] == "epoll")
         & (trials["mode"] == "open") & (trials["idle_connections"] == 1000)
@@ -368,7 +362,7 @@ def test_the_open_loop_fallback_can_refute_as_well() -> None:
 
 def test_with_no_loop_holding_two_repetitions_the_closed_cell_stands_and_says_so() -> None:
     run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
-    trials = _leave_one_closed_select_repetition(run.trials)
+    trials = leave_one_closed_select_repetition(run.trials)
     open_cell = (
         (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
         & (trials["mode"] == "open") & (trials["repetition"] > 0)

@@ -38,11 +38,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from bench.measure.micro.test_ctl_cost import SETS, make_backend, selected_set
-from bench.measure.micro.test_wait_cost import Descriptors, open_socketpairs
+from bench.measure.micro.test_wait_cost import Descriptors, open_socketpairs, summary_us
 from servers.backends import READ
 
 # Seconds per case at most (pytest-benchmark's --benchmark-max-time, if smaller).
@@ -113,16 +112,6 @@ def wait_until_asleep(tid: int, idle_syscall: str | None) -> None:
             return
         time.sleep(10e-6)  # lets the waiter take the GIL and reach its wait
     raise RuntimeError("the waiter never went to sleep inside its wait call")
-
-
-def summary_us(samples_ns: list[int]) -> dict[str, float]:
-    us = np.asarray(samples_ns, dtype=float) / 1000.0
-    q1, q3 = np.percentile(us, [25, 75])
-    return {
-        "median": float(np.median(us)), "mean": float(us.mean()),
-        "stddev": float(us.std(ddof=1)) if us.size > 1 else 0.0, "iqr": float(q3 - q1),
-        "min": float(us.min()), "rounds": int(us.size),
-    }  # fmt: skip
 
 
 def measure(backend: Any, fds: Descriptors, max_time_s: float) -> dict[str, list[int]]:
