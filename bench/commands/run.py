@@ -60,6 +60,14 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--out", default=None, help="results folder (default: ./results)")
     run.add_argument("--repetitions", type=int, default=None, help="repetitions per cell")
     run.add_argument(
+        "--order-seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the trials' random order within each repetition (default: a fresh one, "
+        "recorded in run.json; pass a run's to repeat its order)",
+    )
+    run.add_argument(
         "--server-cpu", type=int, default=0, help="CPU the server is pinned to (default 0)"
     )
     run.add_argument(
@@ -111,7 +119,12 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         out_dir=args.out,
         server_cpu=args.server_cpu,
         budget_s=args.budget_s,
+        order_seed=args.order_seed,
     )
+    if cfg.order_seed is None:
+        from bench.measure.plan import fresh_order_seed
+
+        cfg = cfg.replace(order_seed=fresh_order_seed())
     if args.out is None:
         from bench.store.schema import default_results_dir
 
@@ -202,7 +215,8 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
     print(
         f"bench run: preset {cfg.preset}, scenarios {', '.join(cfg.scenarios)}, "
         f"backends {', '.join(cfg.backends)}, {cfg.repetitions} repetitions; "
-        f"server on CPU {cfg.server_cpu}, load generator on CPUs {list(cfg.loadgen_cpus)}"
+        f"server on CPU {cfg.server_cpu}, load generator on CPUs {list(cfg.loadgen_cpus)}; "
+        f"order seed {cfg.order_seed}"
     )
     print(f"planned duration: {estimate.describe()} (budget {cfg.budget_s:.0f} s)")
     for text in warnings:
@@ -221,7 +235,10 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
     if args.dry_run:
         for t in trials:
             rep = t.repetition + 1
-            print(f"  {t.order_index:4d} {t.scenario:14s} {t.backend:9s} {t.cell} rep {rep}")
+            print(
+                f"  {t.order_index:4d} {t.scenario:14s} {t.backend:9s} {t.cell} rep {rep}"
+                f" pos {t.position_in_repetition}"
+            )
         return EXIT_OK
     busy = _quiet_or_warning(cfg, args.require_quiet)
     if busy is not None and args.require_quiet:

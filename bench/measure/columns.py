@@ -34,6 +34,8 @@ COMMON_COLUMNS: dict[str, str] = {
     "rate_rps_requested": "float64",
     "repetition": "Int64",
     "order_index": "Int64",
+    # 0-based place of the trial in its repetition's seeded random order.
+    "position_in_repetition": "Int64",
     "started_utc": "string",
     "status": "string",
     "failure_reason": "string",
@@ -114,6 +116,7 @@ def base_row(trial: Trial, started_utc: str) -> dict[str, Any]:
         "rate_rps_requested": trial.rate_rps_requested,
         "repetition": trial.repetition,
         "order_index": trial.order_index,
+        "position_in_repetition": trial.position_in_repetition,
         "started_utc": started_utc,
         "connections_requested": trial.total_connections,
     }

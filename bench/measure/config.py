@@ -47,6 +47,9 @@ class BenchConfig:
     out_dir: str = "results"
     # Seconds to wait for a quiet machine before measuring anyway, with a warning.
     quiet_wait_s: float = 30.0
+    # Seed of the trials' order within each repetition (bench.measure.plan); None:
+    # not chosen yet (bench run draws one before planning, so run.json has it).
+    order_seed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists) for run.json."""
@@ -133,12 +136,13 @@ def build_config(
     server_cpu: int = 0,
     allowed_cpus: tuple[int, ...] | None = None,
     budget_s: float | None = None,
+    order_seed: int | None = None,
 ) -> BenchConfig:
     """A preset narrowed by command-line choices, with CPU placement resolved.
 
     Raises ConfigError (before anything starts) for an unknown scenario or
     backend, a scenario the preset has no settings for, a non-positive
-    repetition count or a server CPU that is not ours.
+    repetition count, a negative order seed or a server CPU that is not ours.
     """
     cfg = preset_config(preset)
     changes: dict[str, Any] = {}
@@ -176,6 +180,13 @@ def build_config(
         changes["out_dir"] = out_dir
     if budget_s is not None:
         changes["budget_s"] = budget_s
+    if order_seed is not None:
+        if order_seed < 0:
+            raise ConfigError(
+                f"--order-seed must be a non-negative integer, got {order_seed}: pass the "
+                "order_seed of a run's run.json to repeat its order, or leave it out"
+            )
+        changes["order_seed"] = order_seed
     changes.update(_placement(server_cpu, allowed_cpus))
     return cfg.replace(**changes)
 

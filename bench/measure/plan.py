@@ -1,8 +1,15 @@
 """Turn a BenchConfig into an ordered list of trials, and estimate how long they take.
 
-Order matters on a noisy machine: repetitions are interleaved across backends
-(A B C A B C, not A A A B B B) and each repetition sweeps every cell, so slow
-drift (thermal, other tenants) hits every backend alike.
+Order matters on a noisy machine. Repetitions run one after the other, each
+holding every cell once (a cell: scenario, mode and connection counts, all
+scenarios' cells mixed), so slow drift (thermal, other tenants) hits every
+backend alike. Within a repetition the cells run in a seeded random
+permutation, and the backends of a cell in another, adjacent in time so a
+repetition pairs them closely: a fixed order would confound a trial's position
+(warm caches, a neighbour's schedule, drift within the repetition) with what is
+measured, such as the descriptor count of a growth sweep. The seed is
+``BenchConfig.order_seed`` (recorded in run.json); each trial keeps its
+``position_in_repetition`` so the analysis can account for position.
 
 The duration estimate is explicit so that a preset can be checked against its
 budget *before* anything starts (``bench run`` prints it and refuses a plan
@@ -12,12 +19,15 @@ slow side.
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import resource
+import secrets
 from dataclasses import dataclass
 
 from bench.measure import scenarios
 from bench.measure.config import BenchConfig
-from bench.measure.trial import Trial
+from bench.measure.trial import Cell, Trial
 from servers import registry
 
 # After the trials: tidy tables, verdict, charts (matplotlib import + ~6 figures), report.
@@ -59,42 +69,81 @@ def backend_can_hold(backend: str, connections: int) -> bool:
     return cap is None or connections <= cap
 
 
+def fresh_order_seed() -> int:
+    """A new seed for the order of a run's trials (``bench run`` records it in run.json)."""
+    return secrets.randbits(32)
+
+
+def _merged_cells(cells: list[Cell], run_backends: tuple[str, ...]) -> list[Cell]:
+    """One cell per scenario, mode and counts, with the backends of every sweep that holds it.
+
+    A scenario may sweep the same counts in several sweeps (select alone, then poll
+    and epoll): their trials are one cell, so its backends run side by side.
+    """
+    merged: dict[Cell, list[str]] = {}
+    for cell in cells:
+        backends = merged.setdefault(dataclasses.replace(cell, backends=None), [])
+        for backend in cell.backends if cell.backends is not None else run_backends:
+            if backend not in backends:
+                backends.append(backend)
+    return [dataclasses.replace(key, backends=tuple(b)) for key, b in merged.items()]
+
+
+def _held(cell: Cell) -> tuple[str, ...]:
+    """The cell's backends that can hold its connections (probe cells keep every one)."""
+    backends = cell.backends or ()
+    if cell.mode == "probe":
+        return backends
+    return tuple(b for b in backends if backend_can_hold(b, cell.total_connections))
+
+
 def plan_trials(cfg: BenchConfig) -> list[Trial]:
     """Every load/probe trial of the run, in the order they will be measured.
 
+    Repetition r holds every cell of every scenario that has an r-th repetition
+    (a scenario's ``max_repetitions`` caps its own); within it the cells, then
+    each cell's backends, are permuted by a generator seeded with
+    ``cfg.order_seed``: the same seed gives the same plan. None draws a fresh
+    seed (an order nobody can reproduce; ``bench run`` resolves it first).
     Cells a backend cannot hold (select beyond FD_SETSIZE, HAProxy beyond its
     maxconn) are left out except in probe cells, whose point is to go beyond it.
     """
-    trials: list[Trial] = []
+    seed = cfg.order_seed if cfg.order_seed is not None else fresh_order_seed()
+    rng = random.Random(seed)
+    cells: list[tuple[str, Cell, int]] = []
     for name in cfg.scenarios:
         scenario = scenarios.get(name)
-        cells = scenario.cells(cfg.settings[name], cfg)
         repetitions = min(cfg.repetitions, scenario.max_repetitions or cfg.repetitions)
-        for repetition in range(repetitions):
-            for cell in cells:
-                backends = cell.backends if cell.backends is not None else cfg.backends
-                for backend in backends:
-                    if cell.mode != "probe" and not backend_can_hold(
-                        backend, cell.total_connections
-                    ):
-                        continue
-                    trials.append(
-                        Trial(
-                            scenario=name,
-                            backend=backend,
-                            protocol=cfg.protocol,
-                            mode=cell.mode,
-                            idle_connections=cell.idle,
-                            active_connections=cell.active,
-                            rate_rps_requested=cell.rate,
-                            repetition=repetition,
-                            order_index=len(trials),
-                            warmup_s=cfg.warmup_s,
-                            measure_s=cfg.measure_s,
-                            http_close=cell.http_close,
-                            probe_connections=cell.probe_connections,
-                        )
+        for cell in _merged_cells(scenario.cells(cfg.settings[name], cfg), cfg.backends):
+            cells.append((name, cell, repetitions))
+    trials: list[Trial] = []
+    for repetition in range(max((r for _, _, r in cells), default=0)):
+        in_repetition = [(name, cell) for name, cell, r in cells if repetition < r]
+        rng.shuffle(in_repetition)
+        position = 0
+        for name, cell in in_repetition:
+            backends = list(_held(cell))
+            rng.shuffle(backends)
+            for backend in backends:
+                trials.append(
+                    Trial(
+                        scenario=name,
+                        backend=backend,
+                        protocol=cfg.protocol,
+                        mode=cell.mode,
+                        idle_connections=cell.idle,
+                        active_connections=cell.active,
+                        rate_rps_requested=cell.rate,
+                        repetition=repetition,
+                        order_index=len(trials),
+                        position_in_repetition=position,
+                        warmup_s=cfg.warmup_s,
+                        measure_s=cfg.measure_s,
+                        http_close=cell.http_close,
+                        probe_connections=cell.probe_connections,
                     )
+                )
+                position += 1
     return trials
 
 

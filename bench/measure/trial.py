@@ -1,8 +1,8 @@
 """One planned measurement (a ``Trial``) and the cell it belongs to (a ``Cell``).
 
 A scenario module turns its settings into cells; the planner repeats each cell
-for every backend and repetition, in an interleaved order. Nothing here knows a
-scenario by name.
+for every backend and repetition, in a seeded random order within each
+repetition. Nothing here knows a scenario by name.
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class Trial:
     active_connections: int
     rate_rps_requested: float | None
     repetition: int
+    # Index in the whole run's order, and in its repetition's (0-based).
     order_index: int
+    position_in_repetition: int
     warmup_s: float
     measure_s: float
     http_close: bool = False
