@@ -80,15 +80,27 @@ def test_quick_plan_is_printed_and_fits_its_budget() -> None:
 
 def test_repetitions_are_interleaved_across_backends() -> None:
     cfg = build_config("quick", scenarios=("idle-scaling",), backends=("select", "poll", "epoll"))
-    trials = plan_trials(cfg)
+    trials = plan_trials(cfg.replace(order_seed=3))
     assert [t.order_index for t in trials] == list(range(len(trials)))
     first_cell = [t for t in trials if t.cell == trials[0].cell]
-    # A B C A B C: every backend once per repetition, repetitions in order.
-    assert [t.backend for t in first_cell] == ["select", "poll", "epoll"] * cfg.repetitions
-    assert [t.repetition for t in first_cell] == sorted(t.repetition for t in first_cell)
-    # Each repetition sweeps every cell before the next one starts.
+    # Every backend once per repetition (in a seeded random order), repetitions in turn.
+    for rep in range(cfg.repetitions):
+        assert sorted(t.backend for t in first_cell if t.repetition == rep) == [
+            "epoll",
+            "poll",
+            "select",
+        ]
+    # Each repetition holds every cell before the next one starts.
     reps = [t.repetition for t in trials]
     assert reps == sorted(reps)
+
+
+def test_dry_run_prints_the_order_seed_and_repeats_an_order_from_it() -> None:
+    args = ("run", "--dry-run", "--scenario", "idle-scaling", "--order-seed", "42")
+    first, second = bench(*args), bench(*args)
+    assert first.returncode == 0, first.stderr
+    assert "order seed 42" in first.stdout
+    assert first.stdout == second.stdout
 
 
 def test_select_is_planned_only_where_it_can_hold_the_connections() -> None:
