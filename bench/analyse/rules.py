@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from bench.measure.columns import STEAL_FRACTION_MAX
 from bench.store import schema
 from servers.registry import FAMILY_PYTHON_LOOP
 
@@ -52,6 +53,14 @@ CLIENT_BOUND_BUSY_FRACTION = 0.90
 SEND_LAG_P99_FRACTION = 0.25
 BUSY_COLUMN = "server_busy_fraction"
 SEND_LAG_COLUMN = "send_lag_p99_us"
+
+# ---------------------------------------------------------------- steal
+# A fault, not an outcome: a window in which the hypervisor took more than 5% of
+# the machine's CPU time has unreliable CPU figures (steal lowers the time charged
+# to the server and the client alike). The runner flags such a trial, so the bound
+# is declared beside the runner's other flags (bench.measure.columns, which
+# measure can import) and stated here: STEAL_FRACTION_MAX.
+STEAL_COLUMN = "steal_fraction"
 
 # ---------------------------------------------------------------- families
 # Every claim is judged per family of backends (servers.registry): on each family's
@@ -174,6 +183,14 @@ RULES: dict[str, str] = {
         "time / window wall time, from the server's schedstat) is client-bound: the load "
         "generator, not the server, set its pace. It is left out of the verdict like a flagged "
         "trial. Runs that did not record the column say so; nothing is guessed for them."
+    ),
+    "steal": (
+        f"A trial whose measured window lost more than {STEAL_FRACTION_MAX:.0%} of the "
+        f"machine's CPU time to the hypervisor ({STEAL_COLUMN}: steal time from /proc/stat / "
+        "(window wall time x CPUs online)) is flagged by the runner and left out like every "
+        "flagged trial: a fault of the machine, not an outcome, since stolen time is missing "
+        "from the CPU time the kernel charges to the server and the client. Trials of runs "
+        "that did not record the column carry no steal flag; none is guessed for them."
     ),
     "send_lag": (
         "An open-loop trial whose load generator's own send lag at p99 exceeds "

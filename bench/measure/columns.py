@@ -20,6 +20,13 @@ from servers.stats import StatsSnapshot
 
 # Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
 MIN_ACHIEVED_RATE_RATIO = 0.95
+# A trial whose window lost more than this share of the machine's CPU time to the
+# hypervisor (steal_fraction) is flagged: a fault, not an outcome. Steal lowers the
+# CPU time the kernel charges to the server and the client, so above ~5% of the
+# machine's CPU time a window's CPU figures are unreliable. The analysis states
+# it as RULES["steal"] (bench.analyse.rules), which imports it from here: the
+# runner applies it, and measure cannot import analyse.
+STEAL_FRACTION_MAX = 0.05
 
 # Column name -> pandas dtype ("Int64" and "boolean" are pandas' nullable dtypes,
 # so a failed trial leaves a measurement empty instead of inventing a zero).
@@ -80,6 +87,15 @@ COMMON_COLUMNS: dict[str, str] = {
     # Server CPU time (schedstat) over the window's wall time: below ~0.9 in
     # closed loop the server waited for the client.
     "server_busy_fraction": "float64",
+    # The whole machine over the window (/proc/stat, every CPU): busy time (user,
+    # nice, system, irq, softirq) per request answered. On loopback part of a
+    # wake-up is paid on the sending CPU, so this is the cost per request with the
+    # client included. Empty across hosts (the load ran elsewhere).
+    "machine_cpu_us_per_req": "float64",
+    # Stolen time over the window / (window wall time x CPUs online).
+    "steal_fraction": "float64",
+    # Time the server's threads were runnable but waiting for a CPU (schedstat).
+    "server_run_delay_us": "float64",
     # Open loop: how late the load generator sent (actual minus intended send time).
     "send_lag_p50_us": "float64",
     "send_lag_p99_us": "float64",
@@ -143,11 +159,37 @@ def server_cpu_s(start: Edge, end: Edge) -> tuple[float | None, float | None, fl
     return None, None, None
 
 
+def machine_window_columns(start: Edge, end: Edge, requests: int | None) -> dict[str, Any]:
+    """The machine's busy time per request and its steal share, and the server's run delay,
+    over the window; each None where its two reads are missing (or the CPUs changed)."""
+    window_s = end.monotonic_s - start.monotonic_s
+    a, b = start.machine, end.machine
+    cpu_us = steal = None
+    if a is not None and b is not None:
+        cpu_us = _div((b.busy_s - a.busy_s) * 1e6, requests)
+        if a.cpus == b.cpus:
+            steal = _div(b.steal_s - a.steal_s, window_s * b.cpus)
+    delay = None
+    if start.process is not None and end.process is not None:
+        x, y = start.process.run_delay_ns_schedstat, end.process.run_delay_ns_schedstat
+        if x is not None and y is not None:
+            delay = (y - x) / 1000.0
+    return {
+        "machine_cpu_us_per_req": cpu_us,
+        "steal_fraction": steal,
+        "server_run_delay_us": delay,
+    }
+
+
 def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
     """Tidy columns from the server read at the window's two edges."""
     user_s, system_s, cpu_s = server_cpu_s(start, end)
     window_s = end.monotonic_s - start.monotonic_s
+    requests = None
+    if start.stats is not None and end.stats is not None:
+        requests = start.stats.delta(end.stats).requests
     cols: dict[str, Any] = {
+        **machine_window_columns(start, end, requests),
         "server_busy_fraction": _div(cpu_s, window_s),
         "server_cpu_user_s": user_s,
         "server_cpu_system_s": system_s,
@@ -254,7 +296,7 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
 
 
 def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
-    """Flags about the measured window itself.
+    """Flags about the measured window itself: connections that came or went, CPU stolen.
 
     Whether the client set the pace (server busy fraction) or its lateness
     weighs on the latency (send lag) is judged by the analysis from the columns,
@@ -266,6 +308,9 @@ def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
     # closes one per request, so its count moves by design.
     if not trial.http_close and a is not None and b is not None and a != b:
         reasons.append(f"window_connections_changed({a}->{b})")
+    steal = row.get("steal_fraction")
+    if steal is not None and steal > STEAL_FRACTION_MAX:
+        reasons.append(f"steal({steal:.2f})")
     return reasons
 
 

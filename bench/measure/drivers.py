@@ -109,10 +109,15 @@ def drive_load(ctx: TrialContext) -> DriverOutput:
         # Churn: each request is its own connection, so "served" is what the
         # server accepted in the window, not what it still holds at its end.
         columns["connections_served"] = start.delta(end).accepted
+    placed = doc.get("placement") or {}
+    if placed:
+        # Across hosts the edges' /proc/stat is the server host's alone: the load
+        # generator's CPU is elsewhere, so the whole cost per request is not known.
+        columns["machine_cpu_us_per_req"] = None
     reasons = flag_reasons(ctx.trial, columns, result)
     # Across hosts (DaskPlacement) the server's two reads must fall outside every host's
     # window by the clocks' uncertainty; when scheduling made one late, say so.
-    edges = (doc.get("placement") or {}).get("server_edges") or {}
+    edges = placed.get("server_edges") or {}
     if edges.get("bracketed") is False:
         reasons.append("edges_not_bracketing_window")
     return DriverOutput(columns, reasons)

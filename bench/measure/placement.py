@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from bench.measure.proc_stat import MachineCpu, read_machine_cpu
 from loadgen import LoadConfig
 from servers.config import ServerConfig
 from servers.stats import StatsSnapshot
@@ -39,6 +40,8 @@ class ProcessCpu:
     # Nanoseconds on a CPU from /proc/<pid>/task/*/schedstat: psutil's cpu_times
     # come in 10 ms ticks, too coarse for a sub-second window.
     cpu_ns_schedstat: int | None
+    # Nanoseconds runnable but waiting for a CPU (schedstat's second field), all threads.
+    run_delay_ns_schedstat: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Edge:
     stats_error: str | None
     process: ProcessCpu | None
     process_error: str | None
+    # The whole machine's CPU times (/proc/stat) read beside the process; None
+    # where unreadable or not asked for.
+    machine: MachineCpu | None = None
 
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -88,39 +94,53 @@ class Placement(Protocol):
     def end_all(self) -> list[int]: ...
 
 
-def schedstat_cpu_ns(pid: int) -> int | None:
-    """Nanoseconds the process's threads have run on a CPU (user + system)."""
-    total = 0
+def schedstat_ns(pid: int) -> tuple[int, int] | None:
+    """(on a CPU, runnable but waiting for one) nanoseconds, summed over the process's threads."""
+    run = wait = 0
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
-                total += int(fh.read().split()[0])
+                fields = fh.read().split()
+            run += int(fields[0])
+            wait += int(fields[1])
     except (OSError, ValueError, IndexError):
         return None
-    return total
+    return run, wait
+
+
+def schedstat_cpu_ns(pid: int) -> int | None:
+    """Nanoseconds the process's threads have run on a CPU (user + system)."""
+    ns = schedstat_ns(pid)
+    return None if ns is None else ns[0]
 
 
 def _read_cpu(ps: psutil.Process) -> ProcessCpu:
     with ps.oneshot():
         cpu = ps.cpu_times()
+        ns = schedstat_ns(ps.pid)
         return ProcessCpu(
             cpu_user_s=cpu.user,
             cpu_system_s=cpu.system,
             rss_bytes=ps.memory_info().rss,
             num_fds=ps.num_fds(),
-            cpu_ns_schedstat=schedstat_cpu_ns(ps.pid),
+            cpu_ns_schedstat=None if ns is None else ns[0],
+            run_delay_ns_schedstat=None if ns is None else ns[1],
         )
 
 
 def _sum_cpu(parts: list[ProcessCpu]) -> ProcessCpu:
     """One server made of several processes, read as one."""
-    ns = [p.cpu_ns_schedstat for p in parts]
+
+    def total(values: list[int | None]) -> int | None:
+        return None if None in values else sum(v for v in values if v is not None)
+
     return ProcessCpu(
         cpu_user_s=sum(p.cpu_user_s for p in parts),
         cpu_system_s=sum(p.cpu_system_s for p in parts),
         rss_bytes=sum(p.rss_bytes for p in parts),
         num_fds=sum(p.num_fds for p in parts),
-        cpu_ns_schedstat=None if None in ns else sum(n for n in ns if n is not None),
+        cpu_ns_schedstat=total([p.cpu_ns_schedstat for p in parts]),
+        run_delay_ns_schedstat=total([p.run_delay_ns_schedstat for p in parts]),
     )
 
 
@@ -147,13 +167,17 @@ class LocalServer:
             stats = self._process.stats()
         except Exception as exc:  # the control channel of a dead server refuses
             stats_error = f"{type(exc).__name__}: {exc}"
-        process = process_error = None
+        process = process_error = machine = None
         if with_process and self._processes is not None:
             try:
                 process = _sum_cpu([_read_cpu(ps) for ps in self._processes])
             except psutil.Error as exc:
                 process_error = f"{type(exc).__name__}: {exc}"
-        return Edge(utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error)
+        if with_process:
+            machine = read_machine_cpu()
+        return Edge(
+            utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error, machine
+        )
 
     def exit_reason(self) -> str | None:
         reason = self._process.exit_reason()

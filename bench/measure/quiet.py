@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bench.measure.proc_stat import read_machine_cpu
+
 MAX_LOAD_PER_CPU = 0.5
 MAX_STEAL_FRACTION = 0.05
 STEAL_SAMPLE_S = 1.0
@@ -57,27 +59,15 @@ class Quietness:
         }
 
 
-def _proc_stat_times() -> tuple[int, int, int] | None:
-    """(idle incl. iowait, steal, total) jiffies of all CPUs from /proc/stat."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    if len(fields) < 8:
-        return None
-    return fields[3] + fields[4], fields[7], sum(fields[:8])
-
-
 def measure_quietness(sample_s: float = STEAL_SAMPLE_S) -> Quietness:
-    before = _proc_stat_times()
+    before = read_machine_cpu()
     time.sleep(sample_s)
-    after = _proc_stat_times()
+    after = read_machine_cpu()
     busy = steal = None
-    if before is not None and after is not None and after[2] > before[2]:
-        total = after[2] - before[2]
-        busy = 1.0 - (after[0] - before[0]) / total
-        steal = (after[1] - before[1]) / total
+    if before is not None and after is not None and after.total_s > before.total_s:
+        total = after.total_s - before.total_s
+        busy = 1.0 - (after.idle_s - before.idle_s) / total
+        steal = (after.steal_s - before.steal_s) / total
     return Quietness(busy, steal, os.getloadavg()[0], len(os.sched_getaffinity(0)))
 
 

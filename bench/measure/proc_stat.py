@@ -1,0 +1,67 @@
+"""The whole machine's CPU time from /proc/stat: busy, idle and stolen, summed over every CPU.
+
+Read at the edges of a trial's measured window (``bench.measure.placement``)
+and before a run (``bench.measure.quiet``). The counters are in clock ticks
+(USER_HZ, 100 per second on Linux): a 0.45 s window on 2 CPUs holds ~90 ticks,
+so a window's figures resolve to about a tick per CPU at each edge.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+# Fields of the aggregate "cpu" line, in the kernel's order (proc(5)).
+USER, NICE, SYSTEM, IDLE, IOWAIT, IRQ, SOFTIRQ, STEAL = range(8)
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """Seconds every CPU of the machine has spent, by kind, since boot."""
+
+    # user + nice + system + irq + softirq. Guest time is already inside user and
+    # nice (the kernel counts it twice), so it is not added again.
+    busy_s: float
+    # idle + iowait: iowait is an idle CPU with a disk request outstanding.
+    idle_s: float
+    # Time the hypervisor ran something else while this machine's vCPU wanted to run.
+    steal_s: float
+    # CPUs online at the read (the "cpuN" lines).
+    cpus: int
+
+    @property
+    def total_s(self) -> float:
+        return self.busy_s + self.idle_s + self.steal_s
+
+
+def parse_proc_stat(text: str, ticks_per_s: float) -> MachineCpu | None:
+    """The machine's CPU times from /proc/stat's text; None when its "cpu" line is unreadable."""
+    lines = text.splitlines()
+    aggregate = next((line.split() for line in lines if line.split()[:1] == ["cpu"]), None)
+    if aggregate is None or len(aggregate) < STEAL + 2:
+        return None
+    try:
+        ticks = [int(x) for x in aggregate[1 : STEAL + 2]]
+    except ValueError:
+        return None
+    cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
+
+    def seconds(*fields: int) -> float:
+        return sum(ticks[f] for f in fields) / ticks_per_s
+
+    return MachineCpu(
+        busy_s=seconds(USER, NICE, SYSTEM, IRQ, SOFTIRQ),
+        idle_s=seconds(IDLE, IOWAIT),
+        steal_s=seconds(STEAL),
+        cpus=cpus,
+    )
+
+
+def read_machine_cpu() -> MachineCpu | None:
+    """This machine's CPU times now; None where /proc/stat cannot be read."""
+    try:
+        with open("/proc/stat") as fh:
+            text = fh.read()
+    except OSError:
+        return None
+    return parse_proc_stat(text, os.sysconf("SC_CLK_TCK"))
