@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psutil
 import pytest
 
@@ -173,6 +174,10 @@ def test_a_load_host_that_disappears_fails_its_trial_and_the_run_goes_on(
     assert first["status"] == "failed"
     assert "load host" in first["failure_reason"] and "disappeared" in first["failure_reason"]
     assert second["status"] == "ok" and second["requests"] > 0
+    # The server host's /proc/stat does not hold the load hosts' CPU: no whole-machine
+    # cost per request across hosts; steal and run delay are the server host's own.
+    assert pd.isna(second["machine_cpu_us_per_req"])
+    assert second["steal_fraction"] >= 0 and second["server_run_delay_us"] >= 0
     assert orphans and _gone(orphans) == []
     lost = [h for h in data.meta["placement"]["hosts"] if h["lost"]]
     assert len(lost) == 1 and lost[0]["worker_name"] == "victim"
