@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analyse.families import family_label, family_of
-from bench.analyse.rules import HEADLINE_FAMILY
+from bench.analyse.rules import HEADLINE_FAMILY, STEAL_FRACTION_MAX
 from bench.analyse.stats import summarise_cells, usable_trials
 from bench.measure import scenarios
 from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
@@ -93,16 +93,19 @@ def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list
         "",
         f"- Scenarios: {', '.join(scen) or 'none'}"
         f"{'; micro benchmarks' if not run.micro.empty else ''}.",
-        f"- Backends: {_backends_words(backends)}; up to {reps} repetitions per cell, "
-        "interleaved "
-        "across backends (order_index in the trial table) so drift hits all alike.",
+        f"- Backends: {_backends_words(backends)}; up to {reps} repetitions per cell, each "
+        "holding every cell once so drift hits all backends alike; within a repetition the "
+        "cells, and each cell's backends side by side, run in a seeded random order "
+        "(order_seed in run.json; order_index and position_in_repetition in the trial table).",
         "- Each server is its own process pinned to its own CPU, the load generator on the others; "
         "phases verify, warm-up, measure; server counters and CPU read at the edges of the "
         "measured window. Latencies are corrected for coordinated omission (open loop, from the "
         "intended send "
         "time); uncorrected ones are kept in the tables.",
-        "- A trial is flagged when the load generator was saturated, the achieved rate fell short "
-        "or errors occurred; flagged trials are drawn hollow and grey and left out of the verdict.",
+        "- A trial is flagged when the load generator was saturated, the achieved rate fell short, "
+        "errors occurred or the hypervisor stole more than "
+        f"{STEAL_FRACTION_MAX:.0%} of the machine's CPU time in its window; flagged trials are "
+        "drawn hollow and grey and left out of the verdict.",
         *method_lines(verdict),
         "- The full configuration is in `run.json` (`config`):",
         "",
