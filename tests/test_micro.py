@@ -208,3 +208,33 @@ def test_a_table_without_processes_reads_as_one_process() -> None:
     info = {"mechanism": "epoll", "n_registered": 16, "rows": [row]}
     df = micro_table_from_json({"benchmarks": [{"name": "x", "extra_info": info}]})
     assert df[PROCESS].isna().all() and len(df) == 1
+
+
+def test_a_run_keeps_the_micro_rows_measured_before_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from bench.measure import run as run_module
+
+    kept = micro_table_from_json({"benchmarks": []})
+    kept.loc[0, ["operation", "mechanism", "n_registered", "ready", PROCESS, "median_us"]] = [
+        "wait", "epoll", 16, "one", 0, 1.0,
+    ]  # fmt: skip
+
+    def measure(settings, cfg, raw_dir):
+        raise MicroBenchmarkError("micro benchmarks failed in process 1", kept)
+
+    scenario = SimpleNamespace(measure_in_process=measure, summary="stub")
+    monkeypatch.setattr(run_module.scenarios, "get", lambda name: scenario)
+    written: dict[str, object] = {}
+    warnings: list[str] = []
+    sink = SimpleNamespace(
+        raw_dir=Path("/nonexistent"), write_table=written.__setitem__,
+        add_warning=warnings.append,
+    )  # fmt: skip
+    progress = SimpleNamespace(note=lambda message: None)
+    cfg = SimpleNamespace(scenarios=("micro",), settings={"micro": None})
+    run_module.run_in_process(cfg, sink, progress)
+    assert written["micro"] is kept
+    assert warnings == ["micro benchmarks failed: micro benchmarks failed in process 1"]
