@@ -185,7 +185,7 @@ def readme_numbers(run: RunData) -> str:
             out += ["throughput (req/s), active-scaling, closed loop:", thr.round(0).to_string()]
         if not run.micro.empty:
             one = run.micro[run.micro["ready"] == "one"].pivot_table(
-                index="n_registered", columns="mechanism", values="median_us"
+                index="n_registered", columns="mechanism", values="median_us", aggfunc="median"
             )
             out += ["micro: one wait call, one ready (µs):", one.round(2).to_string()]
     for claim in (run.verdict or {}).get("claims", []):

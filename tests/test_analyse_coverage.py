@@ -11,8 +11,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from bench.analyse.claim3 import micro_fits
 from bench.analyse.intervals import (
     CellSides,
     one_sample_bounds,
@@ -21,7 +23,7 @@ from bench.analyse.intervals import (
     ratio_interval,
     welch_bounds,
 )
-from bench.analyse.slopes import growth_fit, growth_profile
+from bench.analyse.slopes import METHOD_MICRO_PROCESSES, growth_fit, growth_profile
 
 RUNS = 2000
 MIN_COVERAGE = 0.93
@@ -88,7 +90,7 @@ def test_growth_and_slope_intervals_cover(noise: float, reps: int, block: float)
 
 @pytest.mark.parametrize("noise", NOISES)
 def test_micro_growth_interval_covers(noise: float) -> None:
-    # One value per descriptor count, the counts of the quick preset's micro set.
+    # A table from before the processes: one value per descriptor count (one block).
     rng = _rng(noise, 4)
     x = np.array([16.0, 256.0, 1000.0, 2000.0, 4000.0])
     base, growth = 1.0, 0.5
@@ -96,6 +98,50 @@ def test_micro_growth_interval_covers(noise: float) -> None:
     y = (base + slope * (x - x[0])) * rng.lognormal(0, noise, (RUNS, x.size))
     fit = growth_profile(x, np.zeros(x.size), np.log(y), floor_var=1e-6)
     assert _covers(fit["g_lo"], fit["g_hi"], slope / base) >= MIN_COVERAGE
+
+
+MICRO_COUNTS = np.array([16.0, 32.0, 64.0, 256.0, 1000.0, 2000.0, 3000.0, 4000.0])  # quick set
+MICRO_PROCESSES = 5
+
+
+def _micro_tables(noise: float, growth: float, runs: int) -> tuple[np.ndarray, ...]:
+    """(counts, process of each point, values (runs, points)) of simulated micro tables.
+
+    Each fresh process has its own level (it lands on a faster or slower phase of the
+    machine: sigma 0.2) and noise on each of its per-count medians.
+    """
+    rng = _rng(noise, growth, 7)
+    x = np.tile(MICRO_COUNTS, MICRO_PROCESSES)
+    process = np.repeat(np.arange(MICRO_PROCESSES), MICRO_COUNTS.size)
+    truth = 1.0 + growth * (x - x.min()) / (x.max() - x.min())
+    offset = rng.lognormal(0, 0.2, (runs, MICRO_PROCESSES))[:, process]
+    return x, process, truth * offset * rng.lognormal(0, noise, (runs, x.size))
+
+
+@pytest.mark.parametrize(("noise", "growth"), list(itertools.product((0.02, 0.1, 0.3), (0.0, 0.5))))
+def test_micro_growth_interval_covers_with_the_process_as_block(
+    noise: float, growth: float
+) -> None:
+    x, process, y = _micro_tables(noise, growth, RUNS)
+    fit = growth_profile(x, process, np.log(y))
+    span = x.max() - x.min()
+    assert _covers(fit["g_lo"] * span, fit["g_hi"] * span, growth) >= MIN_COVERAGE
+
+
+def test_micro_fits_uses_the_tested_core_with_processes_as_blocks() -> None:
+    x, process, y = _micro_tables(0.1, 0.5, 3)
+    core = growth_profile(x, process, np.log(y))
+    for run in range(3):
+        table = pd.DataFrame(
+            {"mechanism": "epoll", "ready": "one", "n_registered": x, "process": process,
+             "median_us": y[run]}
+        )  # fmt: skip
+        fit = micro_fits(table)["epoll"]
+        assert fit.method == METHOD_MICRO_PROCESSES
+        assert fit.n_blocks == MICRO_PROCESSES == fit.min_reps_per_level
+        assert fit.df == x.size - MICRO_PROCESSES - 1
+        assert np.isclose(fit.rel_slope_ci_low, core["g_lo"][run])
+        assert np.isclose(fit.rel_slope_ci_high, core["g_hi"][run])
 
 
 @pytest.mark.parametrize(("noise", "reps", "block"), CASES)

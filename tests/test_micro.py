@@ -4,11 +4,22 @@ and a short real pytest-benchmark run converts into the micro table."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.measure.micro import MicroBenchmarkError, micro_table_from_json, run_micro
+from bench.measure import micro
+from bench.measure.micro import (
+    MICRO_KEYS,
+    PROCESS,
+    MicroBenchmarkError,
+    micro_table_from_json,
+    run_micro,
+    run_to_end,
+)
 
 # Collected here so plain `pytest` runs every quick case once and checks its readiness count.
 from bench.measure.micro.test_wait_cost import (  # noqa: F401
@@ -36,26 +47,111 @@ def test_select_descriptors_are_packed_below_fd_setsize() -> None:
         fds.close()
 
 
-def test_run_micro_short_real_run_converts(tmp_path: Path) -> None:
+def test_run_micro_times_every_count_in_each_fresh_process(tmp_path: Path) -> None:
     out = tmp_path / "micro.json"
-    df = run_micro(out, quick=True, set_name="tiny", max_time_s=0.002, keyword="wait_cost")
+    df = run_micro(out, quick=True, set_name="tiny", max_time_s=0.004, keyword="wait_cost",
+                   processes=2)  # fmt: skip
     assert list(df.columns) == list(schema.MICRO_COLUMNS)
     assert set(df["mechanism"]) == {"select", "poll", "epoll"}
-    assert set(df["ready"]) == {"one", "all"}
+    assert set(df["ready"]) == {"one", "all"} and set(df["operation"]) == {"wait"}
+    # One row per (mechanism, ready, count, process): every process timed every count.
+    assert set(df[PROCESS]) == {0, 1}
+    assert not df.duplicated([*MICRO_KEYS, PROCESS]).any()
     for mech, counts in SETS["tiny"].items():
-        assert sorted(df[df["mechanism"] == mech]["n_registered"].unique()) == list(counts), mech
+        for (ready, process), grp in df[df["mechanism"] == mech].groupby(["ready", PROCESS]):
+            assert sorted(grp["n_registered"]) == list(counts), (mech, ready, process)
     assert (df["median_us"] > 0).all() and (df["rounds"] >= MIN_BLOCKS).all()
     assert (df["min_us"] <= df["median_us"]).all()
-    # One pytest-benchmark entry per mechanism and readiness; its rows are the counts.
+    # One merged document: a pytest-benchmark entry per mechanism, readiness and process,
+    # each saying which process ran it; the processes' own files are gone.
     doc = json.loads(out.read_text())
-    assert len(doc["benchmarks"]) == 6
+    assert [p["process"] for p in doc["processes"]] == [0, 1]
+    assert len(doc["benchmarks"]) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["micro.json"]
     entry = next(b for b in doc["benchmarks"] if b["extra_info"]["mechanism"] == "poll"
-                 and b["extra_info"]["rows"][0]["ready"] == "all")  # fmt: skip
-    assert entry["extra_info"]["order_seed"] == ORDER_SEED
+                 and b["extra_info"]["rows"][0]["ready"] == "all"
+                 and b["extra_info"][PROCESS] == 1)  # fmt: skip
+    # Each process draws its own block orders.
+    assert entry["extra_info"]["order_seed"] == ORDER_SEED + 1
     first = entry["extra_info"]["rows"][0]
-    row = df[(df["mechanism"] == "poll") & (df["ready"] == "all")
+    row = df[(df["mechanism"] == "poll") & (df["ready"] == "all") & (df[PROCESS] == 1)
              & (df["n_registered"] == first["n_registered"])].iloc[0]  # fmt: skip
     assert row["median_us"] == pytest.approx(first["stats_us"]["median"])
+
+
+def test_the_time_budget_is_shared_between_the_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+
+    def record(cmd, env, cwd, timeout_s):  # no benchmark runs: only the commands matter
+        commands.append(list(cmd))
+        out = next(c.split("=", 1)[1] for c in cmd if c.startswith("--benchmark-json="))
+        Path(out).write_text(json.dumps({"benchmarks": []}))
+        return 0, ""
+
+    monkeypatch.setattr(micro, "run_to_end", record)
+    run_micro(tmp_path / "m.json", quick=True, max_time_s=0.5, processes=5)
+    assert len(commands) == 5
+    assert all("--benchmark-max-time=0.1" in c for c in commands)
+    # The register/modify/unregister and wake cases run in the first process only.
+    assert [sum(m.endswith("_cost.py") for m in c) for c in commands] == [3, 1, 1, 1, 1]
+
+
+def _broken_wait_module(tmp_path: Path, body: str) -> Path:
+    module = tmp_path / "broken" / "test_wait_cost.py"
+    module.parent.mkdir()
+    module.write_text(f"def test_wait_cost(benchmark):\n    {body}\n")
+    return module
+
+
+def test_a_failing_process_is_a_clear_error_that_keeps_the_processes_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Processes after the first run BENCH_MODULE alone: point it at a failing module.
+    monkeypatch.setattr(micro, "BENCH_MODULE", _broken_wait_module(
+        tmp_path, "raise RuntimeError('wait call exploded')"))  # fmt: skip
+    out = tmp_path / "micro.json"
+    with pytest.raises(MicroBenchmarkError, match=r"failed in process 1 of 0\.\.2") as err:
+        run_micro(out, quick=True, set_name="tiny", max_time_s=0.003, keyword="wait_cost",
+                  processes=3)  # fmt: skip
+    assert "wait call exploded" in str(err.value)
+    kept = err.value.table
+    assert set(kept[PROCESS]) == {0} and len(kept) > 0
+    assert [p["process"] for p in json.loads(out.read_text())["processes"]] == [0]
+
+
+def test_a_process_past_its_timeout_is_killed_by_pid(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_to_end([sys.executable, "-c", code], dict(os.environ), tmp_path, timeout_s=1.0)
+    _assert_gone(int(pid_file.read_text()))
+
+
+def test_an_interrupted_run_kills_its_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = subprocess.Popen.communicate
+    pids: list[int] = []
+
+    def interrupted(self, input=None, timeout=None):  # Ctrl-C while waiting for the child
+        if not pids:
+            pids.append(self.pid)
+            raise KeyboardInterrupt
+        return real(self, input, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    code = "import time; time.sleep(60)"
+    with pytest.raises(KeyboardInterrupt):
+        run_to_end([sys.executable, "-c", code], dict(os.environ), tmp_path, timeout_s=60.0)
+    _assert_gone(pids[0])
+
+
+def _assert_gone(pid: int) -> None:
+    """The process was killed and reaped: its PID names no process of ours any more."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_every_block_times_every_count_once_in_a_seeded_random_order() -> None:
@@ -100,5 +196,45 @@ def test_converter_refuses_foreign_benchmark_json() -> None:
 
 
 def test_run_micro_reports_a_failing_selection(tmp_path: Path) -> None:
-    with pytest.raises(MicroBenchmarkError, match="micro benchmarks failed"):
-        run_micro(tmp_path / "none.json", quick=True, keyword="no_such_benchmark_anywhere")
+    with pytest.raises(MicroBenchmarkError, match="micro benchmarks failed in process 0") as err:
+        run_micro(tmp_path / "none.json", quick=True, keyword="no_such_benchmark_anywhere",
+                  processes=2)  # fmt: skip
+    assert err.value.table.empty
+
+
+def test_a_table_without_processes_reads_as_one_process() -> None:
+    stats = {"median": 1.0, "mean": 1.0, "stddev": 0.1, "iqr": 0.1, "min": 0.9, "rounds": 9}
+    row = {"operation": "wait", "ready": "one", "n_registered": 16, "stats_us": stats}
+    info = {"mechanism": "epoll", "n_registered": 16, "rows": [row]}
+    df = micro_table_from_json({"benchmarks": [{"name": "x", "extra_info": info}]})
+    assert df[PROCESS].isna().all() and len(df) == 1
+
+
+def test_a_run_keeps_the_micro_rows_measured_before_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from bench.measure import run as run_module
+
+    kept = micro_table_from_json({"benchmarks": []})
+    kept.loc[0, ["operation", "mechanism", "n_registered", "ready", PROCESS, "median_us"]] = [
+        "wait", "epoll", 16, "one", 0, 1.0,
+    ]  # fmt: skip
+
+    def measure(settings, cfg, raw_dir):
+        raise MicroBenchmarkError("micro benchmarks failed in process 1", kept)
+
+    scenario = SimpleNamespace(measure_in_process=measure, summary="stub")
+    monkeypatch.setattr(run_module.scenarios, "get", lambda name: scenario)
+    written: dict[str, object] = {}
+    warnings: list[str] = []
+    sink = SimpleNamespace(
+        raw_dir=Path("/nonexistent"), write_table=written.__setitem__,
+        add_warning=warnings.append,
+    )  # fmt: skip
+    progress = SimpleNamespace(note=lambda message: None)
+    cfg = SimpleNamespace(scenarios=("micro",), settings={"micro": None})
+    run_module.run_in_process(cfg, sink, progress)
+    assert written["micro"] is kept
+    assert warnings == ["micro benchmarks failed: micro benchmarks failed in process 1"]

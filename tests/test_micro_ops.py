@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.measure.micro import MICRO_KEYS, micro_table_from_json, run_micro
+from bench.measure.micro import MICRO_KEYS, PROCESS, micro_table_from_json, run_micro
 from bench.measure.micro import test_ctl_cost as ctl
 from bench.measure.micro import test_wake_cost as wake
 from bench.store import schema
@@ -48,9 +48,11 @@ def test_the_table_divides_batches_takes_own_rows_and_calls_the_rest_wait() -> N
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_a_tiny_run_of_the_new_cases(tmp_path: Path) -> None:
-    df = run_micro(tmp_path / "m.json", quick=True, set_name="tiny", max_time_s=0.002,
-                   keyword="ctl_cost or wake_cost")  # fmt: skip
+    df = run_micro(tmp_path / "m.json", quick=True, set_name="tiny", max_time_s=0.004,
+                   keyword="ctl_cost or wake_cost", processes=2)  # fmt: skip
     assert list(df.columns) == list(schema.MICRO_COLUMNS)
+    # These cases run in the first process only; the second one selected none of them.
+    assert set(df[PROCESS]) == {0}
     ops = set(ctl.OPERATIONS) | {"wake", "blocking-wait-cpu"}
     assert set(df["operation"]) == ops
     for op in ops:

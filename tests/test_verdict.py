@@ -22,7 +22,7 @@ from bench.analyse.churn import CHURN_RULES
 from bench.analyse.claim3 import judge_flatness
 from bench.analyse.crossover import CROSSOVER_RULES
 from bench.analyse.rules import RULES
-from bench.analyse.slopes import SlopeFit, growth_fit
+from bench.analyse.slopes import METHOD_MICRO, SlopeFit, growth_fit
 from bench.analyse.verdict import (
     TOLERANCE_REL_INCREASE,
     classify_fit,
@@ -279,7 +279,8 @@ def test_throughput_falling_for_epoll_is_explained() -> None:
 def test_micro_scatter_between_benchmarks_is_not_read_as_a_slope() -> None:
     # Shape seen on a loaded machine: epoll 1.67, 1.27, 1.23, 1.81 us with tiny
     # per-benchmark errors. The scatter around the line must widen the interval.
-    run = synthetic_run_in_memory(SyntheticSpec())
+    # A table from before the processes (one row per count): the one-block fit, said so.
+    run = synthetic_run_in_memory(SyntheticSpec(micro_processes=0))
     micro = run.micro[run.micro["mechanism"] != "epoll"].copy()
     epoll = run.micro[(run.micro["mechanism"] == "epoll")].copy()
     epoll = epoll[epoll["n_registered"].isin([16, 256, 1000, 4000])]
@@ -293,6 +294,7 @@ def test_micro_scatter_between_benchmarks_is_not_read_as_a_slope() -> None:
     epoll_fit = claim3["evidence"]["metrics"][2]["backends"]["epoll"]
     assert epoll_fit["projected_rel_increase_ci_high"] > TOLERANCE_REL_INCREASE
     assert math.isfinite(epoll_fit["slope_per_1000"])
+    assert epoll_fit["method"] == METHOD_MICRO and epoll_fit["n_blocks"] == 1
 
 
 def _haproxy_select_fd_limit(served: int) -> pd.DataFrame:

@@ -24,6 +24,7 @@ module, in-process) count for the Python family only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -46,8 +47,14 @@ from bench.analyse.rules import (
     SUPPORTED,
     TOLERANCE_REL_INCREASE,
 )
-from bench.analyse.slopes import SlopeFit, growth_fit, micro_growth_fit
+from bench.analyse.slopes import (
+    METHOD_MICRO_PROCESSES,
+    SlopeFit,
+    growth_fit,
+    micro_growth_fit,
+)
 from bench.analyse.stats import micro_standard_error_us, usable_trials
+from bench.measure.micro import PROCESS
 from bench.measure.scenarios import idle_scaling
 from bench.store.results import RunData
 from servers import registry
@@ -110,12 +117,28 @@ def idle_scaling_fits(rows: pd.DataFrame, metric: str, x: str = "idle_connection
 def micro_fits(micro: pd.DataFrame, names: dict[str, str] | None = None) -> dict[str, SlopeFit]:
     """One growth fit per mechanism through the micro benchmarks with one descriptor ready.
 
+    Each fresh process timed every count, so its per-count medians are one
+    replicate and the process is the fit's block (``METHOD_MICRO_PROCESSES``). A
+    table without processes (a run from before they existed) has one median per
+    count and keeps the one-block fit with its standard-error floor
+    (``METHOD_MICRO``); the method string in the evidence says which.
     Keyed by mechanism, or by ``names[mechanism]`` (a family's backend of that mechanism).
     """
     one = micro[micro["ready"] == "one"]
     fits = {}
     for mech, grp in one.groupby("mechanism"):
-        fits[(names or {}).get(str(mech), str(mech))] = micro_growth_fit(
+        key = (names or {}).get(str(mech), str(mech))
+        process = grp[PROCESS] if PROCESS in grp.columns else pd.Series(pd.NA, index=grp.index)
+        if process.notna().any():
+            rows = grp[process.notna()]
+            fit = growth_fit(
+                rows["n_registered"].astype(float).to_numpy(),
+                rows["median_us"].astype(float).to_numpy(),
+                rows[PROCESS].astype(int).tolist(),
+            )
+            fits[key] = dataclasses.replace(fit, method=METHOD_MICRO_PROCESSES)
+            continue
+        fits[key] = micro_growth_fit(
             grp["n_registered"].astype(float).to_numpy(),
             grp["median_us"].astype(float).to_numpy(),
             micro_standard_error_us(grp).to_numpy(),

@@ -45,9 +45,15 @@ METHOD_BLOCKS = (
     "log(cost) = block + log(1 + g (N - N_min)); profile F interval"
 )
 METHOD_ONE_BLOCK = METHOD_BLOCKS.replace(" with one block per repetition", "")
+# Micro benchmarks: each fresh process times every count, so the process is the block.
+METHOD_MICRO_PROCESSES = METHOD_BLOCKS.replace(
+    "log values with one block per repetition", "log per-process medians with one block per process"
+)
+# Micro tables from before the per-process layout: one process, one median per count.
 METHOD_MICRO = (
-    "least squares on log medians, log(cost) = c + log(1 + g (N - N_min)); profile F interval, "
-    "variance the larger of the residual scatter and the benchmarks' own standard errors"
+    "one process (a micro table without a process column): least squares on log medians, "
+    "log(cost) = c + log(1 + g (N - N_min)); profile F interval, variance the larger of the "
+    "residual scatter and the benchmarks' own standard errors"
 )
 
 
@@ -285,7 +291,11 @@ def growth_fit(
 def micro_growth_fit(
     x: Sequence[float], centre: Sequence[float], standard_error: Sequence[float]
 ) -> SlopeFit:
-    """Growth through one summarised value per count (micro benchmarks), one block."""
+    """Growth through one summarised value per count, one block (micro tables without processes).
+
+    Newer micro tables have a value per process and count and are fitted by
+    ``growth_fit`` with the process as the block (``METHOD_MICRO_PROCESSES``).
+    """
     xa = np.asarray(x, dtype=float)
     ca = np.asarray(centre, dtype=float)
     se = np.asarray(standard_error, dtype=float)

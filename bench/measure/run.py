@@ -86,6 +86,10 @@ def run_in_process(cfg: BenchConfig, sink: RunSink, progress: Progress) -> None:
             table = scenario.measure_in_process(cfg.settings[name], cfg, sink.raw_dir)
             sink.write_table(name, table)
         except Exception as exc:  # the load trials stay valid without them
+            # What finished before the failure (e.g. the micro processes before it) is kept.
+            partial = getattr(exc, "table", None)
+            if partial is not None and not partial.empty:
+                sink.write_table(name, partial)
             sink.add_warning(f"{name} benchmarks failed: {exc}")
             progress.note(f"warning: {name} benchmarks failed: {exc}")
 

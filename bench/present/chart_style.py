@@ -130,6 +130,25 @@ def summary(trials: pd.DataFrame, metric: str, x_col: str) -> pd.DataFrame:
     return summarise_cells(rows, metric, keys=("backend", x_col))
 
 
+def micro_summary(micro: pd.DataFrame) -> pd.DataFrame:
+    """Per mechanism and count: median, min and max over the processes (``plot_series``'s shape).
+
+    A table without processes has one row per count: its median, min = max = median.
+    """
+    cols = ["backend", "n_registered", "median", "min", "max", "flagged_only"]
+    if micro.empty:
+        return pd.DataFrame(columns=cols)
+    values = micro.assign(value=micro["median_us"].astype(float))
+    out = (
+        values.groupby(["mechanism", "n_registered"])["value"]
+        .agg(["median", "min", "max"])
+        .reset_index()
+        .rename(columns={"mechanism": "backend"})
+    )
+    out["n_registered"] = out["n_registered"].astype(float)
+    return out.assign(flagged_only=False).sort_values(["backend", "n_registered"])[cols]
+
+
 def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -> None:
     """Median with min-max bars per backend; flagged-only cells hollow and grey.
 

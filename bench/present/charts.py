@@ -24,6 +24,7 @@ from bench.analyse.claim3 import idle_scaling_fits, micro_fits
 from bench.analyse.families import judged_families
 from bench.analyse.flags import send_lag_material
 from bench.analyse.stats import micro_standard_error_us, usable_trials
+from bench.measure.micro import PROCESS
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -32,6 +33,7 @@ from bench.present.chart_style import (
     linestyle,
     mark_fd_setsize,
     mechanism_backends,
+    micro_summary,
     order,
     plain_log_y,
     plot_series,
@@ -65,28 +67,37 @@ def chart_wait_cost(run: RunData) -> Figure | None:
     words = []
     if not micro.empty:
         ax = axes.pop(0)
-        for mech in order(micro["mechanism"]):
-            m = micro[micro["mechanism"] == mech].sort_values("n_registered")
-            se = micro_standard_error_us(m)
-            yerr = np.vstack([np.minimum(se, m["median_us"] * 0.999), se])
-            ax.errorbar(
-                m["n_registered"], m["median_us"], yerr=yerr, ms=5, capsize=3, lw=1.6, label=mech,
-                **series_style(mech),
-            )  # fmt: skip
+        per_process = PROCESS in micro.columns and bool(micro[PROCESS].notna().any())
+        if per_process:
+            plot_series(ax, micro_summary(micro), "n_registered", log_x=True)
+        else:  # a run from before the processes: one median per count, its standard error
+            for mech in order(micro["mechanism"]):
+                m = micro[micro["mechanism"] == mech].sort_values("n_registered")
+                se = micro_standard_error_us(m)
+                yerr = np.vstack([np.minimum(se, m["median_us"] * 0.999), se])
+                ax.errorbar(
+                    m["n_registered"], m["median_us"], yerr=yerr, ms=5, capsize=3, lw=1.6,
+                    label=mech, **series_style(mech),
+                )  # fmt: skip
         # The micro benchmarks time Python's select module: say so when other families are drawn.
         several = not server.empty and len(families_of(list(server["backend"]))) > 1
         where = "in-process (Python family)" if several else "in-process"
         words.append(f"{where}: " + trend_words(micro_fits(micro)))
-        all_m = run.micro[run.micro["ready"] == "all"]
-        for mech in order(all_m["mechanism"]):
-            m = all_m[all_m["mechanism"] == mech].sort_values("n_registered")
-            ax.plot(m["n_registered"], m["median_us"], color=colour(mech), lw=1, ls="--", alpha=0.6,
+        all_m = micro_summary(run.micro[run.micro["ready"] == "all"])
+        for mech in order(all_m["backend"]):
+            m = all_m[all_m["backend"] == mech]
+            ax.plot(m["n_registered"], m["median"], color=colour(mech), lw=1, ls="--", alpha=0.6,
                     label=f"{mech}, all ready")  # fmt: skip
         ax.set_xscale("log")
         plain_log_y(ax)
         mark_fd_setsize(ax)
         ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
-        ax.set_title("One wait call in-process (pytest-benchmark, timeout 0)", fontsize=9.5)
+        spread = (
+            f"median and min-max of {micro[PROCESS].nunique()} processes"
+            if per_process
+            else "median and its standard error"
+        )
+        ax.set_title(f"One wait call in-process (timeout 0), {spread}", fontsize=9.5)
         ax.set_xlabel("registered descriptors (socketpairs), log scale")
         ax.set_ylabel("time per wait call (µs), log scale; solid: one ready")
         ax.grid(True, which="both", alpha=0.25)

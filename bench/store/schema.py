@@ -32,12 +32,14 @@ pytest-benchmark's storage and asv's results):
     generator JSON relative to the run folder (under ``raw/``).
 
 ``micro.csv`` and ``micro.parquet``
-    One row per micro benchmark of one wait call (pytest-benchmark), columns in
+    One row per micro benchmark and process (pytest-benchmark; ``process`` is which
+    fresh subprocess timed it, empty in runs from before the processes), columns in
     ``MICRO_COLUMNS``; times in microseconds.
 
 ``raw/``
     The load generator's JSON per trial (with HdrHistogram blobs) and the micro
-    benchmarks' pytest-benchmark JSON (``raw/micro_benchmark.json``).
+    benchmarks' pytest-benchmark JSON (``raw/micro_benchmark.json``: the processes'
+    documents merged, each benchmark's ``extra_info["process"]`` naming its process).
 
 ``charts/`` (PNG and SVG), ``report.md``, ``verdict.json``.
 """

@@ -12,7 +12,9 @@ of socketpairs (a wait object per count watches the first N of them) and
 every block times each count once, in a random order, so a slow phase of the
 machine falls on every count alike instead of on whichever counts it
 happened to coincide with. The figures are the benchmark's own clocks, in its
-``extra_info``.
+``extra_info``. Blocks still share their process's slow phases (they are serially
+correlated), so ``bench.measure.micro.run_micro`` runs this module in several fresh
+processes and the analysis takes the process, not the block, as the unit.
 
 select gets int descriptors (socket objects would double its cost with a
 fileno() per object per call) and every watched descriptor must be numbered
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from bench.measure.micro import PROCESS_ENV
 from servers.backends.epoll_backend import MAX_EVENTS as EPOLL_MAX_EVENTS
 from servers.limits import FD_SETSIZE
 
@@ -48,7 +51,8 @@ PEER_FD_FLOOR = 1100  # peers live above select's range, out of the way of watch
 # Interleaved blocks (``interleaved_blocks``): a slot of calls per count lasts about
 # SLOT_S, so a block over 8 counts takes a couple of milliseconds, far shorter than
 # the seconds-long drift it is there to spread; the clock read is then 1 in 100+
-# calls for a 1 us call. The order of each block is drawn from ORDER_SEED.
+# calls for a 1 us call. The order of each block is drawn from ORDER_SEED plus the index of
+# the process (``bench.measure.micro.PROCESS_ENV``), so every process draws its own orders.
 SLOT_S = 200e-6
 MAX_SLOT_CALLS = 10_000
 CALIBRATE_NS = 2_000_000
@@ -87,6 +91,11 @@ SETS: dict[str, dict[str, tuple[int, ...]]] = {
         "epoll": (16, 64, 256, 1000, 2000, 4000, 8000),
     },
 }
+
+
+def order_seed() -> int:
+    """ORDER_SEED plus this process's index among the micro benchmark processes."""
+    return ORDER_SEED + int(os.environ.get(PROCESS_ENV, "0"))
 
 
 def selected_set() -> str:
@@ -291,9 +300,11 @@ def test_wait_cost(
             # Plain pytest (benchmarks off): check every call's readiness in a few blocks.
             budget = 0.0
         else:
-            # The same time per count as one pytest-benchmark case of --benchmark-max-time.
+            # The same time per count as one pytest-benchmark case of --benchmark-max-time
+            # (bench.measure.micro.run_micro gives each process its share of the budget).
             budget = float(request.config.getoption("benchmark_max_time")) * len(counts)
-        samples = interleaved_blocks(calls, expected, budget, ORDER_SEED)
+        seed = order_seed()
+        samples = interleaved_blocks(calls, expected, budget, seed)
     finally:
         for close in closers:
             close()
@@ -302,7 +313,7 @@ def test_wait_cost(
         {
             "mechanism": mechanism,
             "n_registered": max(counts),
-            "order_seed": ORDER_SEED,
+            "order_seed": seed,
             "design": "interleaved blocks: every count once per block, in a random order; "
             "per block the mean of a slot of calls lasting about "
             f"{SLOT_S * 1e6:.0f} us; the figures summarise the blocks",
