@@ -47,6 +47,9 @@ class BenchConfig:
     out_dir: str = "results"
     # Seconds to wait for a quiet machine before measuring anyway, with a warning.
     quiet_wait_s: float = 30.0
+    # An A/A run (bench.measure.calibration): the same-server family on the preset's
+    # idle- and active-scaling cells; run.json's config says so.
+    calibrate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists) for run.json."""
