@@ -112,9 +112,7 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 def _config(args: argparse.Namespace) -> BenchConfig:
     calibrate = bool(getattr(args, "calibrate", False))
     if calibrate and args.backend:
-        raise ConfigError(
-            "--calibrate measures the same-server family only: drop --backend"
-        )
+        raise ConfigError("--calibrate measures the same-server family only: drop --backend")
     cfg = build_config(
         preset=args.preset,
         scenarios=None if calibrate else _flatten(args.scenario),

@@ -34,8 +34,10 @@ def enable_calibration_backends() -> None:
     if CALIBRATION_MODULE not in names:
         os.environ[registry.PLUGINS_ENV] = ",".join([*names, CALIBRATION_MODULE])
     # The registry may have read SELECTBENCH_PLUGINS already (the CLI lists backends in
-    # its help): importing the module registers the family now.
-    importlib.import_module(CALIBRATION_MODULE)
+    # its help): register the family now (again is a no-op; the module may be imported
+    # already while the registry was replaced, as tests do).
+    for backend in importlib.import_module(CALIBRATION_MODULE).SAME_SERVER_BACKENDS:
+        registry.register(backend)
 
 
 def mechanism_map(
@@ -103,7 +105,8 @@ def family_config(
     return cfg.replace(
         scenarios=tuple(scenarios),
         settings={s: map_settings(cfg.settings[s], names) for s in scenarios},
-        backends=tuple(dict.fromkeys(names.values())),
+        # The preset's own backends, renamed: a sweep that names none measures these.
+        backends=tuple(dict.fromkeys(names[b] for b in cfg.backends if b in names)),
     )
 
 
