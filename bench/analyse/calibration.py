@@ -13,6 +13,7 @@ synthetic false-call tests all read the same checks.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,15 @@ GROWING = "growing"  # bench.analyse.flatness's class of a fit that grows
 CLAIM2, CLAIM2_REGIME, EQUIVALENCE = "claim2", "claim2_regime", "equivalence"
 CLAIM3, FLAT, EDGE = "claim3", "flat", "edge_vs_level"
 RULE_ORDER = (CLAIM2, CLAIM2_REGIME, EQUIVALENCE, CLAIM3, FLAT, EDGE)
+# What a false call under each rule is, in the words a tally prints.
+FALSE_CALL_WORDS = {
+    CLAIM2: "claim 2 SUPPORTED or PARTLY SUPPORTED",
+    CLAIM2_REGIME: "a claim-2 regime SUPPORTED",
+    EQUIVALENCE: "a judged comparison called 'epoll better' or 'epoll worse'",
+    CLAIM3: "claim 3 NOT SUPPORTED",
+    FLAT: "a backend's growth on a claim-3 metric called 'growing'",
+    EDGE: "edge vs level decided other than EQUIVALENT",
+}
 # The rules in words, for verdict.json's RULES (the lead merges them into bench.analyse.rules).
 CALIBRATION_RULES = {
     "calibration": (
@@ -82,7 +92,7 @@ def claim2_checks(block: Mapping[str, Any], subject: str) -> list[Check]:
 
 def _ratio_words(d: Mapping[str, Any]) -> str:
     def f(x: Any) -> str:
-        return "n/a" if x is None else f"{float(x):.3g}"
+        return "n/a" if x is None or not math.isfinite(float(x)) else f"{float(x):.3g}"
 
     return f"{f(d.get('ratio'))}x [{f(d.get('ci_low'))}, {f(d.get('ci_high'))}]"
 

@@ -63,7 +63,7 @@ def _runs(names: list[str], results_dir: str | None) -> list[Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.analyse.calibration import CALIBRATION_RULES, tally
+    from bench.analyse.calibration import CALIBRATION_RULES, FALSE_CALL_WORDS, tally
 
     paths = _runs(args.runs, args.results_dir)
     runs = [(p.name, _checks(p)) for p in paths]
@@ -75,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
     print()
     print("Runs with at least one false call, per rule:")
     for row in rules:
-        print(_row(row.key, len(row.runs_false), row.runs_checked, row.runs_false))
+        label = f"{row.key} ({FALSE_CALL_WORDS[row.rule]})"
+        print(_row(label, len(row.runs_false), row.runs_checked, row.runs_false))
     print()
     print("Runs that made each false call (checks no run got wrong are not listed):")
     wrong = [row for row in keys if row.runs_false]
