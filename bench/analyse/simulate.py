@@ -7,7 +7,8 @@ same repetitions, with the nuisances a real run has:
 
 - multiplicative (log-normal) noise, its sigma drawn per cell and metric from
   ``noise`` (10-30%: repeated cells on the 2-vCPU reference VM agree to about
-  10-15%, the identical servers of the issue's A/A runs to 25-40% at worst);
+  10-15% (``bench.analyse.rules``), and four A/A runs of the default cells read
+  identical servers' growth over 0-4,000 idle anywhere from -25% to +39%);
 - a repetition effect shared by every trial of a repetition;
 - drift with the trial's position within its repetition (the order of cells,
   and of backends within a cell, is a seeded random permutation per
