@@ -34,6 +34,9 @@ FAMILY_PYTHON_LOOP = "python-event-loop"
 FAMILY_PYTHON_REFERENCE = "python-reference"
 FAMILY_C = "c"
 FAMILY_EXTERNAL = "external"
+# One server declared as select, poll and epoll (servers.calibration_backends): the
+# A/A check, loaded only through SELECTBENCH_PLUGINS by `bench run --calibrate`.
+FAMILY_SAME_SERVER = "same-server"
 PLUGINS_ENV = "SELECTBENCH_PLUGINS"
 
 

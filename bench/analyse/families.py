@@ -38,6 +38,7 @@ FAMILY_LABELS = {
     # The external family holds HAProxy's backends (issue 10); a family of another
     # outside server would get its own family constant and label.
     registry.FAMILY_EXTERNAL: "HAProxy",
+    registry.FAMILY_SAME_SERVER: "same-server (A/A)",
 }
 CLAIM_DECIDED = (SUPPORTED, PARTLY, NOT_SUPPORTED)
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "list": "list_runs",
     "compare": "compare",
     "summarise": "summarise",
+    "calibration": "calibration",
     "doctor": "doctor",
 }
 

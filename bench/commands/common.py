@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -43,6 +43,11 @@ def resolve(run: str, results_dir: str | None) -> Path:
     return resolve_run_path(run, results_dir)
 
 
+def is_calibration_run(meta: dict[str, Any]) -> bool:
+    """Whether run.json says the run is an A/A calibration (``bench run --calibrate``)."""
+    return bool((meta.get("config") or {}).get("calibrate"))
+
+
 def postprocess(path: Path, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
     from bench.analyse.verdict import compute_verdict, format_verdict_table, write_verdict
@@ -51,6 +56,12 @@ def postprocess(path: Path, charts: bool = True) -> None:
     from bench.store.results import load
 
     data = load(path)
+    calibrating = is_calibration_run(data.meta)
+    if calibrating:
+        # Its backends are a plugin: registered here too, so the verdict finds their family.
+        from bench.measure.calibration import enable_calibration_backends
+
+        enable_calibration_backends()
     verdict = compute_verdict(data)
     write_verdict(data, verdict)
     chart_files = list(draw_all(data) or []) if charts else []
@@ -58,6 +69,11 @@ def postprocess(path: Path, charts: bool = True) -> None:
     print()
     print(format_verdict_table(verdict))
     print()
+    if calibrating:
+        from bench.analyse.calibration import format_checks, verdict_checks
+
+        print(format_checks(verdict_checks(verdict)))
+        print()
     if charts:
         print(f"charts ({len(chart_files)} files): {data.charts_dir}")
     print(f"report: {path / 'report.md'}")

@@ -90,6 +90,13 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "instead of measuring with a warning",
     )
     run.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="the A/A check: the preset's idle- and active-scaling cells on one server "
+        "declared as select, poll and epoll (the same-server family); prints how often "
+        "the verdict's rules made a false call (tally runs with `bench calibration`)",
+    )
+    run.add_argument(
         "--cluster",
         metavar="tcp://HOST:8786",
         default=None,
@@ -111,9 +118,12 @@ def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:
+    calibrate = bool(getattr(args, "calibrate", False))
+    if calibrate and args.backend:
+        raise ConfigError("--calibrate measures the same-server family only: drop --backend")
     cfg = build_config(
         preset=args.preset,
-        scenarios=_flatten(args.scenario),
+        scenarios=None if calibrate else _flatten(args.scenario),
         backends=_flatten(args.backend),
         repetitions=args.repetitions,
         out_dir=args.out,
@@ -125,6 +135,10 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         from bench.measure.plan import fresh_order_seed
 
         cfg = cfg.replace(order_seed=fresh_order_seed())
+    if calibrate:
+        from bench.measure.calibration import CALIBRATION_SCENARIOS, calibration_config
+
+        cfg = calibration_config(cfg, _flatten(args.scenario) or CALIBRATION_SCENARIOS)
     if args.out is None:
         from bench.store.schema import default_results_dir
 

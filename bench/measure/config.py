@@ -50,6 +50,9 @@ class BenchConfig:
     # Seed of the trials' order within each repetition (bench.measure.plan); None:
     # not chosen yet (bench run draws one before planning, so run.json has it).
     order_seed: int | None = None
+    # An A/A run (bench.measure.calibration): the same-server family on the preset's
+    # idle- and active-scaling cells; run.json's config says so.
+    calibrate: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists) for run.json."""
