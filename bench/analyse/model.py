@@ -26,9 +26,10 @@ rule drops slow trials):
   of the family: with a balanced design the pooled-variance contrast has the
   right expected variance whatever the two backends' variances are, whereas one
   variance for all backends gives a quiet pair the noise of a noisy third
-  backend and a noisy pair too little (select at twice epoll's noise, poll as
-  quiet as epoll: 88% coverage of epoll vs select with one variance for all
-  three backends; the pair's own variance covers 94-97%).
+  backend and a noisy pair too little (select at three times epoll's noise,
+  poll as quiet as epoll, 3 repetitions: 90% coverage of epoll vs select with
+  one variance for all three backends, 93.5-94% with the pair's own; in the
+  other cases the pair's covers 94.5-95%).
 - Fixed repetition effects, not a random effect (statsmodels' MixedLM): every
   backend is measured in every repetition, so the contrast is within
   repetitions and fixed and random effects give the same estimate; with 3
