@@ -48,7 +48,7 @@ def test_equal_edge_and_level_are_equivalent_in_every_judged_cell() -> None:
     for regime in block["regimes"]:
         for c in regime["comparisons"]:
             assert c["backend"] == "epoll" and c["decision"]["confidence"] == EDGE_CONFIDENCE
-            assert c["decision"]["method"].startswith("paired")
+            assert c["decision"]["method"].startswith("linear-model")
     assert edge["margin"] == pytest.approx(list(EQUIVALENCE_BOUNDS))
 
 

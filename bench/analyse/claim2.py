@@ -26,7 +26,8 @@ import pandas as pd
 
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import fmt
-from bench.analyse.intervals import CellSides, RatioEstimate, pooled_ratio, ratio_interval
+from bench.analyse.intervals import RatioEstimate
+from bench.analyse.model import LogTrials, model_ratio
 from bench.analyse.rules import (
     CLAIM_TEXT,
     CONFIDENCE,
@@ -62,23 +63,21 @@ def classify_ratio(est: RatioEstimate, better: str = BETTER, worse: str = WORSE)
     return INCONCLUSIVE
 
 
-def _sides(cell: pd.DataFrame, subject: str, other: str, closed: bool) -> tuple[CellSides, str]:
-    ep = cell[cell["backend"] == subject]
-    ot = cell[cell["backend"] == other]
+def _pair(closed: bool, subject: str, other: str) -> tuple[str, str, str, str]:
+    """(metric column, numerator backend, denominator backend, metric words) of the ratio."""
     if closed:
-        num, den, what = ep, ot, "throughput"
-        col = "throughput_rps"
-    else:
-        num, den, what = ot, ep, "CPU per request"
-        col = "server_cpu_us_per_req"
-    num, den = num[num[col].notna()], den[den[col].notna()]
-    sides = CellSides(
-        num[col].astype(float).tolist(),
-        den[col].astype(float).tolist(),
-        num["repetition"].tolist(),
-        den["repetition"].tolist(),
-    )
-    return sides, what
+        return "throughput_rps", subject, other, "throughput"
+    return "server_cpu_us_per_req", other, subject, "CPU per request"
+
+
+def _ratio(
+    rows: pd.DataFrame, level_col: str, levels: Sequence[float], subject: str, other: str,
+    closed: bool, confidence: float,
+) -> RatioEstimate:  # fmt: skip
+    """The ratio in ``levels`` from the linear model pooled over every cell of ``rows``."""
+    col, num, den, _ = _pair(closed, subject, other)
+    trials = LogTrials.from_rows(rows, col, level_col)
+    return model_ratio(trials, levels, num, den, confidence)
 
 
 def compare_cell(
@@ -92,10 +91,9 @@ def compare_cell(
 ) -> dict[str, Any]:
     """``subject`` against ``other`` in one cell: ratio, 90% and 95% intervals, class."""
     cell = rows[rows[level_col].astype(float) == level]
-    sides, what = _sides(cell, subject, other, closed)
-    args = (sides.numerator, sides.denominator, sides.numerator_blocks, sides.denominator_blocks)
-    decision = ratio_interval(*args, confidence=EQUIVALENCE_CONFIDENCE)
-    shown = ratio_interval(*args, confidence=CONFIDENCE)
+    what = _pair(closed, subject, other)[3]
+    decision = _ratio(rows, level_col, [level], subject, other, closed, EQUIVALENCE_CONFIDENCE)
+    shown = _ratio(rows, level_col, [level], subject, other, closed, CONFIDENCE)
     active = cell["active_connections"].dropna()
     idle = cell["idle_connections"].dropna()
     connections = int((active.max() if len(active) else 0) + (idle.max() if len(idle) else 0))
@@ -259,13 +257,9 @@ def active_cells(
         counts |= set(shared)
         judged = [lv for lv, c in zip(shared, cells, strict=True) if c["judged"]]
         if judged:
-            sides = [
-                _sides(
-                    rows[rows["active_connections"].astype(float) == lv], subject, other, closed
-                )[0]
-                for lv in judged
-            ]
-            summary = pooled_ratio(sides, CONFIDENCE).as_dict()
+            summary = _ratio(
+                rows, "active_connections", judged, subject, other, closed, CONFIDENCE
+            ).as_dict()
             pooled[other] = {**summary, "cells": judged, "note": "summary only; decides nothing"}
     where = (
         f"every connection active, {'/'.join(str(int(v)) for v in sorted(counts))} connections, "
@@ -317,7 +311,9 @@ def claim2_family(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
     if summary:
         summary += (
             f" ({EQUIVALENCE_CONFIDENCE:.0%} intervals, two one-sided tests against +-10%: "
-            "paired t on log values by repetition, else Welch; each cell's method in evidence)"
+            "a linear model on log values pooled over the sweep's cells with repetition and "
+            "position effects, else paired t by repetition, else Welch; each cell's method in "
+            "evidence)"
         )
     return {
         "id": "2",

@@ -40,6 +40,7 @@ from bench.analyse.flatness import (
     slope_comparison,
     slope_words,
 )
+from bench.analyse.model import POSITION
 from bench.analyse.rules import (
     CLAIM_TEXT,
     INCONCLUSIVE,
@@ -103,13 +104,15 @@ def _idle_rows(
 
 
 def idle_scaling_fits(rows: pd.DataFrame, metric: str, x: str = "idle_connections") -> dict:
-    """One growth fit per backend, repetitions as blocks (what charts should draw too)."""
+    """One growth fit per backend, repetitions as blocks and position as a term."""
     fits: dict[str, SlopeFit] = {}
     for backend, grp in rows.groupby("backend"):
+        positions = grp[POSITION].astype(float).to_numpy() if POSITION in grp.columns else None
         fits[str(backend)] = growth_fit(
             grp[x].astype(float).to_numpy(),
             grp[metric].astype(float).to_numpy(),
             grp["repetition"].tolist(),
+            positions,
         )
     return fits
 
@@ -361,7 +364,7 @@ def _claim3_summary(metrics: Sequence[dict[str, Any]], roles: FamilyRoles) -> st
         parts.append(f"{m['metric']}: " + ", ".join(bits))
     return "; ".join(parts) + (
         f" (growth over each backend's measured range; {subject} with its 95% profile interval "
-        "of the log-scale fit, repetitions as blocks)"
+        "of the log-scale fit, repetitions as blocks, position in the repetition as a term)"
         if parts
         else ""
     )

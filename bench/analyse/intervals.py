@@ -51,16 +51,21 @@ def welch_bounds(
     log_a: np.ndarray, log_b: np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[np.ndarray, ...]:
     """mean(log a) - mean(log b) with Welch's t bounds along the last axis."""
+    diff = log_a.mean(axis=-1) - log_b.mean(axis=-1)
+    se, df = welch_se_df(log_a, log_b)
+    half = _t(confidence, df) * se
+    return diff, diff - half, diff + half
+
+
+def welch_se_df(log_a: np.ndarray, log_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard error of mean(log a) - mean(log b) and Satterthwaite's df, last axis."""
     na, nb = log_a.shape[-1], log_b.shape[-1]
     va = log_a.var(axis=-1, ddof=1) / na
     vb = log_b.var(axis=-1, ddof=1) / nb
-    diff = log_a.mean(axis=-1) - log_b.mean(axis=-1)
-    se = np.sqrt(va + vb)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     df = np.where(np.isfinite(df), df, na + nb - 2)  # both variances 0: any df, zero width
-    half = _t(confidence, df) * se
-    return diff, diff - half, diff + half
+    return np.sqrt(va + vb), df
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,10 @@ class RatioEstimate:
     method: str = ""
     confidence: float = CONFIDENCE
     n_pairs: int = 0
+    # The log ratio's standard error and the degrees of freedom of its t
+    # interval: what ``bench.analyse.runs`` needs to pool runs.
+    df: float = NAN
+    log_se: float = NAN
 
     @property
     def excludes_one(self) -> bool:
@@ -117,6 +126,8 @@ class RatioEstimate:
             "n_numerator": self.n_numerator,
             "n_denominator": self.n_denominator,
             "n_pairs": self.n_pairs,
+            "df": _round(self.df),
+            "log_se": _round(self.log_se),
         }
 
 
@@ -153,9 +164,10 @@ def welch_log_ratio(
     if a.size < 2 or b.size < 2:
         return RatioEstimate(ratio, NAN, NAN, int(a.size), int(b.size), METHOD_WELCH, confidence)
     _, lo, hi = welch_bounds(np.log(a), np.log(b), confidence)
+    se, df = welch_se_df(np.log(a), np.log(b))
     return RatioEstimate(
         ratio, float(np.exp(lo)), float(np.exp(hi)), int(a.size), int(b.size), METHOD_WELCH,
-        confidence,
+        confidence, df=float(df), log_se=float(se),
     )  # fmt: skip
 
 
@@ -174,7 +186,8 @@ def ratio_interval(
             mean, lo, hi = paired_bounds(diffs, confidence)
             return RatioEstimate(
                 float(np.exp(mean)), float(np.exp(lo)), float(np.exp(hi)), int(a.size),
-                int(b.size), METHOD_PAIRED, confidence, int(a.size),
+                int(b.size), METHOD_PAIRED, confidence, int(a.size), df=float(a.size - 1),
+                log_se=float(diffs.std(ddof=1) / math.sqrt(a.size)),
             )  # fmt: skip
     return welch_log_ratio(numerator, denominator, confidence)
 
@@ -208,6 +221,7 @@ def pooled_ratio(cells: Sequence[CellSides], confidence: float = CONFIDENCE) -> 
         return RatioEstimate(
             float(np.exp(mean)), float(np.exp(lo)), float(np.exp(hi)), len(keys), len(keys),
             f"{METHOD_PAIRED}, mean over {len(cells)} cells per repetition", confidence, len(keys),
+            df=float(len(keys) - 1), log_se=float(diffs.std(ddof=1) / math.sqrt(len(keys))),
         )  # fmt: skip
     sides = [(np.log(_positive(c.numerator)), np.log(_positive(c.denominator))) for c in cells]
     n_a, n_b = min(a.size for a, _ in sides), min(b.size for _, b in sides)
@@ -224,7 +238,7 @@ def pooled_ratio(cells: Sequence[CellSides], confidence: float = CONFIDENCE) -> 
     half = float(_t(confidence, df)) * math.sqrt(var)
     return RatioEstimate(
         float(np.exp(point)), float(np.exp(point - half)), float(np.exp(point + half)), n_a, n_b,
-        f"{METHOD_WELCH}, mean over {k} cells", confidence,
+        f"{METHOD_WELCH}, mean over {k} cells", confidence, df=float(df), log_se=math.sqrt(var),
     )  # fmt: skip
 
 

@@ -19,6 +19,10 @@ CONFIDENCE = 0.95
 # Two backends are paired by repetition when both were measured in at least
 # this many of the same repetitions (a t interval needs 2 differences).
 MIN_PAIRS = 2
+# The linear model that pools a run's cells (bench.analyse.model) is fitted only
+# with more residual degrees of freedom than a paired t over 3 repetitions has (2);
+# else the paired t above.
+MIN_MODEL_DF = 3
 
 # ---------------------------------------------------------------- claim 3
 # Growth over the measured range beyond which a cost "grows". 20% because
@@ -93,14 +97,22 @@ RULES: dict[str, str] = {
         f"Every interval is a {CONFIDENCE:.0%} interval over repetitions (claim 2's decisions use "
         f"{EQUIVALENCE_CONFIDENCE:.0%}) and names its method. The typical value of a cell: "
         "Student's t interval on log values (an interval for the geometric mean, n - 1 degrees "
-        "of freedom). A ratio between two backends in one cell: Student's t interval on the "
-        f"per-repetition differences of log values when both were measured in at least {MIN_PAIRS} "
-        "of the same repetitions (paired: the run measures every backend of a cell one after "
-        "another within each repetition, so a repetition is a block that shares the machine's "
-        "drift; a value without a partner is left out), else Welch's t interval on log values; "
+        "of freedom). A ratio between two backends in one cell: a linear model on log values "
+        "fitted by least squares (statsmodels) to every cell of the sweep (one family, scenario, "
+        "loop mode and metric) for the two backends, log y = mean per cell and backend + "
+        "repetition (fixed) + position in the repetition (linear) + error, one residual "
+        "variance for the pair; the ratio is the contrast of the two means in the cell with "
+        "Student's t on the residual degrees of freedom (runs that recorded no position have "
+        "no position term and say so). With fewer than "
+        f"{MIN_MODEL_DF} residual degrees of freedom, or a side without a value in the cell, "
+        "Student's t interval on the per-repetition differences of log values when both were "
+        f"measured in at least {MIN_PAIRS} of the same repetitions, else Welch's t interval on "
+        "log values, the method naming why; "
         "the ratio shown is the ratio of geometric means. A growth against descriptors: least "
-        "squares on log values, log(cost) = block + log(1 + g (N - N_min)), one block per "
-        "repetition, with the profile interval for g from the F distribution; the growth over "
+        "squares on log values, log(cost) = block + b position + log(1 + g (N - N_min)), one "
+        "block per repetition and a linear term in the position within the repetition (none "
+        "for runs that recorded no position), with the profile interval for g from the F "
+        "distribution; the growth over "
         "the range is g (N_max - N_min) and the slope per 1,000 descriptors is 1,000 g times "
         "the fitted cost at N_min. Micro benchmarks run in several fresh processes, each timing "
         "every count of the mechanism in interleaved blocks; a process's value per count is "

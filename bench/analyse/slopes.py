@@ -10,7 +10,23 @@ smallest count N_min), so the growth over the measured range is
 ``1000 * g * (fitted cost at N_min)``. The cost is linear in N, as an O(N)
 scan or an O(1) call predicts; the noise is multiplicative, as a shared
 machine's is; one block per repetition absorbs drift between repetitions
-(the run sweeps every count once per repetition).
+(the run sweeps every count once per repetition) and a linear term in the
+trial's position within its repetition (``position_in_repetition``; the run
+order is a random permutation per repetition) absorbs a drift within one.
+Runs that recorded no position are fitted without it and the method says so.
+The fitted model is::
+
+    log(cost) = c_block + b * position + log(1 + g * (N - N_min)) + noise
+
+Each backend is fitted with its own residual variance, not one pooled over
+the backends of the sweep: select and poll at many descriptors are noisier
+than epoll, and one variance for all would give the noisier backend an
+interval too narrow (the same choice, measured, as for the cell ratios in
+``bench.analyse.model``). The position term buys precision, not coverage: in
+the simulations of ``tests/test_analyse_coverage.py`` (3 and 5 repetitions,
+10-40% noise, +-15% drift across a repetition, 10% outliers at x1.6 mostly
+dropped by an outcome-dependent rule) the fit covers at least 93% with or
+without it, because the random order turns drift into noise.
 
 Why not ordinary least squares on the raw values: with multiplicative noise
 the spread grows with the cost, and a simulated line growing 50% over the
@@ -24,8 +40,10 @@ distribution: every g whose residual sum of squares is within
 ``t^2 * sigma^2`` of the best, with ``sigma^2`` the residual variance on
 ``n - blocks - 1`` degrees of freedom. The interval for the slope is the
 profile interval of ``g * exp(mean block)``. ``g`` is searched on a grid of the
-log growth over the range, ``log(1 + g * span)`` from -4 to 12 (a cost that
-falls to 2% or rises to 160,000x); a bound beyond the grid is left open (inf).
+log growth over the range, ``log(1 + g * span)`` from -4 to 12 in steps of 0.01
+(a cost that falls to 2% or rises to 160,000x; bounds are interpolated between
+grid points and agree with a grid ten times finer to 0.0003 in log growth); a
+bound beyond the grid is left open (inf).
 """
 
 from __future__ import annotations
@@ -39,7 +57,7 @@ from scipy import stats
 from bench.analyse.rules import CONFIDENCE
 
 NAN = float("nan")
-LOG_GROWTH_GRID = np.linspace(-4.0, 12.0, 4001)
+LOG_GROWTH_GRID = np.linspace(-4.0, 12.0, 1601)
 METHOD_BLOCKS = (
     "least squares on log values with one block per repetition, "
     "log(cost) = block + log(1 + g (N - N_min)); profile F interval"
@@ -49,6 +67,7 @@ METHOD_ONE_BLOCK = METHOD_BLOCKS.replace(" with one block per repetition", "")
 METHOD_MICRO_PROCESSES = METHOD_BLOCKS.replace(
     "log values with one block per repetition", "log per-process medians with one block per process"
 )
+NO_POSITION = " (no position term: no position_in_repetition recorded)"
 # Micro tables from before the per-process layout: one process, one median per count.
 METHOD_MICRO = (
     "one process (a micro table without a process column): least squares on log medians, "
@@ -131,41 +150,63 @@ def growth_profile(
     log_y: np.ndarray,
     floor_var: float | np.ndarray = 0.0,
     confidence: float = CONFIDENCE,
+    position: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The fit for a batch of runs sharing one design: ``log_y`` is (runs, points).
+    """The fit for a batch of runs sharing one sweep: ``log_y`` is (runs, points).
 
-    Returns arrays over runs: ``g``, ``g_lo``, ``g_hi`` (relative growth per
-    unit x), ``s``, ``s_lo``, ``s_hi`` (slope), ``base`` (fitted value at
-    x_min) and the scalar ``df``.
+    ``position`` (points, or runs x points) adds a linear term in the trial's
+    position within its repetition; ``kept`` (runs x points, bool) leaves
+    points out of a run's fit (a run's own exclusions), so runs that dropped
+    different trials are still fitted in one batch. Returns arrays over runs:
+    ``g``, ``g_lo``, ``g_hi`` (relative growth per unit x), ``s``, ``s_lo``,
+    ``s_hi`` (slope), ``base`` (fitted value at x_min, the mean block and the
+    mean position) and ``df`` (residual degrees of freedom).
     """
     x = np.asarray(x, dtype=float)
     log_y = np.atleast_2d(np.asarray(log_y, dtype=float))
     runs, n = log_y.shape
+    w = np.ones((runs, n)) if kept is None else np.broadcast_to(kept, (runs, n)).astype(float)
+    log_y = np.where(w > 0, log_y, 0.0)
     xp = x - x.min()
     span = float(xp.max())
     _, idx = np.unique(np.asarray(blocks), return_inverse=True)
     n_blocks = int(idx.max()) + 1
     member = np.zeros((n, n_blocks))
     member[np.arange(n), idx] = 1.0
-    counts = member.sum(axis=0)
-    proj = np.eye(n) - (member / counts) @ member.T  # removes each block's mean
-    weights = (member / counts).sum(axis=1) / n_blocks  # mean of the block means
+    z = np.broadcast_to(member, (runs, n, n_blocks))
+    if position is not None:
+        pos = np.broadcast_to(np.asarray(position, dtype=float), (runs, n))
+        centre = (pos * w).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
+        z = np.concatenate([z, (pos - centre)[:, :, None]], axis=2)
+    # Nuisance (blocks, position) projected out of each run's kept points.
+    zw = z * w[:, :, None]
+    gram_inv = np.linalg.pinv(np.einsum("rnk,rnj->rkj", zw, z))
+    coef_of = gram_inv @ zw.transpose(0, 2, 1)  # (runs, k, n): nuisance coefficients of a vector
+    proj = w[:, :, None] * np.eye(n) - zw @ coef_of  # (runs, n, n), zero outside kept points
+    rank = np.linalg.matrix_rank(np.einsum("rnk,rnj->rkj", zw, z))
+    mean_block = np.zeros(z.shape[2])
+    mean_block[:n_blocks] = 1.0 / n_blocks
+    weights = mean_block @ coef_of  # (runs, n): the mean block's level of a vector
     g_grid = np.expm1(LOG_GROWTH_GRID) / span
     shape = np.log1p(np.outer(xp, g_grid))  # (points, grid)
-    pz = log_y @ proj
-    rss = (pz * log_y).sum(axis=1)[:, None] - 2 * pz @ shape + (shape * (proj @ shape)).sum(0)
-    c_bar = (log_y @ weights)[:, None] - (weights @ shape)[None, :]
-    df = n - n_blocks - 1
+    py = np.einsum("rnm,rm->rn", proj, log_y)
+    quad = proj.reshape(runs, n * n) @ np.einsum("ng,mg->nmg", shape, shape).reshape(n * n, -1)
+    rss = (py * log_y).sum(axis=1)[:, None] - 2 * py @ shape + quad
+    c_bar = (weights * log_y).sum(axis=1)[:, None] - weights @ shape
+    n_kept = w.sum(axis=1)
+    df = n_kept - rank - 1
     rows = np.arange(runs)
     best = np.clip(rss.argmin(axis=1), 1, g_grid.size - 2)
     rss_min = _parabola_min(rss, best)
-    sigma2 = np.maximum(rss_min / df, floor_var)
-    t = float(stats.t.ppf(0.5 + confidence / 2, df))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma2 = np.maximum(rss_min / df, floor_var)
+    t = np.asarray(stats.t.ppf(0.5 + confidence / 2, np.where(df > 0, df, np.nan)))
     thr = rss_min + t**2 * sigma2
     inside = rss <= thr[:, None]
-    pos = np.arange(g_grid.size)
-    first = np.where(inside, pos, g_grid.size).min(axis=1)
-    last = np.where(inside, pos, -1).max(axis=1)
+    pos_grid = np.arange(g_grid.size)
+    first = np.where(inside, pos_grid, g_grid.size).min(axis=1)
+    last = np.where(inside, pos_grid, -1).max(axis=1)
     lo_log = _edge(rss, thr, first, first - 1, LOG_GROWTH_GRID, -np.inf)
     hi_log = _edge(rss, thr, last, last + 1, LOG_GROWTH_GRID, np.inf)
     # An interval a few grid steps wide (little noise): the parabola through the
@@ -180,12 +221,11 @@ def growth_profile(
     g_hat = np.expm1(u_hat) / span
     base_hat = np.exp(c_bar[rows, best])
     # Slope bounds: over every g inside, g * exp(c_bar(g) +- r(g)); at the edges r = 0.
-    r = np.sqrt(np.clip(thr[:, None] - rss, 0.0, None) / n)
-    level = g_grid[None, :] * np.exp(c_bar)
-    up = np.where(g_grid[None, :] >= 0, np.exp(r), np.exp(-r))
-    down = np.where(g_grid[None, :] >= 0, np.exp(-r), np.exp(r))
-    s_lo = np.where(inside, level * down, np.inf).min(axis=1)
-    s_hi = np.where(inside, level * up, -np.inf).max(axis=1)
+    r = np.sqrt(np.clip(thr[:, None] - rss, 0.0, None) / n_kept[:, None])
+    # |g| exp(c_bar +- r): the sign of g picks which of the two is the lower bound.
+    rising = np.where(g_grid >= 0, 1.0, -1.0)[None, :]
+    s_lo = np.where(inside, g_grid * np.exp(c_bar - rising * r), np.inf).min(axis=1)
+    s_hi = np.where(inside, g_grid * np.exp(c_bar + rising * r), -np.inf).max(axis=1)
     edges = [(lo_log, first), (hi_log, last)]
     for log_edge, k in edges:
         g_edge = np.expm1(log_edge) / span
@@ -203,7 +243,7 @@ def growth_profile(
         "s_lo": s_lo,
         "s_hi": s_hi,
         "base": base_hat,
-        "df": np.asarray(df),
+        "df": df,
     }
 
 
@@ -255,14 +295,24 @@ def _parabola_argmin(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def _design(
-    x: Sequence[float], y: Sequence[float], blocks: Sequence[object] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Finite x, positive finite y, and each point's block as a string."""
+    x: Sequence[float],
+    y: Sequence[float],
+    blocks: Sequence[object] | None,
+    positions: Sequence[float] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Finite x, positive finite y, each point's block as a string, and its position.
+
+    The position is kept only when every kept point has one and they differ.
+    """
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
     keep = np.isfinite(xa) & np.isfinite(ya) & (ya > 0)
     names = ["" for _ in range(xa.size)] if blocks is None else [str(b) for b in blocks]
-    return xa[keep], ya[keep], np.array(names, dtype=object)[keep]
+    pos = None
+    if positions is not None:
+        pa = np.asarray(positions, dtype=float)[keep]
+        pos = pa if pa.size and np.isfinite(pa).all() and np.ptp(pa) > 0 else None
+    return xa[keep], ya[keep], np.array(names, dtype=object)[keep], pos
 
 
 def _empty(n: int, levels: int, reps: int, method: str) -> SlopeFit:
@@ -270,21 +320,30 @@ def _empty(n: int, levels: int, reps: int, method: str) -> SlopeFit:
 
 
 def growth_fit(
-    x: Sequence[float], y: Sequence[float], blocks: Sequence[object] | None = None
+    x: Sequence[float],
+    y: Sequence[float],
+    blocks: Sequence[object] | None = None,
+    positions: Sequence[float] | None = None,
 ) -> SlopeFit:
     """The growth of ``y`` against ``x`` from repeated trials, one block per repetition.
 
     Points that are not positive are left out (log). Without ``blocks`` every
-    point is in one block (plain least squares on log values).
+    point is in one block (plain least squares on log values). ``positions``
+    (each trial's index within its repetition) adds a linear position term;
+    without them (older runs) the method says there is none.
     """
-    xa, ya, ba = _design(x, y, blocks)
+    xa, ya, ba, pa = _design(x, y, blocks, positions)
     levels, counts = np.unique(xa, return_counts=True)
     reps = int(counts.min()) if counts.size else 0
     n_blocks = int(np.unique(ba).size)
     method = METHOD_BLOCKS if n_blocks > 1 else METHOD_ONE_BLOCK
-    if levels.size < 2 or xa.size - n_blocks - 1 < 1:
+    if pa is not None:
+        method = method.replace("log(cost) = block", "log(cost) = block + b * position")
+    else:
+        method += NO_POSITION
+    if levels.size < 2 or xa.size - n_blocks - (pa is not None) - 1 < 1:
         return _empty(int(xa.size), int(levels.size), reps, method)
-    fit = growth_profile(xa, ba, np.log(ya)[None, :])
+    fit = growth_profile(xa, ba, np.log(ya)[None, :], position=pa)
     return _to_fit(fit, xa, levels, reps, n_blocks, method)
 
 
@@ -319,5 +378,5 @@ def _to_fit(
         n_points=int(xa.size), n_levels=int(levels.size), min_reps_per_level=reps,
         x_min=float(levels[0]), x_max=float(levels[-1]), baseline=float(fit["base"][0]),
         method=method, rel_slope=float(fit["g"][0]), rel_slope_ci_low=float(fit["g_lo"][0]),
-        rel_slope_ci_high=float(fit["g_hi"][0]), n_blocks=n_blocks, df=int(fit["df"]),
+        rel_slope_ci_high=float(fit["g_hi"][0]), n_blocks=n_blocks, df=int(fit["df"][0]),
     )  # fmt: skip
