@@ -60,7 +60,7 @@ from bench.measure.scenarios import active_scaling, idle_scaling
 from bench.store.results import RunData
 from servers import registry
 
-__all__ = ["BETTER", "EQUIVALENT", "WORSE", "classify_ratio", "claim2", "compare_cell"]
+__all__ = ["BETTER", "EQUIVALENT", "WORSE", "claim2", "classify_ratio", "compare_cell"]
 
 METRIC_WORDS = "server CPU per request"
 
@@ -134,9 +134,11 @@ def _mechanism_view(cell: pd.DataFrame, backends: Sequence[str]) -> dict[str, An
     out = {}
     for b in backends:
         rows = cell[cell["backend"] == b]
+        share, per_event = wait_share(rows), _geo(_column(rows, "server_wait_us_per_event"))
+        # None, not NaN, where the run did not record it (verdicts compare equal, JSON is strict).
         out[b] = {
-            "wait_share_of_cpu_per_request": wait_share(rows),
-            "wait_us_per_event": _geo(_column(rows, "server_wait_us_per_event")),
+            "wait_share_of_cpu_per_request": share if math.isfinite(share) else None,
+            "wait_us_per_event": per_event if math.isfinite(per_event) else None,
             "n": len(rows),
         }
     return out
@@ -182,8 +184,23 @@ def _shown_ratio(
             "note": "shown; decides nothing"}  # fmt: skip
 
 
-def _pct(x: float) -> str:
-    return f"{x:.1%}" if math.isfinite(x) else "n/a"
+def _shown(cell: pd.DataFrame, subject: str, other: str, closed: bool) -> dict[str, Any]:
+    """The ratios shown beside a comparison (``RULES["claim2_shown"]``)."""
+    machine = _shown_ratio(
+        cell, other, subject, MACHINE_CPU_COLUMN,
+        f"other's whole-machine CPU per request / {subject}'s",
+    )  # fmt: skip
+    if not closed:
+        throughput = {"recorded": False, "note": "open loop: the request rate was set"}
+    else:
+        throughput = _shown_ratio(
+            cell, subject, other, THROUGHPUT_COLUMN, f"{subject}'s closed-loop throughput / other's"
+        )
+    return {"machine_cpu_per_request": machine, "throughput": throughput}
+
+
+def _pct(x: float | None) -> str:
+    return f"{x:.1%}" if x is not None and math.isfinite(x) else "n/a"
 
 
 def undecided_reason(
@@ -192,7 +209,7 @@ def undecided_reason(
     """What the data show in an INCONCLUSIVE cell (``RULES["all_active_mechanism"]``)."""
     parts = []
     shares = {b: v["wait_share_of_cpu_per_request"] for b, v in view.items()}
-    known = [s for s in shares.values() if math.isfinite(s)]
+    known = [s for s in shares.values() if s is not None]
     if len(known) == len(shares) == 2 and max(known) < WAIT_SHARE_MATERIAL:
         parts.append(
             f"the wait call is {_pct(shares[subject])} ({subject}) and {_pct(shares[other])} "
@@ -263,18 +280,7 @@ def compare_cell(
         "class": cls,
         "judged": judged,
         "class_reason": reason,
-        "shown": {
-            "machine_cpu_per_request": _shown_ratio(
-                cell, other, subject, MACHINE_CPU_COLUMN,
-                f"other's whole-machine CPU per request / {subject}'s",
-            ),
-            "throughput": (
-                _shown_ratio(cell, subject, other, THROUGHPUT_COLUMN,
-                             f"{subject}'s closed-loop throughput / other's")
-                if closed
-                else {"recorded": False, "note": "open loop: the request rate was set"}
-            ),
-        },  # fmt: skip
+        "shown": _shown(cell, subject, other, closed),
         "mechanism": view,
     }
     micro_rows = micro_all_ready(micro, (subject, other), connections)

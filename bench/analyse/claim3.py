@@ -327,8 +327,7 @@ def claim3_family(
     conditions = (
         f"{roles.subject} flat means the 95% interval of its growth over the measured "
         f"descriptor range lies inside +-{TOLERANCE_REL_INCREASE:.0%}, growing means its lower "
-        "end is above 0 and it is not flat; primary metrics: "
-        + (judged_on or "none measured")
+        "end is above 0 and it is not flat; primary metrics: " + (judged_on or "none measured")
     )
     return {
         "id": "3",

@@ -32,8 +32,8 @@ import pandas as pd
 
 from bench.analyse.crossover_fit import METHOD, CrossoverFit, crossover_fit
 from bench.analyse.families import judged_families
-from bench.analyse.intervals import ratio_interval
 from bench.analyse.flags import client_bound
+from bench.analyse.intervals import ratio_interval
 from bench.analyse.rules import CONFIDENCE, RULES
 from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import ready_fraction

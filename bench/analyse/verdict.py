@@ -187,9 +187,7 @@ def sensitivity(primary: dict[str, Any], excluded: dict[str, Any], n_client_boun
             + "."
         )
     else:
-        sentence = (
-            f"Leaving out the {n_client_bound} client-bound trial(s) changes no status."
-        )
+        sentence = f"Leaving out the {n_client_bound} client-bound trial(s) changes no status."
     return {
         "rule": "sensitivity",
         "analyses": [PRIMARY_ANALYSIS, CLIENT_BOUND_ANALYSIS],
@@ -205,10 +203,7 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
     trials = run.trials
     primary = _judge(run)
     left_out = leave_out_client_bound(trials) if not trials.empty else trials
-    if left_out is trials:
-        excluded = primary
-    else:
-        excluded = _judge(replace(run, trials=left_out))
+    excluded = primary if left_out is trials else _judge(replace(run, trials=left_out))
     ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
     n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     return {

@@ -102,7 +102,9 @@ def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list
         "intended send "
         "time); uncorrected ones are kept in the tables.",
         "- A trial is flagged when the load generator was saturated, the achieved rate fell short "
-        "or errors occurred; flagged trials are drawn hollow and grey and left out of the verdict.",
+        "or errors occurred; flagged trials (and trials over the steal bound) are faults, drawn "
+        "hollow and grey and left out of the verdict. Client-bound trials stay in; the verdict's "
+        "sensitivity table shows every status with them left out.",
         *method_lines(verdict),
         "- The full configuration is in `run.json` (`config`):",
         "",
