@@ -296,7 +296,10 @@ def test_verdict_is_reproducible_written_and_printable(tmp_path: Path) -> None:
     path = write_verdict(run, v1)
     doc = json.loads(path.read_text())  # strict JSON: NaN written as null
     assert [c["id"] for c in doc["claims"]] == ["1", "2", "3"]
-    assert doc["method"]["rules"] == {**RULES, **CROSSOVER_RULES, **CHURN_RULES}
+    # Every rule text, churn's and crossover's included, comes from bench.analyse.rules.
+    assert doc["method"]["rules"] == RULES
+    assert CHURN_RULES.items() <= RULES.items() and CROSSOVER_RULES.items() <= RULES.items()
+    assert doc["churn"]["rules"] == CHURN_RULES and "2026-12-05" in RULES["history"]
     table = format_verdict_table(doc)
     for claim in doc["claims"]:
         assert claim["status"] in table
