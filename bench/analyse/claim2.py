@@ -495,8 +495,8 @@ def claim2_family(
     )
     if summary:
         summary += (
-            f" ({EQUIVALENCE_CONFIDENCE:.0%} intervals, two one-sided tests against +-10%: "
-            "on server CPU per request; each cell's method in evidence)"
+            f" (other's server CPU per request / {roles.subject}'s, {EQUIVALENCE_CONFIDENCE:.0%} "
+            "intervals, two one-sided tests against +-10%; each cell's method in evidence)"
         )
     return {
         "id": "2",

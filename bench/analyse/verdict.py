@@ -274,6 +274,9 @@ def format_verdict_table(verdict: dict[str, Any], width: int = 110) -> str:
     if edge:
         table.add_row(edge["question"], edge["status"], edge.get("family_agreement", ""))
     lines = [f"Run warning: {w}" for w in verdict.get("warnings") or []]
+    sens = verdict.get("sensitivity")
+    if sens:
+        lines.append(f"Sensitivity (client-bound rule): {sens['sentence']}")
     if lines:
         table.caption = "\n".join(lines)
     buf = io.StringIO()
