@@ -1,4 +1,4 @@
-"""Client-bound and send-lag trials: read from the trial table, or said to be unknown."""
+"""Steal, client-bound and send-lag trials: read from the trial table, or said to be unknown."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from dataclasses import replace
 import pandas as pd
 from fixtures.synthetic_run import SyntheticSpec, synthetic_run_in_memory
 
-from bench.analyse.flags import client_bound, data_quality, send_lag_material
-from bench.analyse.rules import CLIENT_BOUND_BUSY_FRACTION, SEND_LAG_P99_FRACTION
+from bench.analyse.flags import (
+    client_bound,
+    data_quality,
+    leave_out_client_bound,
+    send_lag_material,
+    steal_fault,
+)
+from bench.analyse.rules import (
+    CLIENT_BOUND_BUSY_FRACTION,
+    SEND_LAG_P99_FRACTION,
+    STEAL_FRACTION_MAX,
+)
 from bench.analyse.stats import summarise_cells, usable_latency_trials, usable_trials
 from bench.analyse.verdict import compute_verdict
 
@@ -33,7 +43,7 @@ def test_old_runs_without_the_columns_say_so_and_lose_nothing() -> None:
     assert verdict["data_quality"]["send_lag"]["recorded"] is False
 
 
-def test_closed_loop_trials_of_a_server_under_90_percent_busy_are_left_out() -> None:
+def test_client_bound_trials_stay_in_and_only_the_sensitivity_leaves_them_out() -> None:
     run = synthetic_run_in_memory(SPEC)
     trials = run.trials
     busy = pd.Series(0.99, index=trials.index)
@@ -42,20 +52,33 @@ def test_closed_loop_trials_of_a_server_under_90_percent_busy_are_left_out() -> 
     trials = _with(trials, server_busy_fraction=busy)
     mask = client_bound(trials)
     assert mask.sum() == (slow & (trials["mode"] == "closed")).sum()  # open loop is not judged
-    assert not mask[usable_trials(trials).index].any()
+    assert len(usable_trials(trials)) == len(trials)  # no fault: every trial counts
     summary = summarise_cells(trials, "throughput_rps")
-    epoll_closed = summary[
-        (summary["backend"] == "epoll") & (summary["scenario"] == "idle-scaling")
-        & (summary["mode"] == "closed")
-    ]  # fmt: skip
-    assert epoll_closed["flagged_only"].all()  # drawn hollow in charts
+    assert not summary["flagged_only"].any() and (summary["n_flagged"] == 0).all()
+    left_out = leave_out_client_bound(trials)
+    assert left_out.loc[mask, "flagged"].all() and not left_out.loc[~mask, "flagged"].any()
+    assert left_out.loc[mask, "flag_reasons"].str.contains("client-bound").all()
     verdict = compute_verdict(replace(run, trials=trials))
     assert verdict["data_quality"]["client_bound"]["trials"] == int(mask.sum())
     assert verdict["method"]["trials_client_bound"] == int(mask.sum())
-    # Idle-heavy then falls back to open loop (CPU per request at the same rate).
+    assert verdict["method"]["trials_excluded"] == 0
+    # Idle-heavy stays in closed loop, judged on CPU per request with the client-bound trials.
     idle = verdict["claims"][1]["evidence"]["regimes"][0]
-    assert {c["loop"] for c in idle["comparisons"]} == {"open"}
+    assert {c["loop"] for c in idle["comparisons"]} == {"closed"}
     assert idle["status"] == "SUPPORTED"
+    assert verdict["sensitivity"]["trials_client_bound"] == int(mask.sum())
+
+
+def test_steal_over_its_bound_is_a_fault_and_unknown_steal_is_said() -> None:
+    run = synthetic_run_in_memory(SPEC)
+    quality = data_quality(run.trials)
+    assert quality["steal"]["recorded"] is False
+    assert "did not record steal_fraction" in quality["steal"]["note"]
+    steal = pd.Series(0.0, index=run.trials.index)
+    steal.iloc[:3] = STEAL_FRACTION_MAX + 0.01
+    trials = _with(run.trials, steal_fraction=steal)
+    assert steal_fault(trials).sum() == 3
+    assert len(usable_trials(trials)) == len(trials) - 3
 
 
 def test_open_loop_send_lag_over_a_quarter_of_p99_leaves_out_only_the_latency() -> None:

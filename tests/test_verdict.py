@@ -21,7 +21,17 @@ from fixtures.synthetic_run import (
 from bench.analyse.churn import CHURN_RULES
 from bench.analyse.claim3 import judge_flatness
 from bench.analyse.crossover import CROSSOVER_RULES
-from bench.analyse.rules import RULES
+from bench.analyse.rules import (
+    CLIENT_BOUND_ANALYSIS,
+    FALLING,
+    FLAT,
+    GROWING,
+    PRIMARY,
+    PRIMARY_ANALYSIS,
+    RULES,
+    SECONDARY,
+    UNCLEAR,
+)
 from bench.analyse.slopes import METHOD_MICRO, SlopeFit, growth_fit
 from bench.analyse.verdict import (
     TOLERANCE_REL_INCREASE,
@@ -45,6 +55,10 @@ def _claims(spec: SyntheticSpec, tmp_path: Path | None = None) -> dict[str, dict
 
 def _metric_statuses(claim3: dict) -> dict[str, str]:
     return {m["metric"]: m["status"] for m in claim3["evidence"]["metrics"]}
+
+
+def _metric(claim3: dict, label: str) -> dict:
+    return next(m for m in claim3["evidence"]["metrics"] if m["metric"] == label)
 
 
 def test_classic_picture_supports_claims_1_and_3_and_claim_2_only_when_idle_heavy() -> None:
@@ -78,7 +92,11 @@ def test_claim_3_judges_and_shows_every_metric() -> None:
             fit = m["backends"][backend]
             assert fit["class"] in ("flat", "growing")
             assert fit["method"] and "slope_per_1000_ci_low" in fit
-    assert [d["metric"] for d in claim3["decided_by"]] == list(metrics)
+    roles = {m["metric"]: m["role"] for m in claim3["evidence"]["metrics"]}
+    assert roles == {"micro wait call": PRIMARY, WAIT: PRIMARY,
+                     "server CPU per request": SECONDARY, THROUGHPUT: SECONDARY}  # fmt: skip
+    # Only the primary metrics decide.
+    assert [d["metric"] for d in claim3["decided_by"]] == ["micro wait call", WAIT]
 
 
 def test_epoll_growing_half_across_the_range_is_not_supported() -> None:
@@ -89,7 +107,7 @@ def test_epoll_growing_half_across_the_range_is_not_supported() -> None:
         assert "epoll grows" in claim3["reason"]
         decided = {d["metric"] for d in claim3["decided_by"]}
         assert WAIT in decided and "micro wait call" in decided
-        epoll = claim3["evidence"]["metrics"][0]["backends"]["epoll"]
+        epoll = _metric(claim3, WAIT)["backends"]["epoll"]
         assert epoll["projected_rel_increase_ci_low"] > TOLERANCE_REL_INCREASE
 
 
@@ -115,9 +133,71 @@ def test_few_noisy_repetitions_cannot_tell_so_claim_3_is_inconclusive() -> None:
 
 
 def test_a_gentle_epoll_slope_inside_the_tolerance_is_still_flat() -> None:
-    # 1.0 us at 0 fds + 0.00002 us/fd -> +8% over 4000 fds, under the 20% tolerance.
+    # 1.0 us at 0 fds + 0.00002 us/fd -> +8% over 4000 fds, inside the 20% tolerance.
     claims = _claims(SyntheticSpec(epoll_slope_us_per_fd=0.00002, include_micro=False))
     assert _metric_statuses(claims["3"])[WAIT] == "SUPPORTED"
+
+
+def test_flat_is_two_sided() -> None:
+    cases = {
+        (-0.10, 0.10): FLAT,  # inside +-20%
+        (-0.19, 0.19): FLAT,
+        (0.01, 0.19): FLAT,  # shown above 0, but shown inside the margin too
+        (0.05, 0.25): GROWING,  # above 0 and not inside the margin
+        (0.30, 0.40): GROWING,
+        (-0.30, -0.25): FALLING,  # below 0 and not inside: suspect
+        (-0.25, -0.01): FALLING,
+        (-0.25, 0.10): UNCLEAR,
+        (-0.10, 0.30): UNCLEAR,
+    }
+    for (lo, hi), expected in cases.items():
+        assert classify_fit(_fit(lo, hi), need_reps=True)[0] == expected, (lo, hi)
+
+
+def test_a_falling_epoll_is_not_flat_and_never_supports() -> None:
+    growing = {"select": _fit(30.0, 40.0, 0.4), "poll": _fit(20.0, 30.0, 0.2)}
+    # The one-sided rule of before would have called this flat (upper end under +20%).
+    falling = judge_flatness("m", {"epoll": _fit(-0.45, -0.21, -0.001), **growing}, True, "us", "")
+    assert falling["backends"]["epoll"]["class"] == FALLING
+    assert falling["status"] == "INCONCLUSIVE" and "suspect" in falling["reason"]
+    # Lower end above 0 and not inside +-20%: growing, so it refutes.
+    grows = judge_flatness("m", {"epoll": _fit(0.02, 0.24, 0.001), **growing}, True, "us", "")
+    assert grows["status"] == "NOT SUPPORTED"
+
+
+def test_claim_3_needs_every_primary_metric_and_says_which_part_is_shown() -> None:
+    # The micro benchmark (quiet) shows epoll flat; the servers' wait call (noisy) cannot.
+    for seed in (7, 8, 9):
+        spec = SyntheticSpec(noise=0.5, micro_noise=0.02, repetitions=3, seed=seed)
+        claim3 = _claims(spec)["3"]
+        statuses = _metric_statuses(claim3)
+        assert statuses["micro wait call"] == "SUPPORTED" and statuses[WAIT] != "SUPPORTED"
+        assert claim3["status"] == "INCONCLUSIVE" and claim3["decided_by"] == []
+        assert claim3["shown"].startswith("wait call in-process flat; not shown: servers (epoll ")
+        assert claim3["reason"].startswith(claim3["shown"])
+    # Without micro benchmarks the Python family's in-process part is not shown.
+    claim3 = _claims(SyntheticSpec(include_micro=False))["3"]
+    assert _metric_statuses(claim3)[WAIT] == "SUPPORTED"
+    assert claim3["status"] == "INCONCLUSIVE"
+    assert claim3["shown"] == (
+        "servers flat; not shown: wait call in-process (micro wait call: this run has no "
+        "micro benchmarks)"
+    )
+
+
+def test_secondary_metrics_never_decide_claim_3() -> None:
+    # epoll's CPU per request and wall time grow steeply, its wait call stays flat.
+    run = synthetic_run_in_memory(SyntheticSpec())
+    trials = run.trials.copy()
+    rows = (trials["backend"] == "epoll") & (trials["scenario"] == "idle-scaling")
+    grow = 1 + trials.loc[rows, "idle_connections"].astype(float) / 4000
+    trials.loc[rows, "server_cpu_us_per_req"] *= grow
+    trials.loc[rows, "throughput_rps"] /= grow
+    claim3 = compute_verdict(replace(run, trials=trials))["claims"][2]
+    statuses = _metric_statuses(claim3)
+    assert statuses["server CPU per request"] == "NOT SUPPORTED"
+    assert statuses[THROUGHPUT] == "NOT SUPPORTED"
+    assert claim3["status"] == "SUPPORTED"
 
 
 def _fit(rel_lo: float, rel_hi: float, slope: float = 0.0) -> SlopeFit:
@@ -216,7 +296,10 @@ def test_verdict_is_reproducible_written_and_printable(tmp_path: Path) -> None:
     path = write_verdict(run, v1)
     doc = json.loads(path.read_text())  # strict JSON: NaN written as null
     assert [c["id"] for c in doc["claims"]] == ["1", "2", "3"]
-    assert doc["method"]["rules"] == {**RULES, **CROSSOVER_RULES, **CHURN_RULES}
+    # Every rule text, churn's and crossover's included, comes from bench.analyse.rules.
+    assert doc["method"]["rules"] == RULES
+    assert CHURN_RULES.items() <= RULES.items() and CROSSOVER_RULES.items() <= RULES.items()
+    assert doc["churn"]["rules"] == CHURN_RULES and "2026-12-05" in RULES["history"]
     table = format_verdict_table(doc)
     for claim in doc["claims"]:
         assert claim["status"] in table
@@ -291,7 +374,7 @@ def test_micro_scatter_between_benchmarks_is_not_read_as_a_slope() -> None:
     run = replace(run, micro=pd.concat([micro, epoll], ignore_index=True))
     claim3 = {c["id"]: c for c in compute_verdict(run)["claims"]}["3"]
     assert _metric_statuses(claim3)["micro wait call"] == "INCONCLUSIVE"
-    epoll_fit = claim3["evidence"]["metrics"][2]["backends"]["epoll"]
+    epoll_fit = _metric(claim3, "micro wait call")["backends"]["epoll"]
     assert epoll_fit["projected_rel_increase_ci_high"] > TOLERANCE_REL_INCREASE
     assert math.isfinite(epoll_fit["slope_per_1000"])
     assert epoll_fit["method"] == METHOD_MICRO and epoll_fit["n_blocks"] == 1
@@ -333,43 +416,130 @@ def _idle_heavy(trials: pd.DataFrame, run: Any) -> dict:
     return next(r for r in claims["2"]["evidence"]["regimes"] if r["regime"] == "idle-heavy")
 
 
-def test_idle_heavy_moves_to_open_loop_when_closed_loop_keeps_one_repetition() -> None:
+def test_claim_2_is_judged_on_cpu_per_request_with_throughput_shown() -> None:
     run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    regime = _idle_heavy(run.trials, run)
+    for c in regime["comparisons"]:
+        assert c["loop"] == "closed" and c["metric"] == "server CPU per request"
+        assert c["ratio_definition"] == "other's server CPU per request / epoll's"
+        assert c["shown"]["throughput"]["recorded"] is True
+        assert c["shown"]["machine_cpu_per_request"]["recorded"] is False  # not in the fixture
+    trials = run.trials.assign(machine_cpu_us_per_req=run.trials["server_cpu_us_per_req"] * 1.5)
+    select = next(c for c in _idle_heavy(trials, run)["comparisons"] if c["backend"] == "select")
+    machine = select["shown"]["machine_cpu_per_request"]
+    assert machine["recorded"] and machine["ratio"] == pytest.approx(select["decision"]["ratio"])
+
+
+def test_the_loop_follows_the_plan_not_the_surviving_repetitions() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    # Every closed-loop select trial at 1,000 idle is client-bound: it stays in the verdict,
+    # and the cell stays closed loop, because the plan measured it there.
+    closed_select = (
+        (run.trials["scenario"] == "idle-scaling") & (run.trials["backend"] == "select")
+        & (run.trials["mode"] == "closed") & (run.trials["idle_connections"] == 1000)
+    )  # fmt: skip
+    busy = pd.Series(0.99, index=run.trials.index).mask(closed_select, 0.5)
+    trials = run.trials.assign(server_busy_fraction=busy)
+    verdict = compute_verdict(replace(run, trials=trials))
+    idle = verdict["claims"][1]["evidence"]["regimes"][0]
+    select = next(c for c in idle["comparisons"] if c["backend"] == "select")
+    assert select["loop"] == "closed" and select["decision"]["n_pairs"] == 3
+    assert idle["status"] == "SUPPORTED"
+    # Left out in the sensitivity analysis: the cell still stays closed, and cannot judge.
+    rows = {r["where"]: r for r in verdict["sensitivity"]["statuses"]}
+    row = rows["claim 2, Python family, idle-heavy"]
+    assert row[PRIMARY_ANALYSIS] == "SUPPORTED" and row[CLIENT_BOUND_ANALYSIS] == "INCONCLUSIVE"
+    # Flagged (a fault) but one: still closed loop, with what the data show.
     regime = _idle_heavy(leave_one_closed_select_repetition(run.trials), run)
     by_other = {c["backend"]: c for c in regime["comparisons"]}
-    assert by_other["select"]["loop"] == "open" and by_other["poll"]["loop"] == "closed"
-    assert "fewer than 2" not in by_other["select"]["class_reason"]
-    assert regime["status"] == "SUPPORTED"
+    assert by_other["select"]["loop"] == "closed" and by_other["poll"]["loop"] == "closed"
+    # The linear model pools the variance over the sweep's cells, so one select
+    # repetition still has an interval; the reason says it rests on one.
+    assert "fewer than 2 usable repetitions" in by_other["select"]["class_reason"]
+    assert "linear-model" in by_other["select"]["decision"]["method"]
 
 
-def test_the_open_loop_fallback_can_refute_as_well() -> None:
-    # The same move, where the open-loop cell shows select as cheap as epoll: the
-    # comparison it lands on is not 'epoll better', so the regime is not supported.
-    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False, noise=0.01))
-    trials = leave_one_closed_select_repetition(run.trials)
-    epoll_cpu = trials[
-        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "epoll")
-        & (trials["mode"] == "open") & (trials["idle_connections"] == 1000)
-    ].set_index("repetition")["server_cpu_us_per_req"]  # fmt: skip
-    cell = (
-        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
-        & (trials["mode"] == "open") & (trials["idle_connections"] == 1000)
-    )  # fmt: skip
-    trials.loc[cell, "server_cpu_us_per_req"] = trials.loc[cell, "repetition"].map(epoll_cpu)
-    regime = _idle_heavy(trials, run)
-    select = next(c for c in regime["comparisons"] if c["backend"] == "select")
-    assert select["loop"] == "open" and select["class"] == "EQUIVALENT"
-    assert regime["status"] == "INCONCLUSIVE"  # decided both ways: poll better, select not
-
-
-def test_with_no_loop_holding_two_repetitions_the_closed_cell_stands_and_says_so() -> None:
+def test_a_family_planned_in_open_loop_only_is_judged_in_open_loop() -> None:
     run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
-    trials = leave_one_closed_select_repetition(run.trials)
-    open_cell = (
-        (trials["scenario"] == "idle-scaling") & (trials["backend"] == "select")
-        & (trials["mode"] == "open") & (trials["repetition"] > 0)
+    trials = run.trials[~((run.trials["scenario"] == "idle-scaling")
+                          & (run.trials["mode"] == "closed"))]  # fmt: skip
+    regime = _idle_heavy(trials, run)
+    assert {c["loop"] for c in regime["comparisons"]} == {"open"}
+    assert regime["status"] == "SUPPORTED"
+    assert all(c["shown"]["throughput"]["recorded"] is False for c in regime["comparisons"])
+
+
+def _slow_client_bound_repetition(run: Any) -> pd.DataFrame:
+    """poll's repetition 0 at 1,000 active: 60% dearer and client-bound (busy 0.8)."""
+    trials = run.trials.copy()
+    cell = (
+        (trials["scenario"] == "active-scaling") & (trials["backend"] == "poll")
+        & (trials["active_connections"] == 1000) & (trials["repetition"] == 0)
     )  # fmt: skip
-    trials.loc[open_cell, "flagged"] = True
-    select = next(c for c in _idle_heavy(trials, run)["comparisons"] if c["backend"] == "select")
-    assert select["loop"] == "closed"
-    assert "fewer than 2 usable repetitions" in select["class_reason"]
+    trials.loc[cell, "server_cpu_us_per_req"] *= 1.6
+    trials.loc[cell, "throughput_rps"] /= 1.6
+    busy = pd.Series(0.99, index=trials.index).mask(cell, 0.8)
+    return trials.assign(server_busy_fraction=busy)
+
+
+def test_a_client_bound_slow_repetition_stays_in_and_the_sensitivity_shows_both() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(noise=0.01, repetitions=5, include_micro=False))
+    trials = _slow_client_bound_repetition(run)
+    verdict = compute_verdict(replace(run, trials=trials))
+    active = verdict["claims"][1]["evidence"]["regimes"][1]
+    poll = next(
+        c for c in active["comparisons"]
+        if c["backend"] == "poll" and c["active_connections"] == 1000
+    )  # fmt: skip
+    assert poll["decision"]["n_pairs"] == 5  # the slow repetition is in
+    assert poll["class"] == "INCONCLUSIVE"
+    sens = verdict["sensitivity"]
+    assert sens["trials_client_bound"] == 1
+    rows = {r["where"]: r for r in sens["statuses"]}
+    row = rows["claim 2, Python family, all-active"]
+    assert (row[PRIMARY_ANALYSIS], row[CLIENT_BOUND_ANALYSIS]) == ("INCONCLUSIVE", "NOT SUPPORTED")
+    assert row["differs"] and "claim 2, Python family, all-active" in sens["differ"]
+    assert "claim 2, Python family, all-active INCONCLUSIVE -> NOT SUPPORTED" in sens["sentence"]
+    assert not rows["claim 1"]["differs"]
+    # Every status of the verdict is in the table.
+    assert rows["claim 3, Python family, in-server wait call (CPU time)"][PRIMARY_ANALYSIS]
+    report = render_report(run, verdict)
+    assert "### Sensitivity: the client-bound rule" in report
+    assert "| claim 2, Python family, all-active | INCONCLUSIVE | NOT SUPPORTED | yes |" in report
+
+
+def test_an_undecided_all_active_cell_says_what_the_data_show() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(noise=0.01, repetitions=5, include_micro=False))
+    trials = _slow_client_bound_repetition(run)
+    verdict = compute_verdict(replace(run, trials=trials))
+    active = verdict["claims"][1]["evidence"]["regimes"][1]
+    poll = next(
+        c for c in active["comparisons"]
+        if c["backend"] == "poll" and c["active_connections"] == 1000
+    )  # fmt: skip
+    shares = {b: v["wait_share_of_cpu_per_request"] for b, v in poll["mechanism"].items()}
+    assert set(shares) == {"epoll", "poll"} and max(shares.values()) < 0.10
+    assert (
+        "of server CPU per request here: the mechanism cannot move this cell"
+        in (poll["class_reason"])
+    )
+    assert all(v["wait_us_per_event"] > 0 for v in poll["mechanism"].values())
+
+
+def test_steal_above_its_bound_is_a_fault() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec(include_micro=False))
+    stolen = (run.trials["backend"] == "epoll") & (run.trials["scenario"] == "idle-scaling")
+    steal = pd.Series(0.0, index=run.trials.index).mask(stolen, 0.2)
+    verdict = compute_verdict(replace(run, trials=run.trials.assign(steal_fraction=steal)))
+    assert verdict["method"]["trials_steal"] == int(stolen.sum())
+    assert verdict["data_quality"]["steal"]["trials"] == int(stolen.sum())
+    idle = verdict["claims"][1]["evidence"]["regimes"][0]
+    assert all(c["decision"]["n_denominator"] == 0 for c in idle["comparisons"])
+
+
+def test_micro_all_ready_rows_are_shown_beside_all_active_cells() -> None:
+    run = synthetic_run_in_memory(SyntheticSpec())
+    active = compute_verdict(run)["claims"][1]["evidence"]["regimes"][1]
+    cell = next(c for c in active["comparisons"] if c["active_connections"] == 256)
+    rows = cell["micro_all_ready"]
+    assert rows["epoll"]["n_registered"] == 256 and rows[cell["backend"]]["median_us_per_call"] > 0

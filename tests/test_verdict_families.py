@@ -94,7 +94,8 @@ def test_other_families_data_change_nothing_in_the_python_block(
 
 
 def test_two_families_that_agree_say_so() -> None:
-    py = synthetic_run_in_memory(SyntheticSpec(**QUIET))
+    # The Python family's claim 3 needs its in-process primary metric too (micro benchmarks).
+    py = synthetic_run_in_memory(SyntheticSpec(**{**QUIET, "include_micro": True}))
     c = synthetic_run_in_memory(SyntheticSpec(**QUIET, backends=C_BACKENDS, seed=21))
     claims = _claims(_concat(py, c))
     for cid in ("1", "3"):
@@ -237,3 +238,16 @@ def test_a_verdict_written_before_families_still_renders(python_only: RunData) -
     text = "\n".join(verdict_section(verdict))
     assert "### Claim 3" in text and "### By family" not in text
     assert "Edge-triggered" not in text
+
+
+def test_a_family_that_does_not_time_its_wait_call_is_inconclusive_on_claim_3(
+    external_family: tuple[str, ...],
+) -> None:
+    spec = SyntheticSpec(**QUIET, backends=("select", "poll", "epoll", *external_family))
+    claim3 = _claims(synthetic_run_in_memory(spec))["3"]
+    block = claim3["families"][registry.FAMILY_EXTERNAL]
+    assert block["status"] == "INCONCLUSIVE"
+    assert "do not time their wait call, so it has no in-server primary metric" in block["shown"]
+    # Its secondary metrics are still shown (epoll flat, select and poll growing here).
+    secondary = {m["metric"]: m for m in block["evidence"]["metrics"] if m["role"] == "secondary"}
+    assert secondary["server CPU per request"]["status"] == "SUPPORTED"

@@ -7,7 +7,7 @@ connections held beside them), the ratio the other's CPU per new connection
 classified like claim 2's cells (``bench.analyse.claim2.classify_ratio``:
 a 90% interval, i.e. two one-sided tests at 5%, against +-10%): epoll
 better, EQUIVALENT, epoll worse or INCONCLUSIVE. The answer follows
-``CHURN_RULES``. Only usable trials count (not flagged).
+``RULES["churn"]``. Only usable trials count (no fault).
 """
 
 from __future__ import annotations
@@ -19,46 +19,29 @@ import pandas as pd
 from bench.analyse.claim2 import classify_ratio
 from bench.analyse.families import FamilyRoles, judged_families, overall_status
 from bench.analyse.intervals import geometric_mean_interval, ratio_interval
-from bench.analyse.rules import CONFIDENCE, EQUIVALENCE_BOUNDS, EQUIVALENCE_CONFIDENCE
+from bench.analyse.rules import (
+    BETTER,
+    CHURN_NO,
+    CHURN_PARTLY,
+    CHURN_YES,
+    CONFIDENCE,
+    EQUIVALENCE_CONFIDENCE,
+    EQUIVALENT,
+    FAMILIES_DIFFER,
+    INCONCLUSIVE,
+    RULES,
+    WORSE,
+)
 from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import churn as churn_scenario
 from bench.store.results import RunData
 
 METRIC = churn_scenario.CPU_PER_CONN
-BETTER, WORSE, EQUIVALENT, INCONCLUSIVE = (
-    "epoll better", "epoll worse", "EQUIVALENT", "INCONCLUSIVE",
-)  # fmt: skip
-YES, NO, PARTLY = "YES", "NO", "PARTLY"
+YES, NO, PARTLY = CHURN_YES, CHURN_NO, CHURN_PARTLY
 DECIDED = (YES, NO, PARTLY)
-FAMILIES_DIFFER = "FAMILIES DIFFER"
-_MARGIN = f"[{EQUIVALENCE_BOUNDS[0]:.3f}, {EQUIVALENCE_BOUNDS[1]:.2f}]"
-
-# The rules, in words, for verdict.json and the report (the lead merges them into RULES).
-CHURN_RULES: dict[str, str] = {
-    "churn_cell": (
-        "Churn, per family, idle level and comparison (epoll against the family's select and "
-        "poll): the ratio of server CPU per new connection (server CPU time in the measured "
-        "window / connections the server accepted in it), the other's / epoll's, paired by "
-        f"repetition (else Welch), with its {EQUIVALENCE_CONFIDENCE:.0%} t interval on log "
-        f"values, i.e. two one-sided tests at {(1 - EQUIVALENCE_CONFIDENCE) / 2:.0%} each, "
-        f"against a margin of +-10% on the log scale {_MARGIN}: epoll better when the interval "
-        f"lies above {EQUIVALENCE_BOUNDS[1]:.2f}, epoll worse when it lies below "
-        f"{EQUIVALENCE_BOUNDS[0]:.3f}, EQUIVALENT when it lies inside the margin, INCONCLUSIVE "
-        f"otherwise; the {CONFIDENCE:.0%} interval is shown beside it."
-    ),
-    "churn": (
-        "Does epoll's advantage survive churn? Per family: an idle level keeps the advantage "
-        "when every comparison there is epoll better, loses it when every comparison is "
-        "EQUIVALENT or epoll worse, and is undecided otherwise (every, not any: an "
-        "intersection-union test, so no multiplicity correction). YES when every measured idle "
-        "level above 0 keeps it; NO when every one loses it; PARTLY when some keep it and the "
-        "others lose it (named); INCONCLUSIVE when an idle level above 0 is undecided or none "
-        "was measured. The 0-idle level is shown (what epoll_ctl costs with no idle set to "
-        "spare a scan of) and decides nothing. Across families: the answer every decided "
-        "family (YES, NO, PARTLY) shares, FAMILIES DIFFER when they differ, INCONCLUSIVE when "
-        "none decided."
-    ),
-}
+# The rules, in words, for verdict.json and the report (texts in bench.analyse.rules).
+CHURN_RULE_NAMES = ("churn_cell", "churn")
+CHURN_RULES: dict[str, str] = {name: RULES[name] for name in CHURN_RULE_NAMES}
 
 
 def churn_rows(trials: pd.DataFrame) -> pd.DataFrame:

@@ -4,14 +4,20 @@ Judged in two regimes (``RULES["regimes"]``), because published work (Gammo et
 al., OLS 2004) and the reference machine's runs show the answer depends on it:
 idle-heavy (the idle-scaling cell nearest 1,000 idle connections) and
 all-active (every active-scaling connection count). In each cell epoll is
-compared with select and with poll on one efficiency ratio (closed loop:
-throughput; open loop: CPU per request), with a 90% interval (two one-sided
-tests at 5%) against a margin of +-10% stated in advance
-(``RULES["equivalence"]``): EQUIVALENT, epoll better, epoll worse or
-INCONCLUSIVE. A regime's status follows ``RULES["claim2_regime"]``, the claim's
-``RULES["claim2"]``. All-active cells with fewer than 50 connections are shown
-but not judged (``RULES["mechanism_cells"]``); a geometric mean over the judged
-cells is shown as a summary and decides nothing. Judged per family
+compared with select and with poll on server CPU per request (the other's /
+epoll's), with a 90% interval (two one-sided tests at 5%) against a margin of
++-10% stated in advance (``RULES["equivalence"]``): EQUIVALENT, epoll better,
+epoll worse or INCONCLUSIVE. The loop of a cell follows the run's plan (closed
+wherever the plan measured the pair in closed loop), never how many repetitions
+survived. Beside each comparison, shown and never deciding
+(``RULES["claim2_shown"]``, ``RULES["all_active_mechanism"]``): the whole
+machine's CPU per request, closed-loop throughput, the wait call's share of
+server CPU per request and its CPU per event, and for the Python family the
+micro benchmark's every-descriptor-ready rows. A regime's status follows
+``RULES["claim2_regime"]``, the claim's ``RULES["claim2"]``. All-active cells
+with fewer than 50 connections are shown but not judged
+(``RULES["mechanism_cells"]``); a geometric mean over the judged cells is
+shown as a summary and decides nothing. Judged per family
 (``RULES["families"]``): "epoll", "select" and "poll" are the family's backends
 of those mechanisms; ``bench.analyse.edge_level`` reuses the cells with
 epoll-et in epoll's place.
@@ -24,28 +30,39 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analyse.claim2_shown import (
+    mechanism_view,
+    micro_all_ready,
+    shown_ratios,
+    undecided_reason,
+)
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import fmt
 from bench.analyse.intervals import RatioEstimate
 from bench.analyse.model import LogTrials, model_ratio
 from bench.analyse.rules import (
+    BETTER,
+    CLAIM2_METRIC,
     CLAIM_TEXT,
     CONFIDENCE,
     EQUIVALENCE_BOUNDS,
     EQUIVALENCE_CONFIDENCE,
+    EQUIVALENT,
     IDLE_HEAVY_TARGET_N,
     INCONCLUSIVE,
     MIN_CONNECTIONS_FOR_MECHANISM,
-    MIN_PAIRS,
     NOT_SUPPORTED,
     PARTLY,
     SUPPORTED,
+    WORSE,
 )
 from bench.analyse.stats import nearest_level, usable_trials
 from bench.measure.scenarios import active_scaling, idle_scaling
 from bench.store.results import RunData
 
-BETTER, WORSE, EQUIVALENT = "epoll better", "epoll worse", "EQUIVALENT"
+__all__ = ["BETTER", "EQUIVALENT", "WORSE", "claim2", "classify_ratio", "compare_cell"]
+
+METRIC_WORDS = "server CPU per request"
 
 
 def classify_ratio(est: RatioEstimate, better: str = BETTER, worse: str = WORSE) -> str:
@@ -63,21 +80,14 @@ def classify_ratio(est: RatioEstimate, better: str = BETTER, worse: str = WORSE)
     return INCONCLUSIVE
 
 
-def _pair(closed: bool, subject: str, other: str) -> tuple[str, str, str, str]:
-    """(metric column, numerator backend, denominator backend, metric words) of the ratio."""
-    if closed:
-        return "throughput_rps", subject, other, "throughput"
-    return "server_cpu_us_per_req", other, subject, "CPU per request"
-
-
-def _ratio(
+def _model(
     rows: pd.DataFrame, level_col: str, levels: Sequence[float], subject: str, other: str,
-    closed: bool, confidence: float,
+    confidence: float, col: str = CLAIM2_METRIC,
 ) -> RatioEstimate:  # fmt: skip
-    """The ratio in ``levels`` from the linear model pooled over every cell of ``rows``."""
-    col, num, den, _ = _pair(closed, subject, other)
+    """The other's ``col`` over the subject's in ``levels``, from the linear model pooled
+    over every cell of ``rows`` (one loop of one sweep)."""
     trials = LogTrials.from_rows(rows, col, level_col)
-    return model_ratio(trials, levels, num, den, confidence)
+    return model_ratio(trials, levels, other, subject, confidence)
 
 
 def compare_cell(
@@ -88,44 +98,51 @@ def compare_cell(
     closed: bool,
     subject: str,
     labels: tuple[str, str] = (BETTER, WORSE),
+    micro: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """``subject`` against ``other`` in one cell: ratio, 90% and 95% intervals, class."""
+    """``subject`` against ``other`` in one cell (usable ``rows`` of one loop): the ratio of
+    server CPU per request with its 90% and 95% intervals, its class, and what is shown."""
     cell = rows[rows[level_col].astype(float) == level]
-    what = _pair(closed, subject, other)[3]
-    decision = _ratio(rows, level_col, [level], subject, other, closed, EQUIVALENCE_CONFIDENCE)
-    shown = _ratio(rows, level_col, [level], subject, other, closed, CONFIDENCE)
+    decision = _model(rows, level_col, [level], subject, other, EQUIVALENCE_CONFIDENCE)
+    shown = _model(rows, level_col, [level], subject, other, CONFIDENCE)
     active = cell["active_connections"].dropna()
     idle = cell["idle_connections"].dropna()
     connections = int((active.max() if len(active) else 0) + (idle.max() if len(idle) else 0))
     judged = connections >= MIN_CONNECTIONS_FOR_MECHANISM
     cls = classify_ratio(decision, *labels)
-    too_few = min(decision.n_numerator, decision.n_denominator) < 2
+    view = mechanism_view(cell, (subject, other))
+    loop = "closed" if closed else "open"
     reason = (
-        f"{subject} vs {other} at {int(level)} {level_col.split('_')[0]}: {fmt(decision.ratio)}x "
-        f"[{fmt(decision.ci_low)}, {fmt(decision.ci_high)}] ({what}, "
-        f"{EQUIVALENCE_CONFIDENCE:.0%} {decision.method.split(' interval')[0]} interval) -> {cls}"
+        f"{subject} vs {other} at {int(level)} {level_col.split('_')[0]}, {loop} loop: "
+        f"{fmt(decision.ratio)}x [{fmt(decision.ci_low)}, {fmt(decision.ci_high)}] "
+        f"({METRIC_WORDS}, {EQUIVALENCE_CONFIDENCE:.0%} "
+        f"{decision.method.split(' interval')[0]} interval) -> {cls}"
     )
-    if too_few:
+    if cls == INCONCLUSIVE:
+        reason += f" ({undecided_reason(decision, view, subject, other)})"
+    elif min(decision.n_numerator, decision.n_denominator) < 2:
         reason += " (fewer than 2 usable repetitions)"
     if not judged:
         reason += f" [not judged: {connections} connections < {MIN_CONNECTIONS_FOR_MECHANISM}]"
-    return {
+    out: dict[str, Any] = {
         "backend": other,
         level_col: float(level),
         "connections": connections,
-        "loop": "closed" if closed else "open",
-        "metric": what,
-        "ratio_definition": (
-            f"{subject} throughput / other's"
-            if closed
-            else f"other's CPU per request / {subject}'s"
-        ),
+        "loop": loop,
+        "metric": METRIC_WORDS,
+        "ratio_definition": f"other's server CPU per request / {subject}'s",
         "decision": decision.as_dict(),
         "interval_95": shown.as_dict(),
         "class": cls,
         "judged": judged,
         "class_reason": reason,
+        "shown": shown_ratios(cell, subject, other, closed),
+        "mechanism": view,
     }
+    micro_rows = micro_all_ready(micro, (subject, other), connections)
+    if micro_rows:
+        out["micro_all_ready"] = micro_rows
+    return out
 
 
 def judge_regime(name: str, comps: list[dict[str, Any]], where: str) -> dict[str, Any]:
@@ -165,50 +182,52 @@ def _levels(rows: pd.DataFrame, backend: str, col: str) -> set[float]:
     return set(rows[rows["backend"] == backend][col].dropna().astype(float))
 
 
-def _enough_repetitions(
-    rows: pd.DataFrame, level: float, backends: Sequence[str], closed: bool
-) -> bool:
-    """Every backend has at least MIN_PAIRS usable values of the loop's metric at ``level``."""
-    col = "throughput_rps" if closed else "server_cpu_us_per_req"
-    cell = rows[rows["idle_connections"].astype(float) == level]
-    return all(int(cell[(cell["backend"] == b)][col].notna().sum()) >= MIN_PAIRS for b in backends)
+def _planned_loop(plan: pd.DataFrame, backends: Sequence[str]) -> str | None:
+    """'closed' when the plan measured every one of ``backends`` in closed loop, else 'open'."""
+    for loop in ("closed", "open"):
+        sub = plan[plan["mode"] == loop]
+        if all((sub["backend"] == b).any() for b in backends):
+            return loop
+    return None
+
+
+def _idle_plan(trials: pd.DataFrame) -> pd.DataFrame:
+    """Every recorded idle-scaling trial above 0 idle, whatever its status (the run's plan).
+
+    A select cell that had to reject descriptors >= 1024 does not measure its N.
+    """
+    rows = trials[
+        (trials["scenario"] == idle_scaling.NAME)
+        & (trials["server_rejected_fd_setsize"].fillna(0) == 0)
+    ]
+    return rows[rows["idle_connections"].astype(float) > 0]
 
 
 def idle_cells(
-    trials: pd.DataFrame, subject: str, comparators: Sequence[str], labels: tuple[str, str]
+    trials: pd.DataFrame,
+    subject: str,
+    comparators: Sequence[str],
+    labels: tuple[str, str],
+    micro: pd.DataFrame | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """The idle-heavy cells (``RULES["regimes"]``) of ``subject`` against each comparator."""
-    rows = usable_trials(trials)
-    rows = rows[
-        (rows["scenario"] == idle_scaling.NAME)
-        & (rows["server_rejected_fd_setsize"].fillna(0) == 0)
-    ]
+    plan = _idle_plan(trials)
+    usable = usable_trials(trials)
     comps, wheres = [], []
     for other in comparators:
-        # Closed loop first; a loop where either side has fewer than MIN_PAIRS usable
-        # repetitions at its level gives way to the next, and only when no loop has
-        # enough does the first one found stand (and say it has too few).
-        chosen: tuple[str, float] | None = None
-        fallback: tuple[str, float] | None = None
-        for loop in ("closed", "open"):
-            sub = rows[rows["mode"] == loop]
-            shared = _levels(sub, subject, "idle_connections") & _levels(
-                sub, other, "idle_connections"
-            )
-            level = nearest_level([v for v in shared if v > 0], IDLE_HEAVY_TARGET_N)
-            if level is None:
-                continue
-            fallback = fallback or (loop, level)
-            if _enough_repetitions(sub, level, (subject, other), loop == "closed"):
-                chosen = (loop, level)
-                break
-        chosen = chosen or fallback
-        if chosen is None:
+        loop = _planned_loop(plan, (subject, other))
+        if loop is None:
             continue
-        loop, level = chosen
-        sub = rows[rows["mode"] == loop]
+        sub = plan[plan["mode"] == loop]
+        shared = _levels(sub, subject, "idle_connections") & _levels(sub, other, "idle_connections")
+        level = nearest_level(list(shared), IDLE_HEAVY_TARGET_N)
+        if level is None:
+            continue
+        rows = usable[(usable["scenario"] == idle_scaling.NAME) & (usable["mode"] == loop)]
         comps.append(
-            compare_cell(sub, "idle_connections", level, other, loop == "closed", subject, labels)
+            compare_cell(
+                rows, "idle_connections", level, other, loop == "closed", subject, labels, micro
+            )
         )
         active = sorted({int(a) for a in sub["active_connections"].dropna()})
         where = f"{int(level)} idle + {'/'.join(map(str, active))} active, {loop} loop"
@@ -217,78 +236,98 @@ def idle_cells(
     return comps, "; ".join(wheres) or "no idle-scaling data"
 
 
-def regime_idle(trials: pd.DataFrame, roles: FamilyRoles | None = None) -> dict[str, Any]:
+def regime_idle(
+    trials: pd.DataFrame, roles: FamilyRoles | None = None, micro: pd.DataFrame | None = None
+) -> dict[str, Any]:
     roles = roles or headline_roles()
-    comps, where = idle_cells(trials, str(roles.subject), roles.comparators, (BETTER, WORSE))
+    comps, where = idle_cells(trials, str(roles.subject), roles.comparators, (BETTER, WORSE), micro)
     return judge_regime("idle-heavy", comps, where)
 
 
-def active_cells(
-    trials: pd.DataFrame, subject: str, comparators: Sequence[str], labels: tuple[str, str]
-) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
-    """The all-active cells (``RULES["regimes"]``), where, and the pooled summary per comparator."""
-    usable = usable_trials(trials)
-    rows = usable[usable["scenario"] == active_scaling.NAME]
-    # A closed-loop idle-scaling cell with 0 idle is also "every connection
-    # active" (K of them): shown unless active-scaling measured that count.
-    zero_idle = usable[
-        (usable["scenario"] == idle_scaling.NAME)
-        & (usable["idle_connections"] == 0)
-        & (usable["mode"] == "closed")
-        & ~usable["active_connections"].isin(rows["active_connections"])
+def _active_plan(trials: pd.DataFrame) -> pd.DataFrame:
+    """Every recorded all-active trial, whatever its status: active-scaling, plus closed-loop
+    idle-scaling with 0 idle (also "every connection active") at counts active-scaling lacks."""
+    rows = trials[trials["scenario"] == active_scaling.NAME]
+    zero_idle = trials[
+        (trials["scenario"] == idle_scaling.NAME)
+        & (trials["idle_connections"] == 0)
+        & (trials["mode"] == "closed")
+        & ~trials["active_connections"].isin(rows["active_connections"])
     ]
     if not zero_idle.empty:
-        rows = pd.concat([rows, zero_idle], ignore_index=True)
-    closed = "closed" in set(rows["mode"].dropna())
-    rows = rows[rows["mode"] == ("closed" if closed else "open")] if not rows.empty else rows
+        rows = pd.concat([rows, zero_idle])
+    return rows
+
+
+def active_cells(
+    trials: pd.DataFrame,
+    subject: str,
+    comparators: Sequence[str],
+    labels: tuple[str, str],
+    micro: pd.DataFrame | None = None,
+) -> tuple[list[dict[str, Any]], str, dict[str, Any]]:
+    """The all-active cells (``RULES["regimes"]``), where, and the pooled summary per comparator."""
+    plan = _active_plan(trials)
+    usable = plan.loc[plan.index.isin(usable_trials(trials).index)]
     comps: list[dict[str, Any]] = []
     pooled: dict[str, Any] = {}
     counts: set[float] = set()
+    loops: set[str] = set()
     for other in comparators:
+        loop = _planned_loop(plan, (subject, other))
+        if loop is None:
+            continue
+        sub = plan[plan["mode"] == loop]
+        rows = usable[usable["mode"] == loop]
         shared = sorted(
-            _levels(rows, subject, "active_connections")
-            & _levels(rows, other, "active_connections")
+            _levels(sub, subject, "active_connections") & _levels(sub, other, "active_connections")
         )
+        closed = loop == "closed"
         cells = [
-            compare_cell(rows, "active_connections", lv, other, closed, subject, labels)
+            compare_cell(rows, "active_connections", lv, other, closed, subject, labels, micro)
             for lv in shared
         ]
         comps += cells
         counts |= set(shared)
+        loops.add(loop)
         judged = [lv for lv, c in zip(shared, cells, strict=True) if c["judged"]]
         if judged:
-            summary = _ratio(
-                rows, "active_connections", judged, subject, other, closed, CONFIDENCE
+            summary = _model(
+                rows, "active_connections", judged, subject, other, CONFIDENCE
             ).as_dict()
             pooled[other] = {**summary, "cells": judged, "note": "summary only; decides nothing"}
     where = (
         f"every connection active, {'/'.join(str(int(v)) for v in sorted(counts))} connections, "
-        f"{'closed' if closed else 'open'} loop"
+        f"{'/'.join(sorted(loops))} loop"
         if counts
         else "no active-scaling data"
     )
     return comps, where, pooled
 
 
-def regime_active(trials: pd.DataFrame, roles: FamilyRoles | None = None) -> dict[str, Any]:
+def regime_active(
+    trials: pd.DataFrame, roles: FamilyRoles | None = None, micro: pd.DataFrame | None = None
+) -> dict[str, Any]:
     roles = roles or headline_roles()
     comps, where, pooled = active_cells(
-        trials, str(roles.subject), roles.comparators, (BETTER, WORSE)
+        trials, str(roles.subject), roles.comparators, (BETTER, WORSE), micro
     )
     regime = judge_regime("all-active", comps, where)
     regime["pooled_summary"] = pooled
     return regime
 
 
-def claim2_family(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
-    """Claim 2 for one family (``RULES["claim2"]``)."""
+def claim2_family(
+    trials: pd.DataFrame, roles: FamilyRoles, micro: pd.DataFrame | None = None
+) -> dict[str, Any]:
+    """Claim 2 for one family (``RULES["claim2"]``); ``micro`` only for the Python family."""
     if trials.empty or roles.subject is None:
         regimes = [
             judge_regime("idle-heavy", [], "no data"),
             judge_regime("all-active", [], "no data"),
         ]
     else:
-        regimes = [regime_idle(trials, roles), regime_active(trials, roles)]
+        regimes = [regime_idle(trials, roles, micro), regime_active(trials, roles, micro)]
     idle, active = (r["status"] for r in regimes)
     if idle == SUPPORTED and active == SUPPORTED:
         status = SUPPORTED
@@ -310,10 +349,10 @@ def claim2_family(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
     )
     if summary:
         summary += (
-            f" ({EQUIVALENCE_CONFIDENCE:.0%} intervals, two one-sided tests against +-10%: "
-            "a linear model on log values pooled over the sweep's cells with repetition and "
-            "position effects, else paired t by repetition, else Welch; each cell's method in "
-            "evidence)"
+            f" (other's server CPU per request / {roles.subject}'s, {EQUIVALENCE_CONFIDENCE:.0%} "
+            "intervals, two one-sided tests against +-10%: a linear model on log values pooled "
+            "over the sweep's cells with repetition and position effects, else paired t by "
+            "repetition, else Welch; each cell's method in evidence)"
         )
     return {
         "id": "2",
@@ -353,7 +392,10 @@ def _note(_roles: FamilyRoles, block: dict[str, Any]) -> str:
 
 def claim2(run: RunData) -> dict[str, Any]:
     """Claim 2 per family, with the overall status (``RULES["family_overall"]``)."""
-    blocks = per_family(run.trials, lambda rows, roles, _headline: claim2_family(rows, roles))
+    blocks = per_family(
+        run.trials,
+        lambda rows, roles, headline: claim2_family(rows, roles, run.micro if headline else None),
+    )
     return assemble_claim(blocks, _note)
 
 

@@ -1,25 +1,26 @@
 """Claim 3: does epoll slow down as the number of descriptors grows?
 
-Every metric is judged and shown, with the same rule for every backend
-(``RULES["flat"]``, ``RULES["claim3_metric"]``, ``RULES["claim3"]``):
+Primary metrics, fixed before the data (``RULES["claim3"]``):
 
-(a) in-server wait-call cost per call in idle-scaling (the server thread's CPU
-    time inside the call, so sleep is excluded; closed loop preferred);
-(b) server CPU per request in idle-scaling (open loop preferred: the same
-    request rate for every backend);
-(c) the micro benchmark's cost of one wait call with one descriptor ready;
-(d) closed-loop wall time per request (1 / throughput) in idle-scaling, with an
-    account of where the added time goes when epoll's throughput falls.
+(a) the micro benchmark's cost of one wait call with one descriptor ready
+    (Python's select module in-process, so the Python family only);
+(b) the in-server wait call's CPU time per call in idle-scaling (the server
+    thread's CPU time inside the call, so sleep is excluded), in closed loop,
+    open loop only when the run's plan measured the family in open loop alone.
+
+Secondary metrics, shown and never deciding: server CPU per request and
+closed-loop wall time per request (1 / throughput) in idle-scaling, with an
+account of where the added time goes when epoll's throughput falls.
 
 Growth is fitted by ``bench.analyse.slopes`` (log scale, one block per
-repetition) and classified by ``bench.analyse.flatness``. The claim's status
-follows the rule written in advance: NOT SUPPORTED when any metric shows epoll
-growing beyond 20% with confidence; SUPPORTED when none does and at least one
-shows it flat with confidence on a sweep that showed select and poll growing;
-INCONCLUSIVE otherwise. ``decided_by`` names the metrics and rules that decided.
-Judged per family (``RULES["families"]``): "epoll", "select" and "poll" are the
-family's backends of those mechanisms; the micro benchmarks (Python's select
-module, in-process) count for the Python family only.
+repetition) and classified by ``bench.analyse.flatness`` (two-sided:
+``RULES["flat"]``); each metric's status follows ``RULES["claim3_metric"]``.
+The family's status: SUPPORTED only when every primary metric available to it
+supports the claim, NOT SUPPORTED when epoll grows on any primary metric,
+INCONCLUSIVE otherwise with a sentence saying which part is shown.
+``decided_by`` names the metrics and rules that decided. Judged per family
+(``RULES["families"]``): "epoll", "select" and "poll" are the family's backends
+of those mechanisms.
 """
 
 from __future__ import annotations
@@ -42,9 +43,18 @@ from bench.analyse.flatness import (
 )
 from bench.analyse.model import POSITION
 from bench.analyse.rules import (
+    CLAIM3_CPU_LABEL,
+    CLAIM3_MICRO_LABEL,
+    CLAIM3_WAIT_LABEL,
+    CLAIM3_WALL_LABEL,
     CLAIM_TEXT,
+    FALLING,
+    FLAT,
+    GROWING,
     INCONCLUSIVE,
     NOT_SUPPORTED,
+    PRIMARY,
+    SECONDARY,
     SUPPORTED,
     TOLERANCE_REL_INCREASE,
 )
@@ -61,46 +71,45 @@ from bench.store.results import RunData
 from servers import registry
 
 WALL_PER_REQ = "wall_us_per_req"  # derived: 1e6 / throughput_rps (closed loop)
-MICRO_LABEL = "micro wait call"
-THROUGHPUT_LABEL = "closed-loop wall time per request (1/throughput)"
+MICRO_LABEL = CLAIM3_MICRO_LABEL
+THROUGHPUT_LABEL = CLAIM3_WALL_LABEL
 # (column, label, unit, loop modes in order of preference)
-TRIAL_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+WAIT_METRIC = (
     # Closed loop first: a busy server sleeps less, so each call's CPU time
     # carries less wake-up cost and more of the scan itself.
-    (
-        "server_wait_us_per_call",
-        "in-server wait call (CPU time)",
-        "us per call",
-        ("closed", "open"),
-    ),
-    ("server_cpu_us_per_req", "server CPU per request", "us per request", ("open", "closed")),
-    (WALL_PER_REQ, THROUGHPUT_LABEL, "us per request", ("closed",)),
+    "server_wait_us_per_call", CLAIM3_WAIT_LABEL, "us per call", ("closed", "open"),
+)  # fmt: skip
+SECONDARY_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # Open loop first: the same request rate for every backend.
+    ("server_cpu_us_per_req", CLAIM3_CPU_LABEL, "us per request", ("open", "closed")),
+    (WALL_PER_REQ, CLAIM3_WALL_LABEL, "us per request", ("closed",)),
 )
+TRIAL_METRICS = (WAIT_METRIC, *SECONDARY_METRICS)
+# How the sentence on which part is shown names each primary metric.
+PART_WORDS = {CLAIM3_MICRO_LABEL: "wait call in-process", CLAIM3_WAIT_LABEL: "servers"}
 
 
-def _idle_rows(
-    trials: pd.DataFrame, metric: str, modes_allowed: Sequence[str], subject: str | None
-) -> tuple[pd.DataFrame, str]:
-    """Usable idle-scaling rows of the allowed mode with the most idle levels for the subject.
+def _idle_plan(trials: pd.DataFrame) -> pd.DataFrame:
+    """Every recorded idle-scaling trial, whatever its status (the run's plan)."""
+    return trials[trials["scenario"] == idle_scaling.NAME]
 
-    Ties go to the first allowed mode. The wait cost per call is the server
-    thread's CPU time inside the call (not wall time, which in open loop is
-    mostly sleep until the next request), so either loop measures it.
-    """
+
+def planned_mode(trials: pd.DataFrame, subject: str | None, modes: Sequence[str]) -> str | None:
+    """The first of ``modes`` the run's plan measured the subject's idle-scaling in."""
+    plan = _idle_plan(trials)
+    mine = plan[plan["backend"] == subject]
+    return next((m for m in modes if (mine["mode"] == m).any()), None)
+
+
+def _idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+    """Usable idle-scaling rows of one loop that measured ``metric``."""
     rows = usable_trials(trials)
-    rows = rows[rows["scenario"] == idle_scaling.NAME]
+    rows = rows[(rows["scenario"] == idle_scaling.NAME) & (rows["mode"] == mode)]
     # A select cell that had to reject descriptors >= 1024 does not measure its N.
     rows = rows[rows["server_rejected_fd_setsize"].fillna(0) == 0]
     if metric == WALL_PER_REQ:
         rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows["throughput_rps"].astype(float)})
-    rows = rows[rows[metric].notna()]
-
-    def levels(mode: str) -> int:
-        sub = rows[(rows["mode"] == mode) & (rows["backend"] == subject)]
-        return int(sub["idle_connections"].nunique())
-
-    mode = max(modes_allowed, key=lambda m: (levels(m), -list(modes_allowed).index(m)))
-    return rows[rows["mode"] == mode], mode
+    return rows[rows[metric].notna()]
 
 
 def idle_scaling_fits(rows: pd.DataFrame, metric: str, x: str = "idle_connections") -> dict:
@@ -177,18 +186,20 @@ def judge_flatness(
         return {**evidence, "status": INCONCLUSIVE, "reason": f"{label}: no usable {subject} data"}
     ep_cls, ep_reason = classes[subject]
     comps = {b: classes[b] for b in comparators if b in classes}
-    if ep_cls == "growing":
+    if ep_cls == GROWING:
         status, reason = NOT_SUPPORTED, f"{label}: {subject} grows ({ep_reason})"
-    elif ep_cls in ("insufficient", "unclear"):
+    elif ep_cls == FALLING:
+        status, reason = INCONCLUSIVE, f"{label}: {subject} falls ({ep_reason})"
+    elif ep_cls != FLAT:
         status, reason = INCONCLUSIVE, f"{label}: {subject} {ep_cls} ({ep_reason})"
     elif not comps:
         neither = " nor ".join(comparators) or "select nor poll"
         status, reason = INCONCLUSIVE, f"{label}: {subject} flat but neither {neither} measured"
-    elif all(c == "growing" for c, _ in comps.values()):
+    elif all(c == GROWING for c, _ in comps.values()):
         grow = "; ".join(f"{b} {r}" for b, (_, r) in comps.items())
         status, reason = SUPPORTED, f"{label}: {subject} flat ({ep_reason}); {grow}"
     else:
-        weak = "; ".join(f"{b} {c} ({r})" for b, (c, r) in comps.items() if c != "growing")
+        weak = "; ".join(f"{b} {c} ({r})" for b, (c, r) in comps.items() if c != GROWING)
         status = INCONCLUSIVE
         reason = f"{label}: {subject} flat but the sweep did not show growth for {weak}"
     return {**evidence, "status": status, "reason": reason}
@@ -240,16 +251,16 @@ def throughput_explanation(
 
 
 def _trial_metric(
-    trials: pd.DataFrame, spec: tuple[str, str, str, tuple[str, ...]], roles: FamilyRoles
-) -> dict:
+    trials: pd.DataFrame, spec: tuple[str, str, str, tuple[str, ...]], roles: FamilyRoles,
+    role: str,
+) -> dict[str, Any]:  # fmt: skip
     metric, label, unit, modes = spec
-    rows, mode = (
-        _idle_rows(trials, metric, modes, roles.subject) if not trials.empty else (trials, modes[0])
-    )
+    mode = planned_mode(trials, roles.subject, modes) if not trials.empty else None
+    rows = _idle_rows(trials, metric, mode) if mode is not None else trials.iloc[0:0]
     if rows.empty:
-        only = f" in {mode} loop" if len(modes) == 1 else ""
+        only = f" in {'/'.join(modes)} loop" if mode is None else f" in {mode} loop"
         reason = f"{label}: no usable idle-scaling trials{only}"
-        return {"metric": label, "status": INCONCLUSIVE, "reason": reason}
+        return {"metric": label, "role": role, "status": INCONCLUSIVE, "reason": reason}
     active = sorted({int(a) for a in rows["active_connections"].dropna()})
     cond = f"idle-scaling, {mode} loop, {'/'.join(map(str, active))} active connections"
     fits = idle_scaling_fits(rows, metric)
@@ -258,22 +269,31 @@ def _trial_metric(
         why = throughput_explanation(rows, fits.get(str(roles.subject)), roles.subject)
         if why:
             judged["explanation"] = why
-    return judged
+    return {**judged, "role": role}
 
 
-def _micro_metric(micro: pd.DataFrame | None, roles: FamilyRoles) -> dict[str, Any]:
-    if micro is None:
+def _wait_metric(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
+    """The in-server primary metric, or why the family has none."""
+    subject = roles.subject
+    if subject is not None and not registry.get(subject).wait_instrumented:
         reason = (
-            "the micro benchmarks time Python's select module in-process: not measured for "
-            f"the {roles.label} family"
+            f"{CLAIM3_WAIT_LABEL}: the {roles.label} family's backends do not time their wait "
+            "call, so it has no in-server primary metric"
         )
-        return {"metric": MICRO_LABEL, "status": INCONCLUSIVE, "reason": reason}
+        return {"metric": CLAIM3_WAIT_LABEL, "role": PRIMARY, "status": INCONCLUSIVE,
+                "reason": reason}  # fmt: skip
+    return _trial_metric(trials, WAIT_METRIC, roles, PRIMARY)
+
+
+def _micro_metric(micro: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
     if micro.empty:
-        return {"metric": MICRO_LABEL, "status": INCONCLUSIVE, "reason": "no micro benchmarks"}
+        reason = f"{MICRO_LABEL}: this run has no micro benchmarks"
+        return {"metric": MICRO_LABEL, "role": PRIMARY, "status": INCONCLUSIVE, "reason": reason}
     cond = "one wait call, timeout 0, one descriptor ready, socketpairs, level-triggered"
     names = {m: n for m, n in _mechanism_names(roles).items() if n is not None}
     fits = micro_fits(micro, names)
-    return judge_flatness(MICRO_LABEL, fits, False, "us per call", cond, roles)
+    return {**judge_flatness(MICRO_LABEL, fits, False, "us per call", cond, roles),
+            "role": PRIMARY}  # fmt: skip
 
 
 def _mechanism_names(roles: FamilyRoles) -> dict[str, str | None]:
@@ -285,27 +305,55 @@ def _mechanism_names(roles: FamilyRoles) -> dict[str, str | None]:
     return out
 
 
+def _part(m: dict[str, Any], subject: str | None) -> str:
+    """'servers (c-epoll unclear)' for the sentence on which part is shown."""
+    words = PART_WORDS.get(m["metric"], m["metric"])
+    fit = (m.get("backends") or {}).get(str(subject))
+    return f"{words} ({subject} {fit['class']})" if fit else f"{words} ({m['reason']})"
+
+
+def shown_sentence(primaries: Sequence[dict[str, Any]], subject: str | None) -> str:
+    """Which part of claim 3 is shown: 'wait call in-process flat; servers not shown (...)'."""
+    shown = [PART_WORDS.get(m["metric"], m["metric"]) for m in primaries
+             if m["status"] == SUPPORTED]  # fmt: skip
+    missing = [_part(m, subject) for m in primaries if m["status"] != SUPPORTED]
+    bits = [f"{w} flat" for w in shown]
+    if missing:
+        bits.append("not shown: " + ", ".join(missing))
+    return "; ".join(bits)
+
+
 def claim3_family(
     trials: pd.DataFrame, roles: FamilyRoles, micro: pd.DataFrame | None = None
 ) -> dict[str, Any]:
     """Claim 3 for one family (``RULES["claim3"]``); ``micro`` only for the Python family."""
-    metrics = [_trial_metric(trials, spec, roles) for spec in TRIAL_METRICS[:2]]
-    metrics.append(_micro_metric(micro, roles))
-    metrics.append(_trial_metric(trials, TRIAL_METRICS[2], roles))
-    statuses = [m["status"] for m in metrics]
+    primaries = [] if micro is None else [_micro_metric(micro, roles)]
+    primaries.append(_wait_metric(trials, roles))
+    secondaries = [_trial_metric(trials, spec, roles, SECONDARY) for spec in SECONDARY_METRICS]
+    metrics = [*primaries, *secondaries]
+    statuses = [m["status"] for m in primaries]
     if NOT_SUPPORTED in statuses:
         status = NOT_SUPPORTED
-    elif SUPPORTED in statuses:
-        status = SUPPORTED
+        deciding = [m for m in primaries if m["status"] == NOT_SUPPORTED]
+        head = f"{roles.subject} grows on a primary metric"
+    elif all(st == SUPPORTED for st in statuses):
+        status, deciding = SUPPORTED, primaries
+        head = f"{roles.subject} flat on every primary metric"
     else:
-        status = INCONCLUSIVE
-    reason = " | ".join(f"[{m['status']}] {m['reason']}" for m in metrics)
-    deciding = [m for m in metrics if status != INCONCLUSIVE and m["status"] == status]
-    measured = [m.get("conditions") for m in deciding]
+        status, deciding = INCONCLUSIVE, []
+        head = shown_sentence(primaries, roles.subject)
+    reason = head + " | " + " | ".join(
+        f"[{m['status']}] {m['reason']}" + (" (secondary: shown, decides nothing)"
+                                           if m["role"] == SECONDARY else "")
+        for m in metrics
+    )  # fmt: skip
+    judged_on = "; ".join(
+        f"{m['metric']} ({m['conditions']})" for m in primaries if m.get("conditions")
+    )
     conditions = (
         f"{roles.subject} flat means the 95% interval of its growth over the measured "
-        f"descriptor range stays below {pct(TOLERANCE_REL_INCREASE)}, growing means it lies "
-        "above; judged on: " + ("; ".join(c for c in measured if c) or "no metric decided")
+        f"descriptor range lies inside +-{TOLERANCE_REL_INCREASE:.0%}, growing means its lower "
+        "end is above 0 and it is not flat; primary metrics: " + (judged_on or "none measured")
     )
     return {
         "id": "3",
@@ -314,6 +362,7 @@ def claim3_family(
         "conditions": conditions,
         "summary": _claim3_summary(metrics, roles),
         "reason": reason,
+        "shown": head if status == INCONCLUSIVE else None,
         "decided_by": [
             {
                 "metric": m["metric"],
@@ -327,9 +376,11 @@ def claim3_family(
 
 
 def _note(roles: FamilyRoles, block: dict[str, Any]) -> str:
-    """'in-server wait call (CPU time): epoll flat; ...' for the families' sentence."""
+    """'in-server wait call (CPU time): epoll flat; ...' (primary metrics) for the sentence."""
     bits = []
     for m in block["evidence"]["metrics"]:
+        if m.get("role") != PRIMARY:
+            continue
         fit = (m.get("backends") or {}).get(str(roles.subject))
         bits.append(f"{m['metric']}: {fit['class'] if fit else 'no data'}")
     return "; ".join(bits)
@@ -361,7 +412,8 @@ def _claim3_summary(metrics: Sequence[dict[str, Any]], roles: FamilyRoles) -> st
                 hi = pct(v["projected_rel_increase_ci_high"])
                 words = f"{words} [{lo}, {hi}] ({v['class']})"
             bits.append(f"{b} {words}")
-        parts.append(f"{m['metric']}: " + ", ".join(bits))
+        role = "" if m.get("role") == PRIMARY else " (secondary)"
+        parts.append(f"{m['metric']}{role}: " + ", ".join(bits))
     return "; ".join(parts) + (
         f" (growth over each backend's measured range; {subject} with its 95% profile interval "
         "of the log-scale fit, repetitions as blocks, position in the repetition as a term)"

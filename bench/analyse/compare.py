@@ -9,7 +9,7 @@ bootstrap: with three repetitions a percentile bootstrap can only recombine
 the three values seen and is far too narrow (on synthetic same-distribution
 runs it called a quarter of the cells different), while a rank test such as
 Mann-Whitney cannot reach p < 0.05 at all (its smallest two-sided p for 3 vs
-3 is 0.1). Flagged, failed and client-bound trials are left out, as in the
+3 is 0.1). Failed trials and trials with a fault are left out, as in the
 verdict. Micro benchmarks are compared by Welch's interval over their processes
 (each fresh process timed every count once); runs from before the processes are
 compared from their medians and standard errors (a normal interval on the log

@@ -9,8 +9,9 @@ interval, or "no crossover inside the measured range" with the side of 1.0
 the ratio stays on (``CROSSOVER_RULES``).
 
 Two metrics, each a ratio above 1.0 when epoll is ahead: throughput (epoll's
-/ the other's), on usable trials only (``bench.analyse.stats.usable_trials``:
-not flagged, not client-bound), as claim 2 judges closed loop; and server CPU
+/ the other's), on fault-free trials that are not client-bound (a throughput
+the client set is the client's; the crossover carries no status, so this rule
+is not part of the verdict's sensitivity analysis); and server CPU
 per request (the other's / epoll's), where epoll's trial may be client-bound.
 Why the second: with few active connections, or thousands, the Python epoll
 server outran the load generator (busy 42% at 40 of 4,000 active, 64% at
@@ -31,8 +32,9 @@ import pandas as pd
 
 from bench.analyse.crossover_fit import METHOD, CrossoverFit, crossover_fit
 from bench.analyse.families import judged_families
+from bench.analyse.flags import client_bound
 from bench.analyse.intervals import ratio_interval
-from bench.analyse.rules import CONFIDENCE
+from bench.analyse.rules import CONFIDENCE, RULES
 from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import ready_fraction
 from bench.store.results import RunData
@@ -47,43 +49,20 @@ WORDS = {
     "cpu_per_request": ("CPU per request", "{other}'s server CPU per request / {subject}'s"),
 }
 
-# The rules, in words, for verdict.json and the report (the lead merges them into RULES).
-CROSSOVER_RULES: dict[str, str] = {
-    "crossover": (
-        "Crossover (ready-fraction scenario, closed loop), per family, registered count and "
-        "comparison (epoll against the family's select and poll), on two ratios that are "
-        "above 1.0 when epoll is ahead: throughput, epoll's / the other's (usable trials only: "
-        "not flagged, not client-bound), and server CPU per request, the other's / epoll's (the "
-        "other's trial usable; epoll's not flagged, client-bound allowed, because epoll's CPU "
-        "per request does not depend on how many descriptors each wait call returns). At each "
-        "active share (active / registered connections) the ratio with its 95% paired t "
-        "interval on log values (by repetition, else Welch); over the shares, least squares on "
-        "the per-repetition log ratios of log(ratio) = c + log(1 + g (1/share - 1/share_max)), "
-        "i.e. ratio = A + B/share (a cost per request every mechanism pays plus select's or "
-        "poll's scan of every registered descriptor, shared among the ready ones). The "
-        "crossover is the share where the fitted ratio is 1.0; its 95% interval is the profile "
-        "confidence set (every share s where some curve with ratio(s) = 1 has a residual sum "
-        "of squares within t^2 sigma^2 of the best, n - 2 degrees of freedom), reported inside "
-        "the measured shares, an end open when the set reaches it (the crossover may lie "
-        "beyond it, or not exist). When the fitted ratio does not reach 1.0 inside the measured "
-        "shares: no crossover inside the measured range, epoll ahead (ratio above 1.0) or "
-        "behind throughout. Fewer than 3 shares or 2 residual degrees of freedom: "
-        "insufficient. A lack-of-fit F test against one mean per share is shown beside each "
-        "fit; it changes nothing."
-    ),
-}
+# The rule, in words, for verdict.json and the report (text in bench.analyse.rules).
+CROSSOVER_RULES: dict[str, str] = {"crossover": RULES["crossover"]}
 
 
 def ready_rows(trials: pd.DataFrame) -> pd.DataFrame:
-    """ok, unflagged ready-fraction trials, their registered count, share and usability."""
+    """Fault-free ready-fraction trials, their registered count, share and whether they are
+    not client-bound (``usable``: RULES["crossover"] keeps that rule for throughput)."""
     if trials.empty:
         return trials.assign(registered=[], share=[], usable=[])
-    ok = trials["status"].fillna("failed") == "ok"
-    clean = ok & ~trials["flagged"].fillna(False).astype(bool)
-    rows = trials[clean & (trials["scenario"] == ready_fraction.NAME)]
+    rows = usable_trials(trials)
+    rows = rows[rows["scenario"] == ready_fraction.NAME]
     registered = rows["idle_connections"].astype(float) + rows["active_connections"].astype(float)
     share = rows["active_connections"].astype(float) / registered
-    usable = rows.index.isin(usable_trials(rows).index)
+    usable = ~client_bound(rows)
     return rows.assign(registered=registered, share=share.round(6), usable=usable)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bench.analyse.rules import CONFIDENCE
+from bench.analyse.rules import CONFIDENCE, CROSSOVER_MIN_DF, CROSSOVER_MIN_SHARES
 
 NAN = float("nan")
 # log(ratio at the smallest share / ratio at the largest), the grid of g: a
@@ -58,8 +58,8 @@ METHOD = (
 )
 # Points of the second, per-run grid over the region the first one found.
 FINE_POINTS = 241
-MIN_LEVELS = 3
-MIN_DF = 2
+MIN_LEVELS = CROSSOVER_MIN_SHARES
+MIN_DF = CROSSOVER_MIN_DF
 
 
 def profile(

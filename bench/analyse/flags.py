@@ -1,10 +1,12 @@
-"""Trials the analysis leaves out because of what the server or the client did in the window.
+"""What the server, the client or the machine did in a trial's window, read from its columns.
 
-Two rules, written in ``bench.analyse.rules.RULES`` ("client_bound",
-"send_lag"), read two columns of the trial table: ``server_busy_fraction``
-(server CPU time / window wall time) and ``send_lag_p99_us`` (the load
-generator's own lateness at p99, open loop). The runner flags the same trials
-with the same thresholds; applying them here from the columns keeps the verdict
+Three rules, written in ``bench.analyse.rules.RULES``, read columns of the trial
+table: ``steal_fraction`` (CPU time the machine lost to steal; a fault above its
+bound, rule "faults"), ``server_busy_fraction`` (server CPU time / window wall
+time; client-bound, a sensitivity analysis only, rules "client_bound" and
+"sensitivity") and ``send_lag_p99_us`` (the load generator's own lateness at
+p99, open loop; latency charts only, rule "send_lag"). Applying them here from
+the columns, with the thresholds of ``bench.analyse.rules``, keeps the verdict
 the same whichever runner wrote the run. A run made before those columns
 existed has them empty; then nothing is detected and ``data_quality`` says so
 instead of guessing.
@@ -19,13 +21,17 @@ import pandas as pd
 from bench.analyse.rules import (
     BUSY_COLUMN,
     CLIENT_BOUND_BUSY_FRACTION,
+    MACHINE_CPU_COLUMN,
     SEND_LAG_COLUMN,
     SEND_LAG_P99_FRACTION,
+    STEAL_COLUMN,
+    STEAL_FRACTION_MAX,
 )
 
 CLIENT_BOUND_REASON = (
     f"client-bound: server busy under {CLIENT_BOUND_BUSY_FRACTION:.0%} of the window (closed loop)"
 )
+STEAL_REASON = f"steal over {STEAL_FRACTION_MAX:.0%} of the machine's CPU time in the window"
 SEND_LAG_REASON = (
     f"send lag p99 over {SEND_LAG_P99_FRACTION:.0%} of the measured p99 (open loop): "
     "the client's lateness is a material part of it"
@@ -52,6 +58,34 @@ def client_bound(trials: pd.DataFrame) -> pd.Series:
     return (closed & (busy < CLIENT_BOUND_BUSY_FRACTION)).fillna(False).astype(bool)
 
 
+def steal_fault(trials: pd.DataFrame) -> pd.Series:
+    """Trials whose machine lost more than the bound to steal (unknown: False)."""
+    if trials.empty:
+        return pd.Series(False, index=trials.index, dtype=bool)
+    steal = _column(trials, STEAL_COLUMN)
+    return (steal > STEAL_FRACTION_MAX).fillna(False).astype(bool)
+
+
+def fault_mask(trials: pd.DataFrame) -> pd.Series:
+    """Trials that ran but are left out for a fault (``RULES["faults"]``): flagged or steal."""
+    if trials.empty:
+        return pd.Series(False, index=trials.index, dtype=bool)
+    flagged = trials["flagged"].astype("boolean").fillna(False).astype(bool)
+    return flagged | steal_fault(trials)
+
+
+def leave_out_client_bound(trials: pd.DataFrame) -> pd.DataFrame:
+    """A copy where client-bound trials are flagged too: the sensitivity analysis's input."""
+    mask = client_bound(trials) & ~fault_mask(trials)
+    if not mask.any():
+        return trials
+    out = trials.copy()
+    out.loc[mask, "flagged"] = True
+    reasons = out.loc[mask, "flag_reasons"].astype("string").fillna("")
+    out.loc[mask, "flag_reasons"] = (reasons + ";" + CLIENT_BOUND_REASON).str.lstrip(";")
+    return out
+
+
 def send_lag_material(trials: pd.DataFrame) -> pd.Series:
     """Open-loop trials whose send lag at p99 is a material part of the measured p99."""
     if trials.empty:
@@ -72,11 +106,18 @@ def _where(rows: pd.DataFrame) -> list[str]:
 
 
 def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
-    """What the two rules found in this run, or that the run could not tell."""
+    """What the column rules found in this run, or that the run could not tell."""
     ok = trials["status"].fillna("failed") == "ok" if not trials.empty else trials.index == 0
     out: dict[str, Any] = {}
     for key, column, mask_fn, what in (
-        ("client_bound", BUSY_COLUMN, client_bound, "closed-loop trials left out as client-bound"),
+        ("steal", STEAL_COLUMN, steal_fault, "trials left out for steal (a fault)"),
+        (
+            "client_bound",
+            BUSY_COLUMN,
+            client_bound,
+            "closed-loop trials client-bound (kept in the verdict; left out only in the "
+            "sensitivity analysis)",
+        ),
         (
             "send_lag",
             SEND_LAG_COLUMN,
@@ -97,4 +138,14 @@ def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
             "note": f"{int(mask.sum())} {what}",
             "which": _where(trials[mask])[:20],
         }
+    machine = not trials.empty and recorded(trials, MACHINE_CPU_COLUMN)
+    out["machine_cpu"] = {
+        "recorded": bool(machine),
+        "note": (
+            f"{MACHINE_CPU_COLUMN} recorded: shown beside claim 2's ratios"
+            if machine
+            else f"this run did not record {MACHINE_CPU_COLUMN}: the whole machine's CPU per "
+            "request is not shown"
+        ),
+    }
     return out

@@ -1,10 +1,11 @@
 """Is a fitted line flat? The classification claim 3 and the charts share.
 
-Every backend and metric is judged by the same rule (``RULES["flat"]``): the
-growth over the measured range (``bench.analyse.slopes``) is **flat** when the
-upper end of its 95% interval is below ``TOLERANCE_REL_INCREASE`` (20%),
-**growing** when the lower end is above it, **unclear** otherwise, and
-**insufficient** with too few descriptor counts or repetitions.
+Every backend and metric is judged by the same rule (``RULES["flat"]``, two-sided
+since 2026-12-05): the growth over the measured range (``bench.analyse.slopes``)
+is **flat** when its 95% interval lies inside +-``TOLERANCE_REL_INCREASE`` (20%),
+**growing** when its lower end is above 0 and it is not flat, **falling** when its
+upper end is below 0 and it is not flat (suspect, never support), **unclear**
+otherwise, and **insufficient** with too few descriptor counts or repetitions.
 
 There is no relative rule any more: epoll's flatness is judged on epoll's own
 growth, never promoted (or demoted) by how much steeper select or poll are.
@@ -17,7 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from bench.analyse.rules import MIN_LEVELS, MIN_REPS_PER_LEVEL, TOLERANCE_REL_INCREASE
+from bench.analyse.rules import (
+    FALLING,
+    FLAT,
+    GROWING,
+    INSUFFICIENT,
+    MIN_LEVELS,
+    MIN_REPS_PER_LEVEL,
+    TOLERANCE_REL_INCREASE,
+    UNCLEAR,
+)
 from bench.analyse.slopes import SlopeFit
 
 
@@ -43,29 +53,35 @@ def pct(x: float) -> str:
 
 
 def classify_fit(fit: SlopeFit | None, need_reps: bool) -> tuple[str, str]:
-    """'flat' | 'growing' | 'unclear' | 'insufficient', with a reason."""
+    """FLAT | GROWING | FALLING | UNCLEAR | INSUFFICIENT (``RULES["flat"]``), with a reason."""
     if fit is None or fit.n_levels < MIN_LEVELS:
         n = 0 if fit is None else fit.n_levels
-        return "insufficient", f"{n} descriptor counts measured, need at least {MIN_LEVELS}"
+        return INSUFFICIENT, f"{n} descriptor counts measured, need at least {MIN_LEVELS}"
     if need_reps and fit.min_reps_per_level < MIN_REPS_PER_LEVEL:
         return (
-            "insufficient",
+            INSUFFICIENT,
             f"only {fit.min_reps_per_level} usable repetition(s) at some descriptor count, "
             f"need {MIN_REPS_PER_LEVEL} for an interval",
         )
     lo, hi = fit.rel_ci
     if math.isnan(lo) or math.isnan(hi):
-        return "insufficient", "too few points for an interval"
+        return INSUFFICIENT, "too few points for an interval"
     span = (
         f"growth {pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f} descriptors "
         f"({fit.confidence:.0%} profile interval of the log-scale fit)"
     )
-    tol = pct(TOLERANCE_REL_INCREASE)
-    if hi < TOLERANCE_REL_INCREASE:
-        return "flat", f"{span} stays under {tol}"
-    if lo > TOLERANCE_REL_INCREASE:
-        return "growing", f"{span} exceeds {tol}"
-    return "unclear", f"{span} straddles {tol} (too noisy to say)"
+    tol = TOLERANCE_REL_INCREASE
+    margin = f"+-{tol:.0%}"
+    if -tol < lo and hi < tol:
+        return FLAT, f"{span} lies inside {margin}"
+    if lo > 0:
+        return GROWING, f"{span} is above 0 and not inside {margin}"
+    if hi < 0:
+        return FALLING, (
+            f"{span} is below 0 and not inside {margin}: a cost that falls with more "
+            "descriptors, so the measurement is suspect"
+        )
+    return UNCLEAR, f"{span} straddles 0 and an edge of {margin} (too noisy to say)"
 
 
 def classify_fits(fits: dict[str, SlopeFit], need_reps: bool) -> dict[str, tuple[str, str]]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bench.analyse.flags import client_bound, send_lag_material
+from bench.analyse.flags import fault_mask, send_lag_material
 from bench.analyse.intervals import METHOD_ONE, geometric_mean_interval
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.slopes import SlopeFit
@@ -33,15 +33,15 @@ __all__ = [
 
 
 def excluded_mask(trials: pd.DataFrame) -> pd.Series:
-    """Trials that ran but are left out: flagged or client-bound."""
-    if trials.empty:
-        return pd.Series(False, index=trials.index, dtype=bool)
-    flagged = trials["flagged"].fillna(False).astype(bool)
-    return flagged | client_bound(trials)
+    """Trials that ran but are left out for a fault (``RULES["faults"]``): flagged or steal.
+
+    Never for their outcome: a client-bound trial stays (``RULES["client_bound"]``).
+    """
+    return fault_mask(trials)
 
 
 def usable_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials fit to measure with: status ok, not flagged, not client-bound."""
+    """Trials fit to measure with: status ok and no fault (not flagged, steal in bounds)."""
     if trials.empty:
         return trials
     ok = trials["status"].fillna("failed") == "ok"

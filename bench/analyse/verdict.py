@@ -8,7 +8,10 @@ The claims (an old, widely copied Python 2 select/epoll blog post):
 
 Each claim gets a status (SUPPORTED, PARTLY SUPPORTED, NOT SUPPORTED,
 INCONCLUSIVE), the conditions under which it was judged, the numbers it rests
-on and the reason in words. Flagged and failed trials are left out of every fit.
+on and the reason in words. Trials are left out for faults only (failed,
+flagged, steal: ``RULES["faults"]``); the client-bound rule is a sensitivity
+analysis: the whole verdict computed again with client-bound trials left out,
+every status side by side in ``sensitivity`` (``RULES["sensitivity"]``).
 
 Each claim is judged per family of backends (Python event loop, C twins,
 external servers: ``bench.analyse.families``), with one overall status and one
@@ -30,21 +33,29 @@ from __future__ import annotations
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench.analyse.churn import CHURN_RULES, churn
+from bench.analyse.churn import churn
 from bench.analyse.claim1 import claim1
 from bench.analyse.claim2 import claim2
 from bench.analyse.claim3 import claim3
-from bench.analyse.crossover import CROSSOVER_RULES, crossover
+from bench.analyse.crossover import crossover
 from bench.analyse.edge_level import edge_vs_level
-from bench.analyse.flags import client_bound, data_quality, send_lag_material
+from bench.analyse.flags import (
+    client_bound,
+    data_quality,
+    leave_out_client_bound,
+    send_lag_material,
+    steal_fault,
+)
 from bench.analyse.flatness import change_words, classify_fit, classify_fits
 from bench.analyse.rules import (
     CLAIM_TEXT,
+    CLIENT_BOUND_ANALYSIS,
     CLIENT_BOUND_BUSY_FRACTION,
     CONFIDENCE,
     EFFECT_MARGIN,
@@ -54,8 +65,11 @@ from bench.analyse.rules import (
     MIN_LEVELS,
     MIN_PAIRS,
     MIN_REPS_PER_LEVEL,
+    PRIMARY_ANALYSIS,
     RULES,
+    RULES_CHANGED,
     SEND_LAG_P99_FRACTION,
+    STEAL_FRACTION_MAX,
     TOLERANCE_REL_INCREASE,
 )
 from bench.analyse.stats import usable_trials
@@ -76,6 +90,8 @@ __all__ = [
     "edge_vs_level",
     "format_verdict_table",
     "load_verdict",
+    "sensitivity",
+    "statuses",
     "verdict_summary",
     "write_verdict",
 ]
@@ -86,6 +102,7 @@ def _method(trials: pd.DataFrame) -> dict[str, Any]:
     ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
     n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     n_send_lag = int((send_lag_material(trials) & ok).sum()) if ok is not None else 0
+    n_steal = int((steal_fault(trials) & ok).sum()) if ok is not None else 0
     return {
         "confidence": CONFIDENCE,
         "equivalence_confidence": EQUIVALENCE_CONFIDENCE,
@@ -97,19 +114,98 @@ def _method(trials: pd.DataFrame) -> dict[str, Any]:
         "min_pairs": MIN_PAIRS,
         "min_connections_all_active": MIN_CONNECTIONS_FOR_MECHANISM,
         "client_bound_busy_fraction": CLIENT_BOUND_BUSY_FRACTION,
+        "steal_fraction_max": STEAL_FRACTION_MAX,
+        "rules_changed": RULES_CHANGED,
         "send_lag_p99_fraction": SEND_LAG_P99_FRACTION,
         "trials_total": len(trials),
         "trials_excluded": excluded,
         "trials_client_bound": n_client_bound,
         "trials_send_lag": n_send_lag,
-        "rules": {**RULES, **CROSSOVER_RULES, **CHURN_RULES},
+        "trials_steal": n_steal,
+        "rules": dict(RULES),
+    }
+
+
+def _judge(run: RunData) -> dict[str, Any]:
+    """Every status-bearing part of the verdict for one set of trials."""
+    claims = [claim1(run), claim2(run), claim3(run)]
+    return {
+        "claims": claims,
+        "edge_vs_level": edge_vs_level(run, claims[2]),
+        "churn": churn(run),
+    }
+
+
+def statuses(parts: dict[str, Any]) -> dict[str, str]:
+    """Every status of a verdict, keyed by where it is: claim, family, regime, metric."""
+    out: dict[str, str] = {}
+    for c in parts.get("claims", []):
+        name = f"claim {c['id']}"
+        out[name] = c["status"]
+        for f in (c.get("families") or {}).values():
+            where = f"{name}, {f['label']} family"
+            out[where] = f["status"]
+            for r in f.get("regimes") or []:
+                out[f"{where}, {r['regime']}"] = r["status"]
+            for m in (f.get("evidence") or {}).get("metrics", []):
+                out[f"{where}, {m['metric']}"] = m["status"]
+    edge = parts.get("edge_vs_level") or {}
+    if edge:
+        out["edge vs level"] = edge["status"]
+        for f in (edge.get("families") or {}).values():
+            out[f"edge vs level, {f['label']} family"] = f["status"]
+            for r in f.get("regimes") or []:
+                out[f"edge vs level, {f['label']} family, {r['regime']}"] = r["status"]
+    ch = parts.get("churn") or {}
+    if ch:
+        out["churn"] = ch["answer"]
+        for f in ch.get("families") or []:
+            out[f"churn, {f['label']} family"] = f["answer"]
+    return out
+
+
+def sensitivity(primary: dict[str, Any], excluded: dict[str, Any], n_client_bound: int) -> dict:
+    """Every status with and without the client-bound exclusion, and what differs."""
+    a, b = statuses(primary), statuses(excluded)
+    rows = [
+        {"where": k, PRIMARY_ANALYSIS: a.get(k), CLIENT_BOUND_ANALYSIS: b.get(k),
+         "differs": a.get(k) != b.get(k)}
+        for k in [*a, *(k for k in b if k not in a)]
+    ]  # fmt: skip
+    differ = [r["where"] for r in rows if r["differs"]]
+    if n_client_bound == 0:
+        sentence = "No trial was client-bound, so leaving them out changes nothing."
+    elif differ:
+        sentence = (
+            f"Leaving out the {n_client_bound} client-bound trial(s) changes "
+            f"{len(differ)} status(es): "
+            + "; ".join(
+                f"{r['where']} {r[PRIMARY_ANALYSIS]} -> {r[CLIENT_BOUND_ANALYSIS]}"
+                for r in rows
+                if r["differs"]
+            )
+            + "."
+        )
+    else:
+        sentence = f"Leaving out the {n_client_bound} client-bound trial(s) changes no status."
+    return {
+        "rule": "sensitivity",
+        "analyses": [PRIMARY_ANALYSIS, CLIENT_BOUND_ANALYSIS],
+        "trials_client_bound": n_client_bound,
+        "statuses": rows,
+        "differ": differ,
+        "sentence": sentence,
     }
 
 
 def compute_verdict(run: RunData) -> dict[str, Any]:
     """The verdict on all three claims, per family, and edge vs level, as a JSON-ready dict."""
     trials = run.trials
-    claims = [claim1(run), claim2(run), claim3(run)]
+    primary = _judge(run)
+    left_out = leave_out_client_bound(trials) if not trials.empty else trials
+    excluded = primary if left_out is trials else _judge(replace(run, trials=left_out))
+    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
+    n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     return {
         "schema_version": schema.SCHEMA_VERSION,
         "run_id": run.run_id,
@@ -117,10 +213,11 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
         "warnings": [str(w) for w in (run.meta.get("warnings") or [])],
         "method": _method(trials),
         "data_quality": data_quality(trials),
-        "claims": claims,
-        "edge_vs_level": edge_vs_level(run, claims[2]),
+        "claims": primary["claims"],
+        "edge_vs_level": primary["edge_vs_level"],
         "crossover": crossover(run),
-        "churn": churn(run),
+        "churn": primary["churn"],
+        "sensitivity": sensitivity(primary, excluded, n_client_bound),
     }
 
 
@@ -177,6 +274,9 @@ def format_verdict_table(verdict: dict[str, Any], width: int = 110) -> str:
     if edge:
         table.add_row(edge["question"], edge["status"], edge.get("family_agreement", ""))
     lines = [f"Run warning: {w}" for w in verdict.get("warnings") or []]
+    sens = verdict.get("sensitivity")
+    if sens:
+        lines.append(f"Sensitivity (client-bound rule): {sens['sentence']}")
     if lines:
         table.caption = "\n".join(lines)
     buf = io.StringIO()

@@ -248,23 +248,27 @@ def trend_words(fits: dict[str, Any]) -> str:
 
 def _trend_words(fits: dict[str, Any]) -> str:
     from bench.analyse.flatness import change_words, classify_fits
+    from bench.analyse.rules import FALLING, FLAT, GROWING, INSUFFICIENT
 
-    grow, flat, unclear, few = [], [], [], []
+    grow, flat, fall, unclear, few = [], [], [], [], []
     classes = classify_fits(fits, need_reps=False)
     for backend in order(list(fits)):
         cls, _ = classes[backend]
         pct = fits[backend].rel_increase
         txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
-        {"growing": grow, "flat": flat, "insufficient": few}.get(cls, unclear).append(txt)
-    if few and not (grow or flat or unclear):
+        buckets = {GROWING: grow, FLAT: flat, FALLING: fall, INSUFFICIENT: few}
+        buckets.get(cls, unclear).append(txt)
+    if few and not (grow or flat or fall or unclear):
         return "too few descriptor counts to show a trend"
     parts = []
     if grow:
         parts.append(f"{', '.join(grow)} grow{'s' if len(grow) == 1 else ''}")
     if flat:
         parts.append(f"{', '.join(flat)} stay{'s' if len(flat) == 1 else ''} flat")
+    if fall:
+        parts.append(f"{', '.join(fall)} fall{'s' if len(fall) == 1 else ''} (suspect)")
     if unclear:
-        parts.append(f"{', '.join(unclear)} unclear (interval straddles the 20% rule)")
+        parts.append(f"{', '.join(unclear)} unclear (interval straddles the +-20% rule)")
     return "; ".join(parts) + (" (change over the measured range)" if parts else "")
 
 

@@ -105,7 +105,8 @@ def _method_section(run: RunData, verdict: dict[str, Any] | None = None) -> list
         "- A trial is flagged when the load generator was saturated, the achieved rate fell short, "
         "errors occurred or the hypervisor stole more than "
         f"{STEAL_FRACTION_MAX:.0%} of the machine's CPU time in its window; flagged trials are "
-        "drawn hollow and grey and left out of the verdict.",
+        "faults, drawn hollow and grey and left out of the verdict. Client-bound trials stay "
+        "in; the verdict's sensitivity table shows every status with them left out.",
         *method_lines(verdict),
         "- The full configuration is in `run.json` (`config`):",
         "",

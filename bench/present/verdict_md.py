@@ -55,6 +55,33 @@ def _claim2_table(claim: dict[str, Any]) -> list[str]:
     return _cells_table(claim.get("evidence", {}).get("regimes", []), f"{subject} vs")
 
 
+def _shown_ratio(d: dict[str, Any] | None) -> str:
+    if not d or not d.get("recorded"):
+        return "not recorded"
+    return f"{_num(d.get('ratio'))} {_interval(d)}"
+
+
+def _shares(c: dict[str, Any]) -> str:
+    """'epoll 0.3%, select 2.1%' of server CPU per request in the wait call, with per event."""
+    bits = []
+    for b, v in (c.get("mechanism") or {}).items():
+        share, per_event = v.get("wait_share_of_cpu_per_request"), v.get("wait_us_per_event")
+        if share is None and per_event is None:
+            continue
+        text = f"{b} {share:.1%}" if share is not None else f"{b} n/a"
+        if per_event is not None:
+            text += f" ({_num(per_event)} us/event)"
+        bits.append(text)
+    return ", ".join(bits) or "not recorded"
+
+
+def _micro_all(c: dict[str, Any]) -> str:
+    rows = c.get("micro_all_ready") or {}
+    return ", ".join(
+        f"{b} {_num(v['median_us_per_call'])} us at {v['n_registered']}" for b, v in rows.items()
+    )
+
+
 def _cells_table(regimes: list[dict[str, Any]], vs: str) -> list[str]:
     """One row per compared cell (claim 2, edge vs level), then the pooled summaries."""
     rows = []
@@ -64,19 +91,35 @@ def _cells_table(regimes: list[dict[str, Any]], vs: str) -> list[str]:
                 continue  # a verdict.json written before the equivalence rule
             d, w = c["decision"], c["interval_95"]
             level = c.get("idle_connections", c.get("active_connections"))
-            rows.append(
-                {
-                    "regime": regime["regime"], vs: c["backend"],
-                    "cell": f"{int(level)} {'idle' if 'idle_connections' in c else 'active'}, "
-                    f"{c['loop']} loop",
-                    "ratio": f"{_num(d['ratio'])} ({c['ratio_definition']})",
-                    f"{d['confidence']:.0%} interval (decides)": _interval(d),
-                    f"{w['confidence']:.0%} interval": _interval(w),
-                    "class": c["class"] if c["judged"] else f"{c['class']} (not judged)",
-                    "method": d["method"],
-                }
-            )  # fmt: skip
+            shown = c.get("shown") or {}
+            row = {
+                "regime": regime["regime"], vs: c["backend"],
+                "cell": f"{int(level)} {'idle' if 'idle_connections' in c else 'active'}, "
+                f"{c['loop']} loop",
+                "ratio": f"{_num(d['ratio'])} ({c['ratio_definition']})",
+                f"{d['confidence']:.0%} interval (decides)": _interval(d),
+                f"{w['confidence']:.0%} interval": _interval(w),
+                "class": c["class"] if c["judged"] else f"{c['class']} (not judged)",
+            }  # fmt: skip
+            if shown:
+                row["machine CPU per request (shown)"] = _shown_ratio(
+                    shown.get("machine_cpu_per_request")
+                )
+                row["throughput (shown)"] = _shown_ratio(shown.get("throughput"))
+            if "mechanism" in c:
+                row["wait call share of CPU per request"] = _shares(c)
+            if any(r.get("micro_all_ready") for r in regime.get("comparisons", [])):
+                row["micro, every descriptor ready"] = _micro_all(c)
+            row["method"] = d["method"]
+            rows.append(row)
     out = ["", md_table(pd.DataFrame(rows)), ""] if rows else []
+    undecided = [
+        c["class_reason"]
+        for regime in regimes
+        for c in regime.get("comparisons", [])
+        if c.get("class") == "INCONCLUSIVE" and c.get("judged")
+    ]
+    out += [f"- Undecided: {md_escape(r)}" for r in undecided]
     for regime in regimes:
         for other, p in (regime.get("pooled_summary") or {}).items():
             cells = "/".join(str(int(v)) for v in p.get("cells", []))
@@ -92,7 +135,9 @@ def _claim3_tables(claim: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for m in claim.get("evidence", {}).get("metrics", []):
         where = f" ({m['conditions']})" if m.get("conditions") else ""
-        out += [f"**{m['metric']}** — {m['status']}{where}", ""]
+        role = {"primary": " (primary: decides)", "secondary": " (secondary: shown, decides "
+                "nothing)"}.get(m.get("role", ""), "")  # fmt: skip
+        out += [f"**{m['metric']}**{role} — {m['status']}{where}", ""]
         backends = m.get("backends") or {}
         if backends and not all("slope_per_1000" in v for v in backends.values()):
             out += [f"_{m.get('reason', '')}_", ""]  # written before slopes per 1,000
@@ -167,6 +212,8 @@ def _decided_lines(block: dict[str, Any]) -> list[str]:
 
 def _claim_body(claim_id: str, block: dict[str, Any]) -> list[str]:
     out = [f"- **Conditions:** {block['conditions']}", f"- **Reason:** {block['reason']}"]
+    if block.get("shown"):
+        out.append(f"- **What is shown:** {block['shown']}")
     out += _decided_lines(block)
     if claim_id == "2":
         out += _claim2_table(block)
@@ -263,7 +310,29 @@ def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
                            "summary")  # fmt: skip
     out += _question_lines("Does epoll's advantage survive churn?", verdict.get("churn"),
                            "sentence")  # fmt: skip
+    out += sensitivity_lines(verdict.get("sensitivity"))
     return out + _rules_lines(verdict)
+
+
+def sensitivity_lines(block: dict[str, Any] | None) -> list[str]:
+    """Every status with and without the client-bound rule (absent in older verdicts)."""
+    if not block:
+        return []
+    first, second = block["analyses"]
+    rows = [
+        {"status of": r["where"], first: r[first], second: r[second],
+         "differs": "yes" if r["differs"] else ""}
+        for r in block["statuses"]
+    ]  # fmt: skip
+    return [
+        "### Sensitivity: the client-bound rule",
+        "",
+        f"{md_escape(block['sentence'])} (rule `sensitivity`; the verdict above is the first "
+        "column.)",
+        "",
+        md_table(pd.DataFrame(rows)),
+        "",
+    ]
 
 
 def _question_lines(title: str, block: dict[str, Any] | None, key: str) -> list[str]:
@@ -284,7 +353,15 @@ def _rules_lines(verdict: dict[str, Any]) -> list[str]:
     for q in quality.values():
         out.append(f"- {md_escape(q.get('note', ''))}")
     excluded = m.get("trials_excluded")
-    if excluded is not None:
+    if excluded is not None and "trials_steal" in m:
+        out.append(
+            f"- {excluded} of {m.get('trials_total', 0)} trials were failed or had a fault "
+            f"(flagged, or steal over its bound: {m.get('trials_steal', 0)}) and were left out; "
+            f"{m.get('trials_client_bound', 0)} client-bound trials stayed in (left out only in "
+            f"the sensitivity analysis); {m.get('trials_send_lag', 0)} had material send lag "
+            "(latency charts only). Details: `verdict.json`."
+        )
+    elif excluded is not None:  # a verdict.json written before faults-only exclusions
         out.append(
             f"- {excluded} of {m.get('trials_total', 0)} trials were failed, flagged, client-bound "
             f"or had material send lag, and were left out ({m.get('trials_client_bound', 0)} "
@@ -299,7 +376,8 @@ def method_lines(verdict: dict[str, Any] | None) -> list[str]:
     if not rules:
         return []
     out = [
-        "- Intervals (each names its method), the trials left out (client-bound, send lag) and "
+        "- Intervals (each names its method), the trials left out (faults only), the "
+        "client-bound sensitivity analysis and "
         "the rule that decides each claim are quoted under 'The rules, fixed before the data' "
         "in the Verdict section, exactly as `verdict.json` records them."
     ]
