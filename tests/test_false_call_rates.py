@@ -9,10 +9,14 @@ by the checks the calibration summary reads (``bench.analyse.calibration``).
 
 A/A: select, poll and epoll identical, so every "better", "worse", "growing",
 claim 2 SUPPORTED or PARTLY SUPPORTED (or a regime SUPPORTED) and claim 3 NOT
-SUPPORTED is false. Power: the poll backend gets an O(N) term of +20% at
-4,000 idle connections on its in-server wait CPU per call and its CPU per
-request; its fit must be called growing in at least 80% of runs while epoll,
-untouched, is not called growing in at least 95%.
+SUPPORTED is false. Power: on the micro wait call (5 processes, the quick
+set's counts) an O(N) term of +20% at 4,000 descriptors on a test mechanism
+must be called growing in at least 80% of runs while epoll, untouched, is
+called flat in at least 95%. The running servers' own figures have 3
+repetitions of 10-30% noise: there the design's resolution is stated instead,
+the smallest O(N) term found 80% of the time (``IN_SERVER_DETECTABLE_GROWTH``,
+x2.5 at 4,000 idle connections; +20% is found about 12% of the time, which is
+why claim 3 needs the micro wait call to call epoll flat).
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ from bench.analyse.calibration import (
     claim3_checks,
 )
 from bench.analyse.claim2 import claim2_family
-from bench.analyse.claim3 import TRIAL_METRICS, claim3_family
+from bench.analyse.claim3 import TRIAL_METRICS, claim3_family, micro_fits
 from bench.analyse.families import FamilyRoles, roles_of
+from bench.analyse.flatness import classify_fit
 from bench.analyse.simulate import SimulationSpec, Simulator
 from servers import registry
 
@@ -51,6 +56,10 @@ MIN_SUBJECT_NOT_GROWING = 0.95
 FAMILY = registry.FAMILY_PYTHON_LOOP
 INJECTED_BACKEND = "poll"
 INJECTED_GROWTH = 0.20
+# The in-server metrics' resolution at the quick preset (3 repetitions, 3-4 counts,
+# 10-30% noise): power measured with 150 simulated runs per size on 2026-12-05 was
+# 16% at +20%, 37% at +50%, 71% at +100% and 93% at +200%.
+IN_SERVER_DETECTABLE_GROWTH = 1.50
 # The claim-3 metrics the injection reaches, by trial-table column.
 METRIC_LABEL = {column: label for column, label, *_ in TRIAL_METRICS}
 INJECTED_METRICS = ("server_wait_us_per_call", "server_cpu_us_per_req")
@@ -87,7 +96,7 @@ def aa_runs(simulator: Simulator, roles: FamilyRoles) -> list[list[Check]]:
 
 @pytest.fixture(scope="module")
 def power_runs(simulator: Simulator, roles: FamilyRoles) -> list[list[Check]]:
-    spec = SimulationSpec(growth=((INJECTED_BACKEND, INJECTED_GROWTH),))
+    spec = SimulationSpec(growth=((INJECTED_BACKEND, IN_SERVER_DETECTABLE_GROWTH),))
     return _simulate(
         simulator, spec, 17, lambda t: claim3_checks(claim3_family(t, roles), str(roles.subject))
     )
@@ -138,7 +147,7 @@ def test_no_backend_is_often_called_growing_when_nothing_grows(
 
 
 @pytest.mark.parametrize("metric", INJECTED_METRICS)
-def test_an_injected_o_n_cost_of_20_percent_at_4000_is_called_growing(
+def test_an_injected_o_n_cost_at_the_stated_resolution_is_called_growing_in_servers(
     power_runs: list[list[Check]], metric: str
 ) -> None:
     key = f"claim 3 {METRIC_LABEL[metric]}: {INJECTED_BACKEND}"
@@ -159,7 +168,7 @@ def test_epoll_beside_the_injected_backend_stays_not_growing(
 def test_the_fast_tables_give_the_verdict_the_schema_typed_tables_give(
     simulator: Simulator, roles: FamilyRoles
 ) -> None:
-    spec = SimulationSpec(growth=((INJECTED_BACKEND, INJECTED_GROWTH),))
+    spec = SimulationSpec(growth=((INJECTED_BACKEND, IN_SERVER_DETECTABLE_GROWTH),))
     for seed in range(5):
         fast = simulator.table(spec, np.random.default_rng(seed))
         typed = simulator.table(spec, np.random.default_rng(seed), schema_dtypes=True)
@@ -187,7 +196,7 @@ def test_each_repetition_is_a_random_order_of_whole_cells(simulator: Simulator) 
 def test_the_injection_is_the_stated_growth_and_the_rest_is_the_same(
     simulator: Simulator,
 ) -> None:
-    spec = SimulationSpec(growth=((INJECTED_BACKEND, INJECTED_GROWTH),))
+    spec = SimulationSpec(growth=((INJECTED_BACKEND, IN_SERVER_DETECTABLE_GROWTH),))
     rng = np.random.default_rng(5)
     rows = pd.concat([simulator.table(spec, rng) for _ in range(300)], ignore_index=True)
     rows = rows[(rows["scenario"] == "idle-scaling") & (rows["mode"] == "closed")]
@@ -195,7 +204,7 @@ def test_the_injection_is_the_stated_growth_and_the_rest_is_the_same(
     means = log_wait.groupby([rows["backend"], rows["idle_connections"]]).mean()
     grown = means[(INJECTED_BACKEND, 4000)] - means[(INJECTED_BACKEND, 0)]
     flat = means[("epoll", 4000)] - means[("epoll", 0)]
-    assert grown == pytest.approx(np.log(1 + INJECTED_GROWTH), abs=0.03)
+    assert grown == pytest.approx(np.log(1 + IN_SERVER_DETECTABLE_GROWTH), abs=0.03)
     assert flat == pytest.approx(0.0, abs=0.03)
 
 
@@ -208,3 +217,64 @@ def test_one_trial_in_ten_is_an_outlier_at_1_6(simulator: Simulator) -> None:
     ratio = cpu / cpu.groupby([rows[c] for c in cells]).transform("min")
     assert np.allclose(ratio[ratio > 1.0001], 1.6)
     assert (ratio > 1.0001).mean() == pytest.approx(0.10, abs=0.01)
+
+
+# ---------------------------------------------------------------- power of the micro wait call
+
+# The quick set's descriptor counts and processes (bench.measure.scenarios.micro).
+MICRO_COUNTS = np.array([16.0, 32.0, 64.0, 256.0, 1000.0, 2000.0, 3000.0, 4000.0])
+MICRO_PROCESSES = 5
+# Per-process level (a fresh process lands on a faster or slower phase of the machine)
+# and noise on each per-count median: both above the quick set's measured scatter
+# (epoll's growth interval was about +-1.5% wide from 5 processes on the 2-vCPU VM).
+MICRO_PROCESS_SIGMA = 0.20
+MICRO_NOISE = 0.05
+
+
+def _micro_table(rng: np.random.Generator, growth: dict[str, float]) -> pd.DataFrame:
+    x = np.tile(MICRO_COUNTS, MICRO_PROCESSES)
+    process = np.repeat(np.arange(MICRO_PROCESSES), MICRO_COUNTS.size)
+    frames = []
+    for mechanism in ("epoll", INJECTED_BACKEND):
+        g = growth.get(mechanism, 0.0)
+        truth = 1.0 + g * (x - x.min()) / (INJECTED_AT - x.min())
+        level = rng.lognormal(0, MICRO_PROCESS_SIGMA, MICRO_PROCESSES)[process]
+        values = truth * level * rng.lognormal(0, MICRO_NOISE, x.size)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "mechanism": mechanism,
+                    "ready": "one",
+                    "n_registered": x,
+                    "process": process,
+                    "median_us": values,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+INJECTED_AT = 4000.0
+
+
+def test_the_micro_wait_call_finds_an_injected_o_n_cost_while_epoll_stays_flat() -> None:
+    """The primary metric with the resolution for +-20%: an O(N) term of +20% at 4,000
+    descriptors on a test mechanism is called growing in at least 80% of 2,000 simulated
+    quick sets, and epoll beside it (no injection) is called flat in at least 95%."""
+    rng = np.random.default_rng(18)
+    injected, subject = [], []
+    for _ in range(RUNS):
+        fits = micro_fits(_micro_table(rng, {INJECTED_BACKEND: INJECTED_GROWTH}))
+        injected.append(classify_fit(fits[INJECTED_BACKEND], need_reps=True)[0])
+        subject.append(classify_fit(fits["epoll"], need_reps=True)[0])
+    assert np.mean([c == GROWING for c in injected]) >= MIN_POWER
+    assert np.mean([c == FLAT for c in subject]) >= MIN_SUBJECT_NOT_GROWING
+
+
+def test_the_micro_wait_call_rarely_calls_a_flat_mechanism_growing() -> None:
+    rng = np.random.default_rng(19)
+    calls = [
+        classify_fit(micro_fits(_micro_table(rng, {}))[INJECTED_BACKEND], need_reps=True)[0]
+        for _ in range(RUNS)
+    ]
+    assert np.mean([c == GROWING for c in calls]) <= MAX_FALSE_CALL_RATE
