@@ -21,6 +21,7 @@ from bench.analyse.crossover import crossover
 from bench.analyse.crossover_fit import crossover_fit, profile
 from bench.present.crossover_chart import chart_crossover
 from bench.store.results import RunData
+from bench.store.verdict_file import Verdict
 
 RUNS = 1000
 MIN_COVERAGE = 0.92
@@ -127,7 +128,10 @@ def test_a_client_bound_epoll_leaves_the_throughput_fit_but_not_the_cpu_fit() ->
 
 def test_the_chart_marks_the_crossover_and_needs_data() -> None:
     run = RunData(Path("."), {}, _trials(), pd.DataFrame())
-    fig = chart_crossover(run)
+    # The chart draws the verdict's crossover section (here the part of it the rows give).
+    verdict = Verdict(run_id="t", generated_utc="", warnings=[], method={}, data_quality={},
+                      claims=[], crossover=crossover(run))  # fmt: skip
+    fig = chart_crossover(run, verdict)
     assert isinstance(fig, Figure) and len(fig.axes) == 4
     empty = RunData(Path("."), {}, _trials().iloc[0:0], pd.DataFrame())
-    assert chart_crossover(empty) is None
+    assert chart_crossover(empty, verdict) is None

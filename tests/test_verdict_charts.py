@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
-from bench.analyse.claim3 import idle_scaling_fits
-from bench.analyse.stats import usable_trials
+from bench.analyse.flatness import change_words
+from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_WAIT_LABEL, GROWING
+from bench.analyse.verdict import compute_typed_verdict
 from bench.present import charts
 from bench.present.chart_style import (
     FAMILY_LINESTYLES,
@@ -20,6 +22,7 @@ from bench.present.chart_style import (
     trend_words,
 )
 from bench.store.results import RunData
+from bench.store.verdict_file import Verdict
 from servers import registry
 
 BACKENDS = ("select", "poll", "epoll", "c-select", "c-poll", "c-epoll")
@@ -57,9 +60,7 @@ def test_one_legend_names_every_backend_and_keys_the_families(run: RunData) -> N
 
 
 def test_trend_words_are_given_per_family_when_several_are_drawn(run: RunData) -> None:
-    usable = usable_trials(run.trials)
-    rows = usable[(usable["scenario"] == "idle-scaling") & (usable["mode"] == "closed")]
-    fits = idle_scaling_fits(rows, "server_wait_us_per_call")
+    fits = compute_typed_verdict(run).growth_fits(CLAIM3_WAIT_LABEL)
     lines = trend_words(fits).split("\n")
     assert lines[0].startswith("Python: ") and lines[1].startswith("C: ")
     assert "c-epoll" in lines[1] and "c-epoll" not in lines[0]
@@ -76,3 +77,46 @@ def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
     files = charts.draw_all(run)
     # The synthetic run has no ready-fraction rows, so no crossover chart.
     assert {p.stem for p in files} == set(charts.CHARTS) - {"ready_fraction_crossover"}
+
+
+def _with_fit(verdict: Verdict, metric: str, backend: str, **changes: object) -> Verdict:
+    """The verdict with one backend's fit of one claim-3 metric changed, everywhere it is."""
+    claims = []
+    for claim in verdict.claims:
+        families = {}
+        for name, block in claim.families.items():
+            metrics = [
+                replace(m, backends={b: replace(f, **changes) if b == backend else f
+                                     for b, f in m.backends.items()})
+                if m.metric == metric and m.backends and backend in m.backends else m
+                for m in block.evidence.metrics or []
+            ]  # fmt: skip
+            evidence = replace(block.evidence, metrics=metrics or block.evidence.metrics)
+            families[name] = replace(block, evidence=evidence)
+        claims.append(replace(claim, families=families))
+    return replace(verdict, claims=claims)
+
+
+def test_chart_titles_read_the_verdicts_fits_not_their_own(run: RunData) -> None:
+    verdict = compute_typed_verdict(run)
+    altered = _with_fit(
+        verdict, CLAIM3_CPU_LABEL, "c-epoll", projected_rel_increase=7.77, class_=GROWING
+    )
+    assert altered.growth_fits(CLAIM3_CPU_LABEL)["c-epoll"].projected_rel_increase == 7.77
+    words = f"c-epoll ({change_words(7.77)})"
+    fig = charts.chart_cpu_per_request(run, altered)
+    assert fig is not None
+    title = fig.axes[0].get_title()
+    plt.close(fig)
+    assert words in title
+    fig = charts.chart_cpu_per_request(run, verdict)
+    assert fig is not None
+    assert words not in fig.axes[0].get_title()
+    plt.close(fig)
+    altered = _with_fit(verdict, CLAIM3_WAIT_LABEL, "epoll", projected_rel_increase=5.55,
+                        class_=GROWING)  # fmt: skip
+    fig = charts.chart_wait_cost(run, altered)
+    assert fig is not None
+    subtitle = " ".join(t.get_text() for t in fig.texts)
+    plt.close(fig)
+    assert f"epoll ({change_words(5.55)})" in subtitle

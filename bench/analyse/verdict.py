@@ -75,6 +75,7 @@ from bench.analyse.rules import (
 from bench.analyse.stats import usable_trials
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_json, utc_now_iso
+from bench.store.verdict_file import VERDICT_SCHEMA_VERSION, Verdict, read_verdict
 
 # Names charts, listing, report and tests import from here.
 __all__ = [
@@ -86,10 +87,12 @@ __all__ = [
     "claim3",
     "classify_fit",
     "classify_fits",
+    "compute_typed_verdict",
     "compute_verdict",
     "edge_vs_level",
     "format_verdict_table",
     "load_verdict",
+    "read_verdict",
     "sensitivity",
     "statuses",
     "verdict_summary",
@@ -199,7 +202,11 @@ def sensitivity(primary: dict[str, Any], excluded: dict[str, Any], n_client_boun
 
 
 def compute_verdict(run: RunData) -> dict[str, Any]:
-    """The verdict on all three claims, per family, and edge vs level, as a JSON-ready dict."""
+    """The verdict on all three claims, per family, and edge vs level, as a dict.
+
+    The analysis' own form (NaN where an estimate is undefined); ``compute_typed_verdict``
+    is the same as the typed tree verdict.json is written from and read back as.
+    """
     trials = run.trials
     primary = _judge(run)
     left_out = leave_out_client_bound(trials) if not trials.empty else trials
@@ -207,7 +214,7 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
     ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
     n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     return {
-        "schema_version": schema.SCHEMA_VERSION,
+        "schema_version": VERDICT_SCHEMA_VERSION,
         "run_id": run.run_id,
         "generated_utc": utc_now_iso(),
         "warnings": [str(w) for w in (run.meta.get("warnings") or [])],
@@ -233,10 +240,22 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def write_verdict(run: RunData, verdict: dict[str, Any]) -> Path:
-    """Write verdict.json into the run folder (NaN becomes null)."""
+def compute_typed_verdict(run: RunData) -> Verdict:
+    """The verdict as the typed tree (NaN becomes None), computed once per run."""
+    return as_typed(compute_verdict(run))
+
+
+def as_typed(verdict: dict[str, Any] | Verdict) -> Verdict:
+    """A verdict dict (``compute_verdict``) as the typed tree; a typed one as it is."""
+    if isinstance(verdict, Verdict):
+        return verdict
+    return Verdict.from_dict(_json_safe(verdict))
+
+
+def write_verdict(run: RunData, verdict: dict[str, Any] | Verdict) -> Path:
+    """Write verdict.json into the run folder, always through ``Verdict.to_dict``."""
     path = run.path / schema.VERDICT_JSON
-    atomic_write_json(path, _json_safe(verdict))
+    atomic_write_json(path, as_typed(verdict).to_dict())
     return path
 
 

@@ -50,7 +50,7 @@ def is_calibration_run(meta: dict[str, Any]) -> bool:
 
 def postprocess(path: Path, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
-    from bench.analyse.verdict import compute_verdict, format_verdict_table, write_verdict
+    from bench.analyse.verdict import compute_typed_verdict, format_verdict_table, write_verdict
     from bench.present.charts import draw_all
     from bench.present.report import write_report
     from bench.store.results import load
@@ -62,9 +62,11 @@ def postprocess(path: Path, charts: bool = True) -> None:
         from bench.measure.calibration import enable_calibration_backends
 
         enable_calibration_backends()
-    verdict = compute_verdict(data)
-    write_verdict(data, verdict)
-    chart_files = list(draw_all(data) or []) if charts else []
+    # Computed once: written, then charts, report and table read this same tree.
+    typed = compute_typed_verdict(data)
+    write_verdict(data, typed)
+    verdict = typed.to_dict()
+    chart_files = list(draw_all(data, typed) or []) if charts else []
     write_report(load(path), verdict)
     print()
     print(format_verdict_table(verdict))

@@ -35,10 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _verdict(run: str, results_dir: str | None) -> dict[str, Any]:
-    from bench.analyse.verdict import compute_verdict
+    """The run's verdict.json as written (read through the typed reader, which refuses
+    versions it does not know); computed once only for a run that has none."""
+    from bench.analyse.verdict import compute_typed_verdict
     from bench.store.results import load
+    from bench.store.verdict_file import read_verdict
 
-    return compute_verdict(load(resolve(run, results_dir)))
+    path = resolve(run, results_dir)
+    typed = read_verdict(path)
+    return (typed if typed is not None else compute_typed_verdict(load(path))).to_dict()
 
 
 def statuses(verdict: dict[str, Any]) -> dict[str, str]:

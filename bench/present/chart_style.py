@@ -12,7 +12,7 @@ repetition was flagged drawn hollow and grey, select's FD_SETSIZE marked.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from bench.analyse.families import family_label
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
+from bench.store.results import RunData
+from bench.store.verdict_file import Fit, Verdict, read_verdict
 from servers import registry
 from servers.limits import FD_SETSIZE
 
@@ -232,8 +234,8 @@ def mark_fd_setsize(ax: Axes, y_text_frac: float = 0.96) -> None:
     )  # fmt: skip
 
 
-def trend_words(fits: dict[str, Any]) -> str:
-    """'select and poll grow, epoll stays flat' from the verdict's own fits and rule.
+def trend_words(fits: Mapping[str, Fit]) -> str:
+    """'select and poll grow, epoll stays flat' from the verdict's own fits and classes.
 
     With several families drawn, one line per family, named ('Python: ...\nC: ...').
     """
@@ -246,18 +248,21 @@ def trend_words(fits: dict[str, Any]) -> str:
     )
 
 
-def _trend_words(fits: dict[str, Any]) -> str:
-    from bench.analyse.flatness import change_words, classify_fits
+def _trend_words(fits: Mapping[str, Fit]) -> str:
+    from bench.analyse.flatness import change_words
     from bench.analyse.rules import FALLING, FLAT, GROWING, INSUFFICIENT
 
     grow, flat, fall, unclear, few = [], [], [], [], []
-    classes = classify_fits(fits, need_reps=False)
     for backend in order(list(fits)):
-        cls, _ = classes[backend]
-        pct = fits[backend].rel_increase
-        txt = f"{backend} ({change_words(pct)})" if math.isfinite(pct) else backend
+        fit = fits[backend]
+        pct = fit.projected_rel_increase
+        txt = (
+            f"{backend} ({change_words(pct)})"
+            if pct is not None and math.isfinite(pct)
+            else backend
+        )
         buckets = {GROWING: grow, FLAT: flat, FALLING: fall, INSUFFICIENT: few}
-        buckets.get(cls, unclear).append(txt)
+        buckets.get(fit.class_, unclear).append(txt)
     if few and not (grow or flat or fall or unclear):
         return "too few descriptor counts to show a trend"
     parts = []
@@ -270,6 +275,18 @@ def _trend_words(fits: dict[str, Any]) -> str:
     if unclear:
         parts.append(f"{', '.join(unclear)} unclear (interval straddles the +-20% rule)")
     return "; ".join(parts) + (" (change over the measured range)" if parts else "")
+
+
+def verdict_of(run: RunData, verdict: Verdict | None = None) -> Verdict:
+    """The verdict the charts word their titles from: given, on disk, or computed once."""
+    if verdict is not None:
+        return verdict
+    on_disk = read_verdict(run.path)
+    if on_disk is not None:
+        return on_disk
+    from bench.analyse.verdict import compute_typed_verdict
+
+    return compute_typed_verdict(run)
 
 
 def rows_in_mode(trials: pd.DataFrame, chart: str, prefer_mode: str) -> tuple[pd.DataFrame, str]:

@@ -5,8 +5,14 @@ bars, one colour per backend across all charts, one marker per mechanism and one
 line style per family (``bench.present.chart_style``), cells whose every repetition
 was flagged drawn hollow and grey (they are left out of the verdict), select's
 FD_SETSIZE (1024) marked, and a title that says what the data shows, worded
-from the same fits the verdict uses (never a fixed sentence). Each chart reads
-the rows of the scenarios that declare it (``Scenario.charts``).
+from the verdict's own fits (never a fixed sentence, never a fit of its own).
+Each chart reads the rows of the scenarios that declare it (``Scenario.charts``).
+
+The fits come from the typed verdict (``bench.store.verdict_file``):
+``draw_all`` is given the one ``bench run`` / ``bench report`` just computed, or
+reads the run folder's verdict.json, or, for a run with none, computes the
+verdict once; the charts never fit anything the verdict holds. What they do
+compute is what they plot: medians and min-max of the repetitions per cell.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.analyse.claim3 import idle_scaling_fits, micro_fits
 from bench.analyse.families import judged_families
 from bench.analyse.flags import send_lag_material
-from bench.analyse.stats import micro_standard_error_us, usable_trials
+from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
+from bench.analyse.stats import micro_standard_error_us
 from bench.measure.micro import PROCESS
 from bench.present.chart_style import (
     any_flagged,
@@ -44,16 +50,20 @@ from bench.present.chart_style import (
     shared_title,
     summary,
     trend_words,
+    verdict_of,
 )
 from bench.present.crossover_chart import chart_crossover
 from bench.present.latency_distribution import chart_latency_distribution
 from bench.store.results import RunData
+from bench.store.verdict_file import Verdict
 from servers.limits import FD_SETSIZE
+
+ChartFn = Callable[[RunData, Verdict | None], Figure | None]
 
 # ---------------------------------------------------------------- the charts
 
 
-def chart_wait_cost(run: RunData) -> Figure | None:
+def chart_wait_cost(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     """Cost of one wait call vs registered descriptors: micro (left) and in-server (right)."""
     micro = run.micro[run.micro["ready"] == "one"] if not run.micro.empty else run.micro
     trials, mode = rows_in_mode(run.trials, "wait_cost_vs_descriptors", "closed")
@@ -65,6 +75,7 @@ def chart_wait_cost(run: RunData) -> Figure | None:
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels + 0.5, 5.2), squeeze=False)
     axes = list(axes[0])
     words = []
+    verdict = verdict_of(run, verdict)
     if not micro.empty:
         ax = axes.pop(0)
         per_process = PROCESS in micro.columns and bool(micro[PROCESS].notna().any())
@@ -82,7 +93,8 @@ def chart_wait_cost(run: RunData) -> Figure | None:
         # The micro benchmarks time Python's select module: say so when other families are drawn.
         several = not server.empty and len(families_of(list(server["backend"]))) > 1
         where = "in-process (Python family)" if several else "in-process"
-        words.append(f"{where}: " + trend_words(micro_fits(micro)))
+        micro_words = trend_words(verdict.growth_fits(CLAIM3_MICRO_LABEL))
+        words.append(f"{where}: " + (micro_words or "no fit in the verdict"))
         all_m = micro_summary(run.micro[run.micro["ready"] == "all"])
         for mech in order(all_m["backend"]):
             m = all_m[all_m["backend"] == mech]
@@ -104,12 +116,7 @@ def chart_wait_cost(run: RunData) -> Figure | None:
     if not server.empty:
         ax = axes.pop(0)
         plot_series(ax, server, "registered", log_x=True)
-        usable = usable_trials(trials)
-        fits = idle_scaling_fits(
-            usable[usable["server_wait_us_per_call"].notna()],
-            "server_wait_us_per_call",
-            x="registered",
-        )
+        fits = verdict.growth_fits(CLAIM3_WAIT_LABEL)
         if fits:
             words.append("in-server: " + trend_words(fits))
         ax.set_xscale("log")
@@ -128,16 +135,15 @@ def chart_wait_cost(run: RunData) -> Figure | None:
 
 
 def _per_idle_chart(
-    run: RunData, chart: str, metric: str, prefer_mode: str, ylabel: str, title: str, log_y: bool
-) -> Figure | None:
+    run: RunData, chart: str, metric: str, prefer_mode: str, ylabel: str, title: str,
+    log_y: bool, fits: dict,
+) -> Figure | None:  # fmt: skip
     trials, mode = rows_in_mode(run.trials, chart, prefer_mode)
     summ = summary(trials, metric, "idle_connections")
     if summ.empty:
         return None
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
     plot_series(ax, summ, "idle_connections")
-    usable = usable_trials(trials)
-    fits = idle_scaling_fits(usable[usable[metric].notna()], metric)
     if log_y:
         plain_log_y(ax)
     mark_fd_setsize(ax)
@@ -152,7 +158,7 @@ def _per_idle_chart(
         f"idle-scaling, {active} active connections, {mode} loop{rate_txt}; "
         "median and min-max of repetitions"
     )
-    words = trend_words(fits)
+    words = trend_words(fits) or "no fit in the verdict"
     # Several families: one line of trend words each, under the title.
     head = f"{title}\n{words}" if "\n" in words else f"{title}: {words}"
     ax.set_title(f"{head}\n{sub}", fontsize=10)
@@ -160,11 +166,12 @@ def _per_idle_chart(
     return fig
 
 
-def chart_cpu_per_request(run: RunData) -> Figure | None:
+def chart_cpu_per_request(run: RunData, verdict: Verdict | None = None) -> Figure | None:
+    fits = verdict_of(run, verdict).growth_fits(CLAIM3_CPU_LABEL)
     return _per_idle_chart(
         run, "cpu_per_request_vs_idle", "server_cpu_us_per_req", "open",
         "server CPU per request (µs, user + system)",
-        "Server CPU per request vs idle connections", log_y=False,
+        "Server CPU per request vs idle connections", log_y=False, fits=fits,
     )  # fmt: skip
 
 
@@ -306,22 +313,27 @@ def chart_fd_limit(run: RunData) -> Figure | None:
     return fig
 
 
-CHARTS: dict[str, Callable[[RunData], Figure | None]] = {
+# Charts that word nothing from a fit take the run alone.
+CHARTS: dict[str, ChartFn] = {
     "ready_fraction_crossover": chart_crossover,
     "wait_cost_vs_descriptors": chart_wait_cost,
     "cpu_per_request_vs_idle": chart_cpu_per_request,
-    "latency_vs_idle": chart_latency,
-    "throughput_vs_active": chart_throughput_active,
-    "latency_distribution": chart_latency_distribution,
-    "fd_limit_connections": chart_fd_limit,
+    "latency_vs_idle": lambda run, _verdict: chart_latency(run),
+    "throughput_vs_active": lambda run, _verdict: chart_throughput_active(run),
+    "latency_distribution": lambda run, _verdict: chart_latency_distribution(run),
+    "fd_limit_connections": lambda run, _verdict: chart_fd_limit(run),
 }
 
 
-def draw_all(run: RunData) -> list[Path]:
-    """Draw every chart the run has data for into ``run.path/charts``; returns the files."""
+def draw_all(run: RunData, verdict: Verdict | None = None) -> list[Path]:
+    """Draw every chart the run has data for into ``run.path/charts``; returns the files.
+
+    ``verdict``: the run's typed verdict (``verdict_of`` finds it when not given).
+    """
     files: list[Path] = []
+    verdict = verdict_of(run, verdict)
     for name, draw in CHARTS.items():
-        fig = draw(run)
+        fig = draw(run, verdict)
         if fig is not None:
             files.extend(save(fig, run.charts_dir, name))
     return files

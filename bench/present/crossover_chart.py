@@ -8,11 +8,14 @@ backend's colour, marker and family line style (``bench.present.chart_style``):
 the geometric mean ratio at each share with its 95% paired interval, the
 fitted curve ``ratio = A + B/share`` and, where the fitted ratio reaches 1.0
 inside the measured shares, a vertical line at the crossover and a band over
-its 95% interval. The words under the title come from the same fits
-(``bench.analyse.crossover``), never a fixed sentence.
+its 95% interval. The points, curves and words come from the verdict's own
+crossover section (``bench.analyse.crossover``, read back from the typed
+verdict), never a fit of the chart's own or a fixed sentence.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,10 +23,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from bench.analyse.crossover import METRICS, WORDS, crossover, fit_of, pct
-from bench.present.chart_style import colour, marker, order, shared_title
+from bench.analyse.crossover import METRICS, WORDS, fit_of, pct
+from bench.present.chart_style import colour, marker, order, shared_title, verdict_of
 from bench.present.chart_style import linestyle as family_linestyle
 from bench.store.results import RunData
+from bench.store.verdict_file import Verdict
 
 NAME = "ready_fraction_crossover"
 
@@ -90,13 +94,22 @@ def _panel(ax: Axes, comparisons: list[dict], registered: int, metric: str) -> l
     return words
 
 
-def chart_crossover(run: RunData) -> Figure | None:
+def _nan_for_none(obj: Any) -> Any:
+    """verdict.json writes an undefined estimate as null; the drawing wants NaN."""
+    if isinstance(obj, dict):
+        return {k: _nan_for_none(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_none(v) for v in obj]
+    return float("nan") if obj is None else obj
+
+
+def chart_crossover(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     """Ratio vs active share, a row per metric and a column per registered count."""
     if run.trials.empty:
         return None
-    result = crossover(run)
+    result = _nan_for_none(verdict_of(run, verdict).crossover or {})
     panels: dict[tuple[str, int], list[dict]] = {}
-    for fam in result["families"]:
+    for fam in result.get("families") or []:
         for comp in fam["comparisons"]:
             panels.setdefault((comp["metric"], comp["registered"]), []).append(comp)
     if not panels:

@@ -158,7 +158,7 @@ def _claim3_tables(claim: dict[str, Any]) -> list[str]:
                         f"{_pct(v['projected_rel_increase'])} "
                         f"[{_pct(v['projected_rel_increase_ci_low'])}, "
                         f"{_pct(v['projected_rel_increase_ci_high'])}] over "
-                        f"{v['x_min']:.0f}-{v['x_max']:.0f}"
+                        f"{_num(v['x_min'], 6)}-{_num(v['x_max'], 6)}"
                     ),
                     "class": v["class"],
                 }
