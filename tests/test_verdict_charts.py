@@ -120,3 +120,36 @@ def test_chart_titles_read_the_verdicts_fits_not_their_own(run: RunData) -> None
     subtitle = " ".join(t.get_text() for t in fig.texts)
     plt.close(fig)
     assert f"epoll ({change_words(5.55)})" in subtitle
+
+
+def _with_all_active_ratio(verdict: Verdict, ratio: float) -> Verdict:
+    """The verdict with every all-active comparison's decision ratio set to ``ratio``."""
+    claims = []
+    for claim in verdict.claims:
+        families = {}
+        for name, block in claim.families.items():
+            regimes = [
+                replace(r, comparisons=[
+                    replace(c, decision=replace(c.decision, ratio=ratio))
+                    if c.decision is not None else c
+                    for c in r.comparisons
+                ]) if r.regime == "all-active" else r
+                for r in block.evidence.regimes or []
+            ]  # fmt: skip
+            evidence = replace(block.evidence, regimes=regimes or block.evidence.regimes)
+            families[name] = replace(block, evidence=evidence)
+        claims.append(replace(claim, families=families))
+    return replace(verdict, claims=claims)
+
+
+def test_the_all_active_chart_reads_the_verdicts_decisions_not_its_own(run: RunData) -> None:
+    verdict = compute_typed_verdict(run)
+    fig = charts.chart_throughput_active(run, _with_all_active_ratio(verdict, 4.321))
+    assert fig is not None
+    title = fig.axes[0].get_title()
+    plt.close(fig)
+    assert "CPU/request 4.32x" in title
+    fig = charts.chart_throughput_active(run, verdict)
+    assert fig is not None
+    assert "4.32x" not in fig.axes[0].get_title()
+    plt.close(fig)

@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.analyse.families import judged_families
 from bench.analyse.flags import send_lag_material
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
 from bench.analyse.stats import micro_standard_error_us
@@ -231,7 +230,7 @@ def _thin_tail_note(trials: pd.DataFrame) -> str:
     )
 
 
-def chart_throughput_active(run: RunData) -> Figure | None:
+def chart_throughput_active(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     if run.trials.empty:
         return None
     rows = rows_for(run.trials, "throughput_vs_active")
@@ -247,26 +246,39 @@ def chart_throughput_active(run: RunData) -> Figure | None:
     ax.set_ylim(bottom=0)
     ax.grid(True, which="both", alpha=0.25)
     flagged_legend(ax, any_flagged(summ))
-    good = summ[~summ["flagged_only"].astype(bool)]
-    lines = []
-    # Each family's epoll against its own select and poll (found by mechanism).
-    for roles in judged_families(rows):
-        ep = good[good["backend"] == roles.subject].set_index("active_connections")["median"]
-        ratios = []
-        for other in roles.comparators:
-            ot = good[good["backend"] == other].set_index("active_connections")["median"]
-            shared = sorted(set(ep.index) & set(ot.index))
-            if shared:
-                n = shared[-1]
-                ratios.append(f"{roles.subject}/{other} = {ep[n] / ot[n]:.2f}x at {int(n)}")
-        if ratios:
-            lines.append("; ".join(ratios))
-    ratio_txt = "\n".join(lines)
+    ratio_txt = "\n".join(all_active_words(verdict_of(run, verdict)))
     ax.set_title(
         f"Throughput when every connection is active (closed loop)\n{ratio_txt}", fontsize=10
     )
     fig.tight_layout()
     return fig
+
+
+def _x(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.2f}"
+
+
+def all_active_words(verdict: Verdict) -> list[str]:
+    """Claim 2's all-active decisions at each family's largest judged count, from the verdict
+    (its ratio is CPU per request, the claim's metric; the chart draws throughput)."""
+    claim = verdict.claim("2")
+    lines = []
+    for family in claim.families.values() if claim is not None else ():
+        regimes = family.evidence.regimes or []
+        cells = [c for r in regimes if r.regime == "all-active" for c in r.comparisons if c.judged]
+        if not cells:
+            continue
+        top = max(c.connections or 0 for c in cells)
+        bits = [
+            f"{family.roles.get('subject')} vs {c.backend} at {top}: CPU/request "
+            f"{_x(c.decision.ratio)}x [{_x(c.decision.ci_low)}, {_x(c.decision.ci_high)}] "
+            f"{c.class_}"
+            for c in cells
+            if c.connections == top and c.decision is not None
+        ]
+        if bits:
+            lines.append("; ".join(bits))
+    return lines
 
 
 def chart_fd_limit(run: RunData) -> Figure | None:
@@ -319,7 +331,7 @@ CHARTS: dict[str, ChartFn] = {
     "wait_cost_vs_descriptors": chart_wait_cost,
     "cpu_per_request_vs_idle": chart_cpu_per_request,
     "latency_vs_idle": lambda run, _verdict: chart_latency(run),
-    "throughput_vs_active": lambda run, _verdict: chart_throughput_active(run),
+    "throughput_vs_active": chart_throughput_active,
     "latency_distribution": lambda run, _verdict: chart_latency_distribution(run),
     "fd_limit_connections": lambda run, _verdict: chart_fd_limit(run),
 }
