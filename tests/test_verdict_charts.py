@@ -73,7 +73,7 @@ def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
     assert fig is not None
     title = fig.axes[0].get_title()
     plt.close(fig)
-    assert "epoll/select" in title and "c-epoll/c-select" in title
+    assert "epoll vs select" in title and "c-epoll vs c-select" in title
     files = charts.draw_all(run)
     # The synthetic run has no ready-fraction rows, so no crossover chart.
     assert {p.stem for p in files} == set(charts.CHARTS) - {"ready_fraction_crossover"}
