@@ -76,6 +76,17 @@ def _evidence(verdict: dict[str, Any], index: int) -> list[dict[str, Any]]:
     return [b["evidence"] for b in families.values()] or [claim["evidence"]]
 
 
+def _regimes(verdict: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Claim 2's regimes with the epoll backend of their family (its roles' subject)."""
+    claim = verdict["claims"][1]
+    blocks = list((claim.get("families") or {}).values()) or [claim]
+    return [
+        (str((b.get("roles") or {}).get("subject") or "epoll"), r)
+        for b in blocks
+        for r in b["evidence"].get("regimes", [])
+    ]
+
+
 def _claim1(verdicts: Sequence[dict[str, Any]]) -> str:
     per = [
         {k: x for e in _evidence(v, 0) for k, x in e.get("backends", {}).items()} for v in verdicts
@@ -93,17 +104,18 @@ def _claim2(verdicts: Sequence[dict[str, Any]]) -> str:
     # request (open loop) are different quantities, never one range.
     cells: dict[tuple[str, str, int, str], list[float | None]] = {}
     for v in verdicts:
-        for regime in (r for e in _evidence(v, 1) for r in e.get("regimes", [])):
+        for subject, regime in _regimes(v):
             for comp in regime.get("comparisons", []):
                 metric = f"{comp.get('loop', '?')} loop, {comp.get('metric', '?')}"
-                key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0), metric)
+                pair = f"{subject} vs {comp['backend']}"
+                key = (regime["regime"], pair, int(comp.get("connections") or 0), metric)
                 cells.setdefault(key, []).append((comp.get("decision") or {}).get("ratio"))
     n_runs = len(verdicts)
     return "; ".join(
-        f"{regime}, the family's epoll vs {backend} at {n} connections ({metric}"
+        f"{regime}, {pair} at {n} connections ({metric}"
         f"{'' if len(ratios) == n_runs else f', {len(ratios)} of {n_runs} runs'}): "
         f"{_span(ratios, '.2f')}x"
-        for (regime, backend, n, metric), ratios in sorted(cells.items())
+        for (regime, pair, n, metric), ratios in sorted(cells.items())
         if n >= MIN_CONNECTIONS_JUDGED or regime != "all-active"
     )
 
@@ -114,12 +126,13 @@ def _claim2_cells(
     """Each judged claim-2 comparison's decision per run, by regime, backend, size and metric."""
     cells: dict[tuple[str, str, int, str], list[dict[str, Any]]] = {}
     for v in verdicts:
-        for regime in (r for e in _evidence(v, 1) for r in e.get("regimes", [])):
+        for subject, regime in _regimes(v):
             for comp in regime.get("comparisons", []):
                 if not comp.get("judged", True):
                     continue
                 metric = f"{comp.get('loop', '?')} loop, {comp.get('metric', '?')}"
-                key = (regime["regime"], comp["backend"], int(comp.get("connections") or 0), metric)
+                pair = f"{subject} vs {comp['backend']}"
+                key = (regime["regime"], pair, int(comp.get("connections") or 0), metric)
                 cells.setdefault(key, []).append(comp.get("decision") or {})
     return cells
 
@@ -132,7 +145,7 @@ def pooled_claim2(verdicts: Sequence[dict[str, Any]]) -> list[str]:
     from bench.analyse.runs import pool_runs
 
     rows = []
-    for (regime, backend, n, metric), decisions in sorted(_claim2_cells(verdicts).items()):
+    for (regime, pair, n, metric), decisions in sorted(_claim2_cells(verdicts).items()):
         logs = [math.log(d["ratio"]) if _finite(d.get("ratio")) else math.nan for d in decisions]
         ses = [d.get("log_se") if _finite(d.get("log_se")) else math.nan for d in decisions]
         pooled = pool_runs(logs, ses, EQUIVALENCE_CONFIDENCE)
@@ -141,7 +154,7 @@ def pooled_claim2(verdicts: Sequence[dict[str, Any]]) -> list[str]:
         )
         tau = f"{pooled.tau:.2f}" if _finite(pooled.tau) else "n/a"
         rows.append(
-            f"| {regime} | epoll vs {backend} at {n} connections ({metric}) | "
+            f"| {regime} | {pair} at {n} connections ({metric}) | "
             f"{pooled.ratio:.2f}x [{pooled.ci_low:.2f}, {pooled.ci_high:.2f}] | {status} | "
             f"tau {tau}; runs {pooled.run_min:.2f}-{pooled.run_max:.2f}x "
             f"({pooled.n_runs} of {len(verdicts)} runs) |"
