@@ -132,8 +132,6 @@ class CLoopServer:
             instrumentation=config.instrumentation,
             max_queued_bytes=config.max_queued_bytes,
             max_head_bytes=config.max_head_bytes,
-            # int() of a longer Content-Length raises in Python (400): the C parser agrees.
-            max_int_digits=sys.get_int_max_str_digits(),
             # The same calls as the Python loop sample with this seed (servers/c/sampling.c).
             sample_seed=seed,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from servers import registry
+from servers.sampling import SEED_LIMIT
 
 Protocol = Literal["echo", "http"]
 PROTOCOLS: tuple[str, ...] = ("echo", "http")
@@ -75,8 +76,11 @@ class ServerConfig:
                 f"max_queued_bytes must be >= 1 and max_head_bytes >= 64, got "
                 f"{self.max_queued_bytes} and {self.max_head_bytes}"
             )
-        if self.wait_sample_seed is not None and self.wait_sample_seed < 0:
-            raise ValueError(f"wait_sample_seed must be >= 0, got {self.wait_sample_seed}")
+        if self.wait_sample_seed is not None and not 0 <= self.wait_sample_seed < SEED_LIMIT:
+            raise ValueError(
+                f"wait_sample_seed must be 0 <= seed < 2**64 (the sampling PRNG's state), "
+                f"got {self.wait_sample_seed}"
+            )
         if self.max_fds is not None and self.max_fds < 16:
             raise ValueError(
                 f"max_fds must be >= 16 (the server needs a few itself), got {self.max_fds}"

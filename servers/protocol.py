@@ -7,6 +7,7 @@ they answer; only how they learn that a socket is ready differs.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 HELLO_BODY = b"Hello, world!"
@@ -38,6 +39,14 @@ BODY_TOO_LARGE = _response("413 Content Too Large", b"request body too large\n",
 # Request bodies are read and discarded; a cap keeps a lying Content-Length from
 # making the server buffer without bound.
 MAX_BODY_BYTES = 1 << 20
+# RFC 9110 8.6: Content-Length = 1*DIGIT (ASCII 0-9 only: no sign, underscore, inner
+# space or other script's digits), with optional whitespace (SP, HTAB) around the field
+# value. More than 18 digits is a 400, not a 413: 10**18 - 1 still fits a signed 64-bit
+# integer, so the C parser (servers/c/http.c) reads every accepted value without
+# overflow, as RFC 9110 8.6 asks of a recipient; anything that long is far past
+# MAX_BODY_BYTES anyway.
+MAX_CONTENT_LENGTH_DIGITS = 18
+_CONTENT_LENGTH = re.compile(rb"[ \t]*([0-9]{1,%d})[ \t]*" % MAX_CONTENT_LENGTH_DIGITS)
 
 
 class HttpResult(NamedTuple):
@@ -57,7 +66,7 @@ def _parse_head(head: bytes) -> tuple[bytes, bytes, bool, int, bool] | None:
         return None
     method, _, version = parts
     keep_alive = version == b"HTTP/1.1"
-    content_length = 0
+    content_length = -1  # none seen yet
     chunked = False
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
@@ -71,15 +80,16 @@ def _parse_head(head: bytes) -> tuple[bytes, bytes, bool, int, bool] | None:
             elif b"keep-alive" in tokens:
                 keep_alive = True
         elif name == b"content-length":
-            try:
-                content_length = int(value.strip())
-            except ValueError:
+            # A second Content-Length is a 400 even when it repeats the first: RFC 9110
+            # 8.6 lets a recipient either refuse or merge identical values, and refusing
+            # leaves no framing for two parsers to read differently (request smuggling).
+            digits = _CONTENT_LENGTH.fullmatch(value)
+            if digits is None or content_length >= 0:
                 return None
-            if content_length < 0:
-                return None
+            content_length = int(digits[1])
         elif name == b"transfer-encoding" and b"chunked" in value.lower():
             chunked = True
-    return method, version, keep_alive, content_length, chunked
+    return method, version, keep_alive, max(content_length, 0), chunked
 
 
 def http_consume(data: bytes, max_head_bytes: int, close_every: bool = False) -> HttpResult:

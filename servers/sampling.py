@@ -8,8 +8,16 @@ Random, not periodic. Reading every 8th call would lock onto the load's own
 rhythm (8 active connections answer in turn, so call k and call k+8 see the
 same phase). Each call is instead sampled with probability 1/8, independently,
 from a seeded PRNG: the gaps between sampled calls are geometric, so the hot
-path only decrements a counter and draws a new gap on a sampled call. The
-seed is recorded (READY line and stats: `wait_cpu_sample_seed`), so a run can
+path only decrements a counter and draws a new gap on a sampled call.
+
+The PRNG is splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom
+number generators", OOPSLA 2014; the seeder of the xoshiro family): 64 bits of
+state, an add and two xor-shift-multiply rounds per draw, and it passes
+TestU01's BigCrush. The draws only have to be independent of the load's rhythm,
+which a generator of that quality gives; it is chosen because the C twins
+(servers/c/sampling.c) implement the same few lines and so sample the same calls
+for a seed, where matching `random.Random` meant porting MT19937 and CPython's
+seeding. The seed is recorded (READY line and stats: `wait_cpu_sample_seed`), so a run can
 be replayed with `ServerConfig.wait_sample_seed`.
 
 The reading's own cost. The two thread-clock reads and the wall-clock pair
@@ -28,7 +36,6 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import statistics
 import time
 from typing import TYPE_CHECKING
@@ -40,6 +47,18 @@ if TYPE_CHECKING:
 SAMPLE_PROBABILITY = 1 / 8
 _LOG_MISS = math.log(1.0 - SAMPLE_PROBABILITY)
 CALIBRATION_PAIRS = 2000
+SEED_LIMIT = 1 << 64  # seeds are 0 <= seed < SEED_LIMIT: splitmix64's whole state
+_MASK64 = SEED_LIMIT - 1
+_GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+_UNIT = 2.0**-53
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """(next state, 64-bit output) of splitmix64 from `state` (0 <= state < 2**64)."""
+    state = (state + _GOLDEN_GAMMA) & _MASK64
+    z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return state, z ^ (z >> 31)
 
 
 def new_seed() -> int:
@@ -48,20 +67,24 @@ def new_seed() -> int:
 
 
 class CallSampler:
-    """Bernoulli(SAMPLE_PROBABILITY) per call, drawn as geometric gaps from a seeded PRNG.
+    """Bernoulli(SAMPLE_PROBABILITY) per call, drawn as geometric gaps from splitmix64.
 
     Use: `countdown = sampler.next_gap()`; on each call `countdown -= 1`; the call
     with `countdown == 0` is sampled and draws the next gap.
     """
 
     def __init__(self, seed: int) -> None:
+        if not 0 <= seed < SEED_LIMIT:
+            raise ValueError(f"a sampling seed must be 0 <= seed < 2**64, got {seed}")
         self.seed = seed
-        self._random = random.Random(seed).random
+        self._state = seed
 
     def next_gap(self) -> int:
         """Calls until the next sampled one, this one included (>= 1)."""
-        # Inverse transform of the geometric distribution; 1 - u lies in (0, 1].
-        return 1 + int(math.log(1.0 - self._random()) / _LOG_MISS)
+        self._state, z = splitmix64(self._state)
+        # u: the top 53 bits as a double in [0, 1), so 1 - u lies in (0, 1]; then the
+        # inverse transform of the geometric distribution.
+        return 1 + int(math.log(1.0 - (z >> 11) * _UNIT) / _LOG_MISS)
 
 
 def calibrate_clock_pair(pairs: int = CALIBRATION_PAIRS) -> int:

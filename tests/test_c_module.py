@@ -113,7 +113,7 @@ def test_bad_arguments_are_refused() -> None:
         cloop.Loop(
             mechanism="kqueue", listen_fd=3, wake_fd=4, wake_write_fd=5, http=True,
             http_close=False, instrumentation=True, max_queued_bytes=1, max_head_bytes=64,
-            max_int_digits=4300, sample_seed=1,
+            sample_seed=1,
         )  # fmt: skip
     with pytest.raises(TypeError):
         cloop.Loop("epoll")  # keyword-only
@@ -129,7 +129,7 @@ def test_a_loop_that_cannot_start_raises(mechanism: str) -> None:
     loop = cloop.Loop(
         mechanism=mechanism, listen_fd=bad_fd, wake_fd=r.fileno(), wake_write_fd=w.fileno(),
         http=True, http_close=False, instrumentation=False, max_queued_bytes=1 << 20,
-        max_head_bytes=1 << 16, max_int_digits=4300, sample_seed=0,
+        max_head_bytes=1 << 16, sample_seed=0,
     )  # fmt: skip
     try:
         with pytest.raises(OSError) as info:

@@ -223,10 +223,16 @@ def http_scripts(seed: int = 1) -> dict[str, list[Step]]:
             Pause(0.05),
             Send(b"def" + CLOSE),
         ],
-        "Content-Length as Python's int()": [
-            Send(b"GET / HTTP/1.1\r\nContent-Length: +1_0\r\n\r\n0123456789" + KEEP),
+        "Content-Length is 1*DIGIT (RFC 9110)": [
+            Send(b"GET / HTTP/1.1\r\nContent-Length:\t010 \r\n\r\n0123456789" + KEEP),
             Await(OK_KA_LEN * 2),
-            Send(b"GET / HTTP/1.1\r\nContent-Length: " + b"0" * 5000 + b"\r\n\r\n"),
+            Send(b"GET / HTTP/1.1\r\nContent-Length: +1_0\r\n\r\n"),
+        ],
+        "Content-Length over the digit cap (400)": [
+            Send(b"GET / HTTP/1.1\r\nContent-Length: " + b"1" * 40 + b"\r\n\r\n"),
+        ],
+        "Content-Length repeated (400)": [
+            Send(b"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
         ],
         "deep pipeline, 5000": [Send(many * 4999 + CLOSE)],
         "client stops reading, then resumes": [

@@ -5,7 +5,7 @@ and count the same requests and bytes (issue 10, item 2).
 
 The streams (tests/test_c_support.py): keep-alive, pipelining, Connection: close,
 HTTP/1.0, heads and bodies split across sends, garbage, an oversized head, 405/413/501,
-Content-Length read as Python's int(), a 5,000-deep pipeline, a client that stops
+Content-Length as RFC 9110's 1*DIGIT, a 5,000-deep pipeline, a client that stops
 reading and resumes; for echo, 1 MiB payloads, sizes in a row, 16 MiB sent while not
 reading, half-close.
 """

@@ -166,3 +166,22 @@ def test_http_deep_pipeline_beyond_head_cap_is_all_served(start_server, backend:
             answers += 1
     after = wait_idle(srv)
     assert after.requests == depth, after
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_http_content_length_is_1_digit_on_every_backend(start_server, backend: str) -> None:
+    """RFC 9110 8.6 (Content-Length = 1*DIGIT): a sign, an underscore, a space inside,
+    full-width digits or a 40-digit number get 400 and the connection closed, from every
+    backend (the Python parser, the C twins' and HAProxy's); the server still serves."""
+    srv = start_server(backend, "http")
+    for value in ("+1_0", "1_0", "+10", "-1", "1 0", "", "0x10", "１０", "1" * 40):
+        head = f"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: {value}\r\n\r\n".encode()
+        with HttpClient(srv.port) as client:
+            client.send(head)
+            resp = client.read_response()
+            assert resp.status == 400, f"Content-Length: {value!r} got {resp.raw!r}"
+            assert client.peer_closed(), f"connection left open after Content-Length: {value!r}"
+    with HttpClient(srv.port) as client:  # " 10 " is valid: OWS around 1*DIGIT
+        client.send(http_request(headers=[("Content-Length", " 10 ")]) + b"0123456789")
+        assert_hello(client.read_response())
+    assert_serves(srv.port, "http")

@@ -139,8 +139,11 @@ def test_a_given_seed_is_used_and_recorded(start_server, backend: str) -> None:
     assert srv.ready_info["wait_cpu_sample_seed"] == 12345
     assert srv.stats().wait_cpu_sample_seed == 12345
     assert ServerConfig(backend="poll", wait_sample_seed=1).wait_sample_seed == 1
-    with pytest.raises(ValueError, match="wait_sample_seed"):
-        ServerConfig(backend="poll", wait_sample_seed=-1)
+    for seed in (-1, 2**64):  # the sampling PRNG's state is 64 bits
+        with pytest.raises(ValueError, match="wait_sample_seed"):
+            ServerConfig(backend="poll", wait_sample_seed=seed)
+        with pytest.raises(ValueError, match="2\\*\\*64"):
+            CallSampler(seed)
 
 
 def test_net_wait_cpu_subtracts_the_calibration_per_sampled_call() -> None:

@@ -21,8 +21,9 @@
 /* servers/limits.py RECV_BYTES; servers/backends/epoll_backend.py MAX_EVENTS */
 #define CL_RECV_BYTES 65536
 #define CL_MAX_EVENTS 1024
-/* servers/protocol.py MAX_BODY_BYTES */
+/* servers/protocol.py MAX_BODY_BYTES, MAX_CONTENT_LENGTH_DIGITS */
 #define CL_MAX_BODY_BYTES (1 << 20)
+#define CL_MAX_CONTENT_LENGTH_DIGITS 18
 
 /* ---- counters: the names are the JSON keys of servers.stats (COUNTERS + GAUGES) ---- */
 #define CL_COUNTERS(X)                                                                      \
@@ -101,19 +102,17 @@ typedef struct cl_http_result {
     int64_t requests;
 } cl_http_result;
 
-/* Appends the responses to out. Returns 0, or -1 when out of memory.
- * max_int_digits: Python's sys.get_int_max_str_digits() (0 = no limit), because
- * int() of a longer Content-Length raises there and the request gets 400. */
-int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every,
-                    long max_int_digits, cl_buf *out, cl_http_result *result);
+/* Appends the responses to out. Returns 0, or -1 when out of memory. */
+int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every, cl_buf *out,
+                    cl_http_result *result);
 
 /* ---- sampling of wait calls: servers/sampling.py (sampling.c) ---- */
 typedef struct cl_sampler {
-    uint32_t mt[624];
-    int mti;
+    uint64_t state; /* splitmix64 */
     double log_miss;
 } cl_sampler;
 
+uint64_t cl_splitmix64(uint64_t *state); /* advances the state, returns the next output */
 void cl_sampler_init(cl_sampler *sampler, uint64_t seed);
 int cl_sampler_next_gap(cl_sampler *sampler); /* calls until the next sampled one, >= 1 */
 int64_t cl_calibrate_clock_pair(int pairs);   /* median CPU ns of the clock reads, -1: OOM */
@@ -128,7 +127,6 @@ typedef struct cl_config {
     int instrumentation;
     size_t max_queued_bytes;
     size_t max_head_bytes;
-    long max_int_digits;
     uint64_t sample_seed; /* seed of the sampled wait calls (CallSampler) */
 } cl_config;
 

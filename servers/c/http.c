@@ -86,34 +86,19 @@ static int contains_ci(const char *s, size_t n, const char *word, size_t wn) {
     return 0;
 }
 
-/* int(value.strip()) in base 10 as CPython parses bytes: optional sign, digits with
- * single underscores between them, and ValueError past sys.get_int_max_str_digits()
- * digits (checked only above 640 digits, as CPython does). Returns 0 when Python
- * raises ValueError; otherwise *negative and *value (saturated: any value over the
- * body cap behaves the same). */
-static int parse_int(const char *s, size_t n, long max_digits, int *negative, uint64_t *value) {
-    strip(&s, &n);
-    *negative = 0;
-    *value = 0;
-    size_t i = 0;
-    if (i < n && (s[i] == '+' || s[i] == '-')) *negative = s[i++] == '-';
-    if (i >= n || s[i] < '0' || s[i] > '9') return 0;
-    size_t digits = 0;
-    int nonzero = 0;
-    for (; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '_') {
-            if (i + 1 >= n || s[i + 1] < '0' || s[i + 1] > '9') return 0;
-            continue;
-        }
-        if (c < '0' || c > '9') return 0;
-        digits++;
-        if (c != '0') nonzero = 1;
-        if (*value <= (UINT64_MAX - 9) / 10) *value = *value * 10 + (c - '0');
-        else *value = UINT64_MAX;
+/* protocol.py _CONTENT_LENGTH: RFC 9110 8.6, Content-Length = 1*DIGIT with optional
+ * whitespace (SP, HTAB) around it, at most CL_MAX_CONTENT_LENGTH_DIGITS digits (so the
+ * value fits in 64 bits with no overflow check). 1 and *value when it matches, else 0. */
+static int parse_content_length(const char *s, size_t n, uint64_t *value) {
+    while (n && (*s == ' ' || *s == '\t')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (n == 0 || n > CL_MAX_CONTENT_LENGTH_DIGITS) return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (uint64_t)(s[i] - '0');
     }
-    if (digits > 640 && max_digits > 0 && digits > (size_t)max_digits) return 0;
-    if (!nonzero) *negative = 0; /* int(b"-0") == 0 */
+    *value = v;
     return 1;
 }
 
@@ -126,7 +111,7 @@ typedef struct head_info {
 } head_info;
 
 /* protocol.py _parse_head: 1 when well formed, 0 where it returns None. */
-static int parse_head(const char *head, size_t n, long max_digits, head_info *info) {
+static int parse_head(const char *head, size_t n, head_info *info) {
     const char *crlf = memmem(head, n, "\r\n", 2);
     size_t line_len = crlf ? (size_t)(crlf - head) : n;
     /* lines[0].split(b" ") must give exactly 3 parts: two single spaces. */
@@ -146,6 +131,7 @@ static int parse_head(const char *head, size_t n, long max_digits, head_info *in
     info->keep_alive = version_len == 8 && memcmp(version, "HTTP/1.1", 8) == 0;
     info->content_length = 0;
     info->chunked = 0;
+    int seen_length = 0;
     while (crlf != NULL) {
         const char *line = crlf + 2;
         size_t left = n - (size_t)(line - head);
@@ -162,10 +148,10 @@ static int parse_head(const char *head, size_t n, long max_digits, head_info *in
             else if (contains_ci(value, value_len, LIT("keep-alive")))
                 info->keep_alive = 1;
         } else if (name_is(line, name_len, LIT("content-length"))) {
-            int negative;
-            if (!parse_int(value, value_len, max_digits, &negative, &info->content_length))
+            /* A repeated Content-Length is refused even when equal (protocol.py says why). */
+            if (seen_length || !parse_content_length(value, value_len, &info->content_length))
                 return 0;
-            if (negative) return 0;
+            seen_length = 1;
         } else if (name_is(line, name_len, LIT("transfer-encoding")) &&
                    contains_ci(value, value_len, LIT("chunked"))) {
             info->chunked = 1;
@@ -175,8 +161,8 @@ static int parse_head(const char *head, size_t n, long max_digits, head_info *in
 }
 
 /* protocol.py http_consume. */
-int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every,
-                    long max_int_digits, cl_buf *out, cl_http_result *result) {
+int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every, cl_buf *out,
+                    cl_http_result *result) {
     size_t start = 0;
     result->close = 0;
     result->requests = 0;
@@ -201,7 +187,7 @@ int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every
         size_t end = (size_t)(end_p - data);
         if (end - start > max_head) FINAL(HEAD_TOO_LARGE);
         head_info info;
-        if (!parse_head(data + start, end - start, max_int_digits, &info)) FINAL(BAD_REQUEST);
+        if (!parse_head(data + start, end - start, &info)) FINAL(BAD_REQUEST);
         if (info.chunked) FINAL(NOT_IMPLEMENTED);
         if (info.content_length > CL_MAX_BODY_BYTES) FINAL(BODY_TOO_LARGE);
         size_t body_end = end + 4 + (size_t)info.content_length;

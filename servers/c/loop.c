@@ -227,8 +227,8 @@ static void http_input(loop *L, conn *c, size_t got) {
     }
     L->obuf.len = 0;
     cl_http_result res;
-    if (cl_http_consume(data, n, L->cfg->max_head_bytes, L->cfg->http_close,
-                        L->cfg->max_int_digits, &L->obuf, &res) < 0)
+    if (cl_http_consume(data, n, L->cfg->max_head_bytes, L->cfg->http_close, &L->obuf, &res) <
+        0)
         goto oom;
     if (res.close || res.consumed == n) {
         cl_buf_free(&c->in);

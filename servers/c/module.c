@@ -32,20 +32,18 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"mechanism",        "listen_fd",      "wake_fd",
                              "wake_write_fd",    "http",           "http_close",
                              "instrumentation",  "max_queued_bytes", "max_head_bytes",
-                             "max_int_digits",   "sample_seed",    NULL};
+                             "sample_seed",      NULL};
     const char *mechanism;
     int listen_fd, wake_fd, wake_write_fd, http, http_close, instrumentation;
     Py_ssize_t max_queued, max_head;
-    long max_digits;
     unsigned long long seed;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the loop is running");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$siiipppnnlK", kwlist, &mechanism, &listen_fd,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$siiipppnnK", kwlist, &mechanism, &listen_fd,
                                      &wake_fd, &wake_write_fd, &http, &http_close,
-                                     &instrumentation, &max_queued, &max_head, &max_digits,
-                                     &seed))
+                                     &instrumentation, &max_queued, &max_head, &seed))
         return -1;
     const cl_mech *mech = cl_mech_find(mechanism);
     if (mech == NULL) {
@@ -53,9 +51,9 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
                      "unknown mechanism '%s': choose select, poll, epoll or epoll-et", mechanism);
         return -1;
     }
-    if (listen_fd < 0 || wake_fd < 0 || max_queued < 1 || max_head < 1 || max_digits < 0) {
+    if (listen_fd < 0 || wake_fd < 0 || max_queued < 1 || max_head < 1) {
         PyErr_SetString(PyExc_ValueError,
-                        "descriptors must be >= 0, byte limits >= 1, max_int_digits >= 0");
+                        "descriptors must be >= 0, byte limits >= 1");
         return -1;
     }
     self->cfg = (cl_config){
@@ -67,7 +65,6 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
         .instrumentation = instrumentation,
         .max_queued_bytes = (size_t)max_queued,
         .max_head_bytes = (size_t)max_head,
-        .max_int_digits = max_digits,
         .sample_seed = seed,
     };
     memset(&self->stats, 0, sizeof self->stats);
@@ -154,18 +151,17 @@ static PyTypeObject LoopType = {
 };
 
 static PyObject *py_http_consume(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"data", "max_head_bytes", "close_every", "max_int_digits", NULL};
+    static char *kwlist[] = {"data", "max_head_bytes", "close_every", NULL};
     Py_buffer data;
     Py_ssize_t max_head;
     int close_every = 0;
-    long max_digits = 4300;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*n|pl", kwlist, &data, &max_head,
-                                     &close_every, &max_digits))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*n|p", kwlist, &data, &max_head,
+                                     &close_every))
         return NULL;
     cl_buf out = {0};
     cl_http_result res;
     int rc = cl_http_consume(data.buf, (size_t)data.len, max_head < 0 ? 0 : (size_t)max_head,
-                             close_every, max_digits, &out, &res);
+                             close_every, &out, &res);
     PyObject *result = NULL;
     if (rc < 0) {
         PyErr_NoMemory();
@@ -203,6 +199,28 @@ static PyObject *py_sample_gaps(PyObject *Py_UNUSED(module), PyObject *args) {
     return list;
 }
 
+static PyObject *py_splitmix64(PyObject *Py_UNUSED(module), PyObject *args) {
+    unsigned long long seed;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Kn", &seed, &n)) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    uint64_t state = seed;
+    PyObject *list = PyList_New(n);
+    if (list == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyLong_FromUnsignedLongLong(cl_splitmix64(&state));
+        if (value == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
 static PyObject *py_calibrate_clock_pair(PyObject *Py_UNUSED(module), PyObject *args) {
     int pairs = 2000;
     if (!PyArg_ParseTuple(args, "|i", &pairs)) return NULL;
@@ -216,10 +234,12 @@ static PyObject *py_calibrate_clock_pair(PyObject *Py_UNUSED(module), PyObject *
 
 static PyMethodDef module_methods[] = {
     {"http_consume", (PyCFunction)(void (*)(void))py_http_consume, METH_VARARGS | METH_KEYWORDS,
-     "http_consume(data, max_head_bytes, close_every=False, max_int_digits=4300) -> "
+     "http_consume(data, max_head_bytes, close_every=False) -> "
      "(output, rest, close, requests): servers.protocol.http_consume in C."},
     {"sample_gaps", py_sample_gaps, METH_VARARGS,
      "sample_gaps(seed, n) -> the first n gaps servers.sampling.CallSampler(seed) draws."},
+    {"splitmix64", py_splitmix64, METH_VARARGS,
+     "splitmix64(seed, n) -> the first n outputs of splitmix64 from seed (servers.sampling)."},
     {"calibrate_clock_pair", py_calibrate_clock_pair, METH_VARARGS,
      "calibrate_clock_pair(pairs=2000) -> median CPU ns of the C loop's clock reads."},
     {NULL, NULL, 0, NULL},
@@ -260,7 +280,9 @@ PyMODINIT_FUNC PyInit__cloop(void) {
     if (PyModule_AddStringConstant(m, "SANITIZE", SELECTBENCH_SANITIZE) < 0) goto fail;
     if (PyModule_AddIntConstant(m, "FD_SETSIZE", (long)(sizeof(fd_set) * CHAR_BIT)) < 0 ||
         PyModule_AddIntConstant(m, "RECV_BYTES", CL_RECV_BYTES) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0)
+        PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_BODY_BYTES", CL_MAX_BODY_BYTES) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_CONTENT_LENGTH_DIGITS", CL_MAX_CONTENT_LENGTH_DIGITS) < 0)
         goto fail;
     return m;
 fail:

@@ -3,10 +3,10 @@
  *
  * Each call is sampled with probability 1/8, independently; the gaps between
  * sampled calls are geometric and drawn exactly as CallSampler.next_gap() draws
- * them: Python's random.Random(seed).random() (MT19937, seeded by
- * init_by_array with the seed's 32-bit words, 53-bit doubles), then
- * 1 + int(log(1 - u) / log(7/8)). With the same seed the C twin samples the
- * same calls as the Python loop (tests/test_c_protocol.py compares the gaps).
+ * them: splitmix64 from the seed (servers/sampling.py says why that generator),
+ * the top 53 bits of each output as a double u in [0, 1), then
+ * 1 + int(log(1 - u) / log(7/8)). With the same seed the C twin samples the same
+ * calls as the Python loop (tests/test_c_protocol.py compares the gaps).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -14,72 +14,16 @@
 
 #include "cloop.h"
 
-#define MT_N 624
-#define MT_M 397
-
-static void init_genrand(cl_sampler *s, uint32_t seed) {
-    s->mt[0] = seed;
-    for (int i = 1; i < MT_N; i++)
-        s->mt[i] = 1812433253U * (s->mt[i - 1] ^ (s->mt[i - 1] >> 30)) + (uint32_t)i;
-    s->mti = MT_N;
-}
-
-static void init_by_array(cl_sampler *s, const uint32_t *key, int len) {
-    init_genrand(s, 19650218U);
-    int i = 1, j = 0;
-    for (int k = MT_N > len ? MT_N : len; k; k--) {
-        s->mt[i] = (s->mt[i] ^ ((s->mt[i - 1] ^ (s->mt[i - 1] >> 30)) * 1664525U)) + key[j] +
-                   (uint32_t)j;
-        i++;
-        j++;
-        if (i >= MT_N) {
-            s->mt[0] = s->mt[MT_N - 1];
-            i = 1;
-        }
-        if (j >= len) j = 0;
-    }
-    for (int k = MT_N - 1; k; k--) {
-        s->mt[i] = (s->mt[i] ^ ((s->mt[i - 1] ^ (s->mt[i - 1] >> 30)) * 1566083941U)) -
-                   (uint32_t)i;
-        i++;
-        if (i >= MT_N) {
-            s->mt[0] = s->mt[MT_N - 1];
-            i = 1;
-        }
-    }
-    s->mt[0] = 0x80000000U;
-}
-
-static uint32_t genrand(cl_sampler *s) {
-    static const uint32_t mag01[2] = {0U, 0x9908b0dfU};
-    uint32_t y;
-    if (s->mti >= MT_N) {
-        int k;
-        for (k = 0; k < MT_N - MT_M; k++) {
-            y = (s->mt[k] & 0x80000000U) | (s->mt[k + 1] & 0x7fffffffU);
-            s->mt[k] = s->mt[k + MT_M] ^ (y >> 1) ^ mag01[y & 1U];
-        }
-        for (; k < MT_N - 1; k++) {
-            y = (s->mt[k] & 0x80000000U) | (s->mt[k + 1] & 0x7fffffffU);
-            s->mt[k] = s->mt[k + (MT_M - MT_N)] ^ (y >> 1) ^ mag01[y & 1U];
-        }
-        y = (s->mt[MT_N - 1] & 0x80000000U) | (s->mt[0] & 0x7fffffffU);
-        s->mt[MT_N - 1] = s->mt[MT_M - 1] ^ (y >> 1) ^ mag01[y & 1U];
-        s->mti = 0;
-    }
-    y = s->mt[s->mti++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680U;
-    y ^= (y << 15) & 0xefc60000U;
-    y ^= y >> 18;
-    return y;
+/* sampling.py splitmix64 */
+uint64_t cl_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
 }
 
 void cl_sampler_init(cl_sampler *s, uint64_t seed) {
-    /* random.Random(seed): the key is the seed's 32-bit words, least significant
-     * first, at least one. */
-    uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    init_by_array(s, key, seed >> 32 ? 2 : 1);
+    s->state = seed;
     /* Computed at run time with the same libm as Python's math.log, not folded by
      * the compiler, so every gap is the same double arithmetic as in Python. */
     volatile double miss = 1.0 - 1.0 / 8;
@@ -87,8 +31,7 @@ void cl_sampler_init(cl_sampler *s, uint64_t seed) {
 }
 
 int cl_sampler_next_gap(cl_sampler *s) {
-    uint32_t a = genrand(s) >> 5, b = genrand(s) >> 6;
-    double u = (a * 67108864.0 + b) * (1.0 / 9007199254740992.0);
+    double u = (double)(cl_splitmix64(&s->state) >> 11) * (1.0 / 9007199254740992.0);
     return 1 + (int)(log(1.0 - u) / s->log_miss);
 }
 
