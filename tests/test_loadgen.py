@@ -87,7 +87,7 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
     assert final.accepted == 8 + 20 + result["connections"]["precheck_connections"]
 
 
-def test_read_result_types_the_document_as_written(start_server: Any) -> None:
+def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
     srv = start_server("epoll", "http")
     cfg = LoadConfig(port=srv.port, active_connections=4, idle_connections=3, measure_s=0.5,
                      warmup_s=0.1, workers=1)  # fmt: skip
