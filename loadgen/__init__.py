@@ -1,10 +1,11 @@
 """Multiprocess epoll load generator: idle + active connections, open/closed loop, HDR latency.
 
-    from loadgen import LoadConfig, read_result, run_load
+    from loadgen import LoadConfig, LoadResult, run_load
     doc = run_load(LoadConfig(port=8080, protocol="http", active_connections=8))
-    result = read_result(doc)  # typed view; doc itself is the JSON document
+    result = LoadResult.from_dict(doc)  # typed; doc itself is the JSON document
 
-See loadgen.result for the result document's schema, loadgen.run for the
+See loadgen.result for the result and its document, loadgen.report for what
+the workers send, loadgen.run for the
 parent's timeline and loadgen.worker_entry for the worker processes. Command
 line: ``python -m loadgen --help``.
 """
@@ -22,16 +23,16 @@ from loadgen.errors import (
     WorkerFailed,
 )
 from loadgen.result import (
+    RATE_SHORTFALL_RATIO,
     SCHEMA_VERSION,
-    ConnectionCounts,
-    LatencySummary,
     LoadResult,
-    SendLagSummary,
-    read_result,
+    rate_shortfall,
 )
+from loadgen.result_parts import ConnectionCounts, LatencySummary, SendLagSummary
 from loadgen.run import run_load
 
 __all__ = [
+    "RATE_SHORTFALL_RATIO",
     "SCHEMA_VERSION",
     "ConfigError",
     "ConnectionCounts",
@@ -47,6 +48,6 @@ __all__ = [
     "TargetUnreachable",
     "UnknownResultVersion",
     "WorkerFailed",
-    "read_result",
+    "rate_shortfall",
     "run_load",
 ]

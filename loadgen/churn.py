@@ -30,7 +30,6 @@ import select
 import socket
 import time
 from multiprocessing.connection import Connection
-from typing import Any
 
 from loadgen.accounting import connect_error_kind
 from loadgen.config import LoadConfig
@@ -74,11 +73,9 @@ class ChurnWorker(WorkerBase):
     def upfront_active(self) -> int:
         return 0
 
-    def connect_all(self) -> dict[str, Any]:
-        info = super().connect_all()
+    def established_active(self) -> int:
         # Active slots open their connections per request during the run.
-        info["active_established"] = self.plan.active
-        return info
+        return self.plan.active
 
     def inflight(self) -> int:
         return len(self.conns)

@@ -23,6 +23,7 @@ import tyro
 
 from loadgen.config import LoadConfig
 from loadgen.errors import LoadgenError, LoadInterrupted
+from loadgen.result import LoadResult
 from loadgen.run import run_load
 
 EXIT_OK = 0
@@ -61,44 +62,46 @@ def parse_args(argv: list[str] | None = None) -> CliArgs:
     )
 
 
-def summary(result: dict[str, Any]) -> str:
+def summary(doc: dict[str, Any]) -> str:
     """A few human lines; the JSON is the real output."""
-    conns = result["connections"]
-    lat = result["latency_us"]["corrected"]
+    result = LoadResult.from_dict(doc)
+    conns = result.connections
+    lat = result.latency_corrected
+    config = result.config
     lines = [
-        f"{'PARTIAL ' if result['partial'] else ''}{result['config']['protocol']} "
-        f"{result['config']['mode']} loop, {result['measured_duration_s']:.2f} s measured",
-        f"connections: active {conns['active_established']}/{conns['active_requested']}, "
-        f"idle {conns['idle_established']}/{conns['idle_requested']} "
-        f"({conns['idle_alive_at_end']} alive at end), connect {conns['connect_duration_s']} s",
-        f"requests: {result['requests']:,} ({result['throughput_rps']:,.0f} req/s), "
-        f"errors {result['errors_total']} {result['errors'] if result['errors_total'] else ''}",
-        f"latency us (corrected): p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} "
-        f"p99.9 {lat['p99_9']} max {lat['max']}",
-        f"loadgen CPU {result['loadgen_cpu_us_per_req']} us/req, max busy "
-        f"{result['max_busy_fraction']:.0%}{' SATURATED' if result['saturated'] else ''}",
+        f"{'PARTIAL ' if result.partial else ''}{config['protocol']} "
+        f"{config['mode']} loop, {result.measured_duration_s:.2f} s measured",
+        f"connections: active {conns.active_established}/{conns.active_requested}, "
+        f"idle {conns.idle_established}/{conns.idle_requested} "
+        f"({conns.idle_alive_at_end} alive at end), connect {conns.connect_duration_s} s",
+        f"requests: {result.requests:,} ({result.throughput_rps:,.0f} req/s), "
+        f"errors {result.errors_total} {result.errors if result.errors_total else ''}",
+        f"latency us (corrected): p50 {lat.p50} p90 {lat.p90} p99 {lat.p99} "
+        f"p99.9 {lat.p99_9} max {lat.max}",
+        f"loadgen CPU {result.loadgen_cpu_us_per_req} us/req, max busy "
+        f"{result.max_busy_fraction:.0%}{' SATURATED' if result.saturated else ''}",
     ]
-    if result["requested_rate_rps"] is not None:
+    if result.requested_rate_rps is not None:
         lines.append(
-            f"rate: requested {result['requested_rate_rps']:,.0f}/s, achieved "
-            f"{result['achieved_rate_rps'] or 0:,.0f}/s"
-            f"{' RATE SHORTFALL' if result['rate_shortfall'] else ''}"
+            f"rate: requested {result.requested_rate_rps:,.0f}/s, achieved "
+            f"{result.achieved_rate_rps or 0:,.0f}/s"
+            f"{' RATE SHORTFALL' if result.rate_shortfall else ''}"
         )
-    lag = result["send_lag_us"]
-    if lag["count"]:
-        lines.append(f"send lag us: p50 {lag['p50']} p99 {lag['p99']} max {lag['max']}")
-    if result["reconnects"]:
+    lag = result.send_lag_us
+    if lag.count:
+        lines.append(f"send lag us: p50 {lag.p50} p99 {lag.p99} max {lag.max}")
+    if result.reconnects:
         lines.append(
-            f"reconnects: {result['reconnects']:,} (the server closed keep-alive connections; "
-            f"{result['reconnect_rate_per_s']:,.1f}/s in the window)"
+            f"reconnects: {result.reconnects:,} (the server closed keep-alive connections; "
+            f"{result.reconnect_rate_per_s or 0:,.1f}/s in the window)"
         )
-    if result["release_timeouts"]:
+    if result.release_timeouts:
         lines.append(
-            f"{result['release_timeouts']} worker(s) closed their connections before the "
+            f"{result.release_timeouts} worker(s) closed their connections before the "
             "parent's release (release_timeout_s)"
         )
-    if result["error_samples"]:
-        lines.append("first errors: " + "; ".join(result["error_samples"][:3]))
+    if result.error_samples:
+        lines.append("first errors: " + "; ".join(result.error_samples[:3]))
     return "\n".join(lines)
 
 

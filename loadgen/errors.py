@@ -47,7 +47,7 @@ class LoadInterrupted(KeyboardInterrupt):
 
 
 class UnknownResultVersion(LoadgenError, ValueError):
-    """A result document's schema_version is not one loadgen.result.read_result knows."""
+    """A result document's schema_version is not one LoadResult.from_dict reads."""
 
 
 class ResultFormatError(LoadgenError, ValueError):

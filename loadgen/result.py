@@ -1,334 +1,287 @@
-"""The result document of one load run, and its typed reader ``read_result``.
+"""The result of one load run: ``LoadResult``, the only writer and reader of its document.
 
-loadgen.run returns the document (a JSON-serialisable dict, stored as is by
-bench); loadgen.merge builds it from the workers' reports. Readers go
-through ``read_result(doc) -> LoadResult``, which checks ``schema_version``.
+loadgen.merge builds a LoadResult from the workers' reports; ``to_dict()``
+is the JSON-serialisable document that loadgen.run returns and bench stores
+as is; ``LoadResult.from_dict(doc)`` reads one back, migrating a document of
+an older ``schema_version`` first. Each field is documented once, below.
 
-Schema (``schema_version`` 1). Times are epoch seconds unless named ``_ns``/
-``_s``; latencies are microseconds. Everything is JSON-serialisable.
-
-- ``schema_version``: int, 1.
-- ``partial``: bool. True when the run was interrupted (SIGINT / stop) or a
-  worker failed; counts then cover only what happened before the stop.
-- ``interrupted``: bool, SIGINT/stop was the reason; ``partial_reason``: str
-  or None ("interrupted by SIGINT", or which workers did not report).
-- ``config``: the LoadConfig as a dict (``measure_s`` is the measured window;
-  documents written before the rename have ``duration_s``); ``target_address``: resolved address;
-  ``source_addresses``: list of bound source addresses ([] = kernel default).
-- ``phases``: epoch-second timestamps ``connect_start``, ``connect_end``,
-  ``warmup_start``, ``measure_start``, ``measure_end``, ``drain_end`` (None
-  for a phase that never started).
-- ``connections``: ``idle_requested``, ``idle_established``,
-  ``active_requested``, ``active_established``, ``idle_alive_at_end``,
-  ``active_alive_at_end``, ``connect_duration_s`` (slowest worker),
-  ``connect_errors`` {ECONNREFUSED, EMFILE, EADDRNOTAVAIL, ETIMEDOUT,
-  ECONNRESET, other}, ``precheck_connections`` (1: the parent's probe
-  connection, which the server also counts as accepted),
-  ``connections_opened`` (TCP handshakes completed by the workers over the
-  whole run: idle + active, plus one per request in churn mode; the
-  server's ``accepted`` delta equals this + precheck_connections in a run
-  without connect errors), ``new_connection_per_request`` (bool). In churn
-  mode ``active_established`` counts the active slots and
-  ``connect_errors`` includes connects that failed during the run.
-- ``requests``: responses completed inside the measured window.
-- ``requests_sent``: requests sent inside the measured window.
-- ``requests_total``: responses completed over the whole run (warm-up +
-  measured + drain). The server's request counter, read after the
-  connections closed, equals this exactly for a run without errors.
-- ``warmup_requests``, ``drain_requests``, ``unanswered_at_end``.
-- ``reconnects``: keep-alive connections the server closed cleanly (after a
-  complete answer: ``Connection: close`` in it, or EOF before the next) that
-  were replaced at once by a new connection for the same slot, over the whole
-  run; ``reconnects_measured``: those inside the window;
-  ``reconnect_rate_per_s`` = reconnects_measured / measured_duration_s. They
-  are the server's policy, not errors; ``connections_opened`` includes them.
-  A reconnect that fails counts as an ``unexpected_close`` error (and in
-  ``connect_errors``). Always 0 in churn mode.
-- ``errors``: {bad_response, unexpected_close, timeout, send_error} over the
-  whole run; ``errors_total``; ``errors_measured`` (inside the window);
-  ``error_samples``: a few messages.
-- ``measured_duration_s``, ``throughput_rps`` (= requests / duration).
-- ``requested_rate_rps`` (None in closed loop), ``achieved_rate_rps``
-  (= requests_sent / duration in open loop, None in closed loop),
-  ``achieved_rate_ratio`` (achieved / requested, None in closed loop),
-  ``rate_shortfall`` (open loop: achieved < 95% of requested).
-- ``latency_us``: {``corrected``: {p50, p90, p99, p99_9, max, mean, count},
-  ``uncorrected``: {...}}. Corrected latency runs from the intended send time
-  (open loop, coordinated omission corrected as in wrk2); uncorrected from the
-  actual send. In closed loop the two are identical. With
-  new_connection_per_request every request has its own TCP connection and
-  its latency INCLUDES the connect: it runs from the start of the connect
-  (closed loop, and uncorrected in open loop) or from the intended send
-  time (open loop, corrected).
-- ``send_lag_us``: {p50, p99, max, count}, open loop only (None values and
-  count 0 in closed loop): per request sent inside the window, the actual
-  send time minus the intended one, in microseconds (0 = on time, within
-  1 us). It is the client's own lateness, which the corrected latency
-  includes; when it is a material part of the corrected p99, the load
-  generator, not the server, shaped the tail. In churn mode the "send" is the
-  start of the request's connect. ``histogram_send_lag``: its HdrHistogram,
-  encoded as the latency ones (None in closed loop).
-- ``latency_clamped``: values outside 1 us..60 s, clamped into the range.
-- ``histogram_corrected`` / ``histogram_uncorrected``: HdrHistogram encoded
-  (base64 compressed, values in us; ``hdrh.histogram.HdrHistogram.decode``).
-- ``timeseries_interval_s`` and ``timeseries``: [{t_s, requests, errors,
-  p50_us, p99_us}], t_s from the start of the measured window.
-- ``workers``: [{worker, pid, cpu, idle_established, active_established,
-  requests, requests_total, errors, cpu_user_s, cpu_system_s, busy_fraction,
-  rss_bytes_after_connect, connect_duration_s, release, hold_s}].
-  ``release`` says how the worker's hold after the window ended: "parent"
-  (the release, sent once on_measure_end returned), "timeout"
-  (LoadConfig.release_timeout_s passed first: it closed its connections
-  while the parent may still have been reading the server), "stop", or
-  "not_held" (the run never started); ``hold_s`` how long it held.
-- ``loadgen_cpu_us_per_req``: all workers' CPU (user+system) in the window
-  per measured request.
-- ``saturated``: any worker busy (CPU time / wall time) >= 90% of the window:
-  the load generator, not the server, may have been the bottleneck.
-- ``max_busy_fraction``.
-- ``release_timeouts``: workers whose hold ended by timeout, not by the
-  release (0 in a sound run).
-
-Keys added to version 1 after it was first written (documents without them
-are still version 1; read_result gives them the default in brackets):
-``release_timeouts`` [0], ``workers[].release``/``hold_s``, ``send_lag_us``
-[no values, count 0], ``histogram_send_lag`` [None], ``reconnects`` and
-``reconnects_measured`` [0], ``reconnect_rate_per_s`` [None].
+Versions: 2 (this one). Version 1 documents gained keys after they were first
+written (``release_timeouts``, ``workers[].release``/``hold_s``,
+``send_lag_us``, ``histogram_send_lag``, ``reconnects``,
+``reconnects_measured``, ``reconnect_rate_per_s``) and could lack
+``placement`` and the connect phases; ``_v1_to_v2`` gives each the value
+that meant "not measured then". Version 2 has every key in every document.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from loadgen.errors import ResultFormatError, UnknownResultVersion
+from loadgen.result_parts import (
+    NO_SEND_LAG,
+    PHASE_NAMES,
+    ConnectionCounts,
+    LatencySummary,
+    Phases,
+    SendLagSummary,
+    TimeseriesPoint,
+    WorkerSummary,
+)
 
-SCHEMA_VERSION = 1
-KNOWN_VERSIONS = (1,)
-SATURATED_BUSY_FRACTION = 0.90
-RATE_SHORTFALL_RATIO = 0.95
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    """One latency distribution in microseconds (None when nothing was measured)."""
-
-    p50: int | None
-    p90: int | None
-    p99: int | None
-    p99_9: int | None
-    max: int | None
-    mean: float | None
-    count: int
-
-
-@dataclass(frozen=True)
-class SendLagSummary:
-    """Open loop: actual minus intended send time, microseconds (None when not measured)."""
-
-    p50: int | None
-    p99: int | None
-    max: int | None
-    count: int
+SCHEMA_VERSION: Final = 2
+VERSION_KEY: Final = "schema_version"
+# A worker busy (CPU time / window) at least this much may have been the bottleneck.
+SATURATED_BUSY_FRACTION: Final = 0.90
+# Open loop: an achieved rate below this share of the requested one is a shortfall.
+RATE_SHORTFALL_RATIO: Final = 0.95
 
 
-NO_SEND_LAG = SendLagSummary(p50=None, p99=None, max=None, count=0)
-
-
-@dataclass(frozen=True)
-class ConnectionCounts:
-    """The ``connections`` block of the document."""
-
-    idle_requested: int
-    idle_established: int
-    active_requested: int
-    active_established: int
-    idle_alive_at_end: int
-    active_alive_at_end: int
-    connect_duration_s: float | None
-    connect_errors: dict[str, int]
-    precheck_connections: int
-    connections_opened: int
-    new_connection_per_request: bool
-
-    @property
-    def established(self) -> int:
-        """Idle + active connections established before the run."""
-        return self.idle_established + self.active_established
-
-    @property
-    def requested(self) -> int:
-        return self.idle_requested + self.active_requested
-
-    @property
-    def connect_errors_total(self) -> int:
-        return sum(self.connect_errors.values())
-
-
-@dataclass(frozen=True)
-class TimeseriesPoint:
-    """One interval of the measured window (``t_s`` from its start)."""
-
-    t_s: int
-    requests: int
-    errors: int
-    p50_us: int | None
-    p99_us: int | None
+def rate_shortfall(achieved_rate_ratio: float | None) -> bool:
+    """Whether the achieved / requested rate falls short (None: closed loop, never short)."""
+    return achieved_rate_ratio is not None and achieved_rate_ratio < RATE_SHORTFALL_RATIO
 
 
 @dataclass(frozen=True)
 class LoadResult:
-    """The result document, typed. ``doc`` is the raw mapping it was read from."""
+    """One load run, typed. Counts cover the measured window unless said otherwise."""
 
-    schema_version: int
+    # The run was interrupted (SIGINT / stop) or a worker failed; counts then cover
+    # only what happened before the stop.
     partial: bool
-    partial_reason: str | None
-    interrupted: bool
-    config: dict[str, Any]
-    target_address: str
-    requests: int
-    requests_sent: int
+    interrupted: bool  # SIGINT/stop was the reason
+    partial_reason: str | None  # "interrupted by SIGINT", or which workers did not report
+    config: dict[str, Any]  # the LoadConfig as a dict (``measure_s`` is the window)
+    target_address: str  # resolved
+    source_addresses: tuple[str, ...]  # bound source addresses (empty: kernel default)
+    phases: Phases
+    connections: ConnectionCounts
+    requests: int  # responses completed inside the window
+    requests_sent: int  # requests sent inside the window
+    # Responses over the whole run (warm-up + window + drain). The server's request
+    # counter, read after the connections closed, equals this in a run without errors.
     requests_total: int
     warmup_requests: int
     drain_requests: int
     unanswered_at_end: int
+    # Keep-alive connections the server closed cleanly (after a complete answer) that
+    # were replaced at once for the same slot, over the whole run: the server's policy,
+    # not errors. A reconnect that fails is an ``unexpected_close``. Always 0 in churn.
     reconnects: int
-    reconnects_measured: int
-    reconnect_rate_per_s: float | None
+    reconnects_measured: int  # ... inside the window
+    reconnect_rate_per_s: float | None  # reconnects_measured / measured_duration_s
+    # {bad_response, unexpected_close, timeout, send_error} over the whole run.
     errors: dict[str, int]
     errors_total: int
-    errors_measured: int
-    error_samples: tuple[str, ...]
+    errors_measured: int  # inside the window
+    error_samples: tuple[str, ...]  # a few messages
     measured_duration_s: float
-    throughput_rps: float
-    requested_rate_rps: float | None
-    achieved_rate_rps: float | None
-    achieved_rate_ratio: float | None
-    rate_shortfall: bool
+    throughput_rps: float  # requests / measured_duration_s
+    requested_rate_rps: float | None  # None in closed loop
+    achieved_rate_rps: float | None  # open loop: requests_sent / measured_duration_s
+    achieved_rate_ratio: float | None  # achieved / requested
+    rate_shortfall: bool  # rate_shortfall(achieved_rate_ratio)
+    # Corrected latency runs from the intended send time (open loop, coordinated
+    # omission corrected as in wrk2), uncorrected from the actual send; the same in
+    # closed loop. With new_connection_per_request a request's latency includes its
+    # connect: it runs from the connect's start (closed loop, and uncorrected) or
+    # from the intended send time (open loop, corrected).
     latency_corrected: LatencySummary
     latency_uncorrected: LatencySummary
-    latency_clamped: int
+    latency_clamped: int  # values outside 1 us..60 s, clamped into the range
+    # HdrHistograms, encoded (base64 compressed, values in us; loadgen.histogram.decode).
     histogram_corrected: str | None
     histogram_uncorrected: str | None
+    # Open loop, per request sent in the window: actual minus intended send time (0 =
+    # on time, within 1 us); the client's own lateness, which the corrected latency
+    # includes. In churn the "send" is the connect's start. No values in closed loop.
     send_lag_us: SendLagSummary
-    histogram_send_lag: str | None
-    connections: ConnectionCounts
+    histogram_send_lag: str | None  # None in closed loop
     timeseries_interval_s: int
     timeseries: tuple[TimeseriesPoint, ...]
-    workers: tuple[dict[str, Any], ...]
-    loadgen_cpu_us_per_req: float | None
-    saturated: bool
+    workers: tuple[WorkerSummary, ...]
+    loadgen_cpu_us_per_req: float | None  # all workers' CPU in the window per request
     max_busy_fraction: float
-    release_timeouts: int
-    doc: Mapping[str, Any]
+    saturated: bool  # max_busy_fraction >= SATURATED_BUSY_FRACTION
+    release_timeouts: int  # workers whose hold ended by timeout (0 in a sound run)
+    # How the workers were placed across hosts, written by the caller that placed them
+    # (bench's DaskPlacement); None when one loadgen.run ran them all.
+    placement: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-serialisable document (``schema_version`` SCHEMA_VERSION)."""
+        return {
+            VERSION_KEY: SCHEMA_VERSION,
+            "partial": self.partial,
+            "interrupted": self.interrupted,
+            "partial_reason": self.partial_reason,
+            "config": dict(self.config),
+            "target_address": self.target_address,
+            "source_addresses": list(self.source_addresses),
+            "phases": self.phases.to_dict(),
+            "connections": self.connections.to_dict(),
+            "requests": self.requests,
+            "requests_sent": self.requests_sent,
+            "requests_total": self.requests_total,
+            "warmup_requests": self.warmup_requests,
+            "drain_requests": self.drain_requests,
+            "unanswered_at_end": self.unanswered_at_end,
+            "reconnects": self.reconnects,
+            "reconnects_measured": self.reconnects_measured,
+            "reconnect_rate_per_s": self.reconnect_rate_per_s,
+            "errors": dict(self.errors),
+            "errors_total": self.errors_total,
+            "errors_measured": self.errors_measured,
+            "error_samples": list(self.error_samples),
+            "measured_duration_s": self.measured_duration_s,
+            "throughput_rps": self.throughput_rps,
+            "requested_rate_rps": self.requested_rate_rps,
+            "achieved_rate_rps": self.achieved_rate_rps,
+            "achieved_rate_ratio": self.achieved_rate_ratio,
+            "rate_shortfall": self.rate_shortfall,
+            "latency_us": {
+                "corrected": self.latency_corrected.to_dict(),
+                "uncorrected": self.latency_uncorrected.to_dict(),
+            },
+            "latency_clamped": self.latency_clamped,
+            "histogram_corrected": self.histogram_corrected,
+            "histogram_uncorrected": self.histogram_uncorrected,
+            "send_lag_us": self.send_lag_us.to_dict(),
+            "histogram_send_lag": self.histogram_send_lag,
+            "timeseries_interval_s": self.timeseries_interval_s,
+            "timeseries": [p.to_dict() for p in self.timeseries],
+            "workers": [w.to_dict() for w in self.workers],
+            "loadgen_cpu_us_per_req": self.loadgen_cpu_us_per_req,
+            "max_busy_fraction": self.max_busy_fraction,
+            "saturated": self.saturated,
+            "release_timeouts": self.release_timeouts,
+            "placement": self.placement,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> LoadResult:
+        """The result a document holds (as to_dict wrote it, or an older version's).
+
+        Raises UnknownResultVersion for a ``schema_version`` this loadgen cannot
+        read, and ResultFormatError when a key of the document's version is missing.
+        """
+        version = doc.get(VERSION_KEY)
+        try:
+            return cls._from_current(migrate(doc))
+        except KeyError as exc:
+            raise ResultFormatError(
+                f"load result (schema_version {version}) lacks the key {exc.args[0]!r}: "
+                "the document was truncated or edited; measure again"
+            ) from None
+
+    @classmethod
+    def _from_current(cls, d: Mapping[str, Any]) -> LoadResult:
+        return cls(
+            partial=bool(d["partial"]),
+            interrupted=bool(d["interrupted"]),
+            partial_reason=d["partial_reason"],
+            config=dict(d["config"]),
+            target_address=d["target_address"],
+            source_addresses=tuple(d["source_addresses"]),
+            phases=Phases.from_dict(d["phases"]),
+            connections=ConnectionCounts.from_dict(d["connections"]),
+            requests=int(d["requests"]),
+            requests_sent=int(d["requests_sent"]),
+            requests_total=int(d["requests_total"]),
+            warmup_requests=int(d["warmup_requests"]),
+            drain_requests=int(d["drain_requests"]),
+            unanswered_at_end=int(d["unanswered_at_end"]),
+            reconnects=int(d["reconnects"]),
+            reconnects_measured=int(d["reconnects_measured"]),
+            reconnect_rate_per_s=d["reconnect_rate_per_s"],
+            errors={k: int(v) for k, v in d["errors"].items()},
+            errors_total=int(d["errors_total"]),
+            errors_measured=int(d["errors_measured"]),
+            error_samples=tuple(d["error_samples"]),
+            measured_duration_s=float(d["measured_duration_s"]),
+            throughput_rps=float(d["throughput_rps"]),
+            requested_rate_rps=d["requested_rate_rps"],
+            achieved_rate_rps=d["achieved_rate_rps"],
+            achieved_rate_ratio=d["achieved_rate_ratio"],
+            rate_shortfall=bool(d["rate_shortfall"]),
+            latency_corrected=LatencySummary.from_dict(d["latency_us"]["corrected"]),
+            latency_uncorrected=LatencySummary.from_dict(d["latency_us"]["uncorrected"]),
+            latency_clamped=int(d["latency_clamped"]),
+            histogram_corrected=d["histogram_corrected"],
+            histogram_uncorrected=d["histogram_uncorrected"],
+            send_lag_us=SendLagSummary.from_dict(d["send_lag_us"]),
+            histogram_send_lag=d["histogram_send_lag"],
+            timeseries_interval_s=int(d["timeseries_interval_s"]),
+            timeseries=tuple(TimeseriesPoint.from_dict(p) for p in d["timeseries"]),
+            workers=tuple(WorkerSummary.from_dict(w) for w in d["workers"]),
+            loadgen_cpu_us_per_req=d["loadgen_cpu_us_per_req"],
+            max_busy_fraction=float(d["max_busy_fraction"]),
+            saturated=bool(d["saturated"]),
+            release_timeouts=int(d["release_timeouts"]),
+            placement=d["placement"],
+        )
 
 
-def _latency(block: Mapping[str, Any]) -> LatencySummary:
-    return LatencySummary(
-        p50=block["p50"],
-        p90=block["p90"],
-        p99=block["p99"],
-        p99_9=block["p99_9"],
-        max=block["max"],
-        mean=block["mean"],
-        count=int(block["count"]),
-    )
+def _v1_to_v2(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 1 -> 2: the keys version 1 gained late become explicit, with the value
+    that meant "not measured then"; the config's old ``duration_s`` is ``measure_s``."""
+    out = dict(doc)
+    out.setdefault("release_timeouts", 0)
+    out.setdefault("send_lag_us", NO_SEND_LAG.to_dict())
+    out.setdefault("histogram_send_lag", None)
+    out.setdefault("reconnects", 0)
+    out.setdefault("reconnects_measured", 0)
+    out.setdefault("reconnect_rate_per_s", None)
+    out.setdefault("placement", None)
+    if "phases" in doc:  # across hosts the connects were not timed
+        out["phases"] = {**dict.fromkeys(PHASE_NAMES), **doc["phases"]}
+    if "workers" in doc:
+        out["workers"] = [{"release": None, "hold_s": None, **w} for w in doc["workers"]]
+    config = doc.get("config")
+    if isinstance(config, Mapping) and "duration_s" in config and "measure_s" not in config:
+        renamed = {k: v for k, v in config.items() if k != "duration_s"}
+        out["config"] = {**renamed, "measure_s": config["duration_s"]}
+    out[VERSION_KEY] = 2
+    return out
 
 
-def _send_lag(block: Mapping[str, Any] | None) -> SendLagSummary:
-    if block is None:
-        return NO_SEND_LAG
-    return SendLagSummary(
-        p50=block["p50"], p99=block["p99"], max=block["max"], count=int(block["count"])
-    )
+# Version -> the step to the next version; migrate() applies them in turn.
+MIGRATIONS: Final[dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {1: _v1_to_v2}
 
 
-def _connections(block: Mapping[str, Any]) -> ConnectionCounts:
-    return ConnectionCounts(
-        idle_requested=int(block["idle_requested"]),
-        idle_established=int(block["idle_established"]),
-        active_requested=int(block["active_requested"]),
-        active_established=int(block["active_established"]),
-        idle_alive_at_end=int(block["idle_alive_at_end"]),
-        active_alive_at_end=int(block["active_alive_at_end"]),
-        connect_duration_s=block["connect_duration_s"],
-        connect_errors={k: int(v) for k, v in block["connect_errors"].items()},
-        precheck_connections=int(block["precheck_connections"]),
-        connections_opened=int(block["connections_opened"]),
-        new_connection_per_request=bool(block["new_connection_per_request"]),
-    )
-
-
-def read_result(doc: Mapping[str, Any]) -> LoadResult:
-    """The typed view of a result document (as returned by run_load or read from JSON).
-
-    Raises UnknownResultVersion for a ``schema_version`` this reader does not
-    know, and ResultFormatError when a key of that version is missing.
-    """
-    version = doc.get("schema_version")
-    if version not in KNOWN_VERSIONS:
+def migrate(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The document at SCHEMA_VERSION; raises UnknownResultVersion if it cannot be."""
+    version = doc.get(VERSION_KEY)
+    known = f"1 to {SCHEMA_VERSION}"
+    if isinstance(version, bool) or not isinstance(version, int):
         raise UnknownResultVersion(
-            f"load result schema_version {version!r} is not one this loadgen reads "
-            f"({', '.join(map(str, KNOWN_VERSIONS))}): read it with the loadgen that wrote it"
+            f"load result schema_version {version!r} is not a version loadgen wrote "
+            f"(it reads {known}): the document is not a load result, or was edited"
         )
-    try:
-        return LoadResult(
-            schema_version=int(version),
-            partial=bool(doc["partial"]),
-            partial_reason=doc["partial_reason"],
-            interrupted=bool(doc["interrupted"]),
-            config=dict(doc["config"]),
-            target_address=doc["target_address"],
-            requests=int(doc["requests"]),
-            requests_sent=int(doc["requests_sent"]),
-            requests_total=int(doc["requests_total"]),
-            warmup_requests=int(doc["warmup_requests"]),
-            drain_requests=int(doc["drain_requests"]),
-            unanswered_at_end=int(doc["unanswered_at_end"]),
-            reconnects=int(doc.get("reconnects", 0)),
-            reconnects_measured=int(doc.get("reconnects_measured", 0)),
-            reconnect_rate_per_s=doc.get("reconnect_rate_per_s"),
-            errors={k: int(v) for k, v in doc["errors"].items()},
-            errors_total=int(doc["errors_total"]),
-            errors_measured=int(doc["errors_measured"]),
-            error_samples=tuple(doc["error_samples"]),
-            measured_duration_s=float(doc["measured_duration_s"]),
-            throughput_rps=float(doc["throughput_rps"]),
-            requested_rate_rps=doc["requested_rate_rps"],
-            achieved_rate_rps=doc["achieved_rate_rps"],
-            achieved_rate_ratio=doc["achieved_rate_ratio"],
-            rate_shortfall=bool(doc["rate_shortfall"]),
-            latency_corrected=_latency(doc["latency_us"]["corrected"]),
-            latency_uncorrected=_latency(doc["latency_us"]["uncorrected"]),
-            latency_clamped=int(doc["latency_clamped"]),
-            histogram_corrected=doc["histogram_corrected"],
-            histogram_uncorrected=doc["histogram_uncorrected"],
-            send_lag_us=_send_lag(doc.get("send_lag_us")),
-            histogram_send_lag=doc.get("histogram_send_lag"),
-            connections=_connections(doc["connections"]),
-            timeseries_interval_s=int(doc["timeseries_interval_s"]),
-            timeseries=tuple(TimeseriesPoint(**point) for point in doc["timeseries"]),
-            workers=tuple(dict(w) for w in doc["workers"]),
-            loadgen_cpu_us_per_req=doc["loadgen_cpu_us_per_req"],
-            saturated=bool(doc["saturated"]),
-            max_busy_fraction=float(doc["max_busy_fraction"]),
-            release_timeouts=int(doc.get("release_timeouts", 0)),
-            doc=doc,
+    if version > SCHEMA_VERSION:
+        raise UnknownResultVersion(
+            f"load result schema_version {version} is newer than this loadgen reads "
+            f"({known}): it was written by a newer selectbench; read it with that version "
+            "(or newer)"
         )
-    except KeyError as exc:
-        raise ResultFormatError(
-            f"load result (schema_version {version}) lacks the key {exc.args[0]!r}: "
-            "the document was truncated or edited"
-        ) from None
+    if version != SCHEMA_VERSION and version not in MIGRATIONS:
+        raise UnknownResultVersion(
+            f"load result schema_version {version} is not a version loadgen wrote "
+            f"(it reads {known}): the document was edited"
+        )
+    while version != SCHEMA_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version = doc[VERSION_KEY]
+    return doc
 
 
 __all__ = [
+    "RATE_SHORTFALL_RATIO",
+    "SATURATED_BUSY_FRACTION",
     "SCHEMA_VERSION",
-    "ConnectionCounts",
-    "LatencySummary",
     "LoadResult",
-    "SendLagSummary",
-    "TimeseriesPoint",
-    "read_result",
+    "migrate",
+    "rate_shortfall",
 ]

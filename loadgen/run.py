@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
@@ -40,6 +40,8 @@ from loadgen.config import LoadConfig, resolve_target
 from loadgen.errors import LoadInterrupted, TargetUnreachable, WorkerFailed
 from loadgen.merge import merge_results
 from loadgen.plan import WorkerPlan, plan_workers
+from loadgen.report import ConnectInfo, CpuUsage, Tick, WorkerReport
+from loadgen.result_parts import PHASE_NAMES, Phases
 
 START_LEAD_S = 0.1  # "go" is sent this long before warm-up starts, so all workers start together
 REAP_TIMEOUT_S = 5.0
@@ -48,6 +50,7 @@ _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 Callback = Callable[[], Any]
 Progress = Callable[[dict[str, Any]], Any]
+Payload = TypeVar("Payload", ConnectInfo, WorkerReport)
 
 
 def precheck_target(address: str, port: int, timeout_s: float) -> None:
@@ -81,7 +84,7 @@ class WorkerPool:
     def __init__(self) -> None:
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
-        self.ticks: list[tuple[int, int, int, int]] = []
+        self.ticks: list[Tick] = []
         self.stash: dict[int, list[tuple[Any, ...]]] = {}
 
     def start(self, cfg: LoadConfig, plans: list[WorkerPlan]) -> None:
@@ -112,7 +115,7 @@ class WorkerPool:
     def _handle(self, index: int, msg: tuple[Any, ...]) -> None:
         """Record a tick, raise a worker's error, stash anything else for collect()."""
         if msg[0] == "tick":
-            self.ticks.append(msg[1:])
+            self.ticks.append(msg[1])
         elif msg[0] == "error":
             raise WorkerFailed(f"load generator worker {msg[1]} failed:\n{msg[2]}")
         else:
@@ -130,20 +133,33 @@ class WorkerPool:
         self._handle(index, msg)
 
     def collect(
-        self, kind: str, deadline: float, on_tick: Callable[[], None] | None = None
-    ) -> dict[int, dict[str, Any]]:
-        """Wait for one `kind` message from every worker (until the monotonic deadline).
+        self,
+        kind: str,
+        payload: type[Payload],
+        deadline: float,
+        on_tick: Callable[[], None] | None = None,
+    ) -> dict[int, Payload]:
+        """Wait for one `kind` message, carrying a `payload`, from every worker (until the
+        monotonic deadline).
 
-        Raises WorkerFailed with the worker's traceback if one crashed.
+        Raises WorkerFailed with the worker's traceback if one crashed, or if it
+        sent something else under that kind (a worker from another loadgen version).
         """
-        got: dict[int, dict[str, Any]] = {}
+        got: dict[int, Payload] = {}
         waiting = set(range(len(self.conns)))
         while True:
             for index in list(waiting):
                 for msg in self.stash.pop(index, []):
-                    if msg[0] == kind:
-                        got[index] = msg[1]
-                        waiting.discard(index)
+                    if msg[0] != kind:
+                        continue
+                    if not isinstance(msg[1], payload):
+                        raise WorkerFailed(
+                            f"load generator worker {index} sent a {type(msg[1]).__name__} as "
+                            f"its '{kind}' message, not a {payload.__name__}: the worker runs "
+                            "another loadgen version; install the same one everywhere"
+                        )
+                    got[index] = msg[1]
+                    waiting.discard(index)
             remaining = deadline - time.monotonic()
             if not waiting or remaining <= 0:
                 return got
@@ -215,7 +231,7 @@ def run_load(
     on_measure_end: Callback | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Generate the load described by cfg; return the result document (see loadgen.result).
+    """Generate the load described by cfg; return its document (LoadResult.to_dict()).
 
     Raises LoadgenError subclasses (RemoteNotAllowed, LimitsTooLow,
     TargetUnreachable, WorkerFailed) before or instead of a run, and
@@ -227,16 +243,7 @@ def run_load(
     precheck_target(address, cfg.port, min(cfg.connect_timeout_s, PRECHECK_TIMEOUT_S))
 
     wall_offset = time.time() - time.monotonic()
-    phases: dict[str, float | None] = dict.fromkeys(
-        (
-            "connect_start",
-            "connect_end",
-            "warmup_start",
-            "measure_start",
-            "measure_end",
-            "drain_end",
-        )
-    )
+    phases: dict[str, float | None] = dict.fromkeys(PHASE_NAMES)
 
     def note(phase: str, mono_s: float | None = None) -> None:
         t = time.monotonic() if mono_s is None else mono_s
@@ -244,9 +251,9 @@ def run_load(
         if progress is not None:
             progress({"phase": phase, "time": phases[phase]})
 
-    connected: dict[int, dict[str, Any]] = {}
-    reports: dict[int, dict[str, Any]] = {}
-    cpu: dict[int, dict[str, float]] = {}
+    connected: dict[int, ConnectInfo] = {}
+    reports: dict[int, WorkerReport] = {}
+    cpu: dict[int, CpuUsage] = {}
     measured_duration_s = 0.0
     cpu_start: dict[int, tuple[float, float]] = {}
     interrupted = False
@@ -263,7 +270,7 @@ def run_load(
                 + cfg.connect_timeout_s
                 + 60.0
             )
-            connected = workers.collect("connected", time.monotonic() + connect_budget)
+            connected = workers.collect("connected", ConnectInfo, time.monotonic() + connect_budget)
             if len(connected) < len(plans):
                 raise WorkerFailed(
                     f"only {len(connected)} of {len(plans)} workers finished connecting within "
@@ -281,7 +288,7 @@ def run_load(
             def tick() -> None:
                 if progress is None:
                     return
-                done = sum(t[2] for t in workers.ticks)
+                done = sum(t.requests for t in workers.ticks)
                 progress({"phase": "measure", "requests": done, "ticks": len(workers.ticks)})
 
             sleep_until(warmup_ns, workers, None)
@@ -300,7 +307,7 @@ def run_load(
             measured_duration_s = (measure_end_ns - measure_start_ns) / 1e9
             cpu = cpu_delta(cpu_start, cpu_end)
             result_deadline = time.monotonic() + cfg.request_timeout_s + 30.0
-            reports = workers.collect("result", result_deadline)
+            reports = workers.collect("result", WorkerReport, result_deadline)
             note("drain_end")
             partial = len(reports) < len(plans)
             if partial:
@@ -315,11 +322,13 @@ def run_load(
                 workers.send_all(("stop",))
                 with contextlib.suppress(WorkerFailed):
                     if not connected:
-                        connected = workers.collect("connected", time.monotonic() + 5.0)
-                    reports = workers.collect("result", time.monotonic() + 5.0)
+                        connected = workers.collect(
+                            "connected", ConnectInfo, time.monotonic() + 5.0
+                        )
+                    reports = workers.collect("result", WorkerReport, time.monotonic() + 5.0)
             if phases["measure_start"] is not None and phases["measure_end"] is None:
                 # The workers stopped measuring when they saw the stop (their end_sending).
-                ends = [r["phase_ns"].get("measure_end", 0) for r in reports.values()]
+                ends = [r.phase_ns.get("measure_end", 0) for r in reports.values()]
                 stopped = max(ends, default=0) or time.monotonic_ns()
                 measured_duration_s = max(0.0, (stopped - measure_start_ns) / 1e9)
     finally:
@@ -333,37 +342,37 @@ def run_load(
         connected=[connected[i] for i in sorted(connected)],
         reports=[reports[i] for i in sorted(reports)],
         cpu=cpu,
-        phases=phases,
+        phases=Phases(**phases),
         measured_duration_s=measured_duration_s,
         partial=partial,
         interrupted=interrupted,
         partial_reason=partial_reason,
     )
     if interrupted:
-        raise LoadInterrupted(result)
-    return result
+        raise LoadInterrupted(result.to_dict())
+    return result.to_dict()
 
 
 def cpu_delta(
     start: dict[int, tuple[float, float]], end: dict[int, tuple[float, float]]
-) -> dict[int, dict[str, float]]:
+) -> dict[int, CpuUsage]:
     return {
-        i: {"user_s": end[i][0] - start[i][0], "system_s": end[i][1] - start[i][1]}
+        i: CpuUsage(user_s=end[i][0] - start[i][0], system_s=end[i][1] - start[i][1])
         for i in start
         if i in end
     }
 
 
-def _check_established(cfg: LoadConfig, address: str, connected: list[dict[str, Any]]) -> None:
+def _check_established(cfg: LoadConfig, address: str, connected: list[ConnectInfo]) -> None:
     """No active connection at all means there is nothing to measure: say why."""
     if cfg.active_connections == 0:
         return
-    established = sum(c["active_established"] for c in connected)
+    established = sum(c.active_established for c in connected)
     if established:
         return
     errors: dict[str, int] = {}
     for info in connected:
-        for kind, n in info["connect_errors"].items():
+        for kind, n in info.connect_errors.items():
             errors[kind] = errors.get(kind, 0) + n
     seen = ", ".join(f"{k} x{n}" for k, n in errors.items() if n) or "no error reported"
     raise TargetUnreachable(

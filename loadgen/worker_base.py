@@ -4,7 +4,7 @@ Life of a worker (the parent, loadgen.run, drives it over a socketpair; the
 entry point is loadgen.worker_entry):
 
 1. open its share of idle then active connections (loadgen.connect), then
-   send ``("connected", info)`` and wait;
+   send ``("connected", ConnectInfo)`` and wait (messages: loadgen.report);
 2. on ``("go", warmup_start_ns, measure_start_ns, measure_end_ns)`` (absolute
    CLOCK_MONOTONIC times, shared by all processes) run warm-up then the
    measured window, then stop sending and drain outstanding answers;
@@ -14,7 +14,7 @@ entry point is loadgen.worker_entry):
    as the start one and none of the teardown. The hold is bounded by
    cfg.release_timeout_s; a worker that times out closes anyway and its
    report says ``"release": "timeout"``;
-4. check the idle connections are still alive, send ``("result", dict)``,
+4. check the idle connections are still alive, send ``("result", WorkerReport)``,
    close everything and exit. ``("stop",)`` at any time ends the run early
    (and ends a hold); the result is then marked interrupted.
 
@@ -49,6 +49,7 @@ from loadgen.config import LoadConfig
 from loadgen.connect import open_connections
 from loadgen.plan import WorkerPlan
 from loadgen.protocols import build_request
+from loadgen.report import ConnectInfo, SeriesInterval, Tick, WorkerReport
 from loadgen.timer import MonotonicTimerFd
 
 READ_SIZE = 65536
@@ -110,6 +111,10 @@ class WorkerBase:
 
     def after_connect(self) -> None:
         """Called once the up-front connections are open."""
+
+    def established_active(self) -> int:
+        """The active connections the start barrier reports."""
+        return len(self.active_fds)
 
     def inflight(self) -> int:
         """Requests sent and not yet answered."""
@@ -187,7 +192,7 @@ class WorkerBase:
         self.poll_control()
         return self.stop_requested
 
-    def connect_all(self) -> dict[str, Any]:
+    def connect_all(self) -> ConnectInfo:
         """Open idle then active connections; return counts for the start barrier."""
         plan = self.plan
         opened = open_connections(self.cfg, plan, self.ep, self.upfront_active(), self._should_stop)
@@ -197,18 +202,18 @@ class WorkerBase:
         self.connections_opened = len(opened.idle_fds) + len(opened.active_fds)
         self.after_connect()
         self.rss_after_connect = _rss_bytes()
-        return {
-            "worker": plan.index,
-            "pid": os.getpid(),
-            "idle_requested": plan.idle,
-            "idle_established": len(self.idle_fds),
-            "active_requested": plan.active,
-            "active_established": len(self.active_fds),
-            "connect_errors": dict(self.connect_errors),
-            "connect_duration_s": round(opened.duration_s, 6),
-            "rss_bytes_after_connect": self.rss_after_connect,
-            "interrupted": self.stop_requested,
-        }
+        return ConnectInfo(
+            worker=plan.index,
+            pid=os.getpid(),
+            idle_requested=plan.idle,
+            idle_established=len(self.idle_fds),
+            active_requested=plan.active,
+            active_established=self.established_active(),
+            connect_errors=dict(self.connect_errors),
+            connect_duration_s=round(opened.duration_s, 6),
+            rss_bytes_after_connect=self.rss_after_connect,
+            interrupted=self.stop_requested,
+        )
 
     # ----------------------------------------------------------------- ticks
     def build_ticks(self, warmup_start: int, measure_start: int, measure_end: int) -> None:
@@ -274,7 +279,7 @@ class WorkerBase:
             if label != WARMUP:
                 try:
                     errors = self.series[label]["errors"]
-                    self.conn.send(("tick", self.plan.index, label, n, errors))
+                    self.conn.send(("tick", Tick(self.plan.index, label, n, errors)))
                 except OSError:
                     self.stop_requested = True
             self.tick_i += 1
@@ -366,47 +371,48 @@ class WorkerBase:
                 pass
         return alive
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> WorkerReport:
         closed_loop = self.cfg.mode == "closed"
         sent_measured = (
             self.measured_completed + self.inflight_at_measure_end - self.inflight_at_measure_start
         )
-        return {
-            "worker": self.plan.index,
-            "pid": os.getpid(),
-            "cpu": self.plan.cpu,
-            "idle_requested": self.plan.idle,
-            "idle_established": len(self.idle_fds),
-            "idle_alive_at_end": self.idle_alive(),
-            "active_requested": self.plan.active,
-            "active_alive_at_end": len(self.active_fds),
-            "requests": self.measured_completed,
-            "requests_sent": sent_measured,
-            "connections_opened": self.connections_opened,
-            "reconnects": self.reconnects,
-            "reconnects_measured": self.reconnects_measured,
-            "run_connect_errors": dict(self.run_connect_errors),
-            "warmup_requests": self.warmup_completed,
-            "drain_requests": self.drain_completed,
-            "requests_total": self.warmup_completed
-            + self.measured_completed
-            + self.drain_completed,
-            "unanswered_at_end": self.inflight(),
-            "errors": dict(self.errors),
-            "errors_measured": self.measured_errors,
-            "error_samples": self.error_samples,
-            "latency_clamped": self.clamped,
-            "hist_corrected": hdr.encode(self.hist_c),
-            "hist_uncorrected": hdr.encode(self.hist_c if closed_loop else self.hist_u),
-            "hist_send_lag": None if closed_loop else hdr.encode(self.hist_lag),
-            "series": {str(k): v for k, v in self.series.items()},
-            "phase_ns": self.phase_ns,
-            "rss_bytes_after_connect": self.rss_after_connect,
-            "rss_bytes_at_end": _rss_bytes(),
-            "release": self.release,
-            "hold_s": round(self.hold_s, 6),
-            "interrupted": self.stop_requested,
-        }
+        return WorkerReport(
+            worker=self.plan.index,
+            pid=os.getpid(),
+            cpu=self.plan.cpu,
+            idle_requested=self.plan.idle,
+            idle_established=len(self.idle_fds),
+            idle_alive_at_end=self.idle_alive(),
+            active_requested=self.plan.active,
+            active_alive_at_end=len(self.active_fds),
+            requests=self.measured_completed,
+            requests_sent=sent_measured,
+            connections_opened=self.connections_opened,
+            reconnects=self.reconnects,
+            reconnects_measured=self.reconnects_measured,
+            run_connect_errors=dict(self.run_connect_errors),
+            warmup_requests=self.warmup_completed,
+            drain_requests=self.drain_completed,
+            requests_total=self.warmup_completed + self.measured_completed + self.drain_completed,
+            unanswered_at_end=self.inflight(),
+            errors=dict(self.errors),
+            errors_measured=self.measured_errors,
+            error_samples=tuple(self.error_samples),
+            latency_clamped=self.clamped,
+            hist_corrected=hdr.encode(self.hist_c),
+            hist_uncorrected=hdr.encode(self.hist_c if closed_loop else self.hist_u),
+            hist_send_lag=None if closed_loop else hdr.encode(self.hist_lag),
+            series={
+                k: SeriesInterval(requests=v["requests"], errors=v["errors"], hist=v["hist"])
+                for k, v in self.series.items()
+            },
+            phase_ns=dict(self.phase_ns),
+            rss_bytes_after_connect=self.rss_after_connect,
+            rss_bytes_at_end=_rss_bytes(),
+            release=self.release,
+            hold_s=round(self.hold_s, 6),
+            interrupted=self.stop_requested,
+        )
 
     def close_all(self) -> None:
         self.close_active()

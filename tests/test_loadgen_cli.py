@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from loadgen import LoadConfig
+from loadgen import SCHEMA_VERSION, LoadConfig
 from loadgen.cli import parse_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def test_cli_writes_json_and_summary(start_server: Any, tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["schema_version"] == 1
+    assert result["schema_version"] == SCHEMA_VERSION
     assert result["partial"] is False
     assert result["connections"]["idle_established"] == 10
     assert result["config"]["measure_s"] == 0.5

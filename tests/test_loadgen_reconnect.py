@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from loadgen import LoadConfig, read_result, run_load
+from loadgen import LoadConfig, LoadResult, run_load
 from loadgen.protocols import http_closes
 
 BODY = b"Hello, world!"
@@ -145,7 +145,7 @@ def test_keepalive_slots_reconnect_when_the_server_closes(
     assert 0 < result["reconnects_measured"] <= result["reconnects"]
     duration = result["measured_duration_s"]
     assert result["reconnect_rate_per_s"] == round(result["reconnects_measured"] / duration, 3)
-    typed = read_result(result)
+    typed = LoadResult.from_dict(result)
     assert typed.reconnects == result["reconnects"]
     assert typed.reconnect_rate_per_s == result["reconnect_rate_per_s"]
     if mode == "open":

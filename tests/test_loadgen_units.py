@@ -10,10 +10,10 @@ from loadgen import (
     ConfigError,
     LimitsTooLow,
     LoadConfig,
+    LoadResult,
     RemoteNotAllowed,
     ResultFormatError,
     UnknownResultVersion,
-    read_result,
     run_load,
 )
 from loadgen import histogram as hdr
@@ -152,12 +152,12 @@ def test_inconsistent_config_is_rejected(kwargs: dict[str, object]) -> None:
         LoadConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1"])
-def test_read_result_refuses_unknown_schema_version(version: object) -> None:
+@pytest.mark.parametrize("version", [None, 0, 3, "1", True])
+def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
     with pytest.raises(UnknownResultVersion, match="schema_version"):
-        read_result({"schema_version": version, "requests": 1})
+        LoadResult.from_dict({"schema_version": version, "requests": 1})
 
 
-def test_read_result_names_a_missing_key() -> None:
+def test_from_dict_names_a_missing_key() -> None:
     with pytest.raises(ResultFormatError, match="'partial'"):
-        read_result({"schema_version": 1})
+        LoadResult.from_dict({"schema_version": 2})

@@ -37,7 +37,7 @@ from bench.measure.plan import plan_trials
 from bench.measure.run import run_benchmark
 from bench.present.progress import RunProgress
 from bench.store.results import create_run, load
-from loadgen import LoadConfig, read_result
+from loadgen import LoadConfig, LoadResult
 from loadgen.histogram import decode
 from servers.config import ServerConfig
 
@@ -95,7 +95,7 @@ def test_load_from_two_hosts_is_merged_in_one_window(cluster: LoopbackCluster) -
                 lambda: edges.setdefault("start", server.edge()),
                 lambda: edges.setdefault("end", server.edge()),
             )
-        result = read_result(doc)
+        result = LoadResult.from_dict(doc)
         assert not result.partial and result.errors_total == 0
         assert result.connections.idle_established == 60
         assert result.connections.active_established == 8

@@ -30,6 +30,7 @@ import socket
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from bench.measure.leash import Leash
@@ -37,11 +38,22 @@ from bench.measure.placement import Edge, LocalServer
 from loadgen.config import LoadConfig
 from loadgen.errors import LimitsTooLow, WorkerFailed
 from loadgen.plan import WORKER_FD_OVERHEAD, WorkerPlan, fd_hard_limit
+from loadgen.report import ConnectInfo, CpuUsage, WorkerReport
 from loadgen.run import WorkerPool, cpu_delta, sleep_until, worker_cpu_times
 from servers.config import ServerConfig
 
 # Extra time a scheduled edge may take to appear before the caller gives up.
 EDGE_WAIT_MARGIN_S = 10.0
+
+
+@dataclass(frozen=True)
+class HostLoadReports:
+    """What one load host hands back after the window, for loadgen.merge."""
+
+    reports: list[WorkerReport]
+    cpu: dict[int, CpuUsage]  # by global worker index, over the window
+    missing_workers: list[int]  # global indexes of workers that sent no report
+    sources: list[str]
 
 
 def _sleep_to(deadline_ns: int) -> None:
@@ -202,12 +214,12 @@ class LoadAgent(HostAgent):
         self._workers: WorkerPool | None = None
         self._plans: list[WorkerPlan] = []
         self._thread: threading.Thread | None = None
-        self._cpu: dict[int, dict[str, float]] = {}
+        self._cpu: dict[int, CpuUsage] = {}
         self._window_error: BaseException | None = None
 
     def prepare(
         self, cfg: LoadConfig, plans: list[WorkerPlan], budget_s: float
-    ) -> list[dict[str, Any]]:
+    ) -> list[ConnectInfo]:
         """Start one worker per plan (pinned to this host's CPUs) and wait until connected."""
         self.abort()
         hard = fd_hard_limit()
@@ -227,7 +239,7 @@ class LoadAgent(HostAgent):
             workers.start(cfg, self._plans)
         finally:
             leash.add(*workers.pids)
-        connected = workers.collect("connected", time.monotonic() + budget_s)
+        connected = workers.collect("connected", ConnectInfo, time.monotonic() + budget_s)
         if len(connected) < len(self._plans):
             raise WorkerFailed(
                 f"only {len(connected)} of {len(self._plans)} workers on "
@@ -262,7 +274,7 @@ class LoadAgent(HostAgent):
             raise RuntimeError("no load workers: call prepare first")
         return self._workers
 
-    def finish(self, result_timeout_s: float) -> dict[str, Any]:
+    def finish(self, result_timeout_s: float) -> HostLoadReports:
         """After the server's end edge: release the workers, collect their reports, reap."""
         workers = self._require()
         try:
@@ -272,16 +284,16 @@ class LoadAgent(HostAgent):
             if self._window_error is not None:
                 raise self._window_error
             workers.send_all(("release",))
-            reports = workers.collect("result", time.monotonic() + result_timeout_s)
+            reports = workers.collect("result", WorkerReport, time.monotonic() + result_timeout_s)
         finally:
             self._reap()
         missing = sorted(p.index for i, p in enumerate(self._plans) if i not in reports)
-        return {
-            "reports": [reports[i] for i in sorted(reports)],
-            "cpu": self._cpu,
-            "missing_workers": missing,
-            "sources": list(self._plans[0].sources) if self._plans else [],
-        }
+        return HostLoadReports(
+            reports=[reports[i] for i in sorted(reports)],
+            cpu=self._cpu,
+            missing_workers=missing,
+            sources=list(self._plans[0].sources) if self._plans else [],
+        )
 
     def _reap(self) -> None:
         workers, self._workers = self._workers, None

@@ -18,8 +18,6 @@ from loadgen import LoadResult
 from servers import registry
 from servers.stats import StatsSnapshot
 
-# Open loop: a trial whose achieved rate is below this share of the requested one is flagged.
-MIN_ACHIEVED_RATE_RATIO = 0.95
 # A trial whose window lost more than this share of the machine's CPU time to the
 # hypervisor (steal_fraction) is flagged: a fault, not an outcome. Steal lowers the
 # CPU time the kernel charges to the server and the client, so above ~5% of the
@@ -276,9 +274,9 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
     reasons = []
     if row.get("loadgen_saturated"):
         reasons.append("loadgen_saturated")
-    ratio = row.get("achieved_rate_ratio")
-    if trial.mode == "open" and ratio is not None and ratio < MIN_ACHIEVED_RATE_RATIO:
-        reasons.append(f"rate_shortfall({ratio:.2f})")
+    # Judged once, by the load generator (loadgen.result.rate_shortfall).
+    if trial.mode == "open" and result.rate_shortfall:
+        reasons.append(f"rate_shortfall({result.achieved_rate_ratio:.2f})")
     if (row.get("errors") or 0) > 0:
         reasons.append(f"errors({row['errors']})")
     established = row.get("connections_established")

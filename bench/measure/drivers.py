@@ -21,7 +21,7 @@ from bench.measure.columns import (
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
 from bench.measure.trial import Trial
-from loadgen import LoadConfig, read_result
+from loadgen import LoadConfig, LoadResult
 
 if TYPE_CHECKING:
     from bench.measure.config import BenchConfig
@@ -97,7 +97,7 @@ def drive_load(ctx: TrialContext) -> DriverOutput:
     ctx.phases["load_end_utc"] = utc_now_iso()
     ctx.raw["server_edges"] = {k: e.as_dict() for k, e in edges.items()}
     ctx.raw["loadgen"] = doc
-    result = read_result(doc)
+    result = LoadResult.from_dict(doc)
     if result.partial and result.interrupted:
         return DriverOutput(columns={}, flag_reasons=[], interrupted=True)
     if "start" not in edges or "end" not in edges:
@@ -109,7 +109,7 @@ def drive_load(ctx: TrialContext) -> DriverOutput:
         # Churn: each request is its own connection, so "served" is what the
         # server accepted in the window, not what it still holds at its end.
         columns["connections_served"] = start.delta(end).accepted
-    placed = doc.get("placement") or {}
+    placed = result.placement or {}
     if placed:
         # Across hosts the edges' /proc/stat is the server host's alone: the load
         # generator's CPU is elsewhere, so the whole cost per request is not known.

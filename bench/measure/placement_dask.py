@@ -44,6 +44,8 @@ from bench.measure.load_split import split_load
 from bench.measure.placement import Edge, ServerHandle
 from loadgen import LoadConfig
 from loadgen.merge import merge_results
+from loadgen.report import ConnectInfo
+from loadgen.result_parts import Phases
 from servers.config import ServerConfig
 
 # Our lead before the warm-up starts, on top of four round trips to the slowest host.
@@ -259,7 +261,7 @@ class DaskPlacement:
         self,
         cfg: LoadConfig,
         hosts: list[Host],
-        connected: list[list[dict[str, Any]]],
+        connected: list[list[ConnectInfo]],
         server: DaskServer | None,
         on_measure_start: Callable[[], None],
         on_measure_end: Callable[[], None],
@@ -298,20 +300,20 @@ class DaskPlacement:
             [(cfg.request_timeout_s + 30.0,)] * len(hosts),
             cfg.request_timeout_s + 60.0,
         )
-        missing = sorted(i for f in finished for i in f["missing_workers"])
-        doc = merge_results(
+        missing = sorted(i for f in finished for i in f.missing_workers)
+        result = merge_results(
             cfg,
             target_address=cfg.host,
-            sources=tuple(dict.fromkeys(s for f in finished for s in f["sources"])),
-            connected=sorted((c for part in connected for c in part), key=lambda c: c["worker"]),
-            reports=sorted((r for f in finished for r in f["reports"]), key=lambda r: r["worker"]),
-            cpu={int(i): u for f in finished for i, u in f["cpu"].items()},
-            phases={
-                "warmup_start": round(warm / 1e9 + wall_minus_mono, 6),
-                "measure_start": round(start / 1e9 + wall_minus_mono, 6),
-                "measure_end": round(end / 1e9 + wall_minus_mono, 6),
-                "drain_end": round(time.time(), 6),
-            },
+            sources=tuple(dict.fromkeys(s for f in finished for s in f.sources)),
+            connected=sorted((c for part in connected for c in part), key=lambda c: c.worker),
+            reports=sorted((r for f in finished for r in f.reports), key=lambda r: r.worker),
+            cpu={int(i): u for f in finished for i, u in f.cpu.items()},
+            phases=Phases(
+                warmup_start=round(warm / 1e9 + wall_minus_mono, 6),
+                measure_start=round(start / 1e9 + wall_minus_mono, 6),
+                measure_end=round(end / 1e9 + wall_minus_mono, 6),
+                drain_end=round(time.time(), 6),
+            ),
             measured_duration_s=cfg.measure_s,
             partial=bool(missing),
             interrupted=False,
@@ -319,7 +321,7 @@ class DaskPlacement:
             if missing
             else None,
         )
-        doc["placement"] = {
+        placement = {
             "kind": "dask",
             "window_margin_s": round(margin, 9),
             "server_host": self.server_host.label if server else None,
@@ -330,17 +332,15 @@ class DaskPlacement:
             "hosts": [
                 {
                     "host": h.label,
-                    "workers": [c["worker"] for c in part],
-                    "connections": sum(
-                        c["idle_established"] + c["active_established"] for c in part
-                    ),
+                    "workers": [c.worker for c in part],
+                    "connections": sum(c.idle_established + c.active_established for c in part),
                     "late_s": round(float(lag), 6),
                     "clock": clocks[id(h)].as_dict(),
                 }
                 for h, part, lag in zip(hosts, connected, late, strict=True)
             ],
         }
-        return doc
+        return dataclasses.replace(result, placement=placement).to_dict()
 
     def end_all(self) -> list[int]:
         """Every agent ends what it started (servers, load workers, leashes); the client
