@@ -142,5 +142,6 @@ def test_sigint_writes_partial_result_and_leaves_no_worker(
     assert result["partial"] is True
     assert result["interrupted"] is True
     assert result["requests_total"] > 0
-    assert 0 < result["measured_duration_s"] < 60
+    # The window was cut short by the interrupt: measured, but less than asked for.
+    assert 0 < result["measured_duration_s"] < result["config"]["measure_s"]
     assert result["connections"]["idle_established"] == 20
