@@ -108,6 +108,8 @@ def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
 
+# The leash waits out its SIGTERM grace for a process it cannot reap (ours): ~5 s.
+@pytest.mark.slow
 def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
     kept, dropped = _sleeper(), _sleeper()
     leash = Leash()
