@@ -165,3 +165,157 @@ def test_arrows_follow_the_data_path() -> None:
 def test_no_module_over_the_size_limit(module: str) -> None:
     lines = len(MODULES[module].read_text().splitlines())
     assert lines <= MAX_MODULE_LINES, f"{module} has {lines} lines"
+
+
+# --- The test suite asserts behaviour, never speed or elapsed time -----------------------
+#
+# An assertion is a timing assertion when it orders (<, <=, >, >=; never ==, so a
+# configured value such as ``window_s == 0.3`` is fine) one of these against anything:
+#   - an elapsed time read off a clock: ``time.monotonic() - t0``, ``perf_counter() - start``
+#     (both sides of the subtraction a call of CLOCK_CALLS or a name bound from one);
+#   - a name bound to such a difference, or to a name bound from a clock call
+#     (``t0 = time.monotonic(); ...; elapsed = now - t0``), so ``assert elapsed < 10``;
+# or orders against a non-zero number literal (``assert rtt_s < 0.002``, ``p99["us"] < 500``):
+#   - a name, attribute or string subscript key that says it is a time: it ends in
+#     _s, _ms, _us or _ns, or contains elapsed, duration, took or rtt.
+# A comparison with 0 is a sign check (something was measured), not a speed claim.
+# ``time.monotonic() < deadline`` and ``deadline - time.monotonic() > 0`` (a bounded wait
+# giving up) and ``create_time >= t0 - 1`` (an instant, not a duration) are left alone.
+CLOCK_CALLS = frozenset(
+    {"monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns", "time", "time_ns"}
+)
+TIME_WORDS = ("elapsed", "duration", "took", "rtt")
+TIME_SUFFIXES = ("_s", "_ms", "_us", "_ns")
+ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def _is_clock_call(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return func.attr in CLOCK_CALLS and isinstance(func.value, ast.Name)
+    return isinstance(func, ast.Name) and func.id in CLOCK_CALLS - {"time"}
+
+
+def _identifier(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        key = node.slice.value
+        return key if isinstance(key, str) else None
+    return None
+
+
+def _says_time(node: ast.AST) -> bool:
+    name = (_identifier(node) or "").lower()
+    return bool(name) and (name.endswith(TIME_SUFFIXES) or any(w in name for w in TIME_WORDS))
+
+
+def _is_nonzero_number(node: ast.AST) -> bool:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        node = node.operand
+    return (
+        isinstance(node, ast.Constant)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+        and node.value != 0
+    )
+
+
+def _clock_names(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """Names bound from a clock call, and names bound to a difference involving one."""
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _is_clock_call(node.value):
+            read |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    elapsed: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if _is_elapsed(node.value, read):
+                elapsed |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return read, elapsed
+
+
+def _is_elapsed(node: ast.AST, read: set[str]) -> bool:
+    """A later clock reading minus an earlier one (not ``deadline - now``, not ``t0 - 1``)."""
+    if not (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub)):
+        return False
+    return all(
+        _is_clock_call(side) or (isinstance(side, ast.Name) and side.id in read)
+        for side in (node.left, node.right)
+    )
+
+
+def timing_assertions(source: str) -> list[int]:
+    """Line numbers of the assertions on elapsed time in ``source`` (see the rules above)."""
+    tree = ast.parse(source)
+    read, elapsed = _clock_names(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assert):
+            continue
+        for cmp in (n for n in ast.walk(node.test) if isinstance(n, ast.Compare)):
+            operands = [cmp.left, *cmp.comparators]
+            for op, left, right in zip(cmp.ops, operands[:-1], operands[1:], strict=True):
+                if not isinstance(op, ORDERING):
+                    continue
+                pair = (left, right)
+                measured = any(
+                    _is_elapsed(side, read) or (isinstance(side, ast.Name) and side.id in elapsed)
+                    for side in pair
+                )
+                named = any(_says_time(a) and _is_nonzero_number(b) for a, b in (pair, pair[::-1]))
+                if measured or named:
+                    found.append(node.lineno)
+    return sorted(set(found))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\nt0 = time.monotonic()\nassert time.monotonic() - t0 < 10\n",
+        "from time import perf_counter\ns = perf_counter()\nelapsed = perf_counter() - s\n"
+        "assert elapsed < 10\n",
+        "import time\nstarted = time.time()\nend = time.time()\nwall = end - started\n"
+        "assert 0 < wall <= 60\n",
+        "assert clock.rtt_s < 0.002\n",
+        "assert result['measured_duration_s'] < 60\n",
+        "assert 0 < p99_us < 500 and ok\n",
+        "assert elapsed > 1.5\n",
+    ],
+)
+def test_the_timing_detector_sees_an_assertion_on_elapsed_time(source: str) -> None:
+    assert timing_assertions(source) != [], source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "assert cfg.window_s == 0.3\n",  # a configured value
+        "assert result['measured_duration_s'] > 0\n",  # a sign check
+        "import time\ndeadline = time.monotonic() + 5\nassert time.monotonic() < deadline\n",
+        "assert estimate.total_s <= cfg.budget_s\n",  # a plan against its budget
+        "assert requests > 100\n",
+        "import time\ndeadline = time.monotonic() + 5\nleft_s = deadline - time.monotonic()\n"
+        "assert left_s > 0\n",
+        "import time\nt0 = time.time()\nassert p.create_time() >= t0 - 1\n",
+        "assert result['duration_s'] == pytest.approx(1.0)\n",
+    ],
+)
+def test_the_timing_detector_leaves_other_assertions_alone(source: str) -> None:
+    assert timing_assertions(source) == [], source
+
+
+def test_no_test_asserts_on_elapsed_time() -> None:
+    offenders = [
+        f"{path.name}:{line}"
+        for path in sorted((REPO / "tests").glob("*.py"))
+        for line in timing_assertions(path.read_text())
+    ]
+    assert offenders == [], "assert behaviour or an event, not elapsed time: " + ", ".join(
+        offenders
+    )

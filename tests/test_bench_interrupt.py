@@ -49,6 +49,20 @@ def _wait_for_first_trial(out: Path, proc: subprocess.Popen[str], timeout_s: flo
     raise AssertionError("no trial finished in time")
 
 
+def _wait_for_children(
+    marker: str, proc: subprocess.Popen[str], timeout_s: float
+) -> list[psutil.Process]:
+    """The marked processes other than bench itself, once there is at least one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "bench run ended before it could be interrupted"
+        children = [p for p in _marked_processes(marker) if p.pid != proc.pid]
+        if children:
+            return children
+        time.sleep(0.02)
+    raise AssertionError("no server or load generator started after the first trial")
+
+
 def test_sigint_keeps_finished_trials_marks_partial_and_ends_children(tmp_path: Path) -> None:
     marker = uuid.uuid4().hex
     env = dict(os.environ, BENCH_TEST_MARKER=marker)
@@ -67,9 +81,8 @@ def test_sigint_keeps_finished_trials_marks_partial_and_ends_children(tmp_path: 
     )
     try:
         run = _wait_for_first_trial(tmp_path, proc, timeout_s=90)
-        # Land inside the next trial: its server and load generator are running.
-        time.sleep(0.4)
-        children = _marked_processes(marker)
+        # Land inside the next trial: wait until its server or load generator runs.
+        children = _wait_for_children(marker, proc, timeout_s=60)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -79,7 +92,8 @@ def test_sigint_keeps_finished_trials_marks_partial_and_ends_children(tmp_path: 
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     assert len(children) >= 1
-    time.sleep(0.2)
+    # Children bench ended may still be exiting; wait for them, bounded.
+    psutil.wait_procs(_marked_processes(marker), timeout=10)
     assert _marked_processes(marker) == [], "bench left processes behind after Ctrl-C"
     data = load(run)
     assert data.meta["status"] == "partial"

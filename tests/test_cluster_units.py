@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from bench.commands import build_parser
+from bench.measure import clock as clock_module
 from bench.measure.clock import measure_offset
 from bench.measure.leash import Leash
 from bench.measure.load_split import split_load
@@ -23,22 +24,49 @@ from loadgen import LoadConfig
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_the_offset_lies_within_its_bound_whatever_the_delays() -> None:
+class _ScriptedClock:
+    """A monotonic and a wall clock that move only when the test says so."""
+
+    wall_minus_mono_ns = 1_700_000_000_000_000_000
+
+    def __init__(self) -> None:
+        self.mono_ns = 1_000_000_000
+
+    def advance(self, seconds: float) -> None:
+        self.mono_ns += round(seconds * 1e9)
+
+    def monotonic_ns(self) -> int:
+        return self.mono_ns
+
+    def time_ns(self) -> int:
+        return self.mono_ns + self.wall_minus_mono_ns
+
+
+def test_the_offset_lies_within_its_bound_whatever_the_delays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock_now = _ScriptedClock()
+    monkeypatch.setattr(clock_module, "time", clock_now)
     true_offset_ns = 5_000_000_000  # the host's clocks are 5 s ahead of ours
-    delays = iter([0.004, 0.0001, 0.002, 0.0003] * 4)  # asymmetric, varying
+    there = iter([0.004, 0.0001, 0.002, 0.0003] * 4)  # asymmetric, varying
+    back_s = 0.0005
 
     def ask() -> tuple[int, int]:
-        time.sleep(next(delays))  # on the way there
-        now_mono, now_wall = time.monotonic_ns(), time.time_ns()
-        time.sleep(0.0005)  # on the way back
+        clock_now.advance(next(there))
+        now_mono, now_wall = clock_now.monotonic_ns(), clock_now.time_ns()
+        clock_now.advance(back_s)
         return now_mono + true_offset_ns, now_wall + true_offset_ns
 
     clock = measure_offset(ask, rounds=8)
     assert abs(clock.offset_mono_s - 5.0) <= clock.uncertainty_s
-    assert abs(clock.offset_wall_s - 5.0) <= clock.uncertainty_s + 1e-3
+    assert abs(clock.offset_wall_s - 5.0) <= clock.uncertainty_s
     assert clock.uncertainty_s == pytest.approx(clock.rtt_s / 2)
-    # The best round trip (0.1 ms there, 0.5 ms back) sets the bound, not the worst.
-    assert clock.rtt_s < 0.002 < clock.rtt_median_s + 0.002
+    # The best round trip (0.1 ms there, 0.5 ms back) sets the bound, not the worst;
+    # the round trips were 4.5, 0.6, 2.5, 0.8 ms, twice each.
+    assert clock.rtt_s == pytest.approx(0.0006, abs=1e-9)
+    assert clock.rtt_median_s == pytest.approx((0.0008 + 0.0025) / 2, abs=1e-9)
+    # That round's host reading came 0.1 ms after ours started: offset 5 s - 0.2 ms.
+    assert clock.offset_mono_s == pytest.approx(5.0 - 0.0002, abs=1e-9)
     assert clock.to_host_ns(1_000) == 1_000 + round(clock.offset_mono_s * 1e9)
 
 
@@ -80,6 +108,8 @@ def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
 
+# The leash waits out its SIGTERM grace for a process it cannot reap (ours): ~5 s.
+@pytest.mark.slow
 def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
     kept, dropped = _sleeper(), _sleeper()
     leash = Leash()
@@ -98,12 +128,11 @@ def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
 def test_the_leash_outlives_a_killed_agent_and_ends_its_processes(tmp_path: Path) -> None:
     """The agent's process dies (SIGKILL-like os._exit) with a server-like child running."""
     code = (
-        "import os, subprocess, sys, time\n"
+        "import os, subprocess, sys\n"
         "from bench.measure.leash import Leash\n"
         "leash = Leash()\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "leash.add(child.pid)\n"
-        "time.sleep(0.5)\n"  # the leash has read the line
+        "leash.add(child.pid)\n"  # flushed into the pipe: read before its end of file
         "print(child.pid, leash.pid, flush=True)\n"
         "os._exit(0)\n"
     )

@@ -188,6 +188,7 @@ def test_compare_runs_defaults_to_the_two_latest_runs(
     assert _images(nb) == 2
 
 
+@pytest.mark.slow
 def test_compare_runs_on_runs_with_repetitions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

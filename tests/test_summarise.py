@@ -10,6 +10,9 @@ from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 from bench.commands import main
 from bench.store.results import load
 
+# Each test builds and pools several synthetic runs: 5-12 s apiece.
+pytestmark = pytest.mark.slow
+
 
 def _runs(root: Path, specs: list[SyntheticSpec]) -> list[str]:
     return [str(make_synthetic_run(root / str(i), spec).path) for i, spec in enumerate(specs)]

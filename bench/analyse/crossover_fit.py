@@ -44,6 +44,7 @@ import numpy as np
 from scipy import stats
 
 from bench.analyse.rules import CONFIDENCE, CROSSOVER_MIN_DF, CROSSOVER_MIN_SHARES
+from bench.analyse.slopes import parabola_min
 
 NAN = float("nan")
 # log(ratio at the smallest share / ratio at the largest), the grid of g: a
@@ -95,7 +96,7 @@ def profile(
     )  # fmt: skip
     rss = np.clip(rss, 0.0, None)
     best = np.clip(rss.argmin(axis=1), 1, g.size - 2)
-    rss_min = _parabola_min(rss, best)
+    rss_min = parabola_min(rss, best)
     inside = rss <= (rss_min * (1 + t**2 / df))[:, None]
     pos = np.arange(g.size)
     first = np.where(inside, pos, g.size).min(axis=1)
@@ -159,15 +160,6 @@ def _fine_rss(
         rss[a:b] = np.clip(r - n * (dm[:, None] - hm) ** 2, 0.0, None)
         c_hat[a:b] = dm[:, None] - hm
     return rss, c_hat
-
-
-def _parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
-    rows = np.arange(rss.shape[0])
-    a, b, c = rss[rows, k - 1], rss[rows, k], rss[rows, k + 1]
-    curv = a - 2 * b + c
-    with np.errstate(divide="ignore", invalid="ignore"):
-        low = b - (a - c) ** 2 / (8 * curv)
-    return np.where(curv > 0, np.minimum(low, b), b).clip(min=0.0)
 
 
 @dataclass(frozen=True)

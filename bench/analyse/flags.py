@@ -32,10 +32,6 @@ CLIENT_BOUND_REASON = (
     f"client-bound: server busy under {CLIENT_BOUND_BUSY_FRACTION:.0%} of the window (closed loop)"
 )
 STEAL_REASON = f"steal over {STEAL_FRACTION_MAX:.0%} of the machine's CPU time in the window"
-SEND_LAG_REASON = (
-    f"send lag p99 over {SEND_LAG_P99_FRACTION:.0%} of the measured p99 (open loop): "
-    "the client's lateness is a material part of it"
-)
 
 
 def _column(trials: pd.DataFrame, name: str) -> pd.Series:

@@ -198,7 +198,7 @@ def growth_profile(
     df = n_kept - rank - 1
     rows = np.arange(runs)
     best = np.clip(rss.argmin(axis=1), 1, g_grid.size - 2)
-    rss_min = _parabola_min(rss, best)
+    rss_min = parabola_min(rss, best)
     with np.errstate(divide="ignore", invalid="ignore"):
         sigma2 = np.maximum(rss_min / df, floor_var)
     t = np.asarray(stats.t.ppf(0.5 + confidence / 2, np.where(df > 0, df, np.nan)))
@@ -264,7 +264,8 @@ def _edge(
     return np.where(open_end, beyond, value)
 
 
-def _parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
+def parabola_min(rss: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Each row's smallest RSS, refined by a parabola through grid points k-1, k, k+1."""
     rows = np.arange(rss.shape[0])
     a, b, c = rss[rows, k - 1], rss[rows, k], rss[rows, k + 1]
     curv = a - 2 * b + c

@@ -21,7 +21,13 @@ from bench.commands.common import (
     postprocess,
 )
 from bench.measure import scenarios
-from bench.measure.config import PUBLIC_PRESETS, BenchConfig, ConfigError, build_config
+from bench.measure.config import (
+    PUBLIC_PRESETS,
+    BenchConfig,
+    ConfigError,
+    build_config,
+    shared_cpu,
+)
 from servers import registry
 
 HELP = "measure (default preset: quick, at most ~3 minutes)"
@@ -221,7 +227,7 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
             "cluster: " + ", ".join(f"{h['role']} {h['hostname']} ({h['address']})" for h in hosts)
         )
         warnings.extend(placement.warnings())
-    elif cfg.server_cpu in cfg.loadgen_cpus:
+    elif shared_cpu(cfg):
         warnings.append(
             "shared CPU: only one CPU is available, so the server and the load generator "
             "share it; numbers include their contention"

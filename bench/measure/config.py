@@ -105,10 +105,6 @@ class ConfigError(ValueError):
     """A run was asked for that cannot be measured; the message says why and what to do."""
 
 
-def preset_names() -> tuple[str, ...]:
-    return tuple(_presets())
-
-
 def preset_config(name: str) -> BenchConfig:
     """The BenchConfig of a named preset; ConfigError for an unknown name."""
     preset = _presets().get(name)

@@ -75,7 +75,3 @@ def format_run_list(runs: pd.DataFrame) -> str:
         return "No runs yet. Make one with `python -m bench run`."
     shown = runs.fillna("").astype(str)
     return shown.to_string(index=False)
-
-
-# The CLI's name for it.
-format_runs = format_run_list

@@ -30,11 +30,6 @@ CHART_CAPTIONS = {
 }
 
 
-def _verdict_section(verdict: dict[str, Any] | None) -> list[str]:
-    """Statuses, what decided each claim, every interval with its method, the rules verbatim."""
-    return verdict_section(verdict)
-
-
 def _machine_section(meta: dict[str, Any]) -> list[str]:
     machine = meta.get("machine") or {}
     rows = []
@@ -196,7 +191,7 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     warnings = meta.get("warnings") or []
     if warnings:
         lines += ["## Warnings", "", *[f"- {md_escape(w)}" for w in warnings], ""]
-    lines += _verdict_section(verdict)
+    lines += verdict_section(verdict)
     lines += _charts_section(run)
     lines += _flags_section(run)
     lines += _summary_tables(run)

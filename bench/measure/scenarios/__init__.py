@@ -64,11 +64,6 @@ def names() -> tuple[str, ...]:
     return tuple(s.name for s in all_scenarios())
 
 
-def reading(*, rule: str | None = None, chart: str | None = None) -> tuple[str, ...]:
-    """Names of the scenarios whose rows a verdict rule or a chart reads."""
-    return tuple(
-        s.name
-        for s in all_scenarios()
-        if (rule is not None and rule in s.verdict_rules)
-        or (chart is not None and chart in s.charts)
-    )
+def reading(*, chart: str) -> tuple[str, ...]:
+    """Names of the scenarios whose rows a chart reads."""
+    return tuple(s.name for s in all_scenarios() if chart in s.charts)

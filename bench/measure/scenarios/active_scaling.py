@@ -48,7 +48,6 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_load,
-        verdict_rules=("claim2.all_active",),
         charts=("throughput_vs_active",),
     )
 )

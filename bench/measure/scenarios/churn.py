@@ -107,6 +107,5 @@ SCENARIO = register(
         cells=cells,
         driver=drive_churn,
         columns={CPU_PER_CONN: "float64"},
-        verdict_rules=("churn",),
     )
 )

@@ -66,7 +66,6 @@ SCENARIO = register(
         driver=drive_probe,
         estimate_s=estimate_s,
         max_repetitions=1,
-        verdict_rules=("claim1",),
         charts=("fd_limit_connections",),
     )
 )

@@ -44,8 +44,6 @@ def cells(settings: IdleScalingSettings, cfg: Any) -> list[Cell]:
     return out
 
 
-PYTHON = ("select", "poll", "epoll")
-C_TWINS = ("c-select", "c-poll", "c-epoll")
 # select holds at most ~1,000 clients: its own three counts for a slope.
 SELECT_COUNTS = (0, 500, 1000)
 WIDE_COUNTS = (0, 1000, 4000)
@@ -100,7 +98,6 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_load,
-        verdict_rules=("claim2.idle_heavy", "claim2.all_active", "claim3"),
         charts=(
             "wait_cost_vs_descriptors",
             "cpu_per_request_vs_idle",

@@ -82,7 +82,6 @@ SCENARIO = register(
         },
         measure_in_process=measure,
         in_process_estimate_s=lambda s: s.estimate_s,
-        verdict_rules=("claim3",),
         charts=("wait_cost_vs_descriptors",),
     )
 )

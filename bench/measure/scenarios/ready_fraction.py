@@ -79,7 +79,6 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_load,
-        verdict_rules=("crossover",),
         charts=("ready_fraction_crossover",),
     )
 )

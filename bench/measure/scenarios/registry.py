@@ -46,8 +46,7 @@ class Scenario:
     # At most this many repetitions of its cells (None: the run's count). A
     # scenario whose result is a count, not a noisy time, needs fewer.
     max_repetitions: int | None = None
-    # Names of the verdict rules and charts that read its rows (bench.analyse / bench.present).
-    verdict_rules: tuple[str, ...] = ()
+    # Names of the charts that read its rows (bench.present).
     charts: tuple[str, ...] = ()
     # Scenarios measured in-process after the trials (micro benchmarks):
     # (settings, run config, output folder) -> a table, and its seconds estimate.
