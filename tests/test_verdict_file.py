@@ -19,6 +19,7 @@ from bench.store.verdict_file import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+VERDICT_V1 = Path(__file__).resolve().parent / "fixtures" / "verdict_v1.json"
 # Every family with every role, micro benchmarks included: the fullest tree the fixture gives.
 EVERY_BACKEND = ("select", "poll", "epoll", "epoll-et", "c-select", "c-poll", "c-epoll",
                  "c-epoll-et")  # fmt: skip
@@ -87,8 +88,8 @@ def test_an_unknown_version_is_refused_with_the_remedy(version: object) -> None:
 
 
 def test_a_version_1_file_is_refused_naming_cause_and_remedy() -> None:
-    # docs/figures/verdict.json was written by a bench from before the typed verdict.
-    old = json.loads((REPO / "docs" / "figures" / schema.VERDICT_JSON).read_text())
+    # A real verdict.json written before the typed verdict (docs/figures/ at commit c6ef6de).
+    old = json.loads(VERDICT_V1.read_text())
     assert old.get("schema_version", 1) == 1
     with pytest.raises(VerdictVersionError, match=r"version 1 .*python -m bench report RUN"):
         Verdict.from_dict(old)
@@ -101,7 +102,7 @@ def test_commands_refuse_an_old_verdict_without_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = make_synthetic_run(tmp_path, SyntheticSpec(include_micro=False))
-    old = json.loads((REPO / "docs" / "figures" / schema.VERDICT_JSON).read_text())
+    old = json.loads(VERDICT_V1.read_text())
     (run.path / schema.VERDICT_JSON).write_text(json.dumps(old))
     assert main(["plot", str(run.path)]) == 2
     err = capsys.readouterr().err
