@@ -30,7 +30,7 @@ from bench.store import schema  # noqa: E402
 from bench.store.results import RunData, RunNotFoundError, UnknownSchemaVersionError, load  # noqa: E402
 
 DEST = REPO / "docs" / "figures"
-# The two charts the README shows; names are bench.present.charts.CHARTS keys (file stems).
+# The two charts the README shows; names are bench.present.chart_catalogue.CHARTS keys (file stems).
 DEFAULT_CHARTS = ("wait_cost_vs_descriptors", "cpu_per_request_vs_idle")
 TEST_PRESETS = ("tiny", "synthetic-test")
 SOURCE_NOTE = "README.md"
@@ -42,7 +42,7 @@ class FigureError(Exception):
 
 
 def all_chart_names() -> tuple[str, ...]:
-    from bench.present.charts import CHARTS
+    from bench.present.chart_catalogue import CHARTS
 
     return tuple(CHARTS)
 

@@ -18,6 +18,10 @@ subprocess alike, which inherits the environment).
         wait_instrumented=True, fd_number_limit=None, colour="#e377c2",
         factory="toy_plugin:make_server",  # (config, listener, stats) -> object with run()
     ))
+
+A backend's look on the charts (``Backend.look``) is its colour, the marker of its
+mechanism, the line style of its family and its name as the legend's label, unless
+its declaration names a marker, line style or label of its own.
 """
 
 from __future__ import annotations
@@ -38,6 +42,60 @@ FAMILY_EXTERNAL = "external"
 # A/A check, loaded only through SELECTBENCH_PLUGINS by `bench run --calibrate`.
 FAMILY_SAME_SERVER = "same-server"
 PLUGINS_ENV = "SELECTBENCH_PLUGINS"
+
+
+@dataclass(frozen=True)
+class FamilyLook:
+    """How the charts and the verdict show a family."""
+
+    label: str
+    """The family's name in a sentence and in the charts' legends."""
+    linestyle: str
+    """matplotlib line style of its backends' series, so one legend tells the families apart."""
+
+
+FAMILY_LOOKS: dict[str, FamilyLook] = {
+    FAMILY_PYTHON_LOOP: FamilyLook("Python", "-"),
+    FAMILY_C: FamilyLook("C", "--"),
+    # The external family holds HAProxy's backends (issue 10); a family of another
+    # outside server would get its own family constant and look.
+    FAMILY_EXTERNAL: FamilyLook("HAProxy", ":"),
+    FAMILY_PYTHON_REFERENCE: FamilyLook("Python reference points", "-."),
+    FAMILY_SAME_SERVER: FamilyLook("same-server (A/A)", "-"),
+}
+# A family nobody declared a look for (a plugin's own) is drawn solid and named as it is.
+DEFAULT_LINESTYLE = "-"
+# Marker by readiness mechanism, so a backend and its twins in other families share one.
+MECHANISM_MARKERS: dict[str, str] = {
+    "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
+    "asyncio": "v", "uvloop": "P", "threads": "X",
+}  # fmt: skip
+DEFAULT_MARKER = "o"
+
+
+def family_label(family: str) -> str:
+    """How the verdict and the charts name ``family`` in a sentence."""
+    look = FAMILY_LOOKS.get(family)
+    return look.label if look is not None else family
+
+
+def family_linestyle(family: str) -> str:
+    look = FAMILY_LOOKS.get(family)
+    return look.linestyle if look is not None else DEFAULT_LINESTYLE
+
+
+def mechanism_marker(mechanism: str) -> str:
+    return MECHANISM_MARKERS.get(mechanism, DEFAULT_MARKER)
+
+
+@dataclass(frozen=True)
+class Look:
+    """A backend on every chart: its series' colour, marker and line style, its legend label."""
+
+    colour: str
+    marker: str
+    linestyle: str
+    label: str
 
 
 class UnknownBackend(KeyError):
@@ -84,6 +142,24 @@ class Backend:
     descriptors_per_client: int = 1
     """Descriptors it counts against its limits per client connection (HAProxy reserves
     two: the server side a proxy would open); claim 1 weighs connections served by it."""
+    marker: str | None = None
+    """matplotlib marker on the charts; None: its mechanism's (``MECHANISM_MARKERS``)."""
+    linestyle: str | None = None
+    """matplotlib line style on the charts; None: its family's (``FAMILY_LOOKS``)."""
+    label: str | None = None
+    """Its name in the charts' legends; None: ``name``."""
+
+    @property
+    def look(self) -> Look:
+        """Its look on every chart: the declared fields, else the defaults described there."""
+        return Look(
+            colour=self.colour,
+            marker=self.marker if self.marker is not None else mechanism_marker(self.mechanism),
+            linestyle=(
+                self.linestyle if self.linestyle is not None else family_linestyle(self.family)
+            ),
+            label=self.label if self.label is not None else self.name,
+        )
 
     def max_clients(self, nofile: int) -> int | None:
         """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` when that is not one

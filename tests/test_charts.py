@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
 from bench.analyse.verdict import compute_verdict, write_verdict
-from bench.present.charts import CHARTS, draw_all
+from bench.measure import scenarios
+from bench.present.chart_catalogue import (
+    CATALOGUE,
+    CHART_CAPTIONS,
+    CHARTS,
+    Chart,
+    check_scenarios,
+    draw_all,
+)
 from bench.present.latency_distribution import chart_latency_distribution, latency_distribution
 from bench.present.report import write_report
 from bench.store import schema
@@ -79,7 +88,32 @@ def test_report_embeds_verdict_charts_flags_and_warnings(run: RunData, files: li
         row = rf"^\|\s*{re.escape(str(c['id']))}\. .*\|\s*\*\*{re.escape(c['status'])}\*\*\s*\|"
         assert re.search(row, text, re.MULTILINE), (c["id"], c["status"])
     for name in {p.stem for p in files}:
-        assert f"charts/{name}.png" in text
+        caption = CHART_CAPTIONS[name]
+        assert f"### {caption}\n\n![{caption}](charts/{name}.png)" in text
+    for chart in CATALOGUE:
+        if chart.table is not None and chart.scenarios():
+            assert f": median {chart.table.metric}**" in text, chart.name
     assert "SYNTHETIC" in text  # the run's warnings
     assert "synthetic flag" in text  # flagged trials listed
     assert "## Machine" in text and "## Method" in text
+
+
+def test_every_chart_a_scenario_names_is_in_the_catalogue_and_every_chart_is_fed() -> None:
+    assert check_scenarios(scenarios.all_scenarios()) == []
+    for chart in CATALOGUE:
+        assert chart.scenarios(), f"no scenario feeds the chart {chart.name!r}"
+        assert CHART_CAPTIONS[chart.name] == chart.caption and CHARTS[chart.name] is chart.draw
+
+
+def test_a_scenario_naming_an_unknown_chart_is_named_with_the_remedy() -> None:
+    idle = scenarios.get("idle-scaling")
+    typo = dataclasses.replace(idle, charts=(*idle.charts, "latency_vs_idel"))
+    (problem,) = check_scenarios([typo])
+    assert "'idle-scaling'" in problem and "'latency_vs_idel'" in problem
+    assert "add a Chart there or fix the name" in problem
+
+
+@pytest.mark.parametrize("name, caption", [("", "A caption"), ("a_chart", ""), ("a_chart", " ")])
+def test_a_chart_needs_a_name_and_a_caption(name: str, caption: str) -> None:
+    with pytest.raises(ValueError, match="needs a name and a caption"):
+        Chart(name, caption, lambda run, verdict: None)

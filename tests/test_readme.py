@@ -24,7 +24,7 @@ from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 from bench.commands import COMMANDS, build_parser
 from bench.measure import scenarios
 from bench.measure.config import PUBLIC_PRESETS
-from bench.present.charts import CHARTS
+from bench.present.chart_catalogue import CHARTS
 from bench.store import schema
 from servers import registry
 
@@ -205,7 +205,7 @@ def test_readme_figures_are_charts_update_figures_copies() -> None:
     assert figures, "the README shows no chart from docs/figures/"
     defaults = _update_figures_module().DEFAULT_CHARTS
     assert set(defaults) <= set(CHARTS), (
-        "update_figures copies charts bench.present.charts never draws"
+        "update_figures copies charts bench.present.chart_catalogue never draws"
     )
     for name in figures:
         assert name.endswith(".png") and name[: -len(".png")] in defaults, (

@@ -77,6 +77,24 @@ def test_registry_declarations() -> None:
     assert set(available_backends()) == {b.name for b in backends if b.unavailable_reason() is None}
 
 
+def test_a_backends_look_defaults_to_its_mechanism_and_family_and_can_be_declared() -> None:
+    epoll, c_epoll = registry.get("epoll").look, registry.get("c-epoll").look
+    assert epoll.marker == c_epoll.marker == registry.MECHANISM_MARKERS["epoll"]
+    assert (epoll.linestyle, c_epoll.linestyle) == ("-", "--")
+    assert (epoll.label, epoll.colour) == ("epoll", registry.get("epoll").colour)
+    families = {b.family for b in registry.all_backends()}
+    assert families <= set(registry.FAMILY_LOOKS), "every built-in family declares its look"
+    assert registry.family_label(registry.FAMILY_C) == "C"
+    assert registry.family_label("a-plugin-family") == "a-plugin-family"
+    plugin = registry.Backend(
+        name="toy", family="a-plugin-family", mechanism="kqueue", wait_instrumented=True,
+        fd_number_limit=None, colour="#e377c2", factory="toy:make_server",
+    )  # fmt: skip
+    assert plugin.look == registry.Look("#e377c2", registry.DEFAULT_MARKER, "-", "toy")
+    own = dataclasses.replace(plugin, marker="*", linestyle=":", label="Toy")
+    assert own.look == registry.Look("#e377c2", "*", ":", "Toy")
+
+
 def test_missing_module_makes_a_backend_unavailable_with_a_remedy(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)
     reason = registry.get("uvloop").unavailable_reason()

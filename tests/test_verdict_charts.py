@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
 from bench.analyse.flatness import change_words
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_WAIT_LABEL, GROWING
 from bench.analyse.verdict import compute_typed_verdict
-from bench.present import charts
+from bench.present import chart_catalogue, charts
 from bench.present.chart_style import (
-    FAMILY_LINESTYLES,
     flagged_legend,
     plot_series,
     series_style,
@@ -38,11 +39,30 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
 def test_twins_share_a_marker_and_families_differ_in_line_style() -> None:
     py, c = series_style("epoll"), series_style("c-epoll")
     assert py["marker"] == c["marker"] and py["color"] != c["color"]
-    assert py["linestyle"] == FAMILY_LINESTYLES[registry.FAMILY_PYTHON_LOOP] == "-"
-    assert c["linestyle"] == FAMILY_LINESTYLES[registry.FAMILY_C] == "--"
-    assert FAMILY_LINESTYLES[registry.FAMILY_EXTERNAL] == ":"
-    assert FAMILY_LINESTYLES[registry.FAMILY_PYTHON_REFERENCE] == "-."
-    assert series_style("not-registered")["linestyle"] == "-"
+    assert py["linestyle"] == registry.family_linestyle(registry.FAMILY_PYTHON_LOOP) == "-"
+    assert c["linestyle"] == registry.family_linestyle(registry.FAMILY_C) == "--"
+    assert registry.family_linestyle(registry.FAMILY_EXTERNAL) == ":"
+    assert registry.family_linestyle(registry.FAMILY_PYTHON_REFERENCE) == "-."
+    unknown = series_style("not-registered")
+    assert unknown["linestyle"] == "-" and unknown["marker"] == registry.DEFAULT_MARKER
+
+
+def test_a_backend_declaring_its_own_look_is_drawn_with_it(monkeypatch) -> None:
+    """Marker, line style and legend label declared with a backend reach its series."""
+    own = dataclasses.replace(
+        registry.get("poll"), name="poll-own-look", marker="*", linestyle=":", label="my poll"
+    )
+    monkeypatch.setitem(registry._REGISTRY, own.name, own)
+    assert series_style(own.name) == {"color": own.colour, "marker": "*", "linestyle": ":"}
+    summ = pd.DataFrame(
+        {"backend": [own.name] * 2, "x": [1.0, 2.0], "median": [1.0, 2.0], "min": [0.5, 1.5],
+         "max": [1.5, 2.5], "flagged_only": [False, False]}
+    )  # fmt: skip
+    fig, ax = plt.subplots()
+    plot_series(ax, summ, "x")
+    labels = ax.get_legend_handles_labels()[1]
+    plt.close(fig)
+    assert labels == ["my poll"]
 
 
 def test_one_legend_names_every_backend_and_keys_the_families(run: RunData) -> None:
@@ -74,9 +94,9 @@ def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
     title = fig.axes[0].get_title()
     plt.close(fig)
     assert "epoll vs select" in title and "c-epoll vs c-select" in title
-    files = charts.draw_all(run)
+    files = chart_catalogue.draw_all(run)
     # The synthetic run has no ready-fraction rows, so no crossover chart.
-    assert {p.stem for p in files} == set(charts.CHARTS) - {"ready_fraction_crossover"}
+    assert {p.stem for p in files} == set(chart_catalogue.CHARTS) - {"ready_fraction_crossover"}
 
 
 def _with_fit(verdict: Verdict, metric: str, backend: str, **changes: object) -> Verdict:

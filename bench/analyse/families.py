@@ -2,7 +2,8 @@
 
 Every claim is judged per family of backends (``servers.registry``: the Python
 event loop, the C twins, external servers), with the same rules, on the
-family's own trials (``RULES["families"]``). A family's roles are found by
+family's own trials (``RULES["families"]``); a family's label is declared with the
+family constants (``servers.registry.FAMILY_LOOKS``). A family's roles are found by
 family and mechanism, never by a backend's name: the subject is its backend
 whose mechanism is epoll, the comparators its select and poll backends, the
 edge-triggered twin its epoll-et backend. The claim's overall status across
@@ -30,21 +31,7 @@ from bench.analyse.rules import (
 )
 from servers import registry
 
-# How the verdict and the charts name a family in a sentence.
-FAMILY_LABELS = {
-    registry.FAMILY_PYTHON_LOOP: "Python",
-    registry.FAMILY_PYTHON_REFERENCE: "Python reference points",
-    registry.FAMILY_C: "C",
-    # The external family holds HAProxy's backends (issue 10); a family of another
-    # outside server would get its own family constant and label.
-    registry.FAMILY_EXTERNAL: "HAProxy",
-    registry.FAMILY_SAME_SERVER: "same-server (A/A)",
-}
 CLAIM_DECIDED = (SUPPORTED, PARTLY, NOT_SUPPORTED)
-
-
-def family_label(family: str) -> str:
-    return FAMILY_LABELS.get(family, family)
 
 
 @dataclass(frozen=True)
@@ -84,7 +71,7 @@ def roles_of(family: str) -> FamilyRoles:
     )
     return FamilyRoles(
         family=family,
-        label=family_label(family),
+        label=registry.family_label(family),
         subject=_first(members, SUBJECT_MECHANISM),
         comparators=comparators,
         edge=_first(members, EDGE_MECHANISM),

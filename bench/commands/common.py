@@ -51,7 +51,7 @@ def is_calibration_run(meta: dict[str, Any]) -> bool:
 def postprocess(path: Path, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
     from bench.analyse.verdict import compute_typed_verdict, format_verdict_table, write_verdict
-    from bench.present.charts import draw_all
+    from bench.present.chart_catalogue import draw_all
     from bench.present.report import write_report
     from bench.store.results import load
 

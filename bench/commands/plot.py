@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.present.charts import draw_all
+    from bench.present.chart_catalogue import draw_all
     from bench.store.results import load
 
     data = load(resolve(args.run, args.results_dir))

@@ -1,10 +1,11 @@
 """What every chart shares: a backend's colour, marker and line style, series, legends, axes.
 
-One colour per backend across all charts (declared in the backend registry),
-one marker per readiness mechanism (a backend and its twins in other families
-share it), one line style per family (solid: the Python event loop, dashed: the
-C twins, dotted: external servers, dash-dot: Python reference points), so one
-legend that names the backends tells the families apart at a glance. The
+Each backend's look is declared with it (``servers.registry.Backend.look``): one
+colour per backend across all charts, one marker per readiness mechanism (a
+backend and its twins in other families share it), one line style per family
+(solid: the Python event loop, dashed: the C twins, dotted: external servers,
+dash-dot: Python reference points), so one legend that names the backends tells
+the families apart at a glance. The
 median of the repetitions with min-max error bars, cells whose every
 repetition was flagged drawn hollow and grey, select's FD_SETSIZE marked.
 """
@@ -26,7 +27,6 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from bench.analyse.families import family_label
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
 from bench.store.results import RunData
@@ -34,18 +34,6 @@ from bench.store.verdict_file import Fit, Verdict, read_verdict
 from servers import registry
 from servers.limits import FD_SETSIZE
 
-# Marker by readiness mechanism, so a backend and its twins in other families share one.
-MECHANISM_MARKERS = {
-    "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
-    "asyncio": "v", "uvloop": "P", "threads": "X",
-}  # fmt: skip
-# Line style by family.
-FAMILY_LINESTYLES = {
-    registry.FAMILY_PYTHON_LOOP: "-",
-    registry.FAMILY_C: "--",
-    registry.FAMILY_EXTERNAL: ":",
-    registry.FAMILY_PYTHON_REFERENCE: "-.",
-}
 UNKNOWN_COLOUR = "#555555"
 FLAGGED_COLOUR = "#9a9a9a"
 DPI = 110
@@ -58,29 +46,42 @@ def _backend(name: str) -> registry.Backend | None:
         return None  # a run measured with a backend this checkout does not have
 
 
-def colour(backend: str) -> str:
-    found = _backend(backend)
-    return found.colour if found is not None else UNKNOWN_COLOUR
-
-
-def marker(backend: str) -> str:
-    found = _backend(backend)
-    return MECHANISM_MARKERS.get(found.mechanism if found else backend, "o")
-
-
 def family(backend: str) -> str:
     """The backend's family; an unknown backend counts with the headline (Python loop)."""
     found = _backend(backend)
     return found.family if found is not None else registry.FAMILY_PYTHON_LOOP
 
 
+def look(backend: str) -> registry.Look:
+    """The backend's declared look (``registry.Backend.look``); one this checkout does not
+    know is grey, with the marker of the mechanism its name is and its family's line style."""
+    found = _backend(backend)
+    if found is not None:
+        return found.look
+    return registry.Look(
+        colour=UNKNOWN_COLOUR,
+        marker=registry.mechanism_marker(backend),
+        linestyle=registry.family_linestyle(family(backend)),
+        label=backend,
+    )
+
+
+def colour(backend: str) -> str:
+    return look(backend).colour
+
+
+def marker(backend: str) -> str:
+    return look(backend).marker
+
+
 def linestyle(backend: str) -> str:
-    return FAMILY_LINESTYLES.get(family(backend), "-")
+    return look(backend).linestyle
 
 
 def series_style(backend: str) -> dict[str, str]:
     """color, marker and linestyle of a backend's series (matplotlib keyword arguments)."""
-    return {"color": colour(backend), "marker": marker(backend), "linestyle": linestyle(backend)}
+    found = look(backend)
+    return {"color": found.colour, "marker": found.marker, "linestyle": found.linestyle}
 
 
 def mechanism_backends(backends: Sequence[str], mechanism: str) -> list[str]:
@@ -174,7 +175,7 @@ def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -
             yerr = np.vstack([good["median"] - good["min"], good["max"] - good["median"]])
             ax.errorbar(
                 dodge(good[x_col].astype(float)), good["median"], yerr=yerr, ms=5, capsize=3,
-                lw=1.6, label=backend, **series_style(backend),
+                lw=1.6, label=look(backend).label, **series_style(backend),
             )  # fmt: skip
         bad = s[s["flagged_only"].astype(bool)]
         if not bad.empty:
@@ -190,8 +191,8 @@ def family_key(labels: Sequence[str]) -> list[tuple[Any, str]]:
     if len(fams) < 2:
         return []
     return [
-        (plt.Line2D([], [], color="#444444", lw=1.4, linestyle=FAMILY_LINESTYLES.get(f, "-")),
-         f"{family_label(f)} family (line style)")
+        (plt.Line2D([], [], color="#444444", lw=1.4, linestyle=registry.family_linestyle(f)),
+         f"{registry.family_label(f)} family (line style)")
         for f in fams
     ]  # fmt: skip
 
@@ -243,7 +244,9 @@ def trend_words(fits: Mapping[str, Fit]) -> str:
     if len(fams) < 2:
         return _trend_words(fits)
     return "\n".join(
-        f"{family_label(f)}: " + _trend_words({b: fit for b, fit in fits.items() if family(b) == f})
+        registry.family_label(f)
+        + ": "
+        + _trend_words({b: fit for b, fit in fits.items() if family(b) == f})
         for f in fams
     )
 

@@ -1,25 +1,26 @@
 """Charts of one run, drawn from its folder alone (matplotlib, Agg), as PNG and SVG.
 
 Every chart: units on the axes, the median of the repetitions with min-max error
-bars, one colour per backend across all charts, one marker per mechanism and one
-line style per family (``bench.present.chart_style``), cells whose every repetition
-was flagged drawn hollow and grey (they are left out of the verdict), select's
-FD_SETSIZE (1024) marked, and a title that says what the data shows, worded
-from the verdict's own fits (never a fixed sentence, never a fit of its own).
-Each chart reads the rows of the scenarios that declare it (``Scenario.charts``).
+bars, each backend's look as declared with it (``servers.registry.Backend.look``:
+one colour per backend, one marker per mechanism, one line style per family), cells
+whose every repetition was flagged drawn hollow and grey (they are left out of the
+verdict), select's FD_SETSIZE (1024) marked, and a title that says what the data
+shows, worded from the verdict's own fits (never a fixed sentence, never a fit of
+its own). Each chart reads the rows of the scenarios that declare it
+(``Scenario.charts``); the catalogue (``bench.present.chart_catalogue``) declares
+each one and draws them all.
 
 The fits come from the typed verdict (``bench.store.verdict_file``):
-``draw_all`` is given the one ``bench run`` / ``bench report`` just computed, or
-reads the run folder's verdict.json, or, for a run with none, computes the
-verdict once; the charts never fit anything the verdict holds. What they do
-compute is what they plot: medians and min-max of the repetitions per cell.
+``bench.present.chart_catalogue.draw_all`` is given the one ``bench run`` /
+``bench report`` just computed, or reads the run folder's verdict.json, or, for
+a run with none, computes the verdict once; the charts never fit anything the
+verdict holds. What they do compute is what they plot: medians and min-max of
+the repetitions per cell.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,20 +45,18 @@ from bench.present.chart_style import (
     plot_series,
     rows_for,
     rows_in_mode,
-    save,
     series_style,
     shared_title,
     summary,
     trend_words,
     verdict_of,
 )
-from bench.present.crossover_chart import chart_crossover
-from bench.present.latency_distribution import chart_latency_distribution
+
+# The notebooks draw each chart from this module, this one included.
+from bench.present.latency_distribution import chart_latency_distribution  # noqa: F401
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
 from servers.limits import FD_SETSIZE
-
-ChartFn = Callable[[RunData, Verdict | None], Figure | None]
 
 # ---------------------------------------------------------------- the charts
 
@@ -323,29 +322,3 @@ def chart_fd_limit(run: RunData) -> Figure | None:
     ax.legend(fontsize=8, loc="lower right", framealpha=0.95)
     fig.tight_layout()
     return fig
-
-
-# Charts that word nothing from a fit take the run alone.
-CHARTS: dict[str, ChartFn] = {
-    "ready_fraction_crossover": chart_crossover,
-    "wait_cost_vs_descriptors": chart_wait_cost,
-    "cpu_per_request_vs_idle": chart_cpu_per_request,
-    "latency_vs_idle": lambda run, _verdict: chart_latency(run),
-    "throughput_vs_active": chart_throughput_active,
-    "latency_distribution": lambda run, _verdict: chart_latency_distribution(run),
-    "fd_limit_connections": lambda run, _verdict: chart_fd_limit(run),
-}
-
-
-def draw_all(run: RunData, verdict: Verdict | None = None) -> list[Path]:
-    """Draw every chart the run has data for into ``run.path/charts``; returns the files.
-
-    ``verdict``: the run's typed verdict (``verdict_of`` finds it when not given).
-    """
-    files: list[Path] = []
-    verdict = verdict_of(run, verdict)
-    for name, draw in CHARTS.items():
-        fig = draw(run, verdict)
-        if fig is not None:
-            files.extend(save(fig, run.charts_dir, name))
-    return files

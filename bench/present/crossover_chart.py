@@ -4,7 +4,7 @@ One panel per registered count (ready-fraction scenario) and metric
 (throughput, epoll's / the other's; server CPU per request, the other's /
 epoll's: both above 1.0 when epoll is ahead). Each comparison
 (a family's epoll against its select or poll) is drawn in the other
-backend's colour, marker and family line style (``bench.present.chart_style``):
+backend's look (``servers.registry.Backend.look``: colour, marker, line style):
 the geometric mean ratio at each share with its 95% paired interval, the
 fitted curve ``ratio = A + B/share`` and, where the fitted ratio reaches 1.0
 inside the measured shares, a vertical line at the crossover and a band over
@@ -28,9 +28,6 @@ from bench.present.chart_style import colour, marker, order, shared_title, verdi
 from bench.present.chart_style import linestyle as family_linestyle
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
-
-NAME = "ready_fraction_crossover"
-
 
 RATIO_TICKS = (0.25, 0.5, 0.7, 0.8, 0.9, 1, 1.2, 1.5, 2, 3, 5, 7, 10, 20, 50, 100)
 

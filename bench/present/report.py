@@ -12,22 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analyse.families import family_label, family_of
+from bench.analyse.families import family_of
 from bench.analyse.rules import HEADLINE_FAMILY, STEAL_FRACTION_MAX
 from bench.analyse.stats import summarise_cells, usable_trials
-from bench.measure import scenarios
+from bench.present.chart_catalogue import CATALOGUE, CHART_CAPTIONS
 from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_bytes
-
-CHART_CAPTIONS = {
-    "wait_cost_vs_descriptors": "Cost of one wait call vs registered descriptors",
-    "cpu_per_request_vs_idle": "Server CPU per request vs idle connections",
-    "latency_vs_idle": "p50 and p99 latency vs idle connections",
-    "throughput_vs_active": "Throughput when every connection is active",
-    "latency_distribution": "Latency distribution at the largest idle count all backends share",
-    "fd_limit_connections": "Connections served past FD_SETSIZE",
-}
+from servers.registry import family_label
 
 
 def _machine_section(meta: dict[str, Any]) -> list[str]:
@@ -131,13 +123,12 @@ def _summary_tables(run: RunData) -> list[str]:
     if trials.empty:
         return []
     out = ["## Medians per cell", ""]
-    # The tables follow the charts that show the same metric.
-    for chart, metric, x_col in (
-        ("cpu_per_request_vs_idle", "server_cpu_us_per_req", "idle_connections"),
-        ("wait_cost_vs_descriptors", "server_wait_us_per_call", "idle_connections"),
-        ("throughput_vs_active", "throughput_rps", "active_connections"),
-    ):
-        rows = trials[trials["scenario"].isin(scenarios.reading(chart=chart))]
+    # One table per chart that declares one (bench.present.chart_catalogue), in its order.
+    for chart in CATALOGUE:
+        if chart.table is None:
+            continue
+        metric, x_col = chart.table.metric, chart.table.x
+        rows = trials[trials["scenario"].isin(chart.scenarios())]
         rows = rows[rows[metric].notna()]
         if rows.empty:
             continue
