@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.measure.placement import Edge
+from bench.measure.quiet import MAX_STEAL_FRACTION
 from bench.measure.trial import Trial
 from loadgen import LoadResult
 from servers import registry
@@ -20,11 +21,11 @@ from servers.stats import StatsSnapshot
 
 # A trial whose window lost more than this share of the machine's CPU time to the
 # hypervisor (steal_fraction) is flagged: a fault, not an outcome. Steal lowers the
-# CPU time the kernel charges to the server and the client, so above ~5% of the
-# machine's CPU time a window's CPU figures are unreliable. The analysis states
-# it as RULES["steal"] (bench.analyse.rules), which imports it from here: the
-# runner applies it, and measure cannot import analyse.
-STEAL_FRACTION_MAX = 0.05
+# CPU time the kernel charges to the server and the client. It is the same bound the
+# quiet-machine check applies before a run, declared there once; the analysis states
+# it as RULES["steal"] (bench.analyse.rules imports it from here: measure cannot
+# import analyse).
+STEAL_FRACTION_MAX = MAX_STEAL_FRACTION
 
 # Column name -> pandas dtype ("Int64" and "boolean" are pandas' nullable dtypes,
 # so a failed trial leaves a measurement empty instead of inventing a zero).

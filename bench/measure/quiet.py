@@ -66,8 +66,11 @@ def measure_quietness(sample_s: float = STEAL_SAMPLE_S) -> Quietness:
     busy = steal = None
     if before is not None and after is not None and after.total_s > before.total_s:
         total = after.total_s - before.total_s
-        busy = 1.0 - (after.idle_s - before.idle_s) / total
-        steal = (after.steal_s - before.steal_s) / total
+        # From the busy and steal counters, which only grow: iowait (inside idle_s) can
+        # go backwards on a multi-CPU machine (proc(5)), and 1 - idle / total then read
+        # -9.0 for a 0.05 s sample here; the clamp bounds what that does to the total.
+        busy = min(1.0, max(0.0, (after.busy_s - before.busy_s) / total))
+        steal = min(1.0, max(0.0, (after.steal_s - before.steal_s) / total))
     return Quietness(busy, steal, os.getloadavg()[0], len(os.sched_getaffinity(0)))
 
 
