@@ -3,7 +3,7 @@
 A calibration run (``bench run --calibrate``) measures the same-server family
 (``servers.calibration_backends``): its select, poll and epoll are one server,
 so the truth is "EQUIVALENT everywhere, nothing grows", and every call the
-verdict makes otherwise is false (``CALIBRATION_RULES``). This module reads a
+verdict makes otherwise is false (``bench.analyse.rules.CALIBRATION_RULES``). This module reads a
 family's blocks of claims 2 and 3 (and edge vs level, when the family has an
 edge-triggered member) as ``verdict.json`` holds them, or as the claim
 functions return them, and lists each check with its outcome: the calibration
@@ -35,19 +35,6 @@ FALSE_CALL_WORDS = {
     CLAIM3: "claim 3 NOT SUPPORTED",
     FLAT: "a backend's growth on a claim-3 metric called 'growing'",
     EDGE: "edge vs level decided other than EQUIVALENT",
-}
-# The rules in words, for verdict.json's RULES (the lead merges them into bench.analyse.rules).
-CALIBRATION_RULES = {
-    "calibration": (
-        "An A/A run (bench run --calibrate) measures one server declared as the select, "
-        "poll and epoll of the same-server family, in the preset's idle- and active-scaling "
-        "cells: the truth is 'equivalent everywhere, nothing grows'. A false call is: claim 2 "
-        "SUPPORTED or PARTLY SUPPORTED for the family, or one of its regimes SUPPORTED; a "
-        "judged claim-2 comparison classed 'epoll better' or 'epoll worse'; claim 3 NOT "
-        "SUPPORTED for the family's epoll; any backend's growth on a claim-3 metric classed "
-        "'growing'; edge vs level decided other than EQUIVALENT. Each rule should make a "
-        "false call in at most 5% of runs (the synthetic tests check 2,000 simulated runs)."
-    ),
 }
 
 

@@ -63,7 +63,8 @@ def _runs(names: list[str], results_dir: str | None) -> list[Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench.analyse.calibration import CALIBRATION_RULES, FALSE_CALL_WORDS, tally
+    from bench.analyse.calibration import FALSE_CALL_WORDS, tally
+    from bench.analyse.rules import CALIBRATION_RULES
 
     paths = _runs(args.runs, args.results_dir)
     runs = [(p.name, _checks(p)) for p in paths]

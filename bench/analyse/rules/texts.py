@@ -1,127 +1,45 @@
-"""Every threshold the verdict applies and every rule in words, in one place, fixed before the data.
+"""Every rule in words: the texts ``verdict.json`` carries and ``report.md`` quotes verbatim.
 
-The claim modules read their numbers from here; ``RULES`` holds the texts that
-``verdict.json`` carries and ``report.md`` quotes verbatim, so what is applied
-and what is written cannot drift apart. A rule changes here, in one line, or
-not at all.
+Each text is built from the thresholds the claim modules apply
+(``bench.analyse.rules.thresholds``), so what is applied and what is written
+cannot drift apart.
 """
 
 from __future__ import annotations
 
-import math
-
-from bench.measure.columns import STEAL_FRACTION_MAX
-from bench.store import schema
-from servers.registry import FAMILY_PYTHON_LOOP
-
-# ---------------------------------------------------------------- intervals
-CONFIDENCE = 0.95
-# Two backends are paired by repetition when both were measured in at least
-# this many of the same repetitions (a t interval needs 2 differences).
-MIN_PAIRS = 2
-# The linear model that pools a run's cells (bench.analyse.model) is fitted only
-# with more residual degrees of freedom than a paired t over 3 repetitions has (2);
-# else the paired t above.
-MIN_MODEL_DF = 3
-
-# When the rules below were last changed, after issue 16's review of earlier runs.
-RULES_CHANGED = "2026-12-05"
-
-# ---------------------------------------------------------------- claim 3
-# Growth over the measured range inside which a cost is "flat", on both sides. 20%
-# because repeated cells on the 2-vCPU reference VM agree only to about 10-15%, so a
-# tighter bound would call noise a slope, while an O(N) mechanism is far beyond it
-# (micro benchmark, quick preset: one select call 2.3 us at 16 descriptors, 83 us at
-# 1,000; poll 1.7 us at 16, 358 us at 4,000).
-TOLERANCE_REL_INCREASE = 0.20
-MIN_LEVELS = 3
-MIN_REPS_PER_LEVEL = 2
-# A fit's class (flatness.classify_fit); the charts' words and claim 3 share them.
-FLAT, GROWING, FALLING, UNCLEAR, INSUFFICIENT = (
-    "flat", "growing", "falling", "unclear", "insufficient",
-)  # fmt: skip
-# Claim 3's primary metrics (the only ones that decide) and the secondary ones (shown).
-CLAIM3_MICRO_LABEL = "micro wait call"
-CLAIM3_WAIT_LABEL = "in-server wait call (CPU time)"
-CLAIM3_CPU_LABEL = "server CPU per request"
-CLAIM3_WALL_LABEL = "closed-loop wall time per request (1/throughput)"
-PRIMARY, SECONDARY = "primary", "secondary"
-
-# ---------------------------------------------------------------- claim 2
-# "Better" / "worse" / "the same" are judged against a margin of 10% on the
-# log scale, with a 90% interval: two one-sided tests at 5% each.
-EFFECT_MARGIN = 1.10
-EQUIVALENCE_BOUNDS = (1 / EFFECT_MARGIN, EFFECT_MARGIN)
-EQUIVALENCE_LOG_MARGIN = math.log(EFFECT_MARGIN)
-EQUIVALENCE_CONFIDENCE = 0.90
-IDLE_HEAVY_TARGET_N = 1000
-# All-active cells below this many connections cannot inform the mechanism.
-MIN_CONNECTIONS_FOR_MECHANISM = 50
-# The metric that decides claim 2 (and edge vs level), the ones shown beside it.
-CLAIM2_METRIC = "server_cpu_us_per_req"
-MACHINE_CPU_COLUMN = "machine_cpu_us_per_req"
-THROUGHPUT_COLUMN = "throughput_rps"
-# A wait call whose share of server CPU per request is below the margin (10%) cannot,
-# even if one backend's call cost nothing, move the CPU-per-request ratio past it.
-WAIT_SHARE_MATERIAL = EFFECT_MARGIN - 1
-BETTER, WORSE, EQUIVALENT = "epoll better", "epoll worse", "EQUIVALENT"
-
-# ---------------------------------------------------------------- claim 1
-NEAR_WALL_FRACTION = 0.90  # select serving >= 90% of FD_SETSIZE counts as "at the wall"
-
-# ---------------------------------------------------------------- trials left out
-# Applied by the analysis to the columns the runner records (the thresholds live
-# here only). Fixed before the data.
-# Sensitivity only: a closed-loop server busy less than this share of the window
-# waited for its client.
-CLIENT_BOUND_BUSY_FRACTION = 0.90
-# Open loop: the client's send lag is material when its p99 exceeds this share of p99.
-SEND_LAG_P99_FRACTION = 0.25
-BUSY_COLUMN = "server_busy_fraction"
-SEND_LAG_COLUMN = "send_lag_p99_us"
-# The two analyses of the sensitivity block (verdict.json "sensitivity").
-PRIMARY_ANALYSIS = "all fault-free trials"
-CLIENT_BOUND_ANALYSIS = "client-bound trials left out"
-
-# ---------------------------------------------------------------- steal
-# A fault, not an outcome: a window in which the hypervisor took more than 5% of
-# the machine's CPU time has unreliable CPU figures (paravirtual steal accounting
-# takes it out of the schedstat CPU of the server and client alike). The runner
-# flags such a trial, so the bound STEAL_FRACTION_MAX is declared beside its other
-# flags (bench.measure.columns, which measure can import) and imported here.
-STEAL_COLUMN = "steal_fraction"
-
-# ---------------------------------------------------------------- families
-# Every claim is judged per family of backends (servers.registry): on each family's
-# backends of these mechanisms, found by family and mechanism, never by name.
-SUBJECT_MECHANISM = "epoll"
-COMPARATOR_MECHANISMS = ("select", "poll")
-EDGE_MECHANISM = "epoll-et"
-# Always judged, and the claim's conditions, reason and evidence are its own.
-HEADLINE_FAMILY = FAMILY_PYTHON_LOOP
-
-# ---------------------------------------------------------------- edge vs level
-# The same margin and confidence as claim 2's, fixed before any edge-triggered data.
-EDGE_EFFECT_MARGIN = EFFECT_MARGIN
-EDGE_CONFIDENCE = EQUIVALENCE_CONFIDENCE
-EDGE_BETTER, EDGE_WORSE = "edge better", "edge worse"
-FAMILIES_DIFFER = "FAMILIES DIFFER"
-
-# ---------------------------------------------------------------- churn and crossover
-CHURN_YES, CHURN_NO, CHURN_PARTLY = "YES", "NO", "PARTLY"
-# A crossover fit needs this many active shares and residual degrees of freedom.
-CROSSOVER_MIN_SHARES = 3
-CROSSOVER_MIN_DF = 2
-
-CLAIM_TEXT = {
-    "1": "select can watch at most FD_SETSIZE (1024) descriptors per process",
-    "2": "epoll is 'triggered' while select 'polls', so epoll is more efficient",
-    "3": "epoll does not slow down as the number of descriptors grows",
-}
-
-SUPPORTED, PARTLY, NOT_SUPPORTED, INCONCLUSIVE = schema.VERDICT_STATUSES
-
-_MARGIN = f"[{EQUIVALENCE_BOUNDS[0]:.3f}, {EQUIVALENCE_BOUNDS[1]:.2f}]"
+from bench.analyse.rules.history import HISTORY
+from bench.analyse.rules.thresholds import (
+    BUSY_COLUMN,
+    CHURN_NO,
+    CHURN_PARTLY,
+    CHURN_YES,
+    CLAIM2_METRIC,
+    CLIENT_BOUND_BUSY_FRACTION,
+    CONFIDENCE,
+    CROSSOVER_MIN_DF,
+    CROSSOVER_MIN_SHARES,
+    EDGE_CONFIDENCE,
+    EQUIVALENCE_BOUNDS,
+    EQUIVALENCE_CONFIDENCE,
+    FAMILIES_DIFFER,
+    IDLE_HEAVY_TARGET_N,
+    INCONCLUSIVE,
+    MACHINE_CPU_COLUMN,
+    MARGIN_TEXT,
+    MIN_CONNECTIONS_FOR_MECHANISM,
+    MIN_LEVELS,
+    MIN_MODEL_DF,
+    MIN_PAIRS,
+    MIN_REPS_PER_LEVEL,
+    NEAR_WALL_FRACTION,
+    RULES_CHANGED,
+    SEND_LAG_COLUMN,
+    SEND_LAG_P99_FRACTION,
+    STEAL_COLUMN,
+    STEAL_FRACTION_MAX,
+    TOLERANCE_REL_INCREASE,
+    WAIT_SHARE_MATERIAL,
+)
 
 RULES: dict[str, str] = {
     "intervals": (
@@ -195,7 +113,7 @@ RULES: dict[str, str] = {
         f"request ({CLAIM2_METRIC}), the other's CPU per request / epoll's, with its "
         f"{EQUIVALENCE_CONFIDENCE:.0%} interval, i.e. two one-sided tests at "
         f"{(1 - EQUIVALENCE_CONFIDENCE) / 2:.0%} each, against a margin of +-10% on the log "
-        f"scale {_MARGIN}: EQUIVALENT when the interval lies inside the margin; epoll better "
+        f"scale {MARGIN_TEXT}: EQUIVALENT when the interval lies inside the margin; epoll better "
         f"when it lies above {EQUIVALENCE_BOUNDS[1]:.2f}; epoll worse when it lies below "
         f"{EQUIVALENCE_BOUNDS[0]:.3f}; INCONCLUSIVE otherwise. Server CPU per request stays "
         "valid when the client sets the pace (the server's own CPU time per request it "
@@ -343,7 +261,7 @@ RULES: dict[str, str] = {
         "efficiency ratio on server CPU per request, epoll's / epoll-et's, with its "
         f"{EDGE_CONFIDENCE:.0%} interval, i.e. two one-sided tests at "
         f"{(1 - EDGE_CONFIDENCE) / 2:.0%} each, against a margin of +-10% on the log scale "
-        f"{_MARGIN}: EQUIVALENT when the interval lies inside the margin; edge better when it "
+        f"{MARGIN_TEXT}: EQUIVALENT when the interval lies inside the margin; edge better when it "
         f"lies above {EQUIVALENCE_BOUNDS[1]:.2f}; edge worse when it lies below "
         f"{EQUIVALENCE_BOUNDS[0]:.3f}; INCONCLUSIVE otherwise. All-active cells with fewer than "
         f"{MIN_CONNECTIONS_FOR_MECHANISM} connections are shown but not judged."
@@ -368,7 +286,7 @@ RULES: dict[str, str] = {
         "window / connections the server accepted in it), the other's / epoll's, paired by "
         f"repetition (else Welch), with its {EQUIVALENCE_CONFIDENCE:.0%} t interval on log "
         f"values, i.e. two one-sided tests at {(1 - EQUIVALENCE_CONFIDENCE) / 2:.0%} each, "
-        f"against a margin of +-10% on the log scale {_MARGIN}: epoll better when the interval "
+        f"against a margin of +-10% on the log scale {MARGIN_TEXT}: epoll better when the interval "
         f"lies above {EQUIVALENCE_BOUNDS[1]:.2f}, epoll worse when it lies below "
         f"{EQUIVALENCE_BOUNDS[0]:.3f}, EQUIVALENT when it lies inside the margin, INCONCLUSIVE "
         f"otherwise; the {CONFIDENCE:.0%} interval is shown beside it."
@@ -410,39 +328,5 @@ RULES: dict[str, str] = {
         f"{CROSSOVER_MIN_DF} residual degrees of freedom: insufficient. A lack-of-fit F test "
         "against one mean per share is shown beside each fit; it changes nothing."
     ),
-    "history": (
-        "Rules changed after data, in one place. "
-        "2026-11-27: send lag leaves out a trial's latency only, not its CPU per request or "
-        "throughput (after a proxy of the data); epoll's flatness is judged on its own growth, "
-        "no longer relative to select's and poll's slopes. "
-        "2026-12-02: claim 1 weighs a connection by the descriptors its server counts per "
-        "client, after the full run in which haproxy-select's 499 clients (998 descriptors) "
-        "read as 'well below' 1024. "
-        "2026-12-02: claim 2's idle-heavy cell in closed loop only when both backends kept at "
-        "least 2 usable repetitions there, else open loop, after five default runs whose "
-        "closed-loop cell at 1,000 idle kept one select or poll repetition (the others "
-        "client-bound). "
-        f"{RULES_CHANGED}, after issue 16's review of earlier runs (a fixed run order, "
-        "exclusions that depended on the outcome and then chose the metric, a one-sided flat "
-        "rule): (1) claim 2 is judged on server CPU per request in both loops (was: "
-        "throughput in closed loop, CPU per request in open loop), the whole machine's CPU per "
-        "request and closed-loop throughput shown beside it; (2) the loop of a claim-2 cell "
-        "follows the run's plan, closed wherever the plan measured it in closed loop; the "
-        "2026-12-02 fallback by usable repetitions is removed (the number of repetitions that "
-        "survived chose between throughput and CPU per request, which differed 2x in the same "
-        "cell of one run: 3.56x against 7.96x); (3) client-bound trials stay in the verdict "
-        "and the busy-fraction rule is a sensitivity analysis (it dropped the slow "
-        "repetitions: epoll-et at 4,000 idle, 63.2k requests/s at 0.878 busy dropped, 82.8k "
-        "and 81.4k kept; select at 1,000 idle, ~35 us of CPU per request against the "
-        "client's ~9, dropped 2 of 3 times, which is steal or preemption, not a client "
-        "limit); steal above its bound became a fault; (4) claim 3's flat is two-sided, "
-        "inside +-20% (a downward bias passed the one-sided rule: c-epoll -30% to -2% in five "
-        "runs), with 'falling' as suspect; (5) claim 3 needs every primary metric (micro wait "
-        "call, in-server wait call per call in closed loop) flat, where one flat metric of "
-        "four sufficed (in the reference run the micro benchmark decided alone while the "
-        "in-server wait call read -19% [-45%, +21%]); server CPU per request and wall time "
-        "per request are secondary, shown; (6) all-active cells report the wait call's share "
-        "of CPU per request and an undecided cell's reason is the one the data show; (7) "
-        "churn's and crossover's rule texts and thresholds moved here."
-    ),
+    "history": HISTORY,
 }

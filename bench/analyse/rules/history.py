@@ -1,0 +1,41 @@
+"""Rules changed after data, in one place: ``RULES['history']`` in verdict.json and the report."""
+
+from __future__ import annotations
+
+from bench.analyse.rules.thresholds import RULES_CHANGED
+
+HISTORY = (
+    "Rules changed after data, in one place. "
+    "2026-11-27: send lag leaves out a trial's latency only, not its CPU per request or "
+    "throughput (after a proxy of the data); epoll's flatness is judged on its own growth, "
+    "no longer relative to select's and poll's slopes. "
+    "2026-12-02: claim 1 weighs a connection by the descriptors its server counts per "
+    "client, after the full run in which haproxy-select's 499 clients (998 descriptors) "
+    "read as 'well below' 1024. "
+    "2026-12-02: claim 2's idle-heavy cell in closed loop only when both backends kept at "
+    "least 2 usable repetitions there, else open loop, after five default runs whose "
+    "closed-loop cell at 1,000 idle kept one select or poll repetition (the others "
+    "client-bound). "
+    f"{RULES_CHANGED}, after issue 16's review of earlier runs (a fixed run order, "
+    "exclusions that depended on the outcome and then chose the metric, a one-sided flat "
+    "rule): (1) claim 2 is judged on server CPU per request in both loops (was: "
+    "throughput in closed loop, CPU per request in open loop), the whole machine's CPU per "
+    "request and closed-loop throughput shown beside it; (2) the loop of a claim-2 cell "
+    "follows the run's plan, closed wherever the plan measured it in closed loop; the "
+    "2026-12-02 fallback by usable repetitions is removed (the number of repetitions that "
+    "survived chose between throughput and CPU per request, which differed 2x in the same "
+    "cell of one run: 3.56x against 7.96x); (3) client-bound trials stay in the verdict "
+    "and the busy-fraction rule is a sensitivity analysis (it dropped the slow "
+    "repetitions: epoll-et at 4,000 idle, 63.2k requests/s at 0.878 busy dropped, 82.8k "
+    "and 81.4k kept; select at 1,000 idle, ~35 us of CPU per request against the "
+    "client's ~9, dropped 2 of 3 times, which is steal or preemption, not a client "
+    "limit); steal above its bound became a fault; (4) claim 3's flat is two-sided, "
+    "inside +-20% (a downward bias passed the one-sided rule: c-epoll -30% to -2% in five "
+    "runs), with 'falling' as suspect; (5) claim 3 needs every primary metric (micro wait "
+    "call, in-server wait call per call in closed loop) flat, where one flat metric of "
+    "four sufficed (in the reference run the micro benchmark decided alone while the "
+    "in-server wait call read -19% [-45%, +21%]); server CPU per request and wall time "
+    "per request are secondary, shown; (6) all-active cells report the wait call's share "
+    "of CPU per request and an undecided cell's reason is the one the data show; (7) "
+    "churn's and crossover's rule texts and thresholds moved here."
+)

@@ -1,0 +1,72 @@
+"""The io_uring question, "does io_uring beat epoll?", written before any io_uring data.
+
+Fixed on 2026-12-05, before the first io_uring backend measured anything (issue
+18): the same test, margin and confidence as claim 2 and the same flatness rule as
+claim 3, so io_uring is judged by the yardstick epoll was.
+"""
+
+from __future__ import annotations
+
+from bench.analyse.rules.thresholds import (
+    CLAIM2_METRIC,
+    EFFECT_MARGIN,
+    EQUIVALENCE_BOUNDS,
+    EQUIVALENCE_CONFIDENCE,
+    INCONCLUSIVE,
+    MARGIN_TEXT,
+    MIN_CONNECTIONS_FOR_MECHANISM,
+    TOLERANCE_REL_INCREASE,
+)
+
+URING_RULES_WRITTEN = "2026-12-05"
+# The mechanisms asked about (servers.registry), each against its family's epoll:
+# readiness through io_uring inside the same event loop, and a completion server
+# (multishot accept and receive, sends as submissions), C only.
+URING_READINESS_MECHANISM = "uring-poll"
+URING_COMPLETION_MECHANISM = "uring-completion"
+URING_MECHANISMS = (URING_READINESS_MECHANISM, URING_COMPLETION_MECHANISM)
+URING_METRIC = CLAIM2_METRIC
+URING_MARGIN = EFFECT_MARGIN
+URING_CONFIDENCE = EQUIVALENCE_CONFIDENCE
+URING_BETTER, URING_WORSE = "io_uring better", "io_uring worse"
+URING_YES, URING_NO, URING_PARTLY = "YES", "NO", "PARTLY"
+
+URING_RULES: dict[str, str] = {
+    "uring_cell": (
+        f"(Written {URING_RULES_WRITTEN}, before any io_uring data.) Per family, io_uring "
+        "mechanism (readiness in the family's event loop; completion server) and cell of claim "
+        "2's regimes (RULES['regimes'], with the io_uring backend in epoll's place and the "
+        "family's epoll in the other's): the efficiency ratio on server CPU per request "
+        f"({URING_METRIC}), epoll's / io_uring's, from the same linear model as claim 2, with "
+        f"its {URING_CONFIDENCE:.0%} interval, i.e. two one-sided tests at "
+        f"{(1 - URING_CONFIDENCE) / 2:.0%} each, against a margin of +-10% on the log scale "
+        f"{MARGIN_TEXT}: EQUIVALENT when the interval lies inside the margin; "
+        f"{URING_BETTER} when it lies above {EQUIVALENCE_BOUNDS[1]:.2f}; {URING_WORSE} when it "
+        f"lies below {EQUIVALENCE_BOUNDS[0]:.3f}; INCONCLUSIVE otherwise. All-active cells "
+        f"with fewer than {MIN_CONNECTIONS_FOR_MECHANISM} connections are shown, not judged."
+    ),
+    "uring_regime": (
+        "A regime's (idle-heavy, all-active) status for one io_uring mechanism: the class "
+        "every judged cell shares (every, not any: an intersection-union test, so each cell "
+        "at 5% per side keeps the regime's error at 5% without a multiplicity correction); "
+        "INCONCLUSIVE when no cell could be judged, a judged cell is undecided, or cells were "
+        "decided differently (named)."
+    ),
+    "uring": (
+        "Does io_uring beat epoll? Per family and io_uring mechanism: "
+        f"{URING_YES} when every judged regime is {URING_BETTER}; {URING_NO} when every judged "
+        f"regime is EQUIVALENT or {URING_WORSE}; {URING_PARTLY} when some regimes are "
+        f"{URING_BETTER} and the others EQUIVALENT or {URING_WORSE} (named); {INCONCLUSIVE} "
+        "when a regime is undecided or none was measured. A mechanism a family lacks, or that "
+        "this machine cannot run (bench doctor names the cause), is absent with its reason."
+    ),
+    "uring_flat": (
+        "io_uring readiness and the completion server judged for flatness like epoll in claim "
+        "3: the growth of the in-server wait call's CPU time per call (io_uring_enter for the "
+        "io_uring backends) over idle-scaling's idle counts, with the same fit and interval; "
+        f"flat when the 95% interval lies inside (-{TOLERANCE_REL_INCREASE:.0%}, "
+        f"+{TOLERANCE_REL_INCREASE:.0%}), growing when its lower end is above 0 and it is not "
+        "flat, falling (suspect) when its upper end is below 0 and it is not flat, unclear "
+        "otherwise."
+    ),
+}
