@@ -1,4 +1,4 @@
-"""The io_uring question is judged by the yardstick epoll was: claim 2's test and claim 3's flatness."""
+"""io_uring is judged by the yardstick epoll was: claim 2's test, claim 3's flatness."""
 
 from __future__ import annotations
 
