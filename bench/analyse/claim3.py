@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analyse import idle_steps
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import (
     change_words,
@@ -282,7 +283,41 @@ def _wait_metric(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
         )
         return {"metric": CLAIM3_WAIT_LABEL, "role": PRIMARY, "status": INCONCLUSIVE,
                 "reason": reason}  # fmt: skip
+    if subject is not None and subject in idle_steps.planned_backends(trials):
+        return _steps_wait_metric(trials, roles)
     return _trial_metric(trials, WAIT_METRIC, roles, PRIMARY)
+
+
+def _steps_wait_metric(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:
+    """The in-server primary metric from idle-steps (the subject) and idle-scaling (the others).
+
+    The plan, not the data, chose idle-steps: the subject was planned there. Its
+    select and poll are not (they are not the claim's subject); their idle-scaling
+    growth on the same metric, closed loop where planned, shows the metric can grow.
+    """
+    metric, label, unit, modes = WAIT_METRIC
+    subject = str(roles.subject)
+    windows = idle_steps.step_windows(trials)
+    fits: dict[str, SlopeFit] = {}
+    fit = idle_steps.steps_fit(windows, subject, metric)
+    if fit is not None:
+        fits[subject] = fit
+    mode = planned_mode(trials, roles.subject, modes) or modes[0]
+    rows = _idle_rows(trials, metric, mode)
+    for name, other in idle_scaling_fits(rows, metric).items():
+        if name in roles.comparators:
+            fits[name] = other
+    counts = sorted({int(n) for n in windows.loc[windows["backend"] == subject,
+                                                 "idle_connections"]})  # fmt: skip
+    cond = (
+        f"{subject}: idle-steps, one server process per trial at "
+        f"{'/'.join(f'{n:,}' for n in counts) or 'no'} idle connections in a random order, "
+        "closed loop, the process as the block; "
+        f"{'/'.join(roles.comparators) or 'select/poll'}: idle-scaling, {mode} loop"
+    )
+    judged = judge_flatness(label, fits, True, unit, cond, roles)
+    judged["process_ratios"] = idle_steps.process_ratios(windows, subject, metric)
+    return {**judged, "role": PRIMARY}
 
 
 def _micro_metric(micro: pd.DataFrame, roles: FamilyRoles) -> dict[str, Any]:

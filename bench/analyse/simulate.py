@@ -25,6 +25,7 @@ verdict's family functions on these tables.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,13 +34,17 @@ import pandas as pd
 from bench.measure.calibration import family_config
 from bench.measure.config import preset_config
 from bench.measure.plan import plan_trials
+from bench.measure.scenarios import idle_steps
 from bench.store import schema
 from bench.store.results import coerce_table
 
 # Mechanisms of the simulated family: the verdict's subject and comparators.
 MECHANISMS = ("select", "poll", "epoll")
 # Columns the analysis reads that a trial table may not declare yet (other work adds them).
-EXTRA_COLUMNS = {"position_in_repetition": "Int64", "machine_cpu_us_per_req": "float64"}
+EXTRA_COLUMNS = {
+    "position_in_repetition": "Int64", "machine_cpu_us_per_req": "float64",
+    idle_steps.STEPS_COLUMN: "string",
+}  # fmt: skip
 # The trial table's columns the verdict's claim 2 and 3 read, in their schema dtypes. Only
 # these: each row selection copies every column, and with the table's ~70 columns the
 # selections took most of the ~0.3 s one simulated run spent in the claim functions.
@@ -50,6 +55,7 @@ SIMULATED_COLUMNS = (
     "server_cpu_us_per_req", "machine_cpu_us_per_req", "server_wait_us_per_call",
     "server_wait_calls", "server_busy_fraction", "server_rejected_fd_setsize",
     "connections_requested", "connections_served", "latency_p99_us", "send_lag_p99_us",
+    idle_steps.STEPS_COLUMN,
 )  # fmt: skip
 # Made-up magnitudes, loosely those of the Python epoll server on the reference VM
 # (closed loop: ~12 us of server CPU per request; open loop at 1,000 req/s: ~60 us,
@@ -76,6 +82,14 @@ class SimulationSpec:
     # (backend, relative growth at ``growth_at`` idle connections), linear in N.
     growth: tuple[tuple[str, float], ...] = ()
     growth_at: float = 4000.0
+    # idle-steps' windows (one server process at each count in turn): the process's own
+    # level is the trial's noise above; each window adds its own. An experiment on the
+    # 2-vCPU VM with other work running read the within-process log ratio 4,000 / 0 idle
+    # of the Python epoll server's wait CPU per call with a spread of 0.043 over 5
+    # processes, ~0.03 per window (bench.measure.scenarios.idle_steps): 3-10% is a margin.
+    window_noise: tuple[float, float] = (0.03, 0.10)
+    # Drift across one process's windows (log change from its first to its last).
+    window_drift: float = 0.05
 
 
 class Simulator:
@@ -121,6 +135,9 @@ class Simulator:
         self._active = layout["active_connections"].to_numpy(dtype=float)
         self._rate = layout["rate_rps_requested"].to_numpy(dtype=float)
         self._backend = layout["backend"].to_numpy()
+        self._steps = np.flatnonzero((layout["scenario"] == idle_steps.NAME).to_numpy())
+        steps_settings = cfg.settings.get(idle_steps.NAME)
+        self._step_counts = np.array(steps_settings.idle_counts if steps_settings else (), float)
 
     @property
     def n_cells(self) -> int:
@@ -190,10 +207,48 @@ class Simulator:
         out["server_busy_fraction"] = np.where(self._closed, busy, cpu * self._rate * 1e-6)
         out["latency_p99_us"] = 200.0 + cpu * (self._idle + self._active) / 100.0
         out["send_lag_p99_us"] = np.where(self._closed, np.nan, 5.0)
+        out[idle_steps.STEPS_COLUMN] = None
+        for i in self._steps:
+            out.iloc[i, out.columns.get_loc(idle_steps.STEPS_COLUMN)] = self._windows(
+                spec, rng, str(self._backend[i]), wait[i], cpu[i]
+            )
         if schema_dtypes:
             for column in ("position_in_repetition", "requests", "server_wait_calls"):
                 out[column] = out[column].astype("Int64")
         return out
+
+
+    def _windows(
+        self, spec: SimulationSpec, rng: np.random.Generator, backend: str, wait: float,
+        cpu: float,
+    ) -> str:  # fmt: skip
+        """One idle-steps trial's windows (JSON): the trial's level, each count in turn.
+
+        ``wait`` and ``cpu`` are the trial's simulated values at 0 idle (its process's
+        level, repetition effect, drift and outlier included); each window adds its own
+        noise, drift within the process and a 1-in-10 outlier at x1.6, and the stated
+        growth when the backend has one.
+        """
+        counts = self._step_counts
+        order = rng.permutation(counts.size)
+        g = dict(spec.growth).get(backend, 0.0)
+        sigma = rng.uniform(*spec.window_noise)
+        out = []
+        for position, k in enumerate(order):
+            n = float(counts[k])
+            share = position / max(counts.size - 1, 1)
+            hit = spec.outlier_factor if rng.random() < spec.outlier_share else 1.0
+            factor = (1.0 + g * n / spec.growth_at) * np.exp(spec.window_drift * share) * hit
+            out.append(
+                {
+                    "idle_connections": int(n),
+                    "position": position,
+                    "server_wait_us_per_call": wait * factor * np.exp(rng.normal(0, sigma)),
+                    "server_cpu_us_per_req": cpu * factor * np.exp(rng.normal(0, sigma)),
+                    "server_busy_fraction": float(rng.uniform(*BUSY_FRACTION_RANGE)),
+                }
+            )
+        return json.dumps(out)
 
 
 def _numpy_dtypes(table: pd.DataFrame) -> pd.DataFrame:

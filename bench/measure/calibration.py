@@ -22,8 +22,9 @@ from servers import registry
 
 CALIBRATION_MODULE = "servers.calibration_backends"
 # The cells the verdict's claims 2 and 3 read for a family (claim 1's fd-limit probe,
-# churn and the micro benchmarks do not compare a family's members).
-CALIBRATION_SCENARIOS = ("idle-scaling", "active-scaling")
+# churn and the micro benchmarks do not compare a family's members); idle-steps holds
+# claim 3's in-server primary metric for the family's epoll.
+CALIBRATION_SCENARIOS = ("idle-scaling", "idle-steps", "active-scaling")
 SOURCE_FAMILY = registry.FAMILY_PYTHON_LOOP
 TARGET_FAMILY = registry.FAMILY_SAME_SERVER
 

@@ -7,8 +7,11 @@ does the rest. A scenario names its driver; drivers know no scenario by name.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -82,18 +85,50 @@ def load_config(ctx: TrialContext) -> LoadConfig:
 
 def drive_load(ctx: TrialContext) -> DriverOutput:
     """Run the load generator; read the server at the two edges of its measured window."""
+    return drive_load_with(ctx)
+
+
+def drive_load_with(
+    ctx: TrialContext,
+    replace_measure_s: float | None = None,
+    during: Callable[[float], None] | None = None,
+) -> DriverOutput:
+    """drive_load with another window length, and ``during`` run in a thread through it.
+
+    ``during`` gets the monotonic time the load generator's window ends and must
+    return by then (it is joined when the window ends). Exceptions in it end the
+    trial as a failure, like the driver's own.
+    """
     edges: dict[str, Edge] = {}
+    cfg = load_config(ctx)
+    if replace_measure_s is not None:
+        cfg = dataclasses.replace(cfg, measure_s=replace_measure_s)
+    worker: dict[str, Any] = {}
+
+    def run_during(window_end: float) -> None:
+        try:
+            during(window_end)  # type: ignore[misc]
+        except BaseException as exc:  # re-raised in the driver's thread
+            worker["error"] = exc
 
     def on_measure_start() -> None:
         edges["start"] = ctx.server.edge()
         ctx.phases["measure_start_utc"] = edges["start"].utc
+        if during is not None:
+            end = time.monotonic() + cfg.measure_s
+            worker["thread"] = threading.Thread(target=run_during, args=(end,), daemon=True)
+            worker["thread"].start()
 
     def on_measure_end() -> None:
+        if "thread" in worker:
+            worker["thread"].join()
         edges["end"] = ctx.server.edge()
         ctx.phases["measure_end_utc"] = edges["end"].utc
 
     ctx.phases["load_start_utc"] = utc_now_iso()
-    doc = ctx.placement.run_load(load_config(ctx), on_measure_start, on_measure_end)
+    doc = ctx.placement.run_load(cfg, on_measure_start, on_measure_end)
+    if "error" in worker:
+        raise worker["error"]
     ctx.phases["load_end_utc"] = utc_now_iso()
     ctx.raw["server_edges"] = {k: e.as_dict() for k, e in edges.items()}
     ctx.raw["loadgen"] = doc

@@ -122,7 +122,7 @@ def plan_trials(cfg: BenchConfig) -> list[Trial]:
         rng.shuffle(in_repetition)
         position = 0
         for name, cell in in_repetition:
-            backends = list(_held(cell))
+            backends = list(_held(cell)) * cell.copies
             rng.shuffle(backends)
             for backend in backends:
                 trials.append(

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
-# stop and reap both. Six default runs on a quiet 2-vCPU VM (started_utc
-# differences in trials.csv, 0.65 s of warm-up and window per trial) spaced
-# trials with 8 connections a median 1.01-1.04 s apart and added ~0.05 s per
-# 1,000 connections held: 0.38 s of overhead and ~50 us per connection.
-# 0.45 s and 60 us keep a margin; bench run waits for a quiet machine first.
-TRIAL_OVERHEAD_S = 0.45
-CONNECT_S_PER_CONNECTION = 60e-6
+# stop and reap both. Five default runs of 118 trials on a quiet 2-vCPU VM
+# (2026-12-05, started_utc differences in trials.csv, 0.65 s of warm-up and
+# window per trial) spaced trials with 8 connections a median 1.01-1.02 s apart
+# (0.36-0.37 s of overhead) and those with 4,008 connections 1.10-1.14 s apart
+# (~25-30 us per connection held): 0.40 s and 40 us keep a margin of about 10%;
+# bench run waits for a quiet machine first.
+TRIAL_OVERHEAD_S = 0.40
+CONNECT_S_PER_CONNECTION = 40e-6
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class Cell:
     probe_connections: int = 0
     # None: every configured backend; else only these (in this order).
     backends: tuple[str, ...] | None = None
+    # Trials per backend in each repetition: separate server processes side by side, for
+    # a scenario whose unit of replication is the process (idle-steps).
+    copies: int = 1
 
     @property
     def total_connections(self) -> int:

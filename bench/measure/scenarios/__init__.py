@@ -22,6 +22,7 @@ __all__ = ["Scenario", "UnknownScenario", "all_scenarios", "get", "names", "read
 # The built-in scenarios, in the order a run measures them.
 BUILTIN_MODULES = (
     "idle_scaling",
+    "idle_steps",
     "active_scaling",
     "fd_limit",
     "churn",
