@@ -175,6 +175,11 @@ class Backend:
         ``nofile`` and ``fd_number_limit`` alone."""
         return None
 
+    @property
+    def built_in(self) -> bool:
+        """Its server is in this project's servers package (a plugin's lives elsewhere)."""
+        return self.factory.startswith("servers.")
+
     def client_capacity(self, nofile: int | None) -> tuple[int, str] | None:
         """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` (None: unlimited) and
         why, or None when only RLIMIT_NOFILE bounds it (one descriptor per client)."""
@@ -187,8 +192,8 @@ class Backend:
             ))  # fmt: skip
         held = None if nofile is None else self.max_clients(nofile)
         if held is not None:
-            caps.append((held, f"{self.descriptors_per_client} descriptors per client "
-                               f"under RLIMIT_NOFILE {nofile}"))  # fmt: skip
+            caps.append((held, f"its own limit at RLIMIT_NOFILE {nofile}, "
+                               f"{self.descriptors_per_client} descriptors per client"))  # fmt: skip
         return min(caps) if caps else None
 
     def cannot_serve(self, protocol: str, connections: int, nofile: int | None) -> str | None:

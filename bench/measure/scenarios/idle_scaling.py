@@ -21,6 +21,7 @@ from typing import Any
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
 from bench.measure.trial import Cell, Sweep
+from servers.registry import FAMILY_C, FAMILY_EXTERNAL, FAMILY_PYTHON_LOOP, Role
 
 NAME = "idle-scaling"
 
@@ -51,6 +52,16 @@ WIDE_COUNTS = (0, 1000, 4000)
 HAPROXY_SELECT_COUNTS = (250, 480)
 
 
+def _by_limit(mode: str, family: str, edge_triggered: bool | None) -> tuple[Sweep, Sweep]:
+    """A family's sweeps: select's own counts for its descriptor-limited backends, the
+    wide counts for the others (edge-triggered ones too unless ``edge_triggered`` is False)."""
+
+    def role(limited: bool) -> Role:
+        return Role(families=(family,), fd_limited=limited, edge_triggered=edge_triggered)
+
+    return Sweep(mode, SELECT_COUNTS, role(True)), Sweep(mode, WIDE_COUNTS, role(False))
+
+
 def _quick() -> IdleScalingSettings:
     # The cells that decide each family's verdict (3 counts per backend for a
     # growth fit, 1,000 idle for the idle-heavy regime): Python in open loop
@@ -59,14 +70,14 @@ def _quick() -> IdleScalingSettings:
     # loop only (in closed loop a C server outruns the client on one host).
     return IdleScalingSettings(
         (
-            Sweep("open", SELECT_COUNTS, ("select",)),
-            Sweep("open", WIDE_COUNTS, ("poll", "epoll")),
-            Sweep("closed", SELECT_COUNTS, ("select",)),
-            Sweep("closed", WIDE_COUNTS, ("poll", "epoll", "epoll-et")),
-            Sweep("open", SELECT_COUNTS, ("c-select",)),
-            Sweep("open", WIDE_COUNTS, ("c-poll", "c-epoll")),
+            *_by_limit("open", FAMILY_PYTHON_LOOP, edge_triggered=False),
+            *_by_limit("closed", FAMILY_PYTHON_LOOP, edge_triggered=None),
+            *_by_limit("open", FAMILY_C, edge_triggered=False),
         )
     )
+
+
+_HAPROXY_SELECT = Role(families=(FAMILY_EXTERNAL,), fd_limited=True)
 
 
 SCENARIO = register(
@@ -88,8 +99,8 @@ SCENARIO = register(
                 (
                     Sweep("open", (0, 500, 1000, 4000, 16000)),
                     Sweep("closed", (0, 500, 1000, 4000, 16000)),
-                    Sweep("open", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
-                    Sweep("closed", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
+                    Sweep("open", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
+                    Sweep("closed", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
                 )
             ),
             "tiny": IdleScalingSettings(
