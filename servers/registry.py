@@ -192,8 +192,9 @@ class Backend:
             ))  # fmt: skip
         held = None if nofile is None else self.max_clients(nofile)
         if held is not None:
+            per_client = self.descriptors_per_client
             caps.append((held, f"its own limit at RLIMIT_NOFILE {nofile}, "
-                               f"{self.descriptors_per_client} descriptors per client"))  # fmt: skip
+                               f"{per_client} descriptors per client"))  # fmt: skip
         return min(caps) if caps else None
 
     def cannot_serve(self, protocol: str, connections: int, nofile: int | None) -> str | None:
@@ -318,7 +319,9 @@ class Role:
         return (
             (self.families is None or backend.family in self.families)
             and (self.mechanisms is None or backend.mechanism in self.mechanisms)
-            and (self.fd_limited is None or (backend.fd_number_limit is not None) == self.fd_limited)
+            and (
+                self.fd_limited is None or self.fd_limited == (backend.fd_number_limit is not None)
+            )
             and (self.edge_triggered is None or backend.edge_triggered == self.edge_triggered)
         )
 

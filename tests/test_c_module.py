@@ -110,7 +110,7 @@ def test_without_instrumentation_nothing_is_timed() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown mechanism 'kqueue': choose one of .*'select'"):
+    with pytest.raises(ValueError, match=r"unknown mechanism 'kqueue': choose one of .*'select'"):
         cloop.Loop(
             mechanism="kqueue", listen_fd=3, wake_fd=4, wake_write_fd=5, http=True,
             http_close=False, instrumentation=True, max_queued_bytes=1, max_head_bytes=64,

@@ -81,6 +81,11 @@ class _Preset:
     quiet_wait_s: float = 30.0
 
 
+_TINY_BACKENDS = registry.Role(
+    families=(registry.FAMILY_PYTHON_LOOP,), mechanisms=("select", "epoll")
+)
+
+
 def _presets() -> dict[str, _Preset]:
     return {
         # Budget: 3 minutes end to end on 2 cores, micro benchmarks and charts
@@ -98,10 +103,7 @@ def _presets() -> dict[str, _Preset]:
         # planned ~10,800 s; the scenarios' full sweeps keep fewer counts.
         "full": _Preset(registry.EVERY_BACKEND, 3, 0.5, 2.0, 3600.0),
         # Numbers meaningless, so no waiting for quiet (the test suite runs it).
-        "tiny": _Preset(
-            registry.Role(families=(registry.FAMILY_PYTHON_LOOP,), mechanisms=("select", "epoll")),
-            1, 0.1, 0.3, 60.0, quiet_wait_s=0.0,
-        ),  # fmt: skip
+        "tiny": _Preset(_TINY_BACKENDS, 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0),
     }
 
 
