@@ -146,6 +146,18 @@ def test_named_backends_cells_out_of_reach_are_stated_with_the_reason() -> None:
 
 
 @pytest.mark.usefixtures("isolated_registry")
+def test_a_plugin_backend_the_preset_chose_is_skipped_with_the_reason() -> None:
+    registry.register(_backend("toy-echo", registry.FAMILY_PYTHON_LOOP, "toy", protocols=("echo",)))
+    cfg = build_config("quick", allowed_cpus=CPUS)
+    assert "toy-echo" in cfg.backends
+    skips = plan_skips(cfg)
+    assert {s.backend for s in skips} == {"toy-echo"}
+    assert {s.scenario for s in skips} == {"idle-scaling", "active-scaling", "fd-limit"}
+    assert all(s.reason == "it serves echo, not http" for s in skips)
+    assert not any(t.backend == "toy-echo" for t in plan_trials(cfg))
+
+
+@pytest.mark.usefixtures("isolated_registry")
 def test_a_backend_that_serves_no_chosen_cell_is_refused_with_the_reason(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -221,7 +221,7 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
     estimate = estimate_plan(cfg, trials)
     skips = plan_skips(cfg)
     planned = {t.backend for t in trials}
-    refused = [s for s in skips if s.backend not in planned]
+    refused = [s for s in skips if cfg.backends_named and s.backend not in planned]
     if refused:
         # A backend named with --backend that no chosen cell can take: say why, measure nothing.
         err(

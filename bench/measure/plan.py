@@ -125,17 +125,18 @@ def _served(cell: Cell, protocol: str) -> tuple[str, ...]:
 
 
 def plan_skips(cfg: BenchConfig) -> list[Skip]:
-    """The cells a backend named with --backend cannot serve, with the reason.
+    """The cells a backend named with --backend, or a plugin backend a preset's roles
+    chose, cannot serve, with the reason.
 
-    A preset's own backends are left out of cells they cannot hold without a word
-    (its scenarios' sweeps are chosen knowing it: select's own counts, HAProxy's).
+    A preset's built-in backends are left out of cells they cannot hold without a
+    word (its scenarios' sweeps are chosen knowing it: select's own counts, HAProxy's).
     """
-    if not cfg.backends_named:
-        return []
     grouped: dict[tuple[str, str, str], list[int]] = {}
     for name in cfg.scenarios:
         for cell in _scenario_cells(cfg, name):
             for backend in cell.backends or ():
+                if not cfg.backends_named and registry.get(backend).built_in:
+                    continue
                 reason = cannot_serve(backend, cell, cfg.protocol)
                 if reason is not None:
                     key = (backend, name, reason)
