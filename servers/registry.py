@@ -19,6 +19,12 @@ subprocess alike, which inherits the environment).
         factory="toy_plugin:make_server",  # (config, listener, stats) -> object with run()
     ))
 
+The presets and scenarios choose backends by ``Role`` (a family, a mechanism,
+descriptor-limited or not, edge-triggered or not), resolved against this registry
+when a run is planned: a plugin backend joins the cells of every role it fits.
+What a backend can serve (its protocols, the clients it holds) is declared here
+too (``Backend.cannot_serve``); the planner leaves out, and states, what it cannot.
+
 A backend's look on the charts (``Backend.look``) is its colour, the marker of its
 mechanism, the line style of its family and its name as the legend's label, unless
 its declaration names a marker, line style or label of its own.
