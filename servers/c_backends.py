@@ -5,6 +5,11 @@ backends (servers.eventloop), written in C (servers/c/) and built by
 `pip install -e .` as the optional extension servers._cloop. Without a C
 compiler the backends stay registered and `unavailable_reason()` says what is
 missing and how to install it.
+
+A C twin is three things: its adapter (servers/c/mech_<name>.c, which declares
+itself with CL_MECHANISM), its line in setup.py's SOURCES, and its `_twin(...)`
+line below, whose mechanism is the adapter's name (tests/test_c_module.py checks
+that every twin declared here has an adapter in the build and the reverse).
 """
 
 from __future__ import annotations
@@ -17,33 +22,34 @@ from servers.registry import FAMILY_C, Backend, register
 _REQUIRES = ("servers.c_server",)
 _HINT = "apt-get install gcc python3-dev, then pip install -e . again"
 
+
+def _twin(
+    mechanism: str,
+    colour: str,
+    description: str,
+    *,
+    fd_number_limit: int | None = None,
+    edge_triggered: bool = False,
+) -> Backend:
+    """The C twin ``c-<mechanism>``: the C loop on the adapter of that name."""
+    return Backend(
+        name=f"c-{mechanism}", family=FAMILY_C, mechanism=mechanism, wait_instrumented=True,
+        fd_number_limit=fd_number_limit, colour=colour, edge_triggered=edge_triggered,
+        factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=_HINT,
+        description=description,
+    )  # fmt: skip
+
+
 # Darker shades of the Python twins' hues (select red, poll orange, epoll blue,
 # epoll-et cyan), so a chart pairs each twin by colour and tells the families apart.
 C_BACKENDS = (
-    Backend(
-        name="c-select", family=FAMILY_C, mechanism="select", wait_instrumented=True,
-        fd_number_limit=FD_SETSIZE, colour="#7f0000",
-        factory="servers.c_server:make_c_select", requires=_REQUIRES, install_hint=_HINT,
-        description="select(2) in the C event loop; refuses descriptor numbers >= FD_SETSIZE",
-    ),
-    Backend(
-        name="c-poll", family=FAMILY_C, mechanism="poll", wait_instrumented=True,
-        fd_number_limit=None, colour="#a63603",
-        factory="servers.c_server:make_c_poll", requires=_REQUIRES, install_hint=_HINT,
-        description="poll(2) in the C event loop",
-    ),
-    Backend(
-        name="c-epoll", family=FAMILY_C, mechanism="epoll", wait_instrumented=True,
-        fd_number_limit=None, colour="#08306b",
-        factory="servers.c_server:make_c_epoll", requires=_REQUIRES, install_hint=_HINT,
-        description="epoll(7), level-triggered, in the C event loop",
-    ),
-    Backend(
-        name="c-epoll-et", family=FAMILY_C, mechanism="epoll-et", wait_instrumented=True,
-        fd_number_limit=None, colour="#016c59",
-        factory="servers.c_server:make_c_epoll_et", requires=_REQUIRES, install_hint=_HINT,
-        description="epoll(7), edge-triggered (EPOLLET), in the C event loop",
-    ),
+    _twin("select", "#7f0000",
+          "select(2) in the C event loop; refuses descriptor numbers >= FD_SETSIZE",
+          fd_number_limit=FD_SETSIZE),
+    _twin("poll", "#a63603", "poll(2) in the C event loop"),
+    _twin("epoll", "#08306b", "epoll(7), level-triggered, in the C event loop"),
+    _twin("epoll-et", "#016c59", "epoll(7), edge-triggered (EPOLLET), in the C event loop",
+          edge_triggered=True),
 )  # fmt: skip
 
 for _backend in C_BACKENDS:

@@ -34,6 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from servers import registry
 from servers.config import ServerConfig
 from servers.limits import STOP_SIGNALS, release_stop_signals
 from servers.sampling import CALIBRATION_PAIRS, new_seed
@@ -114,12 +115,12 @@ class CLoopServer:
             seed = new_seed() if config.wait_sample_seed is None else config.wait_sample_seed
             stats.wait_cpu_sample_seed = seed
             stats.wait_cpu_clock_overhead_ns = _cloop.calibrate_clock_pair(CALIBRATION_PAIRS)
-        if mechanism == "select":
+        if registry.get(config.backend).fd_number_limit is not None:
             # No probe as for Python's select.select: C's limit is the fd_set type itself.
             stats.fd_number_limit = _cloop.FD_SETSIZE
             stats.select_probe_status = (
                 f"C fd_set holds {_cloop.FD_SETSIZE} descriptor bits (sizeof(fd_set) * 8 in "
-                "this build); the c-select adapter refuses higher numbers with EINVAL"
+                f"this build); the {config.backend} adapter refuses higher numbers with EINVAL"
             )
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._loop: Any = _cloop.Loop(
@@ -163,19 +164,6 @@ class CLoopServer:
         self._loop.stop()
 
 
-def make_c_select(config: ServerConfig, listener: socket.socket, stats: ServerStats) -> CLoopServer:
-    return CLoopServer(config, listener, stats, "select")
-
-
-def make_c_poll(config: ServerConfig, listener: socket.socket, stats: ServerStats) -> CLoopServer:
-    return CLoopServer(config, listener, stats, "poll")
-
-
-def make_c_epoll(config: ServerConfig, listener: socket.socket, stats: ServerStats) -> CLoopServer:
-    return CLoopServer(config, listener, stats, "epoll")
-
-
-def make_c_epoll_et(
-    config: ServerConfig, listener: socket.socket, stats: ServerStats
-) -> CLoopServer:
-    return CLoopServer(config, listener, stats, "epoll-et")
+def make_c_server(config: ServerConfig, listener: socket.socket, stats: ServerStats) -> CLoopServer:
+    """The C loop on the adapter named by the mechanism ``config.backend`` declares."""
+    return CLoopServer(config, listener, stats, registry.get(config.backend).mechanism)

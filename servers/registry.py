@@ -19,6 +19,12 @@ subprocess alike, which inherits the environment).
         factory="toy_plugin:make_server",  # (config, listener, stats) -> object with run()
     ))
 
+The presets and scenarios choose backends by ``Role`` (a family, a mechanism,
+descriptor-limited or not, edge-triggered or not), resolved against this registry
+when a run is planned: a plugin backend joins the cells of every role it fits.
+What a backend can serve (its protocols, the clients it holds) is declared here
+too (``Backend.cannot_serve``); the planner leaves out, and states, what it cannot.
+
 A backend's look on the charts (``Backend.look``) is its colour, the marker of its
 mechanism, the line style of its family and its name as the legend's label, unless
 its declaration names a marker, line style or label of its own.
@@ -26,6 +32,7 @@ its declaration names a marker, line style or label of its own.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable
@@ -42,6 +49,10 @@ FAMILY_EXTERNAL = "external"
 # A/A check, loaded only through SELECTBENCH_PLUGINS by `bench run --calibrate`.
 FAMILY_SAME_SERVER = "same-server"
 PLUGINS_ENV = "SELECTBENCH_PLUGINS"
+# Descriptors a server holds besides client sockets (stdio, listening socket, control
+# channel, a reserve descriptor for the EMFILE trick, wake-up pipes...): a backend whose
+# descriptor NUMBERS are limited holds this many fewer clients.
+SERVER_RESERVED_FDS = 16
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,9 @@ class Backend:
     """matplotlib line style on the charts; None: its family's (``FAMILY_LOOKS``)."""
     label: str | None = None
     """Its name in the charts' legends; None: ``name``."""
+    edge_triggered: bool = False
+    """Readiness reported once per change (EPOLLET): a variant of its mechanism, which the
+    presets measure beside the level-triggered backends only where they compare the two."""
 
     @property
     def look(self) -> Look:
@@ -165,6 +179,38 @@ class Backend:
         """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` when that is not one
         descriptor per client (HAProxy reserves two); None: one per client, bounded by
         ``nofile`` and ``fd_number_limit`` alone."""
+        return None
+
+    @property
+    def built_in(self) -> bool:
+        """Its server is in this project's servers package (a plugin's lives elsewhere)."""
+        return self.factory.startswith("servers.")
+
+    def client_capacity(self, nofile: int | None) -> tuple[int, str] | None:
+        """Most clients it holds at once under RLIMIT_NOFILE ``nofile`` (None: unlimited) and
+        why, or None when only RLIMIT_NOFILE bounds it (one descriptor per client)."""
+        caps = []
+        if self.fd_number_limit is not None:
+            caps.append((
+                self.fd_number_limit - SERVER_RESERVED_FDS,
+                f"it watches descriptor numbers below {self.fd_number_limit} and keeps "
+                f"{SERVER_RESERVED_FDS} of them for itself",
+            ))  # fmt: skip
+        held = None if nofile is None else self.max_clients(nofile)
+        if held is not None:
+            per_client = self.descriptors_per_client
+            caps.append((held, f"its own limit at RLIMIT_NOFILE {nofile}, "
+                               f"{per_client} descriptors per client"))  # fmt: skip
+        return min(caps) if caps else None
+
+    def cannot_serve(self, protocol: str, connections: int, nofile: int | None) -> str | None:
+        """None when it can serve ``connections`` clients at once over ``protocol`` under
+        RLIMIT_NOFILE ``nofile``, else why not (what a run planning it states)."""
+        if protocol not in self.protocols:
+            return f"it serves {', '.join(self.protocols)}, not {protocol}"
+        capacity = self.client_capacity(nofile)
+        if capacity is not None and connections > capacity[0]:
+            return f"it holds at most {capacity[0]} clients ({capacity[1]})"
         return None
 
     def unavailable_reason(self) -> str | None:
@@ -261,6 +307,73 @@ def all_backends() -> tuple[Backend, ...]:
     return tuple(_REGISTRY.values())
 
 
+@dataclass(frozen=True)
+class Role:
+    """Backends picked by what they are declared as (None: any), not by name.
+
+    Presets and scenarios name roles; a run resolves them against the registry when
+    it is planned, so a backend registered later (a plugin) joins every role it fits.
+    """
+
+    families: tuple[str, ...] | None = None
+    mechanisms: tuple[str, ...] | None = None
+    fd_limited: bool | None = None
+    """True: only backends with a ``fd_number_limit``; False: only those without."""
+    edge_triggered: bool | None = None
+
+    def admits(self, backend: Backend) -> bool:
+        return (
+            (self.families is None or backend.family in self.families)
+            and (self.mechanisms is None or backend.mechanism in self.mechanisms)
+            and (
+                self.fd_limited is None or self.fd_limited == (backend.fd_number_limit is not None)
+            )
+            and (self.edge_triggered is None or backend.edge_triggered == self.edge_triggered)
+        )
+
+    def __or__(self, other: Role | Roles) -> Roles:
+        return Roles((self,)) | other
+
+    def names(self) -> tuple[str, ...]:
+        return Roles((self,)).names()
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The backends any of ``members`` admits, in registration order."""
+
+    members: tuple[Role, ...]
+
+    def __or__(self, other: Role | Roles) -> Roles:
+        return Roles(self.members + (other.members if isinstance(other, Roles) else (other,)))
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in all_backends() if any(r.admits(b) for r in self.members))
+
+
+EVERY_BACKEND = Role()
+PYTHON_LOOP = Role(families=(FAMILY_PYTHON_LOOP,))
+C_TWINS = Role(families=(FAMILY_C,))
+# A family's backends without the edge-triggered variants: one per readiness mechanism.
+PYTHON_MECHANISMS = Role(families=(FAMILY_PYTHON_LOOP,), edge_triggered=False)
+C_MECHANISMS = Role(families=(FAMILY_C,), edge_triggered=False)
+# The backends whose descriptor numbers are limited (select's FD_SETSIZE), of any family.
+FD_LIMITED = Role(fd_limited=True)
+
+
+def resolve_roles(value: Any) -> Any:
+    """``value`` with every Role or Roles in it (a settings dataclass, the sweeps it
+    holds) replaced by the tuple of backend names it stands for now."""
+    if isinstance(value, Role | Roles):
+        return value.names()
+    if isinstance(value, tuple):
+        return tuple(resolve_roles(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: resolve_roles(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
 _UVLOOP_HINT = "pip install uvloop (or pip install -e '.[uvloop]')"
 
 register(Backend(
@@ -283,7 +396,7 @@ register(Backend(
 ))  # fmt: skip
 register(Backend(
     name="epoll-et", family=FAMILY_PYTHON_LOOP, mechanism="epoll-et", wait_instrumented=True,
-    fd_number_limit=None, colour="#17becf",
+    fd_number_limit=None, colour="#17becf", edge_triggered=True,
     factory="servers.backends.epoll_backend:make_server_edge_triggered",
     description="epoll(7), edge-triggered (EPOLLET), in the shared event loop",
 ))  # fmt: skip

@@ -192,7 +192,13 @@ def main(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace, placement: Any) -> int:
     from bench.measure.doctor import LimitError, check_limits
-    from bench.measure.plan import estimate_plan, max_connections, plan_trials
+    from bench.measure.plan import (
+        estimate_plan,
+        max_connections,
+        plan_skips,
+        plan_trials,
+        plugin_trials_s,
+    )
 
     try:
         cfg = _config(args)
@@ -213,9 +219,20 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
             warnings.append(f"skipped {text}")
     trials = plan_trials(cfg)
     estimate = estimate_plan(cfg, trials)
+    skips = plan_skips(cfg)
+    planned = {t.backend for t in trials}
+    refused = [s for s in skips if cfg.backends_named and s.backend not in planned]
+    if refused:
+        # A backend named with --backend that no chosen cell can take: say why, measure nothing.
+        err(
+            "; ".join(s.describe() for s in refused)
+            + ": drop it from --backend or choose a scenario or preset it can serve"
+        )
+        return EXIT_USAGE
     if not trials and not estimate.in_process_s:
         err("the selection leaves nothing to measure: check --scenario and --backend")
         return EXIT_USAGE
+    warnings.extend(s.describe() for s in skips)
     try:
         (placement.check_limits if placement else check_limits)(max_connections(trials))
     except LimitError as exc:
@@ -238,7 +255,12 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
         f"server on CPU {cfg.server_cpu}, load generator on CPUs {list(cfg.loadgen_cpus)}; "
         f"order seed {cfg.order_seed}"
     )
-    print(f"planned duration: {estimate.describe()} (budget {cfg.budget_s:.0f} s)")
+    budget = f"{cfg.budget_s:.0f} s"
+    plugin_s, plugins = plugin_trials_s(cfg, trials) if args.budget_s is None else (0.0, ())
+    if plugins:
+        budget += f" + ~{plugin_s:.0f} s for the plugin backends {', '.join(plugins)}"
+        cfg = cfg.replace(budget_s=cfg.budget_s + plugin_s)
+    print(f"planned duration: {estimate.describe()} (budget {budget})")
     for text in warnings:
         print(f"warning: {text}", file=sys.stderr)
     if estimate.total_s > cfg.budget_s * BUDGET_TOLERANCE:

@@ -2,8 +2,9 @@
 
 The config is the single object that describes a run. It is written whole into
 ``run.json`` so a run folder says exactly what was asked for, and it is the only
-thing the planner reads. What is common to every scenario (backends,
-repetitions, phase lengths, placement, budget) is declared here per preset;
+thing the planner reads. What is common to every scenario (backends, named by
+their roles in the registry, repetitions, phase lengths, placement, budget) is
+declared here per preset;
 each scenario declares its own settings per preset in its module
 (``bench.measure.scenarios``), and the config carries them under ``settings``.
 """
@@ -33,6 +34,11 @@ class BenchConfig:
     backends: tuple[str, ...]
     repetitions: int
     protocol: str = "http"
+    # True when the backends were named (bench run --backend): each is then planned in
+    # every cell of the chosen scenarios it can serve, whatever roles the preset's
+    # scenarios give their sweeps, and a cell it cannot serve is stated with the reason
+    # (bench.measure.plan). False: the preset's roles choose each cell's backends.
+    backends_named: bool = False
     # Phase lengths of one trial.
     warmup_s: float = 0.4
     measure_s: float = 1.0
@@ -65,7 +71,9 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class _Preset:
-    backends: tuple[str, ...]
+    # Roles, resolved against the registry when the config is built: a registered
+    # plugin backend joins the presets whose roles admit it.
+    backends: registry.Role | registry.Roles
     repetitions: int
     warmup_s: float
     measure_s: float
@@ -73,11 +81,9 @@ class _Preset:
     quiet_wait_s: float = 30.0
 
 
-QUICK_BACKENDS = ("select", "poll", "epoll", "epoll-et", "c-select", "c-poll", "c-epoll")
-
-
-def _event_loop_backends() -> tuple[str, ...]:
-    return registry.names(registry.FAMILY_PYTHON_LOOP)
+_TINY_BACKENDS = registry.Role(
+    families=(registry.FAMILY_PYTHON_LOOP,), mechanisms=("select", "epoll")
+)
 
 
 def _presets() -> dict[str, _Preset]:
@@ -88,16 +94,16 @@ def _presets() -> dict[str, _Preset]:
         # 3 repetitions of the cells that decide each family's verdict (its
         # scenarios name them) and drops the rest (churn, the reference backends,
         # the C twins' closed loop and wider sweeps are in "standard").
-        "quick": _Preset(QUICK_BACKENDS, 3, 0.2, 0.45, 180.0),
+        "quick": _Preset(registry.PYTHON_LOOP | registry.C_MECHANISMS, 3, 0.2, 0.45, 180.0),
         # ~22 minutes: every event-loop backend (epoll-et too), 5 repetitions.
-        "standard": _Preset(_event_loop_backends(), 5, 0.5, 2.0, 30 * 60.0),
+        "standard": _Preset(registry.PYTHON_LOOP, 5, 0.5, 2.0, 30 * 60.0),
         # Every registered backend, idle connections up to 16,000, within an hour
         # (issue 12): 3 repetitions (as quick) and 2 s windows (as standard, 2,000
         # open-loop latency samples at 1,000 req/s) instead of 5 and 5 s, which
         # planned ~10,800 s; the scenarios' full sweeps keep fewer counts.
-        "full": _Preset(registry.names(), 3, 0.5, 2.0, 3600.0),
+        "full": _Preset(registry.EVERY_BACKEND, 3, 0.5, 2.0, 3600.0),
         # Numbers meaningless, so no waiting for quiet (the test suite runs it).
-        "tiny": _Preset(("select", "epoll"), 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0),
+        "tiny": _Preset(_TINY_BACKENDS, 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0),
     }
 
 
@@ -111,12 +117,14 @@ def preset_config(name: str) -> BenchConfig:
     if preset is None:
         raise ConfigError(f"unknown preset {name!r}: choose one of {', '.join(PUBLIC_PRESETS)}")
     settings = {
-        s.name: s.presets[name] for s in scenario_registry.all_scenarios() if name in s.presets
+        s.name: registry.resolve_roles(s.presets[name])
+        for s in scenario_registry.all_scenarios()
+        if name in s.presets
     }
     return BenchConfig(
         preset=name,
         scenarios=tuple(settings),
-        backends=preset.backends,
+        backends=preset.backends.names(),
         repetitions=preset.repetitions,
         warmup_s=preset.warmup_s,
         measure_s=preset.measure_s,
@@ -139,7 +147,9 @@ def build_config(
 ) -> BenchConfig:
     """A preset narrowed by command-line choices, with CPU placement resolved.
 
-    Raises ConfigError (before anything starts) for an unknown scenario or
+    Backends named here are measured in every cell of the chosen scenarios they can
+    serve (``BenchConfig.backends_named``). Raises ConfigError (before anything
+    starts) for an unknown scenario or
     backend, a scenario the preset has no settings for, a non-positive
     repetition count, a negative order seed or a server CPU that is not ours.
     """
@@ -171,6 +181,7 @@ def build_config(
                 f"unknown backend {', '.join(unknown)}: choose from {', '.join(known)}"
             )
         changes["backends"] = tuple(dict.fromkeys(backends))
+        changes["backends_named"] = True
     if repetitions is not None:
         if repetitions < 1:
             raise ConfigError(f"--repetitions must be at least 1, got {repetitions}")

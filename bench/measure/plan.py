@@ -34,9 +34,6 @@ from servers import registry
 ANALYSIS_S = 12.0
 # Interpreter start-up, imports, machine metadata.
 STARTUP_S = 2.0
-# Descriptors a server holds besides client sockets (stdio, listening socket,
-# control channel, a reserve descriptor for the EMFILE trick, wakeup pipes...).
-SERVER_RESERVED_FDS = 16
 
 
 def server_nofile() -> int | None:
@@ -53,20 +50,38 @@ def max_client_connections(backend: str) -> int | None:
     select: below FD_SETSIZE (descriptor numbers); HAProxy: its maxconn, two
     descriptors per client (haproxy-select 499, the others ~RLIMIT_NOFILE / 2).
     """
-    declared = registry.get(backend)
-    caps = []
-    if declared.fd_number_limit is not None:
-        caps.append(declared.fd_number_limit - SERVER_RESERVED_FDS)
-    nofile = server_nofile()
-    held = None if nofile is None else declared.max_clients(nofile)
-    if held is not None:
-        caps.append(held)
-    return min(caps) if caps else None
+    capacity = registry.get(backend).client_capacity(server_nofile())
+    return None if capacity is None else capacity[0]
 
 
 def backend_can_hold(backend: str, connections: int) -> bool:
     cap = max_client_connections(backend)
     return cap is None or connections <= cap
+
+
+def cannot_serve(backend: str, cell: Cell, protocol: str) -> str | None:
+    """Why ``backend`` cannot serve ``cell`` over ``protocol``, None when it can. A probe
+    cell offers more connections than a backend holds on purpose: only its protocol counts."""
+    connections = 0 if cell.mode == "probe" else cell.total_connections
+    return registry.get(backend).cannot_serve(protocol, connections, server_nofile())
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Cells of one scenario a backend named with --backend cannot serve, for one reason."""
+
+    backend: str
+    scenario: str
+    reason: str
+    connections: tuple[int, ...]
+    """The connections of each cell left out."""
+
+    def describe(self) -> str:
+        counts = sorted(set(self.connections))
+        return (
+            f"{self.backend} is not planned in {len(self.connections)} {self.scenario} "
+            f"cell(s) of {', '.join(str(n) for n in counts)} connections: {self.reason}"
+        )
 
 
 def fresh_order_seed() -> int:
@@ -89,12 +104,44 @@ def _merged_cells(cells: list[Cell], run_backends: tuple[str, ...]) -> list[Cell
     return [dataclasses.replace(key, backends=tuple(b)) for key, b in merged.items()]
 
 
-def _held(cell: Cell) -> tuple[str, ...]:
-    """The cell's backends that can hold its connections (probe cells keep every one)."""
-    backends = cell.backends or ()
-    if cell.mode == "probe":
-        return backends
-    return tuple(b for b in backends if backend_can_hold(b, cell.total_connections))
+def _scenario_cells(cfg: BenchConfig, name: str) -> list[Cell]:
+    """The scenario's cells in ``cfg``, each with the backends it plans (not yet checked
+    against what they can serve).
+
+    Backends named with --backend (``cfg.backends_named``) join every cell the
+    scenario plans for any registered backend; otherwise each sweep's roles choose.
+    """
+    scenario = scenarios.get(name)
+    if not cfg.backends_named:
+        return _merged_cells(scenario.cells(cfg.settings[name], cfg), cfg.backends)
+    every = cfg.replace(backends=registry.names())
+    cells = _merged_cells(scenario.cells(cfg.settings[name], every), every.backends)
+    return [dataclasses.replace(cell, backends=cfg.backends) for cell in cells]
+
+
+def _served(cell: Cell, protocol: str) -> tuple[str, ...]:
+    """The cell's backends that can serve it (probe cells: whatever their limits)."""
+    return tuple(b for b in cell.backends or () if cannot_serve(b, cell, protocol) is None)
+
+
+def plan_skips(cfg: BenchConfig) -> list[Skip]:
+    """The cells a backend named with --backend, or a plugin backend a preset's roles
+    chose, cannot serve, with the reason.
+
+    A preset's built-in backends are left out of cells they cannot hold without a
+    word (its scenarios' sweeps are chosen knowing it: select's own counts, HAProxy's).
+    """
+    grouped: dict[tuple[str, str, str], list[int]] = {}
+    for name in cfg.scenarios:
+        for cell in _scenario_cells(cfg, name):
+            for backend in cell.backends or ():
+                if not cfg.backends_named and registry.get(backend).built_in:
+                    continue
+                reason = cannot_serve(backend, cell, cfg.protocol)
+                if reason is not None:
+                    key = (backend, name, reason)
+                    grouped.setdefault(key, []).append(cell.total_connections)
+    return [Skip(b, s, r, tuple(n)) for (b, s, r), n in grouped.items()]
 
 
 def plan_trials(cfg: BenchConfig) -> list[Trial]:
@@ -105,8 +152,9 @@ def plan_trials(cfg: BenchConfig) -> list[Trial]:
     each cell's backends, are permuted by a generator seeded with
     ``cfg.order_seed``: the same seed gives the same plan. None draws a fresh
     seed (an order nobody can reproduce; ``bench run`` resolves it first).
-    Cells a backend cannot hold (select beyond FD_SETSIZE, HAProxy beyond its
-    maxconn) are left out except in probe cells, whose point is to go beyond it.
+    Cells a backend cannot serve (another protocol; select beyond FD_SETSIZE,
+    HAProxy beyond its maxconn) are left out except in probe cells, whose point
+    is to go beyond the limits (``plan_skips`` says which, for named backends).
     """
     seed = cfg.order_seed if cfg.order_seed is not None else fresh_order_seed()
     rng = random.Random(seed)
@@ -114,7 +162,7 @@ def plan_trials(cfg: BenchConfig) -> list[Trial]:
     for name in cfg.scenarios:
         scenario = scenarios.get(name)
         repetitions = min(cfg.repetitions, scenario.max_repetitions or cfg.repetitions)
-        for cell in _merged_cells(scenario.cells(cfg.settings[name], cfg), cfg.backends):
+        for cell in _scenario_cells(cfg, name):
             cells.append((name, cell, repetitions))
     trials: list[Trial] = []
     for repetition in range(max((r for _, _, r in cells), default=0)):
@@ -122,7 +170,7 @@ def plan_trials(cfg: BenchConfig) -> list[Trial]:
         rng.shuffle(in_repetition)
         position = 0
         for name, cell in in_repetition:
-            backends = list(_held(cell)) * cell.copies
+            backends = list(_served(cell, cfg.protocol)) * cell.copies
             rng.shuffle(backends)
             for backend in backends:
                 trials.append(
@@ -172,6 +220,18 @@ class PlanEstimate:
             f" + analysis ~{self.analysis_s:.0f} s + start-up ~{self.startup_s:.0f} s"
             f" = ~{self.total_s:.0f} s"
         )
+
+
+def plugin_trials_s(cfg: BenchConfig, trials: list[Trial]) -> tuple[float, tuple[str, ...]]:
+    """Expected seconds of the trials of plugin backends (not ``built_in``) the preset
+    chose, and their names. A preset's budget is set for the built-in backends: these
+    extend it, so a registered plugin joins the default run instead of pushing it over.
+    Backends named with --backend get no such allowance."""
+    if cfg.backends_named:
+        return 0.0, ()
+    added = [t for t in trials if not registry.get(t.backend).built_in]
+    names = tuple(dict.fromkeys(t.backend for t in added))
+    return sum(trial_estimate_s(t) for t in added), names
 
 
 def estimate_plan(cfg: BenchConfig, trials: list[Trial]) -> PlanEstimate:

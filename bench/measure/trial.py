@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from servers.registry import Role, Roles, resolve_roles
+
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
 # stop and reap both. Five default runs of 118 trials on a quiet 2-vCPU VM
@@ -44,20 +46,30 @@ class Cell:
         return self.probe_connections if self.mode == "probe" else self.idle + self.active
 
 
+# A scenario's choice of backends: None, every backend of the run; else the backends
+# these roles admit (bench.measure.config resolves them into names when it builds a
+# run's config), or these names, when the run has them.
+Backends = tuple[str, ...] | Role | Roles | None
+
+
 @dataclass(frozen=True)
 class Sweep:
     """One mode over a list of idle (or active) counts for some backends."""
 
     mode: str  # "open" | "closed"
     counts: tuple[int, ...]
-    # None: every backend of the run; else only these, when the run has them.
-    backends: tuple[str, ...] | None = None
+    backends: Backends = None
 
     def backends_in(self, run_backends: tuple[str, ...]) -> tuple[str, ...] | None:
         """The sweep's backends the run measures, None for all, () for none."""
-        if self.backends is None:
-            return None
-        return tuple(b for b in self.backends if b in run_backends)
+        return backends_in(self.backends, run_backends)
+
+
+def backends_in(chosen: Backends, run_backends: tuple[str, ...]) -> tuple[str, ...] | None:
+    """``chosen``'s backends the run measures (in their order), None for all, () for none."""
+    if chosen is None:
+        return None
+    return tuple(b for b in resolve_roles(chosen) if b in run_backends)
 
 
 @dataclass(frozen=True)

@@ -79,11 +79,18 @@ typedef struct cl_mech {
     void (*destroy)(void *state);
 } cl_mech;
 
-extern const cl_mech cl_mech_select;
-extern const cl_mech cl_mech_poll;
-extern const cl_mech cl_mech_epoll;
-extern const cl_mech cl_mech_epoll_et;
-const cl_mech *cl_mech_find(const char *name);
+/* Every adapter: each mech_*.c file ends with CL_MECHANISM(its cl_mech), which puts a
+ * pointer to it into the section cl_mechanisms. The linker bounds that section with the
+ * symbols __start_cl_mechanisms and __stop_cl_mechanisms (a linker set, as FreeBSD's
+ * SET_DECLARE), so the loop and the module find every adapter the build links and no
+ * list is kept in step: a new adapter is its file and its line in setup.py. The name
+ * is the backend's `mechanism` in servers/c_backends.py. */
+#define CL_MECHANISM(mech)                                                                  \
+    static const cl_mech *const cl_mechanism_entry_##mech                                   \
+        __attribute__((used, section("cl_mechanisms"))) = &mech
+size_t cl_mech_count(void);
+const cl_mech *cl_mech_at(size_t index); /* in link order, index < cl_mech_count() */
+const cl_mech *cl_mech_find(const char *name); /* NULL: no adapter of that name */
 
 /* ---- a growable byte buffer ---- */
 typedef struct cl_buf {

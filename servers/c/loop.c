@@ -520,10 +520,16 @@ void cl_stats_read(const cl_stats *live, cl_stats *copy) {
     }
 }
 
+/* Defined by the linker around the section CL_MECHANISM fills (cloop.h). */
+extern const cl_mech *const __start_cl_mechanisms[];
+extern const cl_mech *const __stop_cl_mechanisms[];
+
+size_t cl_mech_count(void) { return (size_t)(__stop_cl_mechanisms - __start_cl_mechanisms); }
+
+const cl_mech *cl_mech_at(size_t index) { return __start_cl_mechanisms[index]; }
+
 const cl_mech *cl_mech_find(const char *name) {
-    static const cl_mech *const all[] = {&cl_mech_select, &cl_mech_poll, &cl_mech_epoll,
-                                         &cl_mech_epoll_et};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(all[i]->name, name) == 0) return all[i];
+    for (size_t i = 0; i < cl_mech_count(); i++)
+        if (strcmp(cl_mech_at(i)->name, name) == 0) return cl_mech_at(i);
     return NULL;
 }

@@ -74,7 +74,7 @@ static void epoll_destroy(void *state) {
     free(st);
 }
 
-const cl_mech cl_mech_epoll = {
+static const cl_mech cl_mech_epoll = {
     .name = "epoll",
     .edge_triggered = 0,
     .fd_limit = 0,
@@ -85,8 +85,9 @@ const cl_mech cl_mech_epoll = {
     .wait = epoll_wait_events,
     .destroy = epoll_destroy,
 };
+CL_MECHANISM(cl_mech_epoll);
 
-const cl_mech cl_mech_epoll_et = {
+static const cl_mech cl_mech_epoll_et = {
     .name = "epoll-et",
     .edge_triggered = 1,
     .fd_limit = 0,
@@ -97,3 +98,4 @@ const cl_mech cl_mech_epoll_et = {
     .wait = epoll_wait_events,
     .destroy = epoll_destroy,
 };
+CL_MECHANISM(cl_mech_epoll_et);

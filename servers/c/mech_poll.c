@@ -118,7 +118,7 @@ static void poll_destroy(void *state) {
     free(st);
 }
 
-const cl_mech cl_mech_poll = {
+static const cl_mech cl_mech_poll = {
     .name = "poll",
     .edge_triggered = 0,
     .fd_limit = 0,
@@ -129,3 +129,4 @@ const cl_mech cl_mech_poll = {
     .wait = poll_wait,
     .destroy = poll_destroy,
 };
+CL_MECHANISM(cl_mech_poll);

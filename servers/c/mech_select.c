@@ -73,7 +73,7 @@ static void select_destroy(void *state) {
     free(state);
 }
 
-const cl_mech cl_mech_select = {
+static const cl_mech cl_mech_select = {
     .name = "select",
     .edge_triggered = 0,
     .fd_limit = FD_SETSIZE,
@@ -84,3 +84,4 @@ const cl_mech cl_mech_select = {
     .wait = select_wait,
     .destroy = select_destroy,
 };
+CL_MECHANISM(cl_mech_select);

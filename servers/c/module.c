@@ -28,6 +28,24 @@ typedef struct {
     int running;
 } LoopObject;
 
+/* The names of the adapters this build links (cloop.h CL_MECHANISM), sorted: a tuple. */
+static PyObject *mechanism_names(void) {
+    PyObject *names = PyList_New(0);
+    if (names == NULL) return NULL;
+    for (size_t i = 0; i < cl_mech_count(); i++) {
+        PyObject *name = PyUnicode_FromString(cl_mech_at(i)->name);
+        if (name == NULL || PyList_Append(names, name) < 0) {
+            Py_XDECREF(name);
+            Py_DECREF(names);
+            return NULL;
+        }
+        Py_DECREF(name);
+    }
+    PyObject *sorted = PyList_Sort(names) < 0 ? NULL : PyList_AsTuple(names);
+    Py_DECREF(names);
+    return sorted;
+}
+
 static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"mechanism",        "listen_fd",      "wake_fd",
                              "wake_write_fd",    "http",           "http_close",
@@ -47,8 +65,12 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
         return -1;
     const cl_mech *mech = cl_mech_find(mechanism);
     if (mech == NULL) {
-        PyErr_Format(PyExc_ValueError,
-                     "unknown mechanism '%s': choose select, poll, epoll or epoll-et", mechanism);
+        PyObject *known = mechanism_names();
+        if (known != NULL) {
+            PyErr_Format(PyExc_ValueError, "unknown mechanism '%s': choose one of %R", mechanism,
+                         known);
+            Py_DECREF(known);
+        }
         return -1;
     }
     if (listen_fd < 0 || wake_fd < 0 || max_queued < 1 || max_head < 1) {
@@ -257,8 +279,7 @@ PyMODINIT_FUNC PyInit__cloop(void) {
     if (PyType_Ready(&LoopType) < 0) return NULL;
     PyObject *m = PyModule_Create(&cloop_module);
     if (m == NULL) return NULL;
-    PyObject *mechanisms = Py_BuildValue("(ssss)", cl_mech_select.name, cl_mech_poll.name,
-                                         cl_mech_epoll.name, cl_mech_epoll_et.name);
+    PyObject *mechanisms = mechanism_names();
 #define CL_NAME(name) "s"
 #define CL_STR(name) #name,
     PyObject *names = Py_BuildValue("(" CL_COUNTERS(CL_NAME) ")", CL_COUNTERS(CL_STR) NULL);

@@ -12,7 +12,8 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Sweep
+from bench.measure.trial import Backends, Cell, Sweep
+from servers import registry
 
 NAME = "active-scaling"
 
@@ -21,7 +22,7 @@ NAME = "active-scaling"
 class ActiveScalingSettings:
     active_counts: tuple[int, ...]
     # None: every backend of the run.
-    backends: tuple[str, ...] | None = None
+    backends: Backends = None
 
 
 def cells(settings: ActiveScalingSettings, cfg: Any) -> list[Cell]:
@@ -41,7 +42,7 @@ SCENARIO = register(
             # The Python family with edge- and level-triggered epoll; the C twins'
             # all-active cells are in "standard" (on one host a C server is
             # client-bound there).
-            "quick": ActiveScalingSettings((100, 1000), ("select", "poll", "epoll", "epoll-et")),
+            "quick": ActiveScalingSettings((100, 1000), registry.PYTHON_LOOP),
             "standard": ActiveScalingSettings((8, 100, 500, 1000, 2000)),
             "full": ActiveScalingSettings((8, 100, 1000, 2000)),
             "tiny": ActiveScalingSettings((4,)),

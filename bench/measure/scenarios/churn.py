@@ -34,12 +34,14 @@ from typing import Any
 
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Sweep
+from bench.measure.trial import Backends, Cell, Sweep
+from servers import registry
 
 NAME = "churn"
 # Server CPU per connection accepted in the window (churn: one request per connection).
 CPU_PER_CONN = "server_cpu_us_per_conn"
-MECHANISM_BACKENDS = ("select", "poll", "epoll", "c-select", "c-poll", "c-epoll")
+# One backend per readiness mechanism of the Python and C families (no edge-triggered variant).
+MECHANISM_BACKENDS = registry.PYTHON_MECHANISMS | registry.C_MECHANISMS
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,7 @@ class ChurnSettings:
     active_connections: int = 8
     # New connections per second over all slots (open loop).
     rate_per_s: float = 250.0
-    # None: every backend of the run; else only these, when the run has them.
-    backends: tuple[str, ...] | None = MECHANISM_BACKENDS
+    backends: Backends = MECHANISM_BACKENDS
 
 
 def cells(settings: ChurnSettings, cfg: Any) -> list[Cell]:

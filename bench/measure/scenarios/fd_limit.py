@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from bench.measure.drivers import drive_probe
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Trial
+from bench.measure.trial import Backends, Cell, Trial, backends_in
+from servers import registry
 
 NAME = "fd-limit"
 # Server start + connect + one request per connection.
@@ -26,12 +27,18 @@ PROBE_S_PER_CONNECTION = 300e-6
 @dataclass(frozen=True)
 class FdLimitSettings:
     connections: int = 2000
-    backends: tuple[str, ...] = ("select", "poll", "epoll")
+    backends: Backends = registry.PYTHON_MECHANISMS
+
+
+# The descriptor-limited backends (select's FD_SETSIZE) of the C and external families.
+_OTHER_LIMITED = registry.Role(
+    families=(registry.FAMILY_C, registry.FAMILY_EXTERNAL), fd_limited=True
+)
 
 
 def cells(settings: FdLimitSettings, cfg: object) -> list[Cell]:
     chosen: tuple[str, ...] = cfg.backends  # type: ignore[attr-defined]
-    backends = tuple(b for b in settings.backends if b in chosen) or (
+    backends = backends_in(settings.backends, chosen) or (
         ("select",) if "select" in chosen else chosen[:1]
     )
     return [Cell(NAME, "probe", 0, 0, None, probe_connections=settings.connections,
@@ -47,20 +54,27 @@ SCENARIO = register(
         name=NAME,
         summary="more connections than FD_SETSIZE, one request each; what each client saw",
         presets={
-            "quick": FdLimitSettings(backends=("select", "poll", "epoll", "c-select")),
+            "quick": FdLimitSettings(
+                backends=registry.PYTHON_MECHANISMS
+                | registry.Role(families=(registry.FAMILY_C,), fd_limited=True)
+            ),
             # HAProxy's select poller holds at most 499 clients (two descriptors
             # each within FD_SETSIZE); past it clients wait unanswered.
             "standard": FdLimitSettings(
-                connections=8000,
-                backends=("select", "poll", "epoll", "c-select", "haproxy-select"),
+                connections=8000, backends=registry.PYTHON_MECHANISMS | _OTHER_LIMITED
             ),
             # Up to the descriptor ceiling: RLIMIT_NOFILE (20,000 here) less the
-            # probe's and the server's own descriptors.
+            # probe's and the server's own descriptors; c-epoll beside c-select.
             "full": FdLimitSettings(
                 connections=19000,
-                backends=("select", "poll", "epoll", "c-select", "c-epoll", "haproxy-select"),
+                backends=registry.PYTHON_MECHANISMS
+                | _OTHER_LIMITED
+                | registry.Role(families=(registry.FAMILY_C,), mechanisms=("epoll",)),
             ),
-            "tiny": FdLimitSettings(connections=1040, backends=("select",)),
+            "tiny": FdLimitSettings(
+                connections=1040,
+                backends=registry.Role(families=(registry.FAMILY_PYTHON_LOOP,), fd_limited=True),
+            ),
         },
         cells=cells,
         driver=drive_probe,

@@ -21,6 +21,7 @@ from typing import Any
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
 from bench.measure.trial import Cell, Sweep
+from servers.registry import FAMILY_C, FAMILY_EXTERNAL, FAMILY_PYTHON_LOOP, Role
 
 NAME = "idle-scaling"
 
@@ -52,6 +53,16 @@ IDLE_HEAVY_COUNT = 1000
 HAPROXY_SELECT_COUNTS = (250, 480)
 
 
+def _by_limit(mode: str, family: str, edge_triggered: bool | None) -> tuple[Sweep, Sweep]:
+    """A family's sweeps: select's own counts for its descriptor-limited backends, the
+    wide counts for the others (edge-triggered ones too unless ``edge_triggered`` is False)."""
+
+    def role(limited: bool) -> Role:
+        return Role(families=(family,), fd_limited=limited, edge_triggered=edge_triggered)
+
+    return Sweep(mode, SELECT_COUNTS, role(True)), Sweep(mode, WIDE_COUNTS, role(False))
+
+
 def _quick() -> IdleScalingSettings:
     # The cells that decide each family's verdict (3 counts per backend for a
     # growth fit, 1,000 idle for the idle-heavy regime): Python in open loop
@@ -60,17 +71,18 @@ def _quick() -> IdleScalingSettings:
     # loop only (in closed loop a C server outruns the client on one host).
     return IdleScalingSettings(
         (
-            Sweep("open", SELECT_COUNTS, ("select",)),
-            Sweep("open", WIDE_COUNTS, ("poll", "epoll")),
-            Sweep("closed", SELECT_COUNTS, ("select",)),
-            Sweep("closed", WIDE_COUNTS, ("poll", "epoll")),
+            *_by_limit("open", FAMILY_PYTHON_LOOP, edge_triggered=False),
+            *_by_limit("closed", FAMILY_PYTHON_LOOP, edge_triggered=False),
             # Edge vs level is judged in claim 2's cells: idle-heavy is 1,000 idle. Its 0
             # and 4,000 were drawn, never judged; their time went to idle-steps.
-            Sweep("closed", (IDLE_HEAVY_COUNT,), ("epoll-et",)),
-            Sweep("open", SELECT_COUNTS, ("c-select",)),
-            Sweep("open", WIDE_COUNTS, ("c-poll", "c-epoll")),
+            Sweep("closed", (IDLE_HEAVY_COUNT,), _EDGE_PYTHON),
+            *_by_limit("open", FAMILY_C, edge_triggered=False),
         )
     )
+
+
+_EDGE_PYTHON = Role(families=(FAMILY_PYTHON_LOOP,), edge_triggered=True)
+_HAPROXY_SELECT = Role(families=(FAMILY_EXTERNAL,), fd_limited=True)
 
 
 SCENARIO = register(
@@ -92,8 +104,8 @@ SCENARIO = register(
                 (
                     Sweep("open", (0, 500, 1000, 4000, 16000)),
                     Sweep("closed", (0, 500, 1000, 4000, 16000)),
-                    Sweep("open", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
-                    Sweep("closed", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
+                    Sweep("open", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
+                    Sweep("closed", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
                 )
             ),
             "tiny": IdleScalingSettings(

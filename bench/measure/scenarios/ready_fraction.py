@@ -32,10 +32,10 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Sweep
+from bench.measure.trial import Backends, Cell, Sweep
+from servers import registry
 
 NAME = "ready-fraction"
-PYTHON = ("select", "poll", "epoll")
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ class ReadyFractionSettings:
     registered: tuple[int, ...] = (1000, 4000)
     # Active share of the registered connections (active = share x N, at least 1).
     shares: tuple[float, ...] = (0.01, 0.05, 0.2, 0.5, 1.0)
-    # None: every backend of the run; else only these, when the run has them.
-    backends: tuple[str, ...] | None = PYTHON
+    backends: Backends = registry.PYTHON_MECHANISMS
 
 
 def active_count(registered: int, share: float) -> int:
