@@ -33,7 +33,7 @@ def _cell(t: Trial) -> tuple:
 
 
 def _fixed_plan(cfg: BenchConfig) -> Counter:
-    """The trials of the former fixed order (scenario, repetition, cell, backend)."""
+    """The trials of the former fixed order (scenario, repetition, cell, backend, copies)."""
     out: Counter = Counter()
     for name in cfg.scenarios:
         scenario = scenarios.get(name)
@@ -47,7 +47,7 @@ def _fixed_plan(cfg: BenchConfig) -> Counter:
                         continue
                     counts = (cell.idle, cell.active, cell.rate, cell.http_close)
                     probe = cell.probe_connections
-                    out[(name, backend, cell.mode, *counts, probe, repetition)] += 1
+                    out[(name, backend, cell.mode, *counts, probe, repetition)] += cell.copies
     return out
 
 

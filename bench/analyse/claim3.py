@@ -26,14 +26,13 @@ of those mechanisms.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from bench.analyse import idle_steps
+from bench.analyse.claim3_explain import throughput_explanation
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import (
     change_words,
@@ -204,51 +203,6 @@ def judge_flatness(
         status = INCONCLUSIVE
         reason = f"{label}: {subject} flat but the sweep did not show growth for {weak}"
     return {**evidence, "status": status, "reason": reason}
-
-
-def _geo(values: pd.Series) -> float:
-    v = values.astype(float)
-    v = v[np.isfinite(v) & (v > 0)]
-    return float(np.exp(np.log(v).mean())) if len(v) else float("nan")
-
-
-def throughput_explanation(
-    rows: pd.DataFrame, fit: SlopeFit | None, subject: str | None
-) -> str | None:
-    """Where the subject's added time per request goes when its closed-loop throughput falls."""
-    if fit is None or not (math.isfinite(fit.rel_increase) and fit.rel_increase > 0):
-        return None
-    ep = rows[rows["backend"] == subject]
-    lo = ep[ep["idle_connections"].astype(float) == fit.x_min]
-    hi = ep[ep["idle_connections"].astype(float) == fit.x_max]
-    if lo.empty or hi.empty:
-        return None
-
-    def parts(cell: pd.DataFrame) -> tuple[float, float, float, float]:
-        wall = _geo(1e6 / cell["throughput_rps"].astype(float))
-        cpu = _geo(cell["server_cpu_us_per_req"])
-        per_req = (
-            cell["server_wait_us_per_call"].astype(float)
-            * cell["server_wait_calls"].astype(float)
-            / cell["requests"].astype(float)
-        )
-        return _geo(cell["throughput_rps"]), wall, cpu, _geo(per_req)
-
-    (t1, w1, c1, q1), (t2, w2, c2, q2) = parts(lo), parts(hi)
-    text = (
-        f"{subject}'s closed-loop throughput went from {t1:,.0f} to {t2:,.0f} requests/s between "
-        f"{fit.x_min:.0f} and {fit.x_max:.0f} idle connections (geometric means), wall time per "
-        f"request {w1:.1f} -> {w2:.1f} us"
-    )
-    if all(math.isfinite(v) for v in (c1, c2, q1, q2)) and w2 > w1:
-        added = w2 - w1
-        text += (
-            f"; of the {added:.1f} us added, {q2 - q1:+.1f} us is inside the wait call, "
-            f"{(c2 - q2) - (c1 - q1):+.1f} us is other server CPU per request and "
-            f"{(w2 - c2) - (w1 - c1):+.1f} us is not server CPU (waiting for the client or "
-            "the other CPU)"
-        )
-    return text
 
 
 def _trial_metric(

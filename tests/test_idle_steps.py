@@ -1,0 +1,131 @@
+"""idle-steps: one server process at every idle count in turn, the process as the fit's block."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.analyse import idle_steps
+from bench.analyse.claim3 import claim3_family
+from bench.analyse.families import roles_of
+from bench.analyse.rules import CLAIM3_WAIT_LABEL, INCONCLUSIVE
+from bench.analyse.simulate import SimulationSpec, Simulator
+from bench.measure.config import preset_config
+from bench.measure.plan import plan_trials
+from bench.measure.scenarios.idle_steps import NAME, STEPS_COLUMN, IdleStepsSettings
+from servers import registry
+
+COUNTS = (0, 1000, 4000)
+
+
+def _trial(order_index: int, backend: str, windows: list[dict], status: str = "ok") -> dict:
+    return {
+        "scenario": NAME, "backend": backend, "mode": "closed", "status": status,
+        "flagged": False, "repetition": order_index // 2, "order_index": order_index,
+        STEPS_COLUMN: json.dumps(windows),
+    }  # fmt: skip
+
+
+def _table(rng: np.random.Generator, growth: float, processes: int = 6) -> pd.DataFrame:
+    """Processes that differ by x2 between them, each seeing ``growth`` over 0-4,000 idle."""
+    rows = []
+    for p in range(processes):
+        level = 3.0 * np.exp(rng.normal(0, 0.7))  # a process's own level: it cancels
+        order = rng.permutation(len(COUNTS))
+        windows = [
+            {
+                "idle_connections": COUNTS[k],
+                "position": i,
+                "server_wait_us_per_call": level
+                * (1 + growth * COUNTS[k] / 4000)
+                * np.exp(rng.normal(0, 0.02)),
+                "server_cpu_us_per_req": 8.0,
+                "server_busy_fraction": 0.98,
+            }
+            for i, k in enumerate(order)
+        ]
+        rows.append(_trial(p, "epoll", windows))
+    return pd.DataFrame(rows)
+
+
+def test_windows_expand_one_row_each_and_leave_failed_trials_out() -> None:
+    table = _table(np.random.default_rng(1), 0.0, processes=3)
+    table.loc[1, "status"] = "failed"
+    windows = idle_steps.step_windows(table)
+    assert len(windows) == 2 * len(COUNTS)
+    assert set(windows["process"]) == {0, 2}
+    assert sorted(windows["idle_connections"].unique()) == list(COUNTS)
+
+
+@pytest.mark.parametrize("growth", [0.0, 0.5])
+def test_the_fit_finds_the_growth_inside_processes_that_differ_twofold(growth: float) -> None:
+    windows = idle_steps.step_windows(_table(np.random.default_rng(2), growth))
+    fit = idle_steps.steps_fit(windows, "epoll", "server_wait_us_per_call")
+    assert fit is not None and "one block per server process" in fit.method
+    lo, hi = fit.rel_ci
+    assert lo <= growth <= hi
+    # Across processes the x2 spread would swamp it; inside them the interval is tight.
+    assert hi - lo < 0.15
+    assert fit.min_reps_per_level == 6
+
+
+def _run_table(seed: int, status: str = "ok") -> pd.DataFrame:
+    """A simulated run of the family whose idle-steps trials hold ``_table``'s processes."""
+    rng = np.random.default_rng(seed)
+    table = Simulator(registry.FAMILY_PYTHON_LOOP).table(SimulationSpec(), rng)
+    steps = table.index[table["scenario"] == NAME]
+    mine = _table(rng, 0.0, processes=len(steps))
+    table.loc[steps, STEPS_COLUMN] = mine[STEPS_COLUMN].to_numpy()
+    table.loc[steps, "status"] = status
+    return table
+
+
+def test_claim3_judges_epoll_on_idle_steps_when_the_plan_measured_it_there() -> None:
+    roles = roles_of(registry.FAMILY_PYTHON_LOOP)
+    block = claim3_family(_run_table(3), roles)
+    wait = next(m for m in block["evidence"]["metrics"] if m["metric"] == CLAIM3_WAIT_LABEL)
+    assert "idle-steps" in wait["conditions"]
+    assert wait["backends"]["epoll"]["class"] == "flat"
+    assert len(wait["process_ratios"]) == 6
+
+
+def test_a_plan_with_idle_steps_never_falls_back_to_idle_scaling_for_epoll() -> None:
+    # Every idle-steps trial failed: the metric has no epoll data, it does not switch.
+    roles = roles_of(registry.FAMILY_PYTHON_LOOP)
+    block = claim3_family(_run_table(4, status="failed"), roles)
+    wait = next(m for m in block["evidence"]["metrics"] if m["metric"] == CLAIM3_WAIT_LABEL)
+    assert wait["status"] == INCONCLUSIVE and "epoll" not in wait.get("backends", {})
+
+
+def test_the_default_preset_measures_each_familys_epoll_in_two_processes_per_repetition() -> None:
+    cfg = preset_config("quick").replace(order_seed=7)
+    steps = [t for t in plan_trials(cfg) if t.scenario == NAME]
+    per_backend = pd.Series([t.backend for t in steps]).value_counts().to_dict()
+    processes = IdleStepsSettings().processes
+    assert per_backend == {"epoll": processes * cfg.repetitions,
+                           "c-epoll": processes * cfg.repetitions}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_tiny_run_holds_every_count_in_one_server_process(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cmd = [
+        sys.executable, "-m", "bench", "run", "--preset", "tiny", "--scenario", NAME,
+        "--backend", "epoll", "--repetitions", "1", "--out", str(out), "--no-charts",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = list(out.iterdir())
+    trials = pd.read_parquet(run / "trials.parquet")
+    assert (trials["status"] == "ok").all() and not trials["flagged"].any()
+    counts = IdleStepsSettings(idle_counts=(0, 20, 50)).idle_counts
+    for text in trials[STEPS_COLUMN]:
+        windows = json.loads(text)
+        assert sorted(w["idle_connections"] for w in windows) == sorted(counts)
+        assert all(w["server_wait_us_per_call"] > 0 for w in windows)
