@@ -26,6 +26,7 @@ from bench.measure import scenarios
 from bench.present import charts
 from bench.present.chart_style import rows_for, save, verdict_of
 from bench.present.crossover_chart import chart_crossover
+from bench.present.idle_steps_chart import chart_idle_steps
 from bench.present.latency_distribution import chart_latency_distribution
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
@@ -79,6 +80,11 @@ CATALOGUE: tuple[Chart, ...] = (
         "Cost of one wait call vs registered descriptors",
         charts.chart_wait_cost,
         MediansTable("server_wait_us_per_call", "idle_connections"),
+    ),
+    Chart(
+        "idle_steps_wait_cost",
+        "Inside one server process: wait call cost at each idle count",
+        chart_idle_steps,
     ),
     Chart(
         "cpu_per_request_vs_idle",

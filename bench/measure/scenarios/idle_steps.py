@@ -207,5 +207,6 @@ SCENARIO = register(
         driver=drive_steps,
         columns={STEPS_COLUMN: "string"},
         estimate_s=estimate_s,
+        charts=("idle_steps_wait_cost",),
     )
 )
