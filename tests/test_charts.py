@@ -42,8 +42,8 @@ def files(run: RunData) -> list[Path]:
 
 def test_draw_all_writes_every_chart_as_valid_png_and_svg(run: RunData, files: list[Path]) -> None:
     names = {p.stem for p in files}
-    # The synthetic run has no ready-fraction rows, so no crossover chart.
-    assert names == set(CHARTS) - {"ready_fraction_crossover"}
+    # The synthetic run has no ready-fraction or idle-steps rows: no crossover or steps chart.
+    assert names == set(CHARTS) - {"ready_fraction_crossover", "idle_steps_wait_cost"}
     for path in files:
         assert path.parent == run.path / schema.CHARTS_DIR
         data = path.read_bytes()

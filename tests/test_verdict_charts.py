@@ -95,8 +95,11 @@ def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
     plt.close(fig)
     assert "epoll vs select" in title and "c-epoll vs c-select" in title
     files = chart_catalogue.draw_all(run)
-    # The synthetic run has no ready-fraction rows, so no crossover chart.
-    assert {p.stem for p in files} == set(chart_catalogue.CHARTS) - {"ready_fraction_crossover"}
+    # The synthetic run has no ready-fraction or idle-steps rows: no crossover or steps chart.
+    assert {p.stem for p in files} == set(chart_catalogue.CHARTS) - {
+        "ready_fraction_crossover",
+        "idle_steps_wait_cost",
+    }
 
 
 def _with_fit(verdict: Verdict, metric: str, backend: str, **changes: object) -> Verdict:
