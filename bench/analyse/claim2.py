@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.claim2_shown import (
     mechanism_view,
     micro_all_ready,
@@ -198,7 +199,7 @@ def _idle_plan(trials: pd.DataFrame) -> pd.DataFrame:
     """
     rows = trials[
         (trials["scenario"] == idle_scaling.NAME)
-        & (trials["server_rejected_fd_setsize"].fillna(0) == 0)
+        & (trials[metrics.SERVER_REJECTED_FD_SETSIZE.name].fillna(0) == 0)
     ]
     return rows[rows["idle_connections"].astype(float) > 0]
 

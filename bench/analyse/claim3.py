@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import (
     change_words,
@@ -77,12 +78,18 @@ THROUGHPUT_LABEL = CLAIM3_WALL_LABEL
 WAIT_METRIC = (
     # Closed loop first: a busy server sleeps less, so each call's CPU time
     # carries less wake-up cost and more of the scan itself.
-    "server_wait_us_per_call", CLAIM3_WAIT_LABEL, "us per call", ("closed", "open"),
+    metrics.SERVER_WAIT_US_PER_CALL.name, CLAIM3_WAIT_LABEL, metrics.SERVER_WAIT_US_PER_CALL.unit,
+    ("closed", "open"),
 )  # fmt: skip
 SECONDARY_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # Open loop first: the same request rate for every backend.
-    ("server_cpu_us_per_req", CLAIM3_CPU_LABEL, "us per request", ("open", "closed")),
-    (WALL_PER_REQ, CLAIM3_WALL_LABEL, "us per request", ("closed",)),
+    (
+        metrics.SERVER_CPU_US_PER_REQ.name,
+        CLAIM3_CPU_LABEL,
+        metrics.SERVER_CPU_US_PER_REQ.unit,
+        ("open", "closed"),
+    ),
+    (WALL_PER_REQ, CLAIM3_WALL_LABEL, metrics.US_PER_REQ, ("closed",)),
 )
 TRIAL_METRICS = (WAIT_METRIC, *SECONDARY_METRICS)
 # How the sentence on which part is shown names each primary metric.
@@ -106,9 +113,9 @@ def _idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     rows = usable_trials(trials)
     rows = rows[(rows["scenario"] == idle_scaling.NAME) & (rows["mode"] == mode)]
     # A select cell that had to reject descriptors >= 1024 does not measure its N.
-    rows = rows[rows["server_rejected_fd_setsize"].fillna(0) == 0]
+    rows = rows[rows[metrics.SERVER_REJECTED_FD_SETSIZE.name].fillna(0) == 0]
     if metric == WALL_PER_REQ:
-        rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows["throughput_rps"].astype(float)})
+        rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows[metrics.THROUGHPUT_RPS.name].astype(float)})
     return rows[rows[metric].notna()]
 
 
@@ -224,14 +231,14 @@ def throughput_explanation(
         return None
 
     def parts(cell: pd.DataFrame) -> tuple[float, float, float, float]:
-        wall = _geo(1e6 / cell["throughput_rps"].astype(float))
-        cpu = _geo(cell["server_cpu_us_per_req"])
+        wall = _geo(1e6 / cell[metrics.THROUGHPUT_RPS.name].astype(float))
+        cpu = _geo(cell[metrics.SERVER_CPU_US_PER_REQ.name])
         per_req = (
-            cell["server_wait_us_per_call"].astype(float)
-            * cell["server_wait_calls"].astype(float)
-            / cell["requests"].astype(float)
+            cell[metrics.SERVER_WAIT_US_PER_CALL.name].astype(float)
+            * cell[metrics.SERVER_WAIT_CALLS.name].astype(float)
+            / cell[metrics.REQUESTS.name].astype(float)
         )
-        return _geo(cell["throughput_rps"]), wall, cpu, _geo(per_req)
+        return _geo(cell[metrics.THROUGHPUT_RPS.name]), wall, cpu, _geo(per_req)
 
     (t1, w1, c1, q1), (t2, w2, c2, q2) = parts(lo), parts(hi)
     text = (

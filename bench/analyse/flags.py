@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.rules import (
     BUSY_COLUMN,
     CLIENT_BOUND_BUSY_FRACTION,
@@ -87,7 +88,7 @@ def send_lag_material(trials: pd.DataFrame) -> pd.Series:
     if trials.empty:
         return pd.Series(False, index=trials.index, dtype=bool)
     lag = _column(trials, SEND_LAG_COLUMN)
-    p99 = _column(trials, "latency_p99_us")
+    p99 = _column(trials, metrics.LATENCY_P99_US.name)
     opened = trials["mode"].astype("string").fillna("") == "open"
     return (opened & (lag > SEND_LAG_P99_FRACTION * p99)).fillna(False).astype(bool)
 

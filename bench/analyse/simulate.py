@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.measure.calibration import family_config
 from bench.measure.config import preset_config
 from bench.measure.plan import plan_trials
@@ -39,17 +40,24 @@ from bench.store.results import coerce_table
 # Mechanisms of the simulated family: the verdict's subject and comparators.
 MECHANISMS = ("select", "poll", "epoll")
 # Columns the analysis reads that a trial table may not declare yet (other work adds them).
-EXTRA_COLUMNS = {"position_in_repetition": "Int64", "machine_cpu_us_per_req": "float64"}
+EXTRA_COLUMNS = {"position_in_repetition": "Int64", metrics.MACHINE_CPU_US_PER_REQ.name: "float64"}
 # The trial table's columns the verdict's claim 2 and 3 read, in their schema dtypes. Only
 # these: each row selection copies every column, and with the table's ~70 columns the
 # selections took most of the ~0.3 s one simulated run spent in the claim functions.
 SIMULATED_COLUMNS = (
     "scenario", "backend", "protocol", "mode", "idle_connections", "active_connections",
     "rate_rps_requested", "repetition", "order_index", "position_in_repetition", "status",
-    "flagged", "throughput_rps", "achieved_rate_ratio", "requests", "errors",
-    "server_cpu_us_per_req", "machine_cpu_us_per_req", "server_wait_us_per_call",
-    "server_wait_calls", "server_busy_fraction", "server_rejected_fd_setsize",
-    "connections_requested", "connections_served", "latency_p99_us", "send_lag_p99_us",
+    "flagged",
+    *(m.name for m in (
+        metrics.THROUGHPUT_RPS, metrics.ACHIEVED_RATE_RATIO, metrics.REQUESTS, metrics.ERRORS,
+        metrics.SERVER_CPU_US_PER_REQ, metrics.MACHINE_CPU_US_PER_REQ,
+        metrics.SERVER_WAIT_US_PER_CALL, metrics.SERVER_WAIT_CALLS,
+        metrics.SERVER_BUSY_FRACTION, metrics.SERVER_REJECTED_FD_SETSIZE,
+    )),
+    "connections_requested",
+    *(m.name for m in (
+        metrics.CONNECTIONS_SERVED, metrics.LATENCY_P99_US, metrics.SEND_LAG_P99_US,
+    )),
 )  # fmt: skip
 # Made-up magnitudes, loosely those of the Python epoll server on the reference VM
 # (closed loop: ~12 us of server CPU per request; open loop at 1,000 req/s: ~60 us,
@@ -100,10 +108,10 @@ class Simulator:
                 "order_index": range(len(trials)),
                 "status": "ok",
                 "flagged": False,
-                "errors": 0,
-                "server_rejected_fd_setsize": 0,
+                metrics.ERRORS.name: 0,
+                metrics.SERVER_REJECTED_FD_SETSIZE.name: 0,
                 "connections_requested": [t.total_connections for t in trials],
-                "connections_served": [t.total_connections for t in trials],
+                metrics.CONNECTIONS_SERVED.name: [t.total_connections for t in trials],
             }
         )
         dtypes = {**schema.trial_columns(), **EXTRA_COLUMNS}
@@ -180,18 +188,26 @@ class Simulator:
         calls = np.round(requests / np.where(self._closed, EVENTS_PER_CALL_CLOSED, 1.0))
         out = (self._schema_template if schema_dtypes else self._numpy_template).copy()
         out["position_in_repetition"] = pos
-        out["throughput_rps"] = throughput
-        out["achieved_rate_ratio"] = np.where(self._closed, np.nan, throughput / self._rate)
-        out["requests"] = requests.astype(int)
-        out["server_cpu_us_per_req"] = cpu
-        out["machine_cpu_us_per_req"] = cpu * MACHINE_CPU_FACTOR * np.exp(noisy())
-        out["server_wait_us_per_call"] = wait
-        out["server_wait_calls"] = calls.astype(int)
-        out["server_busy_fraction"] = np.where(self._closed, busy, cpu * self._rate * 1e-6)
-        out["latency_p99_us"] = 200.0 + cpu * (self._idle + self._active) / 100.0
-        out["send_lag_p99_us"] = np.where(self._closed, np.nan, 5.0)
+        out[metrics.THROUGHPUT_RPS.name] = throughput
+        out[metrics.ACHIEVED_RATE_RATIO.name] = np.where(
+            self._closed, np.nan, throughput / self._rate
+        )
+        out[metrics.REQUESTS.name] = requests.astype(int)
+        out[metrics.SERVER_CPU_US_PER_REQ.name] = cpu
+        out[metrics.MACHINE_CPU_US_PER_REQ.name] = cpu * MACHINE_CPU_FACTOR * np.exp(noisy())
+        out[metrics.SERVER_WAIT_US_PER_CALL.name] = wait
+        out[metrics.SERVER_WAIT_CALLS.name] = calls.astype(int)
+        out[metrics.SERVER_BUSY_FRACTION.name] = np.where(
+            self._closed, busy, cpu * self._rate * 1e-6
+        )
+        out[metrics.LATENCY_P99_US.name] = 200.0 + cpu * (self._idle + self._active) / 100.0
+        out[metrics.SEND_LAG_P99_US.name] = np.where(self._closed, np.nan, 5.0)
         if schema_dtypes:
-            for column in ("position_in_repetition", "requests", "server_wait_calls"):
+            for column in (
+                "position_in_repetition",
+                metrics.REQUESTS.name,
+                metrics.SERVER_WAIT_CALLS.name,
+            ):
                 out[column] = out[column].astype("Int64")
         return out
 

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench import metrics
 from bench.analyse.stats import usable_latency_trials, usable_trials
 from bench.present.chart_style import (
     flagged_legend,
@@ -71,8 +72,9 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
             out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])
             sources.add("merged HdrHistograms of all repetitions")
         else:
-            cols = {50.0: "latency_p50_us", 90.0: "latency_p90_us", 99.0: "latency_p99_us",
-                    99.9: "latency_p999_us", 100.0: "latency_max_us"}  # fmt: skip
+            cols = {50.0: metrics.LATENCY_P50_US.name, 90.0: metrics.LATENCY_P90_US.name,
+                    99.0: metrics.LATENCY_P99_US.name, 99.9: metrics.LATENCY_P999_US.name,
+                    100.0: metrics.LATENCY_MAX_US.name}  # fmt: skip
             pts = [(p, float(grp[c].median())) for p, c in cols.items() if grp[c].notna().any()]
             if pts:
                 out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])

@@ -25,7 +25,8 @@ pytest-benchmark's storage and asv's results):
 
 ``trials.csv`` and ``trials.parquet``
     One row per trial: one server process measured at one cell, one repetition.
-    Columns and dtypes in ``TRIAL_COLUMNS``. Latencies ``latency_*_us`` are
+    Columns and dtypes in ``TRIAL_COLUMNS``; what each measured column means, its
+    unit and which way is better in ``bench.metrics``. Latencies ``latency_*_us`` are
     corrected for coordinated omission (from the intended send time, wrk2's
     method); ``uncorrected_latency_*_us`` are from the actual send time.
     ``flag_reasons`` is ``";"``-joined. ``raw_file`` is the path of the raw load
@@ -50,6 +51,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+from bench import metrics
 from bench.measure.micro import MICRO_COLUMNS as _MICRO_COLUMNS
 from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
@@ -114,13 +116,21 @@ GIT_KEYS: Final = ("commit", "dirty")
 
 def trial_columns() -> dict[str, str]:
     """Column name -> pandas dtype of the trial table: the common columns the trial
-    protocol writes, then each registered scenario's own."""
+    protocol writes, then each registered scenario's own, then the metrics registered
+    from outside the packages (``bench.metrics.register``)."""
     from bench.measure import scenarios
     from bench.measure.columns import COMMON_COLUMNS
 
     columns = dict(COMMON_COLUMNS)
     for scenario in scenarios.all_scenarios():
         columns.update(scenario.columns)
+    for metric in metrics.registered():
+        if metric.name in columns:
+            raise ValueError(
+                f"metric {metric.name!r} ({metric.computed_by[0]}) is already a column of the "
+                "trial table: register it under another name"
+            )
+        columns[metric.name] = metric.dtype
     return columns
 
 
