@@ -29,6 +29,7 @@ from bench.analyse.rules import (
     SUPPORTED,
 )
 from bench.measure.scenarios import fd_limit
+from bench.measure.trial import TrialStatus
 from bench.store import schema
 from bench.store.results import RunData
 from servers import registry
@@ -86,7 +87,7 @@ def claim1_family(
     select = roles.comparators[0] if roles.comparators else None
     select = select if select and registry.get(select).mechanism == "select" else None
     rows = (
-        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == "ok")]
+        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == TrialStatus.OK)]
         if not trials.empty
         else trials
     )

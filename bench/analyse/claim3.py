@@ -68,6 +68,7 @@ from bench.analyse.slopes import (
 from bench.analyse.stats import micro_standard_error_us, usable_trials
 from bench.measure.micro import PROCESS
 from bench.measure.scenarios import idle_scaling
+from bench.measure.trial import Mode
 from bench.store.results import RunData
 from servers import registry
 
@@ -79,7 +80,7 @@ WAIT_METRIC = (
     # Closed loop first: a busy server sleeps less, so each call's CPU time
     # carries less wake-up cost and more of the scan itself.
     metrics.SERVER_WAIT_US_PER_CALL.name, CLAIM3_WAIT_LABEL, metrics.SERVER_WAIT_US_PER_CALL.unit,
-    ("closed", "open"),
+    (Mode.CLOSED, Mode.OPEN),
 )  # fmt: skip
 SECONDARY_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # Open loop first: the same request rate for every backend.
@@ -87,9 +88,9 @@ SECONDARY_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         metrics.SERVER_CPU_US_PER_REQ.name,
         CLAIM3_CPU_LABEL,
         metrics.SERVER_CPU_US_PER_REQ.unit,
-        ("open", "closed"),
+        (Mode.OPEN, Mode.CLOSED),
     ),
-    (WALL_PER_REQ, CLAIM3_WALL_LABEL, metrics.US_PER_REQ, ("closed",)),
+    (WALL_PER_REQ, CLAIM3_WALL_LABEL, metrics.US_PER_REQ, (Mode.CLOSED,)),
 )
 TRIAL_METRICS = (WAIT_METRIC, *SECONDARY_METRICS)
 # How the sentence on which part is shown names each primary metric.

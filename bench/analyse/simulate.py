@@ -34,6 +34,7 @@ from bench import metrics
 from bench.measure.calibration import family_config
 from bench.measure.config import preset_config
 from bench.measure.plan import plan_trials
+from bench.measure.trial import Mode, TrialStatus
 from bench.store import schema
 from bench.store.results import coerce_table
 
@@ -62,8 +63,8 @@ SIMULATED_COLUMNS = (
 # Made-up magnitudes, loosely those of the Python epoll server on the reference VM
 # (closed loop: ~12 us of server CPU per request; open loop at 1,000 req/s: ~60 us,
 # most of it the wake-up a busy server does not pay); only ratios matter to the rules.
-CPU_US_PER_REQ = {"open": 60.0, "closed": 12.0}
-WAIT_US_PER_CALL = {"open": 8.0, "closed": 2.5}
+CPU_US_PER_REQ = {Mode.OPEN: 60.0, Mode.CLOSED: 12.0}
+WAIT_US_PER_CALL = {Mode.OPEN: 8.0, Mode.CLOSED: 2.5}
 # Events per wait call in closed loop: a busy server finds several connections ready.
 EVENTS_PER_CALL_CLOSED = 4.0
 # The load generator and softirq's share on the other CPU, for the whole-machine column.
@@ -106,7 +107,7 @@ class Simulator:
                 "rate_rps_requested": [t.rate_rps_requested for t in trials],
                 "repetition": [t.repetition for t in trials],
                 "order_index": range(len(trials)),
-                "status": "ok",
+                "status": TrialStatus.OK,
                 "flagged": False,
                 metrics.ERRORS.name: 0,
                 metrics.SERVER_REJECTED_FD_SETSIZE.name: 0,
@@ -124,7 +125,7 @@ class Simulator:
         # scenario's repetitions one after another).
         block = layout.groupby(["scenario", "repetition"], sort=False).ngroup().to_numpy()
         self._blocks = [np.flatnonzero(block == b) for b in np.unique(block)]
-        self._closed = (layout["mode"] == "closed").to_numpy()
+        self._closed = (layout["mode"] == Mode.CLOSED).to_numpy()
         self._idle = layout["idle_connections"].to_numpy(dtype=float)
         self._active = layout["active_connections"].to_numpy(dtype=float)
         self._rate = layout["rate_rps_requested"].to_numpy(dtype=float)
@@ -176,8 +177,10 @@ class Simulator:
         for backend, g in spec.growth:
             hit = self._backend == backend
             grow[hit] = 1.0 + g * self._idle[hit] / spec.growth_at
-        mode_cpu = np.where(self._closed, CPU_US_PER_REQ["closed"], CPU_US_PER_REQ["open"])
-        mode_wait = np.where(self._closed, WAIT_US_PER_CALL["closed"], WAIT_US_PER_CALL["open"])
+        mode_cpu = np.where(self._closed, CPU_US_PER_REQ[Mode.CLOSED], CPU_US_PER_REQ[Mode.OPEN])
+        mode_wait = np.where(
+            self._closed, WAIT_US_PER_CALL[Mode.CLOSED], WAIT_US_PER_CALL[Mode.OPEN]
+        )
         cpu = mode_cpu * grow * factor()
         wait = mode_wait * grow * factor()
         busy = rng.uniform(*BUSY_FRACTION_RANGE, n)

@@ -15,7 +15,7 @@ from typing import Any
 from bench import metrics
 from bench.measure.placement import Edge
 from bench.measure.quiet import MAX_STEAL_FRACTION
-from bench.measure.trial import Trial
+from bench.measure.trial import Mode, Trial, TrialStatus
 from loadgen import LoadResult
 from servers import registry
 from servers.stats import StatsSnapshot
@@ -120,7 +120,7 @@ def base_row(trial: Trial, started_utc: str) -> dict[str, Any]:
         "backend": trial.backend,
         "protocol": trial.protocol,
         # fd-limit probes send one request per connection and wait: closed loop.
-        "mode": "closed" if trial.mode == "probe" else trial.mode,
+        "mode": Mode.CLOSED if trial.mode == Mode.PROBE else trial.mode,
         "idle_connections": trial.idle_connections,
         "active_connections": trial.active_connections,
         "rate_rps_requested": trial.rate_rps_requested,
@@ -247,7 +247,7 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
     return {
         metrics.THROUGHPUT_RPS.name: result.throughput_rps,
         metrics.ACHIEVED_RATE_RATIO.name: result.achieved_rate_ratio
-        if trial.mode == "open"
+        if trial.mode == Mode.OPEN
         else None,
         metrics.REQUESTS.name: result.requests,
         metrics.ERRORS.name: result.errors_total,
@@ -276,7 +276,7 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
     if row.get(metrics.LOADGEN_SATURATED.name):
         reasons.append("loadgen_saturated")
     # Judged once, by the load generator (loadgen.result.rate_shortfall).
-    if trial.mode == "open" and result.rate_shortfall:
+    if trial.mode == Mode.OPEN and result.rate_shortfall:
         reasons.append(f"rate_shortfall({result.achieved_rate_ratio:.2f})")
     if (row.get(metrics.ERRORS.name) or 0) > 0:
         reasons.append(f"errors({row[metrics.ERRORS.name]})")
@@ -321,7 +321,7 @@ def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
 
 def trial_summary(row: Mapping[str, Any]) -> str:
     """One line for the progress display."""
-    if row["status"] != "ok":
+    if row["status"] != TrialStatus.OK:
         return str(row.get("failure_reason"))
     parts = []
     if row.get(metrics.THROUGHPUT_RPS.name) is not None:

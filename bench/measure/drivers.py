@@ -22,7 +22,7 @@ from bench.measure.columns import (
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
 from bench.measure.record import metric_columns, record
-from bench.measure.trial import Trial
+from bench.measure.trial import Mode, Trial
 from loadgen import LoadConfig, LoadResult
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def load_config(ctx: TrialContext) -> LoadConfig:
         protocol=t.protocol,
         idle_connections=t.idle_connections,
         active_connections=t.active_connections,
-        mode="open" if t.mode == "open" else "closed",
+        mode=Mode.OPEN.value if t.mode == Mode.OPEN else Mode.CLOSED.value,
         rate_rps=t.rate_rps_requested,
         measure_s=t.measure_s,
         warmup_s=t.warmup_s,

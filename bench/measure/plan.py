@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from bench.measure import scenarios
 from bench.measure.config import BenchConfig
-from bench.measure.trial import Cell, Trial
+from bench.measure.trial import Cell, Mode, Trial
 from servers import registry
 
 # After the trials: tidy tables, verdict, charts (matplotlib import + ~6 figures), report.
@@ -92,7 +92,7 @@ def _merged_cells(cells: list[Cell], run_backends: tuple[str, ...]) -> list[Cell
 def _held(cell: Cell) -> tuple[str, ...]:
     """The cell's backends that can hold its connections (probe cells keep every one)."""
     backends = cell.backends or ()
-    if cell.mode == "probe":
+    if cell.mode == Mode.PROBE:
         return backends
     return tuple(b for b in backends if backend_can_hold(b, cell.total_connections))
 

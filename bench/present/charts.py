@@ -32,6 +32,7 @@ from bench.analyse.flags import send_lag_material
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
 from bench.analyse.stats import micro_standard_error_us
 from bench.measure.micro import PROCESS
+from bench.measure.trial import Mode
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -65,7 +66,7 @@ from servers.limits import FD_SETSIZE
 def chart_wait_cost(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     """Cost of one wait call vs registered descriptors: micro (left) and in-server (right)."""
     micro = run.micro[run.micro["ready"] == "one"] if not run.micro.empty else run.micro
-    trials, mode = rows_in_mode(run.trials, "wait_cost_vs_descriptors", "closed")
+    trials, mode = rows_in_mode(run.trials, "wait_cost_vs_descriptors", Mode.CLOSED)
     trials = trials.assign(registered=trials["idle_connections"] + trials["active_connections"])
     server = summary(trials, metrics.SERVER_WAIT_US_PER_CALL.name, "registered")
     if micro.empty and server.empty:
@@ -152,7 +153,7 @@ def _per_idle_chart(
     flagged_legend(ax, any_flagged(summ))
     active = "/".join(str(int(a)) for a in sorted(trials["active_connections"].dropna().unique()))
     rate = trials["rate_rps_requested"].dropna().unique()
-    rate_txt = f" at {rate[0]:.0f} req/s" if mode == "open" and len(rate) == 1 else ""
+    rate_txt = f" at {rate[0]:.0f} req/s" if mode == Mode.OPEN and len(rate) == 1 else ""
     sub = (
         f"idle-scaling, {active} active connections, {mode} loop{rate_txt}; "
         "median and min-max of repetitions"
@@ -168,14 +169,14 @@ def _per_idle_chart(
 def chart_cpu_per_request(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     fits = verdict_of(run, verdict).growth_fits(CLAIM3_CPU_LABEL)
     return _per_idle_chart(
-        run, "cpu_per_request_vs_idle", metrics.SERVER_CPU_US_PER_REQ.name, "open",
+        run, "cpu_per_request_vs_idle", metrics.SERVER_CPU_US_PER_REQ.name, Mode.OPEN,
         "server CPU per request (µs, user + system)",
         "Server CPU per request vs idle connections", log_y=False, fits=fits,
     )  # fmt: skip
 
 
 def chart_latency(run: RunData) -> Figure | None:
-    trials, mode = rows_in_mode(run.trials, "latency_vs_idle", "open")
+    trials, mode = rows_in_mode(run.trials, "latency_vs_idle", Mode.OPEN)
     # Percentiles the load generator's own lateness weighs on are not the server's:
     # drawn hollow and grey like flagged cells.
     trials = trials.assign(flagged=trials["flagged"].fillna(False) | send_lag_material(trials))

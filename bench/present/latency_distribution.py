@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from bench import metrics
 from bench.analyse.stats import usable_latency_trials, usable_trials
+from bench.measure.trial import Mode
 from bench.present.chart_style import (
     flagged_legend,
     order,
@@ -85,7 +86,7 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
 def chart_latency_distribution(run: RunData) -> Figure | None:
     if run.trials.empty:
         return None
-    trials, mode = rows_in_mode(run.trials, "latency_distribution", "open")
+    trials, mode = rows_in_mode(run.trials, "latency_distribution", Mode.OPEN)
     caveat = ""
     if usable_latency_trials(trials).empty and not usable_trials(trials).empty:
         # Every trial's tail weighs the client's own send lag: draw it, and say so.

@@ -16,6 +16,7 @@ from bench import metrics
 from bench.analyse.families import family_of
 from bench.analyse.rules import HEADLINE_FAMILY, STEAL_FRACTION_MAX
 from bench.analyse.stats import summarise_cells, usable_trials
+from bench.measure.trial import TrialStatus
 from bench.present.chart_catalogue import CATALOGUE, CHART_CAPTIONS
 from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
 from bench.store import schema
@@ -184,7 +185,9 @@ def _flags_section(run: RunData) -> list[str]:
     out = ["## Flagged and failed trials", ""]
     if trials.empty:
         return [*out, "_No trials._", ""]
-    bad = trials[(trials["status"] != "ok") | trials["flagged"].fillna(False).astype(bool)]
+    bad = trials[
+        (trials["status"] != TrialStatus.OK) | trials["flagged"].fillna(False).astype(bool)
+    ]
     if bad.empty:
         return [*out, "None: every trial was usable.", ""]
     cols = ["scenario", "backend", "mode", "idle_connections", "active_connections", "repetition",

@@ -54,6 +54,7 @@ from typing import Final
 from bench import metrics
 from bench.measure.micro import MICRO_COLUMNS as _MICRO_COLUMNS
 from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
+from bench.measure.trial import TrialStatus
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
 
 SCHEMA_VERSION: Final = 1
@@ -75,7 +76,8 @@ RUN_TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 RUN_ID_HEX_DIGITS: Final = 6
 
 RUN_STATUSES: Final = ("running", "complete", "partial")
-TRIAL_STATUSES: Final = ("ok", "failed")
+# A trial's status, declared with the trial (bench.measure.trial.TrialStatus).
+TRIAL_STATUSES: Final = tuple(TrialStatus)
 MICRO_READY: Final = ("one", "all")
 
 # Linux FD_SETSIZE: CPython's select.select refuses any fd number >= this.
