@@ -11,7 +11,7 @@ Per trial (TechEmpower's phases, pyperf's structured results):
    JSON document and one tidy row.
 
 A trial whose server died, failed verification or made the load generator
-fail is recorded with ``status="failed"`` and the reason; the run goes on.
+fail is recorded with status ``TrialStatus.FAILED`` and the reason; the run goes on.
 Flagged trials are kept but marked, so the verdict can leave them out and the
 charts grey them. This module knows no scenario by name.
 """
