@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import metrics
 from bench.store import schema
+from bench.store.results import load
 
 REPO = Path(__file__).resolve().parent.parent
 PLUGIN = "requests_per_wait_plugin"
@@ -73,6 +75,7 @@ def test_a_plugin_metric_reaches_the_table_compare_and_the_report(tmp_path: Path
         plugin_dir,
     )  # fmt: skip
     (run,) = [p for p in out.iterdir() if (p / schema.RUN_JSON).is_file()]
+    assert METRIC not in metrics.names()  # this process never loaded the plugin
 
     # The trial table: its own column, after the built-in ones, computed from the record.
     for table in (
@@ -85,6 +88,11 @@ def test_a_plugin_metric_reaches_the_table_compare_and_the_report(tmp_path: Path
         expected = ok["requests"] / ok["server_wait_calls"]
         assert (ok[METRIC] > 0).all()
         assert ok[METRIC].tolist() == pytest.approx(expected.tolist())
+
+    # Read back where the plugin is not loaded (this process): the column is kept.
+    trials = load(run).trials
+    assert list(trials.columns)[-1] == METRIC
+    assert trials[METRIC].notna().any()
 
     compared = _bench(["compare", str(run), str(run)], plugin_dir).stdout
     assert METRIC in compared
