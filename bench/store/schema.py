@@ -26,7 +26,9 @@ pytest-benchmark's storage and asv's results):
 ``trials.csv`` and ``trials.parquet``
     One row per trial: one server process measured at one cell, one repetition.
     Columns and dtypes in ``TRIAL_COLUMNS``; what each measured column means, its
-    unit and which way is better in ``bench.metrics``. Latencies ``latency_*_us`` are
+    unit and which way is better in ``bench.metrics`` (a plugin's metric is a column
+    after the built-in ones; ``results.load`` keeps it where the plugin is not
+    loaded). Latencies ``latency_*_us`` are
     corrected for coordinated omission (from the intended send time, wrk2's
     method); ``uncorrected_latency_*_us`` are from the actual send time.
     ``flag_reasons`` is ``";"``-joined. ``raw_file`` is the path of the raw load
