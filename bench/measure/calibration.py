@@ -18,13 +18,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.measure.config import BenchConfig, ConfigError
-from bench.measure.scenarios import active_scaling, idle_scaling
 from servers import registry
 
 CALIBRATION_MODULE = "servers.calibration_backends"
 # The cells the verdict's claims 2 and 3 read for a family (claim 1's fd-limit probe,
 # churn and the micro benchmarks do not compare a family's members).
-CALIBRATION_SCENARIOS = (idle_scaling.NAME, active_scaling.NAME)
+CALIBRATION_SCENARIOS = ("idle-scaling", "active-scaling")
 SOURCE_FAMILY = registry.FAMILY_PYTHON_LOOP
 TARGET_FAMILY = registry.FAMILY_SAME_SERVER
 

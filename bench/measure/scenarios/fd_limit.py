@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bench.measure.drivers import drive_probe
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Mode, Trial
+from bench.measure.trial import Cell, Trial
 
 NAME = "fd-limit"
 # Server start + connect + one request per connection.
@@ -34,7 +34,7 @@ def cells(settings: FdLimitSettings, cfg: object) -> list[Cell]:
     backends = tuple(b for b in settings.backends if b in chosen) or (
         ("select",) if "select" in chosen else chosen[:1]
     )
-    return [Cell(NAME, Mode.PROBE, 0, 0, None, probe_connections=settings.connections,
+    return [Cell(NAME, "probe", 0, 0, None, probe_connections=settings.connections,
                  backends=backends)]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Mode, Sweep
+from bench.measure.trial import Cell, Sweep
 
 NAME = "idle-scaling"
 
@@ -38,7 +38,7 @@ def cells(settings: IdleScalingSettings, cfg: Any) -> list[Cell]:
         backends = sweep.backends_in(cfg.backends)
         if backends == ():
             continue
-        rate = settings.open_rate_rps if sweep.mode == Mode.OPEN else None
+        rate = settings.open_rate_rps if sweep.mode == "open" else None
         k = settings.active_connections
         out += [Cell(NAME, sweep.mode, n, k, rate, backends=backends) for n in sweep.counts]
     return out
@@ -59,12 +59,12 @@ def _quick() -> IdleScalingSettings:
     # loop only (in closed loop a C server outruns the client on one host).
     return IdleScalingSettings(
         (
-            Sweep(Mode.OPEN, SELECT_COUNTS, ("select",)),
-            Sweep(Mode.OPEN, WIDE_COUNTS, ("poll", "epoll")),
-            Sweep(Mode.CLOSED, SELECT_COUNTS, ("select",)),
-            Sweep(Mode.CLOSED, WIDE_COUNTS, ("poll", "epoll", "epoll-et")),
-            Sweep(Mode.OPEN, SELECT_COUNTS, ("c-select",)),
-            Sweep(Mode.OPEN, WIDE_COUNTS, ("c-poll", "c-epoll")),
+            Sweep("open", SELECT_COUNTS, ("select",)),
+            Sweep("open", WIDE_COUNTS, ("poll", "epoll")),
+            Sweep("closed", SELECT_COUNTS, ("select",)),
+            Sweep("closed", WIDE_COUNTS, ("poll", "epoll", "epoll-et")),
+            Sweep("open", SELECT_COUNTS, ("c-select",)),
+            Sweep("open", WIDE_COUNTS, ("c-poll", "c-epoll")),
         )
     )
 
@@ -77,8 +77,8 @@ SCENARIO = register(
             "quick": _quick(),
             "standard": IdleScalingSettings(
                 (
-                    Sweep(Mode.OPEN, (0, 250, 500, 1000, 2000, 4000, 8000)),
-                    Sweep(Mode.CLOSED, (0, 500, 1000, 4000, 8000)),
+                    Sweep("open", (0, 250, 500, 1000, 2000, 4000, 8000)),
+                    Sweep("closed", (0, 500, 1000, 4000, 8000)),
                 )
             ),
             # Fewer counts than standard's between its ends (a growth fit needs the
@@ -86,14 +86,14 @@ SCENARIO = register(
             # haproxy-select holds 499 clients (its maxconn): its own counts below that.
             "full": IdleScalingSettings(
                 (
-                    Sweep(Mode.OPEN, (0, 500, 1000, 4000, 16000)),
-                    Sweep(Mode.CLOSED, (0, 500, 1000, 4000, 16000)),
-                    Sweep(Mode.OPEN, HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
-                    Sweep(Mode.CLOSED, HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
+                    Sweep("open", (0, 500, 1000, 4000, 16000)),
+                    Sweep("closed", (0, 500, 1000, 4000, 16000)),
+                    Sweep("open", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
+                    Sweep("closed", HAPROXY_SELECT_COUNTS, ("haproxy-select",)),
                 )
             ),
             "tiny": IdleScalingSettings(
-                (Sweep(Mode.OPEN, (0, 50)), Sweep(Mode.CLOSED, (0,))), open_rate_rps=300.0
+                (Sweep("open", (0, 50)), Sweep("closed", (0,))), open_rate_rps=300.0
             ),
         },
         cells=cells,
