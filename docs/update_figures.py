@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere in the checkout
     sys.path.insert(0, str(REPO))
 
+from bench import metrics  # noqa: E402
 from bench.store import schema  # noqa: E402
 from bench.store.results import RunData, RunNotFoundError, UnknownSchemaVersionError, load  # noqa: E402
 
@@ -150,7 +151,7 @@ def readme_numbers(run: RunData) -> str:
             cpu = idle.pivot_table(
                 index="idle_connections",
                 columns="backend",
-                values="server_cpu_us_per_req",
+                values=metrics.SERVER_CPU_US_PER_REQ.name,
                 aggfunc="median",
             )
             out += [
@@ -162,14 +163,14 @@ def readme_numbers(run: RunData) -> str:
             w = wait.pivot_table(
                 index="idle_connections",
                 columns="backend",
-                values="server_wait_us_per_call",
+                values=metrics.SERVER_WAIT_US_PER_CALL.name,
                 aggfunc="median",
             )
             out += ["in-server wait call (µs), idle-scaling, closed loop:", w.round(1).to_string()]
             thr_idle = wait.pivot_table(
                 index="idle_connections",
                 columns="backend",
-                values="throughput_rps",
+                values=metrics.THROUGHPUT_RPS.name,
                 aggfunc="median",
             )
             out += ["throughput (req/s), idle-scaling, closed loop:"]
@@ -179,7 +180,7 @@ def readme_numbers(run: RunData) -> str:
             thr = act.pivot_table(
                 index="active_connections",
                 columns="backend",
-                values="throughput_rps",
+                values=metrics.THROUGHPUT_RPS.name,
                 aggfunc="median",
             )
             out += ["throughput (req/s), active-scaling, closed loop:", thr.round(0).to_string()]

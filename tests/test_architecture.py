@@ -161,6 +161,16 @@ def test_arrows_follow_the_data_path() -> None:
     assert wrong == []
 
 
+# Modules beside the stages that every stage reads: they import no stage themselves.
+SHARED_BY_EVERY_STAGE = ("bench.metrics",)
+
+
+@pytest.mark.parametrize("module", SHARED_BY_EVERY_STAGE)
+def test_what_every_stage_reads_imports_no_stage(module: str) -> None:
+    graph = _graph(runtime_only=True)
+    assert {t for t in graph[module] if _stage(t) is not None} == set()
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_over_the_size_limit(module: str) -> None:
     lines = len(MODULES[module].read_text().splitlines())

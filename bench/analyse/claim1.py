@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.families import FamilyRoles, assemble_claim, per_family
 from bench.analyse.rules import (
     CLAIM_TEXT,
@@ -28,13 +29,14 @@ from bench.analyse.rules import (
     SUPPORTED,
 )
 from bench.measure.scenarios import fd_limit
+from bench.measure.trial import TrialStatus
 from bench.store import schema
 from bench.store.results import RunData
 from servers import registry
 
 
 def _served(row: pd.Series) -> float:
-    for col in ("connections_served", "server_current_connections"):
+    for col in (metrics.CONNECTIONS_SERVED.name, metrics.SERVER_CURRENT_CONNECTIONS.name):
         v = row.get(col)
         if v is not None and pd.notna(v):
             return float(v)
@@ -85,7 +87,7 @@ def claim1_family(
     select = roles.comparators[0] if roles.comparators else None
     select = select if select and registry.get(select).mechanism == "select" else None
     rows = (
-        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == "ok")]
+        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == TrialStatus.OK)]
         if not trials.empty
         else trials
     )
@@ -96,8 +98,12 @@ def claim1_family(
     for backend, grp in rows.groupby("backend") if not rows.empty else []:
         served = grp.apply(_served, axis=1)
         requested = grp.apply(_requested, axis=1)
-        rejected = grp[["server_rejected_fd_setsize", "connections_rejected"]].fillna(0).max(axis=1)
-        obs = sorted({str(o) for o in grp["client_observation"].dropna() if str(o)})
+        rejected = (
+            grp[[metrics.SERVER_REJECTED_FD_SETSIZE.name, metrics.CONNECTIONS_REJECTED.name]]
+            .fillna(0)
+            .max(axis=1)
+        )
+        obs = sorted({str(o) for o in grp[metrics.CLIENT_OBSERVATION.name].dropna() if str(o)})
         per_backend[str(backend)] = {
             "max_connections_requested": float(requested.max()),
             "max_connections_served": float(served.max()),

@@ -30,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.claim2_shown import (
     mechanism_view,
     micro_all_ready,
@@ -58,6 +59,7 @@ from bench.analyse.rules import (
 )
 from bench.analyse.stats import nearest_level, usable_trials
 from bench.measure.scenarios import active_scaling, idle_scaling
+from bench.measure.trial import Mode
 from bench.store.results import RunData
 
 __all__ = ["BETTER", "EQUIVALENT", "WORSE", "claim2", "classify_ratio", "compare_cell"]
@@ -111,7 +113,7 @@ def compare_cell(
     judged = connections >= MIN_CONNECTIONS_FOR_MECHANISM
     cls = classify_ratio(decision, *labels)
     view = mechanism_view(cell, (subject, other))
-    loop = "closed" if closed else "open"
+    loop = Mode.CLOSED if closed else Mode.OPEN
     reason = (
         f"{subject} vs {other} at {int(level)} {level_col.split('_')[0]}, {loop} loop: "
         f"{fmt(decision.ratio)}x [{fmt(decision.ci_low)}, {fmt(decision.ci_high)}] "
@@ -184,7 +186,7 @@ def _levels(rows: pd.DataFrame, backend: str, col: str) -> set[float]:
 
 def _planned_loop(plan: pd.DataFrame, backends: Sequence[str]) -> str | None:
     """'closed' when the plan measured every one of ``backends`` in closed loop, else 'open'."""
-    for loop in ("closed", "open"):
+    for loop in (Mode.CLOSED, Mode.OPEN):
         sub = plan[plan["mode"] == loop]
         if all((sub["backend"] == b).any() for b in backends):
             return loop
@@ -198,7 +200,7 @@ def _idle_plan(trials: pd.DataFrame) -> pd.DataFrame:
     """
     rows = trials[
         (trials["scenario"] == idle_scaling.NAME)
-        & (trials["server_rejected_fd_setsize"].fillna(0) == 0)
+        & (trials[metrics.SERVER_REJECTED_FD_SETSIZE.name].fillna(0) == 0)
     ]
     return rows[rows["idle_connections"].astype(float) > 0]
 
@@ -226,7 +228,7 @@ def idle_cells(
         rows = usable[(usable["scenario"] == idle_scaling.NAME) & (usable["mode"] == loop)]
         comps.append(
             compare_cell(
-                rows, "idle_connections", level, other, loop == "closed", subject, labels, micro
+                rows, "idle_connections", level, other, loop == Mode.CLOSED, subject, labels, micro
             )
         )
         active = sorted({int(a) for a in sub["active_connections"].dropna()})
@@ -251,7 +253,7 @@ def _active_plan(trials: pd.DataFrame) -> pd.DataFrame:
     zero_idle = trials[
         (trials["scenario"] == idle_scaling.NAME)
         & (trials["idle_connections"] == 0)
-        & (trials["mode"] == "closed")
+        & (trials["mode"] == Mode.CLOSED)
         & ~trials["active_connections"].isin(rows["active_connections"])
     ]
     if not zero_idle.empty:
@@ -282,7 +284,7 @@ def active_cells(
         shared = sorted(
             _levels(sub, subject, "active_connections") & _levels(sub, other, "active_connections")
         )
-        closed = loop == "closed"
+        closed = loop == Mode.CLOSED
         cells = [
             compare_cell(rows, "active_connections", lv, other, closed, subject, labels, micro)
             for lv in shared

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.intervals import CellSides, RatioEstimate, ratio_interval
 from bench.analyse.rules import (
     CLAIM2_METRIC,
@@ -71,9 +72,9 @@ def _column(rows: pd.DataFrame, name: str) -> pd.Series:
 def wait_share(rows: pd.DataFrame) -> float:
     """The wait call's share of server CPU per request, geometric mean over repetitions."""
     share = (
-        _column(rows, "server_wait_us_per_call")
-        * _column(rows, "server_wait_calls")
-        / _column(rows, "requests")
+        _column(rows, metrics.SERVER_WAIT_US_PER_CALL.name)
+        * _column(rows, metrics.SERVER_WAIT_CALLS.name)
+        / _column(rows, metrics.REQUESTS.name)
         / _column(rows, CLAIM2_METRIC)
     )
     return _geo(share)
@@ -84,7 +85,10 @@ def mechanism_view(cell: pd.DataFrame, backends: Sequence[str]) -> dict[str, Any
     out = {}
     for b in backends:
         rows = cell[cell["backend"] == b]
-        share, per_event = wait_share(rows), _geo(_column(rows, "server_wait_us_per_event"))
+        share, per_event = (
+            wait_share(rows),
+            _geo(_column(rows, metrics.SERVER_WAIT_US_PER_EVENT.name)),
+        )
         # None, not NaN, where the run did not record it (verdicts compare equal, JSON is strict).
         out[b] = {
             "wait_share_of_cpu_per_request": share if math.isfinite(share) else None,

@@ -31,6 +31,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse import idle_steps
 from bench.analyse.claim3_explain import throughput_explanation
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
@@ -67,6 +68,7 @@ from bench.analyse.slopes import (
 from bench.analyse.stats import micro_standard_error_us, usable_trials
 from bench.measure.micro import PROCESS
 from bench.measure.scenarios import idle_scaling
+from bench.measure.trial import Mode
 from bench.store.results import RunData
 from servers import registry
 
@@ -77,12 +79,18 @@ THROUGHPUT_LABEL = CLAIM3_WALL_LABEL
 WAIT_METRIC = (
     # Closed loop first: a busy server sleeps less, so each call's CPU time
     # carries less wake-up cost and more of the scan itself.
-    "server_wait_us_per_call", CLAIM3_WAIT_LABEL, "us per call", ("closed", "open"),
+    metrics.SERVER_WAIT_US_PER_CALL.name, CLAIM3_WAIT_LABEL, metrics.SERVER_WAIT_US_PER_CALL.unit,
+    (Mode.CLOSED, Mode.OPEN),
 )  # fmt: skip
 SECONDARY_METRICS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     # Open loop first: the same request rate for every backend.
-    ("server_cpu_us_per_req", CLAIM3_CPU_LABEL, "us per request", ("open", "closed")),
-    (WALL_PER_REQ, CLAIM3_WALL_LABEL, "us per request", ("closed",)),
+    (
+        metrics.SERVER_CPU_US_PER_REQ.name,
+        CLAIM3_CPU_LABEL,
+        metrics.SERVER_CPU_US_PER_REQ.unit,
+        (Mode.OPEN, Mode.CLOSED),
+    ),
+    (WALL_PER_REQ, CLAIM3_WALL_LABEL, metrics.US_PER_REQ, (Mode.CLOSED,)),
 )
 TRIAL_METRICS = (WAIT_METRIC, *SECONDARY_METRICS)
 # How the sentence on which part is shown names each primary metric.
@@ -106,9 +114,9 @@ def _idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     rows = usable_trials(trials)
     rows = rows[(rows["scenario"] == idle_scaling.NAME) & (rows["mode"] == mode)]
     # A select cell that had to reject descriptors >= 1024 does not measure its N.
-    rows = rows[rows["server_rejected_fd_setsize"].fillna(0) == 0]
+    rows = rows[rows[metrics.SERVER_REJECTED_FD_SETSIZE.name].fillna(0) == 0]
     if metric == WALL_PER_REQ:
-        rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows["throughput_rps"].astype(float)})
+        rows = rows.assign(**{WALL_PER_REQ: 1e6 / rows[metrics.THROUGHPUT_RPS.name].astype(float)})
     return rows[rows[metric].notna()]
 
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.slopes import SlopeFit
 
 
@@ -32,14 +33,14 @@ def throughput_explanation(
         return None
 
     def parts(cell: pd.DataFrame) -> tuple[float, float, float, float]:
-        wall = _geo(1e6 / cell["throughput_rps"].astype(float))
-        cpu = _geo(cell["server_cpu_us_per_req"])
+        wall = _geo(1e6 / cell[metrics.THROUGHPUT_RPS.name].astype(float))
+        cpu = _geo(cell[metrics.SERVER_CPU_US_PER_REQ.name])
         per_req = (
-            cell["server_wait_us_per_call"].astype(float)
-            * cell["server_wait_calls"].astype(float)
-            / cell["requests"].astype(float)
+            cell[metrics.SERVER_WAIT_US_PER_CALL.name].astype(float)
+            * cell[metrics.SERVER_WAIT_CALLS.name].astype(float)
+            / cell[metrics.REQUESTS.name].astype(float)
         )
-        return _geo(cell["throughput_rps"]), wall, cpu, _geo(per_req)
+        return _geo(cell[metrics.THROUGHPUT_RPS.name]), wall, cpu, _geo(per_req)
 
     (t1, w1, c1, q1), (t2, w2, c2, q2) = parts(lo), parts(hi)
     text = (

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench import metrics
 from bench.analyse.intervals import METHOD_WELCH, welch_log_ratio
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.stats import micro_standard_error_us, usable_trials
@@ -37,14 +38,8 @@ from bench.measure.scenarios import micro
 from bench.store import schema
 from bench.store.results import RunData
 
-COMPARED_METRICS = (
-    "throughput_rps",
-    "latency_p50_us",
-    "latency_p99_us",
-    "server_cpu_us_per_req",
-    "server_wait_us_per_call",
-    "connections_served",
-)
+# The metrics the catalogue marks ``compared`` (bench.metrics), plugins' included.
+COMPARED_METRICS = metrics.compared()
 MICRO_MIN_CHANGE = 0.50
 COMPARE_COLUMNS = (
     "table", *schema.CELL_KEYS, "metric", "n_a", "n_b", "median_a", "median_b",
@@ -68,6 +63,8 @@ def _compare_trials(a: pd.DataFrame, b: pd.DataFrame) -> list[dict[str, object]]
         ca, cb = ua[ka == key], ub[kb == key]
         cell = {k: ca.iloc[0][k] for k in schema.CELL_KEYS}
         for metric in COMPARED_METRICS:
+            if metric not in ca.columns or metric not in cb.columns:
+                continue
             va = ca[metric].astype(float).dropna().to_numpy()
             vb = cb[metric].astype(float).dropna().to_numpy()
             if va.size == 0 or vb.size == 0:

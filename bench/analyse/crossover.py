@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.crossover_fit import METHOD, CrossoverFit, crossover_fit
 from bench.analyse.families import judged_families
 from bench.analyse.flags import client_bound
@@ -39,10 +40,17 @@ from bench.analyse.stats import usable_trials
 from bench.measure.scenarios import ready_fraction
 from bench.store.results import RunData
 
+
+def _ratio_side(metric: metrics.Metric, client_bound_ok: bool) -> tuple[str, bool, bool]:
+    """(column, epoll in the numerator?, ...): epoll's figure goes on top when higher is
+    better, so a ratio above 1 is epoll's advantage for either metric."""
+    return metric.name, metric.better is metrics.Better.HIGHER, client_bound_ok
+
+
 # Metric name -> (column, epoll in the numerator?, epoll's trial may be client-bound?)
 METRICS: dict[str, tuple[str, bool, bool]] = {
-    "throughput": ("throughput_rps", True, False),
-    "cpu_per_request": ("server_cpu_us_per_req", False, True),
+    "throughput": _ratio_side(metrics.THROUGHPUT_RPS, client_bound_ok=False),
+    "cpu_per_request": _ratio_side(metrics.SERVER_CPU_US_PER_REQ, client_bound_ok=True),
 }
 WORDS = {
     "throughput": ("throughput", "{subject}'s throughput / {other}'s"),

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.rules import (
     BUSY_COLUMN,
     CLIENT_BOUND_BUSY_FRACTION,
@@ -27,6 +28,7 @@ from bench.analyse.rules import (
     STEAL_COLUMN,
     STEAL_FRACTION_MAX,
 )
+from bench.measure.trial import Mode, TrialStatus
 
 CLIENT_BOUND_REASON = (
     f"client-bound: server busy under {CLIENT_BOUND_BUSY_FRACTION:.0%} of the window (closed loop)"
@@ -50,7 +52,7 @@ def client_bound(trials: pd.DataFrame) -> pd.Series:
     if trials.empty:
         return pd.Series(False, index=trials.index, dtype=bool)
     busy = _column(trials, BUSY_COLUMN)
-    closed = trials["mode"].astype("string").fillna("") == "closed"
+    closed = trials["mode"].astype("string").fillna("") == Mode.CLOSED
     return (closed & (busy < CLIENT_BOUND_BUSY_FRACTION)).fillna(False).astype(bool)
 
 
@@ -87,8 +89,8 @@ def send_lag_material(trials: pd.DataFrame) -> pd.Series:
     if trials.empty:
         return pd.Series(False, index=trials.index, dtype=bool)
     lag = _column(trials, SEND_LAG_COLUMN)
-    p99 = _column(trials, "latency_p99_us")
-    opened = trials["mode"].astype("string").fillna("") == "open"
+    p99 = _column(trials, metrics.LATENCY_P99_US.name)
+    opened = trials["mode"].astype("string").fillna("") == Mode.OPEN
     return (opened & (lag > SEND_LAG_P99_FRACTION * p99)).fillna(False).astype(bool)
 
 
@@ -103,7 +105,11 @@ def _where(rows: pd.DataFrame) -> list[str]:
 
 def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
     """What the column rules found in this run, or that the run could not tell."""
-    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else trials.index == 0
+    ok = (
+        trials["status"].fillna(TrialStatus.FAILED) == TrialStatus.OK
+        if not trials.empty
+        else trials.index == 0
+    )
     out: dict[str, Any] = {}
     for key, column, mask_fn, what in (
         ("steal", STEAL_COLUMN, steal_fault, "trials left out for steal (a fault)"),

@@ -31,10 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.measure.calibration import family_config
 from bench.measure.config import preset_config
 from bench.measure.plan import plan_trials
 from bench.measure.scenarios import idle_steps
+from bench.measure.trial import Mode, TrialStatus
 from bench.store import schema
 from bench.store.results import coerce_table
 
@@ -42,7 +44,7 @@ from bench.store.results import coerce_table
 MECHANISMS = ("select", "poll", "epoll")
 # Columns the analysis reads that a trial table may not declare yet (other work adds them).
 EXTRA_COLUMNS = {
-    "position_in_repetition": "Int64", "machine_cpu_us_per_req": "float64",
+    "position_in_repetition": "Int64", metrics.MACHINE_CPU_US_PER_REQ.name: "float64",
     idle_steps.STEPS_COLUMN: "string",
 }  # fmt: skip
 # The trial table's columns the verdict's claim 2 and 3 read, in their schema dtypes. Only
@@ -51,17 +53,24 @@ EXTRA_COLUMNS = {
 SIMULATED_COLUMNS = (
     "scenario", "backend", "protocol", "mode", "idle_connections", "active_connections",
     "rate_rps_requested", "repetition", "order_index", "position_in_repetition", "status",
-    "flagged", "throughput_rps", "achieved_rate_ratio", "requests", "errors",
-    "server_cpu_us_per_req", "machine_cpu_us_per_req", "server_wait_us_per_call",
-    "server_wait_calls", "server_busy_fraction", "server_rejected_fd_setsize",
-    "connections_requested", "connections_served", "latency_p99_us", "send_lag_p99_us",
+    "flagged",
+    *(m.name for m in (
+        metrics.THROUGHPUT_RPS, metrics.ACHIEVED_RATE_RATIO, metrics.REQUESTS, metrics.ERRORS,
+        metrics.SERVER_CPU_US_PER_REQ, metrics.MACHINE_CPU_US_PER_REQ,
+        metrics.SERVER_WAIT_US_PER_CALL, metrics.SERVER_WAIT_CALLS,
+        metrics.SERVER_BUSY_FRACTION, metrics.SERVER_REJECTED_FD_SETSIZE,
+    )),
+    "connections_requested",
+    *(m.name for m in (
+        metrics.CONNECTIONS_SERVED, metrics.LATENCY_P99_US, metrics.SEND_LAG_P99_US,
+    )),
     idle_steps.STEPS_COLUMN,
 )  # fmt: skip
 # Made-up magnitudes, loosely those of the Python epoll server on the reference VM
 # (closed loop: ~12 us of server CPU per request; open loop at 1,000 req/s: ~60 us,
 # most of it the wake-up a busy server does not pay); only ratios matter to the rules.
-CPU_US_PER_REQ = {"open": 60.0, "closed": 12.0}
-WAIT_US_PER_CALL = {"open": 8.0, "closed": 2.5}
+CPU_US_PER_REQ = {Mode.OPEN: 60.0, Mode.CLOSED: 12.0}
+WAIT_US_PER_CALL = {Mode.OPEN: 8.0, Mode.CLOSED: 2.5}
 # Events per wait call in closed loop: a busy server finds several connections ready.
 EVENTS_PER_CALL_CLOSED = 4.0
 # The load generator and softirq's share on the other CPU, for the whole-machine column.
@@ -112,12 +121,12 @@ class Simulator:
                 "rate_rps_requested": [t.rate_rps_requested for t in trials],
                 "repetition": [t.repetition for t in trials],
                 "order_index": range(len(trials)),
-                "status": "ok",
+                "status": TrialStatus.OK,
                 "flagged": False,
-                "errors": 0,
-                "server_rejected_fd_setsize": 0,
+                metrics.ERRORS.name: 0,
+                metrics.SERVER_REJECTED_FD_SETSIZE.name: 0,
                 "connections_requested": [t.total_connections for t in trials],
-                "connections_served": [t.total_connections for t in trials],
+                metrics.CONNECTIONS_SERVED.name: [t.total_connections for t in trials],
             }
         )
         dtypes = {**schema.trial_columns(), **EXTRA_COLUMNS}
@@ -130,7 +139,7 @@ class Simulator:
         # scenario's repetitions one after another).
         block = layout.groupby(["scenario", "repetition"], sort=False).ngroup().to_numpy()
         self._blocks = [np.flatnonzero(block == b) for b in np.unique(block)]
-        self._closed = (layout["mode"] == "closed").to_numpy()
+        self._closed = (layout["mode"] == Mode.CLOSED).to_numpy()
         self._idle = layout["idle_connections"].to_numpy(dtype=float)
         self._active = layout["active_connections"].to_numpy(dtype=float)
         self._rate = layout["rate_rps_requested"].to_numpy(dtype=float)
@@ -185,8 +194,10 @@ class Simulator:
         for backend, g in spec.growth:
             hit = self._backend == backend
             grow[hit] = 1.0 + g * self._idle[hit] / spec.growth_at
-        mode_cpu = np.where(self._closed, CPU_US_PER_REQ["closed"], CPU_US_PER_REQ["open"])
-        mode_wait = np.where(self._closed, WAIT_US_PER_CALL["closed"], WAIT_US_PER_CALL["open"])
+        mode_cpu = np.where(self._closed, CPU_US_PER_REQ[Mode.CLOSED], CPU_US_PER_REQ[Mode.OPEN])
+        mode_wait = np.where(
+            self._closed, WAIT_US_PER_CALL[Mode.CLOSED], WAIT_US_PER_CALL[Mode.OPEN]
+        )
         cpu = mode_cpu * grow * factor()
         wait = mode_wait * grow * factor()
         busy = rng.uniform(*BUSY_FRACTION_RANGE, n)
@@ -197,26 +208,33 @@ class Simulator:
         calls = np.round(requests / np.where(self._closed, EVENTS_PER_CALL_CLOSED, 1.0))
         out = (self._schema_template if schema_dtypes else self._numpy_template).copy()
         out["position_in_repetition"] = pos
-        out["throughput_rps"] = throughput
-        out["achieved_rate_ratio"] = np.where(self._closed, np.nan, throughput / self._rate)
-        out["requests"] = requests.astype(int)
-        out["server_cpu_us_per_req"] = cpu
-        out["machine_cpu_us_per_req"] = cpu * MACHINE_CPU_FACTOR * np.exp(noisy())
-        out["server_wait_us_per_call"] = wait
-        out["server_wait_calls"] = calls.astype(int)
-        out["server_busy_fraction"] = np.where(self._closed, busy, cpu * self._rate * 1e-6)
-        out["latency_p99_us"] = 200.0 + cpu * (self._idle + self._active) / 100.0
-        out["send_lag_p99_us"] = np.where(self._closed, np.nan, 5.0)
+        out[metrics.THROUGHPUT_RPS.name] = throughput
+        out[metrics.ACHIEVED_RATE_RATIO.name] = np.where(
+            self._closed, np.nan, throughput / self._rate
+        )
+        out[metrics.REQUESTS.name] = requests.astype(int)
+        out[metrics.SERVER_CPU_US_PER_REQ.name] = cpu
+        out[metrics.MACHINE_CPU_US_PER_REQ.name] = cpu * MACHINE_CPU_FACTOR * np.exp(noisy())
+        out[metrics.SERVER_WAIT_US_PER_CALL.name] = wait
+        out[metrics.SERVER_WAIT_CALLS.name] = calls.astype(int)
+        out[metrics.SERVER_BUSY_FRACTION.name] = np.where(
+            self._closed, busy, cpu * self._rate * 1e-6
+        )
+        out[metrics.LATENCY_P99_US.name] = 200.0 + cpu * (self._idle + self._active) / 100.0
+        out[metrics.SEND_LAG_P99_US.name] = np.where(self._closed, np.nan, 5.0)
         out[idle_steps.STEPS_COLUMN] = None
         for i in self._steps:
             out.iloc[i, out.columns.get_loc(idle_steps.STEPS_COLUMN)] = self._windows(
                 spec, rng, str(self._backend[i]), wait[i], cpu[i]
             )
         if schema_dtypes:
-            for column in ("position_in_repetition", "requests", "server_wait_calls"):
+            for column in (
+                "position_in_repetition",
+                metrics.REQUESTS.name,
+                metrics.SERVER_WAIT_CALLS.name,
+            ):
                 out[column] = out[column].astype("Int64")
         return out
-
 
     def _windows(
         self, spec: SimulationSpec, rng: np.random.Generator, backend: str, wait: float,

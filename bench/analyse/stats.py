@@ -18,6 +18,7 @@ from bench.analyse.flags import fault_mask, send_lag_material
 from bench.analyse.intervals import METHOD_ONE, geometric_mean_interval
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.slopes import SlopeFit
+from bench.measure.trial import TrialStatus
 from bench.store import schema
 
 __all__ = [
@@ -44,7 +45,7 @@ def usable_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials fit to measure with: status ok and no fault (not flagged, steal in bounds)."""
     if trials.empty:
         return trials
-    ok = trials["status"].fillna("failed") == "ok"
+    ok = trials["status"].fillna(TrialStatus.FAILED) == TrialStatus.OK
     return trials[ok & ~excluded_mask(trials)]
 
 
@@ -85,7 +86,7 @@ def summarise_cells(
     excluded = excluded_mask(trials)
     rows = []
     for cell, grp in trials.groupby(list(keys), dropna=False, sort=True):
-        failed = grp["status"].fillna("failed") != "ok"
+        failed = grp["status"].fillna(TrialStatus.FAILED) != TrialStatus.OK
         flagged = excluded.loc[grp.index] & ~failed
         good = grp[~failed & ~flagged][metric].astype(float).dropna()
         source = good

@@ -73,6 +73,7 @@ from bench.analyse.rules import (
     TOLERANCE_REL_INCREASE,
 )
 from bench.analyse.stats import usable_trials
+from bench.measure.trial import TrialStatus
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_json, utc_now_iso
 from bench.store.verdict_file import VERDICT_SCHEMA_VERSION, Verdict, read_verdict
@@ -102,7 +103,7 @@ __all__ = [
 
 def _method(trials: pd.DataFrame) -> dict[str, Any]:
     excluded = int(len(trials) - len(usable_trials(trials))) if not trials.empty else 0
-    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
+    ok = trials["status"].fillna(TrialStatus.FAILED) == TrialStatus.OK if not trials.empty else None
     n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     n_send_lag = int((send_lag_material(trials) & ok).sum()) if ok is not None else 0
     n_steal = int((steal_fault(trials) & ok).sum()) if ok is not None else 0
@@ -211,7 +212,7 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
     primary = _judge(run)
     left_out = leave_out_client_bound(trials) if not trials.empty else trials
     excluded = primary if left_out is trials else _judge(replace(run, trials=left_out))
-    ok = trials["status"].fillna("failed") == "ok" if not trials.empty else None
+    ok = trials["status"].fillna(TrialStatus.FAILED) == TrialStatus.OK if not trials.empty else None
     n_client_bound = int((client_bound(trials) & ok).sum()) if ok is not None else 0
     return {
         "schema_version": VERDICT_SCHEMA_VERSION,

@@ -12,9 +12,10 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from bench import metrics
 from bench.measure.placement import Edge
 from bench.measure.quiet import MAX_STEAL_FRACTION
-from bench.measure.trial import Trial
+from bench.measure.trial import Mode, Trial, TrialStatus
 from loadgen import LoadResult
 from servers import registry
 from servers.stats import StatsSnapshot
@@ -27,8 +28,12 @@ from servers.stats import StatsSnapshot
 # import analyse).
 STEAL_FRACTION_MAX = MAX_STEAL_FRACTION
 
-# Column name -> pandas dtype ("Int64" and "boolean" are pandas' nullable dtypes,
-# so a failed trial leaves a measurement empty instead of inventing a zero).
+# The cell asked for this many connections (configuration, not a measurement).
+CONNECTIONS_REQUESTED = "connections_requested"
+
+# Column name -> pandas dtype, in the table's order: the columns that say which trial a
+# row is and what became of it, and the measured ones from the metric catalogue
+# (``bench.metrics``, which declares their units, directions and meanings).
 COMMON_COLUMNS: dict[str, str] = {
     "run_id": "string",
     "scenario": "string",
@@ -47,67 +52,57 @@ COMMON_COLUMNS: dict[str, str] = {
     "failure_reason": "string",
     "flagged": "boolean",
     "flag_reasons": "string",
-    "throughput_rps": "float64",
-    "achieved_rate_ratio": "float64",
-    "requests": "Int64",
-    "errors": "Int64",
-    "latency_p50_us": "float64",
-    "latency_p90_us": "float64",
-    "latency_p99_us": "float64",
-    "latency_p999_us": "float64",
-    "latency_max_us": "float64",
-    "uncorrected_latency_p50_us": "float64",
-    "uncorrected_latency_p99_us": "float64",
-    # Requests the latency percentiles rest on (p99 of n samples is the n/100-th largest).
-    "latency_samples": "Int64",
-    "server_cpu_user_s": "float64",
-    "server_cpu_system_s": "float64",
-    "server_cpu_us_per_req": "float64",
-    "server_wait_calls": "Int64",
-    "server_wait_us_per_call": "float64",
-    "server_wait_us_per_event": "float64",
-    "server_events_per_call": "float64",
-    "server_rss_bytes": "Int64",
-    "server_num_fds": "Int64",
-    "server_current_connections": "Int64",
-    "server_rejected_fd_setsize": "Int64",
-    "connections_requested": "Int64",
-    "connections_established": "Int64",
-    "connections_served": "Int64",
-    "connections_rejected": "Int64",
-    "connect_errors": "Int64",
-    "client_observation": "string",
-    "loadgen_saturated": "boolean",
-    "loadgen_cpu_us_per_req": "float64",
+    **metrics.dtypes(
+        metrics.THROUGHPUT_RPS,
+        metrics.ACHIEVED_RATE_RATIO,
+        metrics.REQUESTS,
+        metrics.ERRORS,
+        metrics.LATENCY_P50_US,
+        metrics.LATENCY_P90_US,
+        metrics.LATENCY_P99_US,
+        metrics.LATENCY_P999_US,
+        metrics.LATENCY_MAX_US,
+        metrics.UNCORRECTED_LATENCY_P50_US,
+        metrics.UNCORRECTED_LATENCY_P99_US,
+        metrics.LATENCY_SAMPLES,
+        metrics.SERVER_CPU_USER_S,
+        metrics.SERVER_CPU_SYSTEM_S,
+        metrics.SERVER_CPU_US_PER_REQ,
+        metrics.SERVER_WAIT_CALLS,
+        metrics.SERVER_WAIT_US_PER_CALL,
+        metrics.SERVER_WAIT_US_PER_EVENT,
+        metrics.SERVER_EVENTS_PER_CALL,
+        metrics.SERVER_RSS_BYTES,
+        metrics.SERVER_NUM_FDS,
+        metrics.SERVER_CURRENT_CONNECTIONS,
+        metrics.SERVER_REJECTED_FD_SETSIZE,
+    ),
+    CONNECTIONS_REQUESTED: "Int64",
+    **metrics.dtypes(
+        metrics.CONNECTIONS_ESTABLISHED,
+        metrics.CONNECTIONS_SERVED,
+        metrics.CONNECTIONS_REJECTED,
+        metrics.CONNECT_ERRORS,
+        metrics.CLIENT_OBSERVATION,
+        metrics.LOADGEN_SATURATED,
+        metrics.LOADGEN_CPU_US_PER_REQ,
+    ),
     "raw_file": "string",
-    # Window integrity: the server's connection count at the two edges.
-    "server_connections_start": "Int64",
-    "server_connections_end": "Int64",
-    # Server CPU time (schedstat) over the window's wall time: below ~0.9 in
-    # closed loop the server waited for the client.
-    "server_busy_fraction": "float64",
-    # The whole machine over the window (/proc/stat, every CPU): busy time (user,
-    # nice, system, irq, softirq) per request answered. On loopback part of a
-    # wake-up is paid on the sending CPU, so this is the cost per request with the
-    # client included. Empty across hosts (the load ran elsewhere).
-    "machine_cpu_us_per_req": "float64",
-    # Stolen time over the window / (window wall time x CPUs online).
-    "steal_fraction": "float64",
-    # Time the server's threads were runnable but waiting for a CPU (schedstat).
-    "server_run_delay_us": "float64",
-    # Open loop: how late the load generator sent (actual minus intended send time).
-    "send_lag_p50_us": "float64",
-    "send_lag_p99_us": "float64",
-    # Connections the server closed after a complete answer, reopened by the load
-    # generator inside the window (a server's keep-alive policy, not an error).
-    "reconnects": "Int64",
-    # Wait-cost sampling: the seed of the server's random 1-in-8 sample and the
-    # calibrated cost of one pair of thread-clock reads (subtracted per sample).
-    "server_wait_sample_seed": "Int64",
-    "server_wait_clock_overhead_ns": "Int64",
-    # What the server's own start-up probe found (select: CPython's refusal).
-    "server_fd_number_limit": "Int64",
-    "server_select_probe_error": "string",
+    **metrics.dtypes(
+        metrics.SERVER_CONNECTIONS_START,
+        metrics.SERVER_CONNECTIONS_END,
+        metrics.SERVER_BUSY_FRACTION,
+        metrics.MACHINE_CPU_US_PER_REQ,
+        metrics.STEAL_FRACTION,
+        metrics.SERVER_RUN_DELAY_US,
+        metrics.SEND_LAG_P50_US,
+        metrics.SEND_LAG_P99_US,
+        metrics.RECONNECTS,
+        metrics.SERVER_WAIT_SAMPLE_SEED,
+        metrics.SERVER_WAIT_CLOCK_OVERHEAD_NS,
+        metrics.SERVER_FD_NUMBER_LIMIT,
+        metrics.SERVER_SELECT_PROBE_ERROR,
+    ),
 }
 
 
@@ -125,7 +120,7 @@ def base_row(trial: Trial, started_utc: str) -> dict[str, Any]:
         "backend": trial.backend,
         "protocol": trial.protocol,
         # fd-limit probes send one request per connection and wait: closed loop.
-        "mode": "closed" if trial.mode == "probe" else trial.mode,
+        "mode": Mode.CLOSED if trial.mode == Mode.PROBE else trial.mode,
         "idle_connections": trial.idle_connections,
         "active_connections": trial.active_connections,
         "rate_rps_requested": trial.rate_rps_requested,
@@ -133,7 +128,7 @@ def base_row(trial: Trial, started_utc: str) -> dict[str, Any]:
         "order_index": trial.order_index,
         "position_in_repetition": trial.position_in_repetition,
         "started_utc": started_utc,
-        "connections_requested": trial.total_connections,
+        CONNECTIONS_REQUESTED: trial.total_connections,
     }
 
 
@@ -174,9 +169,9 @@ def machine_window_columns(start: Edge, end: Edge, requests: int | None) -> dict
         if x is not None and y is not None:
             delay = (y - x) / 1000.0
     return {
-        "machine_cpu_us_per_req": cpu_us,
-        "steal_fraction": steal,
-        "server_run_delay_us": delay,
+        metrics.MACHINE_CPU_US_PER_REQ.name: cpu_us,
+        metrics.STEAL_FRACTION.name: steal,
+        metrics.SERVER_RUN_DELAY_US.name: delay,
     }
 
 
@@ -189,11 +184,11 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
         requests = start.stats.delta(end.stats).requests
     cols: dict[str, Any] = {
         **machine_window_columns(start, end, requests),
-        "server_busy_fraction": _div(cpu_s, window_s),
-        "server_cpu_user_s": user_s,
-        "server_cpu_system_s": system_s,
-        "server_rss_bytes": end.process.rss_bytes if end.process else None,
-        "server_num_fds": end.process.num_fds if end.process else None,
+        metrics.SERVER_BUSY_FRACTION.name: _div(cpu_s, window_s),
+        metrics.SERVER_CPU_USER_S.name: user_s,
+        metrics.SERVER_CPU_SYSTEM_S.name: system_s,
+        metrics.SERVER_RSS_BYTES.name: end.process.rss_bytes if end.process else None,
+        metrics.SERVER_NUM_FDS.name: end.process.num_fds if end.process else None,
     }
     if start.stats is None or end.stats is None:
         return cols
@@ -208,23 +203,26 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
     sampled_cpu_us = net_ns / 1000.0 if net_ns is not None else None
     cols.update(
         {
-            "server_cpu_us_per_req": _div(cpu_s, d.requests, 1e6),
-            "server_wait_calls": d.wait_calls if instrumented else None,
-            "server_wait_us_per_call": _div(sampled_cpu_us, d.wait_cpu_samples)
+            metrics.SERVER_CPU_US_PER_REQ.name: _div(cpu_s, d.requests, 1e6),
+            metrics.SERVER_WAIT_CALLS.name: d.wait_calls if instrumented else None,
+            metrics.SERVER_WAIT_US_PER_CALL.name: _div(sampled_cpu_us, d.wait_cpu_samples)
             if instrumented
             else None,
-            "server_wait_us_per_event": _div(sampled_cpu_us, d.wait_cpu_sample_events)
+            metrics.SERVER_WAIT_US_PER_EVENT.name: _div(sampled_cpu_us, d.wait_cpu_sample_events)
             if instrumented
             else None,
-            "server_events_per_call": _div(d.wait_events, d.wait_calls) if instrumented else None,
-            "server_current_connections": end.stats.current_connections,
-            "server_rejected_fd_setsize": end.stats.rejected_fd_setsize,
+            metrics.SERVER_EVENTS_PER_CALL.name: _div(d.wait_events, d.wait_calls)
+            if instrumented
+            else None,
+            metrics.SERVER_CURRENT_CONNECTIONS.name: end.stats.current_connections,
+            metrics.SERVER_REJECTED_FD_SETSIZE.name: end.stats.rejected_fd_setsize,
             # Every connection of a load trial is held open through the window, so the
             # ones the server still holds at its end are the ones it served.
-            "connections_served": end.stats.current_connections,
-            "connections_rejected": end.stats.rejected_fd_setsize + end.stats.accept_emfile,
-            "server_connections_start": start.stats.current_connections,
-            "server_connections_end": end.stats.current_connections,
+            metrics.CONNECTIONS_SERVED.name: end.stats.current_connections,
+            metrics.CONNECTIONS_REJECTED.name: end.stats.rejected_fd_setsize
+            + end.stats.accept_emfile,
+            metrics.SERVER_CONNECTIONS_START.name: start.stats.current_connections,
+            metrics.SERVER_CONNECTIONS_END.name: end.stats.current_connections,
         }
     )
     cols.update(server_fact_columns(end.stats))
@@ -234,10 +232,10 @@ def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
 def server_fact_columns(stats: StatsSnapshot) -> dict[str, Any]:
     """What the server found about itself at start-up (sampling seed, clock cost, fd limit)."""
     return {
-        "server_wait_sample_seed": stats.wait_cpu_sample_seed,
-        "server_wait_clock_overhead_ns": stats.wait_cpu_clock_overhead_ns,
-        "server_fd_number_limit": stats.fd_number_limit,
-        "server_select_probe_error": stats.select_probe_error,
+        metrics.SERVER_WAIT_SAMPLE_SEED.name: stats.wait_cpu_sample_seed,
+        metrics.SERVER_WAIT_CLOCK_OVERHEAD_NS.name: stats.wait_cpu_clock_overhead_ns,
+        metrics.SERVER_FD_NUMBER_LIMIT.name: stats.fd_number_limit,
+        metrics.SERVER_SELECT_PROBE_ERROR.name: stats.select_probe_error,
     }
 
 
@@ -247,40 +245,42 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
     conns = result.connections
     errors = {k: v for k, v in result.errors.items() if v}
     return {
-        "throughput_rps": result.throughput_rps,
-        "achieved_rate_ratio": result.achieved_rate_ratio if trial.mode == "open" else None,
-        "requests": result.requests,
-        "errors": result.errors_total,
-        "latency_p50_us": corrected.p50,
-        "latency_p90_us": corrected.p90,
-        "latency_p99_us": corrected.p99,
-        "latency_p999_us": corrected.p99_9,
-        "latency_max_us": corrected.max,
-        "uncorrected_latency_p50_us": uncorrected.p50,
-        "uncorrected_latency_p99_us": uncorrected.p99,
-        "latency_samples": corrected.count,
-        "connections_established": conns.idle_established + conns.active_established,
-        "connect_errors": sum(conns.connect_errors.values()),
-        "client_observation": json.dumps(errors, sort_keys=True) if errors else None,
-        "loadgen_saturated": result.saturated,
-        "loadgen_cpu_us_per_req": result.loadgen_cpu_us_per_req,
-        "send_lag_p50_us": result.send_lag_us.p50,
-        "send_lag_p99_us": result.send_lag_us.p99,
-        "reconnects": result.reconnects_measured,
+        metrics.THROUGHPUT_RPS.name: result.throughput_rps,
+        metrics.ACHIEVED_RATE_RATIO.name: result.achieved_rate_ratio
+        if trial.mode == Mode.OPEN
+        else None,
+        metrics.REQUESTS.name: result.requests,
+        metrics.ERRORS.name: result.errors_total,
+        metrics.LATENCY_P50_US.name: corrected.p50,
+        metrics.LATENCY_P90_US.name: corrected.p90,
+        metrics.LATENCY_P99_US.name: corrected.p99,
+        metrics.LATENCY_P999_US.name: corrected.p99_9,
+        metrics.LATENCY_MAX_US.name: corrected.max,
+        metrics.UNCORRECTED_LATENCY_P50_US.name: uncorrected.p50,
+        metrics.UNCORRECTED_LATENCY_P99_US.name: uncorrected.p99,
+        metrics.LATENCY_SAMPLES.name: corrected.count,
+        metrics.CONNECTIONS_ESTABLISHED.name: conns.idle_established + conns.active_established,
+        metrics.CONNECT_ERRORS.name: sum(conns.connect_errors.values()),
+        metrics.CLIENT_OBSERVATION.name: json.dumps(errors, sort_keys=True) if errors else None,
+        metrics.LOADGEN_SATURATED.name: result.saturated,
+        metrics.LOADGEN_CPU_US_PER_REQ.name: result.loadgen_cpu_us_per_req,
+        metrics.SEND_LAG_P50_US.name: result.send_lag_us.p50,
+        metrics.SEND_LAG_P99_US.name: result.send_lag_us.p99,
+        metrics.RECONNECTS.name: result.reconnects_measured,
     }
 
 
 def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> list[str]:
     """Why a finished load trial should not be trusted as a clean measurement."""
     reasons = []
-    if row.get("loadgen_saturated"):
+    if row.get(metrics.LOADGEN_SATURATED.name):
         reasons.append("loadgen_saturated")
     # Judged once, by the load generator (loadgen.result.rate_shortfall).
-    if trial.mode == "open" and result.rate_shortfall:
+    if trial.mode == Mode.OPEN and result.rate_shortfall:
         reasons.append(f"rate_shortfall({result.achieved_rate_ratio:.2f})")
-    if (row.get("errors") or 0) > 0:
-        reasons.append(f"errors({row['errors']})")
-    established = row.get("connections_established")
+    if (row.get(metrics.ERRORS.name) or 0) > 0:
+        reasons.append(f"errors({row[metrics.ERRORS.name]})")
+    established = row.get(metrics.CONNECTIONS_ESTABLISHED.name)
     if established is not None and established < trial.total_connections:
         reasons.append(f"connections_short({established}/{trial.total_connections})")
     if result.partial:
@@ -288,7 +288,10 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
     if result.release_timeouts:
         # A worker closed its connections before bench read the window's end edge.
         reasons.append(f"release_timeout({result.release_timeouts} workers)")
-    if registry.get(trial.backend).wait_instrumented and row.get("server_wait_calls") is None:
+    if (
+        registry.get(trial.backend).wait_instrumented
+        and row.get(metrics.SERVER_WAIT_CALLS.name) is None
+    ):
         reasons.append("no_server_stats")
     reasons += window_reasons(trial, row)
     return reasons
@@ -302,12 +305,15 @@ def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
     under the rules of ``bench.analyse.rules``, so the thresholds live in one place.
     """
     reasons = []
-    a, b = row.get("server_connections_start"), row.get("server_connections_end")
+    a, b = (
+        row.get(metrics.SERVER_CONNECTIONS_START.name),
+        row.get(metrics.SERVER_CONNECTIONS_END.name),
+    )
     # Keep-alive trials hold every connection through the window; churn opens and
     # closes one per request, so its count moves by design.
     if not trial.http_close and a is not None and b is not None and a != b:
         reasons.append(f"window_connections_changed({a}->{b})")
-    steal = row.get("steal_fraction")
+    steal = row.get(metrics.STEAL_FRACTION.name)
     if steal is not None and steal > STEAL_FRACTION_MAX:
         reasons.append(f"steal({steal:.2f})")
     return reasons
@@ -315,18 +321,19 @@ def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
 
 def trial_summary(row: Mapping[str, Any]) -> str:
     """One line for the progress display."""
-    if row["status"] != "ok":
+    if row["status"] != TrialStatus.OK:
         return str(row.get("failure_reason"))
     parts = []
-    if row.get("throughput_rps") is not None:
-        parts.append(f"{row['throughput_rps']:.0f} req/s")
-    if row.get("latency_p99_us") is not None:
-        parts.append(f"p99 {row['latency_p99_us']:.0f} us")
-    if row.get("server_cpu_us_per_req") is not None:
-        parts.append(f"cpu {row['server_cpu_us_per_req']:.1f} us/req")
-    if row.get("client_observation") and row.get("throughput_rps") is None:
+    if row.get(metrics.THROUGHPUT_RPS.name) is not None:
+        parts.append(f"{row[metrics.THROUGHPUT_RPS.name]:.0f} req/s")
+    if row.get(metrics.LATENCY_P99_US.name) is not None:
+        parts.append(f"p99 {row[metrics.LATENCY_P99_US.name]:.0f} us")
+    if row.get(metrics.SERVER_CPU_US_PER_REQ.name) is not None:
+        parts.append(f"cpu {row[metrics.SERVER_CPU_US_PER_REQ.name]:.1f} us/req")
+    if row.get(metrics.CLIENT_OBSERVATION.name) and row.get(metrics.THROUGHPUT_RPS.name) is None:
         # A probe: what each offered connection saw is the result.
-        parts.append(f"served {row.get('connections_served')} saw {row['client_observation']}")
+        served, saw = row.get(metrics.CONNECTIONS_SERVED.name), row[metrics.CLIENT_OBSERVATION.name]
+        parts.append(f"served {served} saw {saw}")
     if row.get("flag_reasons"):
         parts.append(f"flagged: {row['flag_reasons']}")
     return ", ".join(parts)

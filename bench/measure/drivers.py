@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bench import metrics
 from bench.measure.columns import (
     flag_reasons,
     load_columns,
@@ -23,7 +24,8 @@ from bench.measure.columns import (
 )
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
-from bench.measure.trial import Trial
+from bench.measure.record import metric_columns, record
+from bench.measure.trial import Mode, Trial
 from loadgen import LoadConfig, LoadResult
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ def load_config(ctx: TrialContext) -> LoadConfig:
         protocol=t.protocol,
         idle_connections=t.idle_connections,
         active_connections=t.active_connections,
-        mode="open" if t.mode == "open" else "closed",
+        mode=Mode.OPEN.value if t.mode == Mode.OPEN else Mode.CLOSED.value,
         rate_rps=t.rate_rps_requested,
         measure_s=t.measure_s,
         warmup_s=t.warmup_s,
@@ -143,12 +145,15 @@ def drive_load_with(
     if ctx.trial.http_close and start is not None and end is not None:
         # Churn: each request is its own connection, so "served" is what the
         # server accepted in the window, not what it still holds at its end.
-        columns["connections_served"] = start.delta(end).accepted
+        columns[metrics.CONNECTIONS_SERVED.name] = start.delta(end).accepted
     placed = result.placement or {}
     if placed:
         # Across hosts the edges' /proc/stat is the server host's alone: the load
         # generator's CPU is elsewhere, so the whole cost per request is not known.
-        columns["machine_cpu_us_per_req"] = None
+        columns[metrics.MACHINE_CPU_US_PER_REQ.name] = None
+    # Metrics registered from outside the packages (bench.metrics.register) last: they
+    # may read the built-in columns.
+    columns.update(metric_columns(record(ctx.trial, result, edges["start"], edges["end"], columns)))
     reasons = flag_reasons(ctx.trial, columns, result)
     # Across hosts (DaskPlacement) the server's two reads must fall outside every host's
     # window by the clocks' uncertainty; when scheduling made one late, say so.
@@ -208,17 +213,19 @@ def drive_probe(ctx: TrialContext) -> DriverOutput:
         else None
     )
     columns = {
-        "requests": probe.served,
-        "errors": probe.requested - probe.served,
-        "server_rss_bytes": window["server_rss_bytes"],
-        "server_num_fds": window["server_num_fds"],
-        "server_current_connections": end.stats.current_connections if end.stats else None,
-        "server_rejected_fd_setsize": rejected,
-        "connections_established": probe.established,
-        "connections_served": probe.served,
-        "connections_rejected": rejected,
-        "connect_errors": sum(probe.connect_errors.values()),
-        "client_observation": json.dumps(probe.observations, sort_keys=True),
+        metrics.REQUESTS.name: probe.served,
+        metrics.ERRORS.name: probe.requested - probe.served,
+        metrics.SERVER_RSS_BYTES.name: window[metrics.SERVER_RSS_BYTES.name],
+        metrics.SERVER_NUM_FDS.name: window[metrics.SERVER_NUM_FDS.name],
+        metrics.SERVER_CURRENT_CONNECTIONS.name: (
+            end.stats.current_connections if end.stats else None
+        ),
+        metrics.SERVER_REJECTED_FD_SETSIZE.name: rejected,
+        metrics.CONNECTIONS_ESTABLISHED.name: probe.established,
+        metrics.CONNECTIONS_SERVED.name: probe.served,
+        metrics.CONNECTIONS_REJECTED.name: rejected,
+        metrics.CONNECT_ERRORS.name: sum(probe.connect_errors.values()),
+        metrics.CLIENT_OBSERVATION.name: json.dumps(probe.observations, sort_keys=True),
         **(server_fact_columns(end.stats) if end.stats is not None else {}),
     }
     # What each client saw is the result here, not an error; only silence is suspect.

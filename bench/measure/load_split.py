@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from bench.measure.trial import Mode
 from loadgen.config import LoadConfig
 from loadgen.plan import WorkerPlan, plan_workers
 
@@ -60,7 +61,7 @@ def split_load(cfg: LoadConfig, host_cpus: list[int], address: str, is_loopback:
             cfg,
             idle_connections=n_idle,
             active_connections=n_active,
-            mode="closed",
+            mode=Mode.CLOSED.value,
             rate_rps=None,
             workers=max(1, min(cpus, MAX_WORKERS_PER_HOST)),
             cpus=None,

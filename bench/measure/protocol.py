@@ -11,7 +11,7 @@ Per trial (TechEmpower's phases, pyperf's structured results):
    JSON document and one tidy row.
 
 A trial whose server died, failed verification or made the load generator
-fail is recorded with ``status="failed"`` and the reason; the run goes on.
+fail is recorded with status ``TrialStatus.FAILED`` and the reason; the run goes on.
 Flagged trials are kept but marked, so the verdict can leave them out and the
 charts grey them. This module knows no scenario by name.
 """
@@ -28,7 +28,7 @@ from bench.measure.config import BenchConfig
 from bench.measure.drivers import DriverOutput, TrialContext
 from bench.measure.placement import Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import VerifyError, verify_server
-from bench.measure.trial import Trial
+from bench.measure.trial import Trial, TrialStatus
 from servers.config import ServerConfig
 
 WriteRaw = Callable[[str, Mapping[str, Any]], str]
@@ -96,7 +96,7 @@ def record(
         row.update(output.columns)
     reasons = [] if failure or output is None else output.flag_reasons
     row.update(
-        status="failed" if failure else "ok",
+        status=TrialStatus.FAILED if failure else TrialStatus.OK,
         failure_reason=failure,
         flagged=bool(reasons) or failure is not None,
         flag_reasons=";".join(reasons) if reasons else None,

@@ -17,7 +17,7 @@ from bench.measure.columns import trial_summary
 from bench.measure.config import BenchConfig
 from bench.measure.placement import LocalPlacement, Placement
 from bench.measure.protocol import run_trial
-from bench.measure.trial import Trial
+from bench.measure.trial import Trial, TrialStatus
 
 
 class RunSink(Protocol):
@@ -124,8 +124,10 @@ def run_benchmark(
                     raise KeyboardInterrupt
                 sink.append_trial(outcome.row)
                 done += 1
-                failed += outcome.row["status"] == "failed"
-                flagged += bool(outcome.row.get("flagged")) and outcome.row["status"] == "ok"
+                failed += outcome.row["status"] == TrialStatus.FAILED
+                flagged += (
+                    bool(outcome.row.get("flagged")) and outcome.row["status"] == TrialStatus.OK
+                )
                 sink.update_meta(cells_done=done)
                 progress.end_trial(trial, outcome.row["status"], trial_summary(outcome.row))
             run_in_process(cfg, sink, progress)

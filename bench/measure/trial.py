@@ -8,8 +8,26 @@ repetition. Nothing here knows a scenario by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from servers.registry import Role, Roles, resolve_roles
+
+
+class Mode(StrEnum):
+    """How a trial loads its server. A StrEnum: it compares, prints and serialises as its
+    value, so the tables and raw documents hold the same text as before it existed."""
+
+    OPEN = "open"  # requests sent on a fixed schedule (rate_rps)
+    CLOSED = "closed"  # the next request as soon as the previous answer arrived
+    PROBE = "probe"  # fd-limit: one request per offered connection (recorded as closed)
+
+
+class TrialStatus(StrEnum):
+    """What became of a trial (the trial table's ``status``)."""
+
+    OK = "ok"
+    FAILED = "failed"
+
 
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,
@@ -23,12 +41,22 @@ TRIAL_OVERHEAD_S = 0.40
 CONNECT_S_PER_CONNECTION = 40e-6
 
 
+def _mode(value: str) -> Mode:
+    """``value`` as a Mode (a scenario may name it as text); a clear error otherwise."""
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ValueError(
+            f"unknown mode {value!r}: a cell's mode is one of {', '.join(Mode)}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Cell:
     """A point of a scenario's sweep, the same for every backend and repetition."""
 
     scenario: str
-    mode: str  # "open" | "closed" | "probe"
+    mode: Mode
     idle: int
     active: int
     rate: float | None
@@ -41,9 +69,12 @@ class Cell:
     # a scenario whose unit of replication is the process (idle-steps).
     copies: int = 1
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", _mode(self.mode))
+
     @property
     def total_connections(self) -> int:
-        return self.probe_connections if self.mode == "probe" else self.idle + self.active
+        return self.probe_connections if self.mode == Mode.PROBE else self.idle + self.active
 
 
 # A scenario's choice of backends: None, every backend of the run; else the backends
@@ -56,9 +87,12 @@ Backends = tuple[str, ...] | Role | Roles | None
 class Sweep:
     """One mode over a list of idle (or active) counts for some backends."""
 
-    mode: str  # "open" | "closed"
+    mode: Mode  # OPEN or CLOSED
     counts: tuple[int, ...]
     backends: Backends = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", _mode(self.mode))
 
     def backends_in(self, run_backends: tuple[str, ...]) -> tuple[str, ...] | None:
         """The sweep's backends the run measures, None for all, () for none."""
@@ -79,7 +113,7 @@ class Trial:
     scenario: str
     backend: str
     protocol: str
-    mode: str  # "open" | "closed" | "probe"
+    mode: Mode
     idle_connections: int
     active_connections: int
     rate_rps_requested: float | None
@@ -92,17 +126,20 @@ class Trial:
     http_close: bool = False
     probe_connections: int = 0
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", _mode(self.mode))
+
     @property
     def total_connections(self) -> int:
         """Descriptors the trial needs on each side (server and client)."""
-        if self.mode == "probe":
+        if self.mode == Mode.PROBE:
             return self.probe_connections
         return self.idle_connections + self.active_connections
 
     @property
     def cell(self) -> str:
         """Short human label of the cell (the same for every backend and repetition)."""
-        if self.mode == "probe":
+        if self.mode == Mode.PROBE:
             return f"{self.probe_connections} conns"
         rate = f" @{self.rate_rps_requested:g}/s" if self.rate_rps_requested else ""
         close = " close" if self.http_close else ""

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench import metrics
 from bench.measure import scenarios
 from bench.present import charts
 from bench.present.chart_style import rows_for, save, verdict_of
@@ -79,7 +80,7 @@ CATALOGUE: tuple[Chart, ...] = (
         "wait_cost_vs_descriptors",
         "Cost of one wait call vs registered descriptors",
         charts.chart_wait_cost,
-        MediansTable("server_wait_us_per_call", "idle_connections"),
+        MediansTable(metrics.SERVER_WAIT_US_PER_CALL.name, "idle_connections"),
     ),
     Chart(
         "idle_steps_wait_cost",
@@ -90,7 +91,7 @@ CATALOGUE: tuple[Chart, ...] = (
         "cpu_per_request_vs_idle",
         "Server CPU per request vs idle connections",
         charts.chart_cpu_per_request,
-        MediansTable("server_cpu_us_per_req", "idle_connections"),
+        MediansTable(metrics.SERVER_CPU_US_PER_REQ.name, "idle_connections"),
     ),
     Chart(
         "latency_vs_idle",
@@ -101,7 +102,7 @@ CATALOGUE: tuple[Chart, ...] = (
         "throughput_vs_active",
         "Throughput when every connection is active",
         charts.chart_throughput_active,
-        MediansTable("throughput_rps", "active_connections"),
+        MediansTable(metrics.THROUGHPUT_RPS.name, "active_connections"),
     ),
     Chart(
         "latency_distribution",

@@ -29,6 +29,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
+from bench.measure.trial import TrialStatus
 from bench.store.results import RunData
 from bench.store.verdict_file import Fit, Verdict, read_verdict
 from servers import registry
@@ -109,7 +110,7 @@ def rows_for(trials: pd.DataFrame, chart: str) -> pd.DataFrame:
     if trials.empty:
         return trials
     feeding = scenarios.reading(chart=chart)
-    return trials[trials["scenario"].isin(feeding) & (trials["status"] == "ok")]
+    return trials[trials["scenario"].isin(feeding) & (trials["status"] == TrialStatus.OK)]
 
 
 def save(fig: Figure, charts_dir: Path, name: str) -> list[Path]:

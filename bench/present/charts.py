@@ -27,10 +27,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench import metrics
 from bench.analyse.flags import send_lag_material
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
 from bench.analyse.stats import micro_standard_error_us
 from bench.measure.micro import PROCESS
+from bench.measure.trial import Mode
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -64,9 +66,9 @@ from servers.limits import FD_SETSIZE
 def chart_wait_cost(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     """Cost of one wait call vs registered descriptors: micro (left) and in-server (right)."""
     micro = run.micro[run.micro["ready"] == "one"] if not run.micro.empty else run.micro
-    trials, mode = rows_in_mode(run.trials, "wait_cost_vs_descriptors", "closed")
+    trials, mode = rows_in_mode(run.trials, "wait_cost_vs_descriptors", Mode.CLOSED)
     trials = trials.assign(registered=trials["idle_connections"] + trials["active_connections"])
-    server = summary(trials, "server_wait_us_per_call", "registered")
+    server = summary(trials, metrics.SERVER_WAIT_US_PER_CALL.name, "registered")
     if micro.empty and server.empty:
         return None
     panels = int(not micro.empty) + int(not server.empty)
@@ -151,7 +153,7 @@ def _per_idle_chart(
     flagged_legend(ax, any_flagged(summ))
     active = "/".join(str(int(a)) for a in sorted(trials["active_connections"].dropna().unique()))
     rate = trials["rate_rps_requested"].dropna().unique()
-    rate_txt = f" at {rate[0]:.0f} req/s" if mode == "open" and len(rate) == 1 else ""
+    rate_txt = f" at {rate[0]:.0f} req/s" if mode == Mode.OPEN and len(rate) == 1 else ""
     sub = (
         f"idle-scaling, {active} active connections, {mode} loop{rate_txt}; "
         "median and min-max of repetitions"
@@ -167,19 +169,19 @@ def _per_idle_chart(
 def chart_cpu_per_request(run: RunData, verdict: Verdict | None = None) -> Figure | None:
     fits = verdict_of(run, verdict).growth_fits(CLAIM3_CPU_LABEL)
     return _per_idle_chart(
-        run, "cpu_per_request_vs_idle", "server_cpu_us_per_req", "open",
+        run, "cpu_per_request_vs_idle", metrics.SERVER_CPU_US_PER_REQ.name, Mode.OPEN,
         "server CPU per request (µs, user + system)",
         "Server CPU per request vs idle connections", log_y=False, fits=fits,
     )  # fmt: skip
 
 
 def chart_latency(run: RunData) -> Figure | None:
-    trials, mode = rows_in_mode(run.trials, "latency_vs_idle", "open")
+    trials, mode = rows_in_mode(run.trials, "latency_vs_idle", Mode.OPEN)
     # Percentiles the load generator's own lateness weighs on are not the server's:
     # drawn hollow and grey like flagged cells.
     trials = trials.assign(flagged=trials["flagged"].fillna(False) | send_lag_material(trials))
-    p50 = summary(trials, "latency_p50_us", "idle_connections")
-    p99 = summary(trials, "latency_p99_us", "idle_connections")
+    p50 = summary(trials, metrics.LATENCY_P50_US.name, "idle_connections")
+    p99 = summary(trials, metrics.LATENCY_P99_US.name, "idle_connections")
     if p50.empty and p99.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
@@ -216,9 +218,9 @@ MIN_SAMPLES_FOR_P99 = 2000
 
 def _thin_tail_note(trials: pd.DataFrame) -> str:
     """A warning when the p99 shown rests on too few samples, else ''."""
-    if "latency_samples" not in trials.columns or trials.empty:
+    if metrics.LATENCY_SAMPLES.name not in trials.columns or trials.empty:
         return ""
-    samples = pd.to_numeric(trials["latency_samples"], errors="coerce").dropna()
+    samples = pd.to_numeric(trials[metrics.LATENCY_SAMPLES.name], errors="coerce").dropna()
     if samples.empty or samples.min() >= MIN_SAMPLES_FOR_P99:
         return ""
     n = int(samples.min())
@@ -233,7 +235,7 @@ def chart_throughput_active(run: RunData, verdict: Verdict | None = None) -> Fig
     if run.trials.empty:
         return None
     rows = rows_for(run.trials, "throughput_vs_active")
-    summ = summary(rows, "throughput_rps", "active_connections")
+    summ = summary(rows, metrics.THROUGHPUT_RPS.name, "active_connections")
     if summ.empty:
         return None
     fig, ax = plt.subplots(figsize=(8.5, 5.2))
@@ -288,7 +290,8 @@ def chart_fd_limit(run: RunData) -> Figure | None:
         return None
     backends = order(rows["backend"])
     served = [
-        rows[rows["backend"] == b]["connections_served"].astype(float).median() for b in backends
+        rows[rows["backend"] == b][metrics.CONNECTIONS_SERVED.name].astype(float).median()
+        for b in backends
     ]
     requested = [
         rows[rows["backend"] == b]["connections_requested"].astype(float).median() for b in backends
@@ -310,7 +313,7 @@ def chart_fd_limit(run: RunData) -> Figure | None:
     ax.set_ylabel("connections (median of repetitions)")
     seen = []
     for b in mechanism_backends(backends, "select"):
-        obs = rows[rows["backend"] == b]["client_observation"].dropna()
+        obs = rows[rows["backend"] == b][metrics.CLIENT_OBSERVATION.name].dropna()
         obs = obs[obs.astype(str) != ""]
         if not obs.empty:
             seen.append(f"{b}'s clients saw: {obs.iloc[0]}")

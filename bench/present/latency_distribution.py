@@ -15,7 +15,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from bench import metrics
 from bench.analyse.stats import usable_latency_trials, usable_trials
+from bench.measure.trial import Mode
 from bench.present.chart_style import (
     flagged_legend,
     order,
@@ -71,8 +73,9 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
             out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])
             sources.add("merged HdrHistograms of all repetitions")
         else:
-            cols = {50.0: "latency_p50_us", 90.0: "latency_p90_us", 99.0: "latency_p99_us",
-                    99.9: "latency_p999_us", 100.0: "latency_max_us"}  # fmt: skip
+            cols = {50.0: metrics.LATENCY_P50_US.name, 90.0: metrics.LATENCY_P90_US.name,
+                    99.0: metrics.LATENCY_P99_US.name, 99.9: metrics.LATENCY_P999_US.name,
+                    100.0: metrics.LATENCY_MAX_US.name}  # fmt: skip
             pts = [(p, float(grp[c].median())) for p, c in cols.items() if grp[c].notna().any()]
             if pts:
                 out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])
@@ -83,7 +86,7 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
 def chart_latency_distribution(run: RunData) -> Figure | None:
     if run.trials.empty:
         return None
-    trials, mode = rows_in_mode(run.trials, "latency_distribution", "open")
+    trials, mode = rows_in_mode(run.trials, "latency_distribution", Mode.OPEN)
     caveat = ""
     if usable_latency_trials(trials).empty and not usable_trials(trials).empty:
         # Every trial's tail weighs the client's own send lag: draw it, and say so.

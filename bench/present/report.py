@@ -12,9 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.families import family_of
 from bench.analyse.rules import HEADLINE_FAMILY, STEAL_FRACTION_MAX
 from bench.analyse.stats import summarise_cells, usable_trials
+from bench.measure.trial import TrialStatus
 from bench.present.chart_catalogue import CATALOGUE, CHART_CAPTIONS
 from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
 from bench.store import schema
@@ -140,8 +142,41 @@ def _summary_tables(run: RunData) -> list[str]:
         pivot = summ.pivot_table(
             index=["mode", x_col], columns="backend", values="median"
         ).reset_index()
-        pivot = pivot.map(lambda v: ("" if v != v else f"{v:.4g}") if isinstance(v, float) else v)
-        out += [f"**{scenario}: median {metric}** (usable repetitions)", "", md_table(pivot), ""]
+        out += [f"**{scenario}: median {metric}** (usable repetitions)", "", _medians(pivot), ""]
+    return out + _metric_tables(trials)
+
+
+def _medians(pivot: pd.DataFrame) -> str:
+    return md_table(
+        pivot.map(lambda v: ("" if v != v else f"{v:.4g}") if isinstance(v, float) else v)
+    )
+
+
+def _metric_tables(trials: pd.DataFrame) -> list[str]:
+    """A table of medians per cell for each metric the catalogue marks ``reported`` (a
+    plugin's, bench.metrics): one per scenario that recorded it, backends side by side."""
+    out: list[str] = []
+    keys = ("mode", "idle_connections", "active_connections")
+    for metric in metrics.reported():
+        if metric.name not in trials.columns:
+            continue
+        rows = trials[trials[metric.name].notna()]
+        for scenario, grp in rows.groupby("scenario", sort=True):
+            summ = summarise_cells(grp, metric.name, keys=(*keys, "backend"))
+            summ = summ[~summ["flagged_only"].astype(bool)]
+            if summ.empty:
+                continue
+            pivot = summ.pivot_table(
+                index=list(keys), columns="backend", values="median"
+            ).reset_index()
+            better = f"; {metric.better} is better" if metric.better is not None else ""
+            out += [
+                f"**{scenario}: median {metric.name}** ({metric.unit}{better}; usable "
+                f"repetitions): {md_escape(metric.description)}",
+                "",
+                _medians(pivot),
+                "",
+            ]
     return out
 
 
@@ -150,7 +185,9 @@ def _flags_section(run: RunData) -> list[str]:
     out = ["## Flagged and failed trials", ""]
     if trials.empty:
         return [*out, "_No trials._", ""]
-    bad = trials[(trials["status"] != "ok") | trials["flagged"].fillna(False).astype(bool)]
+    bad = trials[
+        (trials["status"] != TrialStatus.OK) | trials["flagged"].fillna(False).astype(bool)
+    ]
     if bad.empty:
         return [*out, "None: every trial was usable.", ""]
     cols = ["scenario", "backend", "mode", "idle_connections", "active_connections", "repetition",

@@ -343,11 +343,17 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def _read_table(path: Path, parquet: str, csv: str, columns: Mapping[str, str]) -> pd.DataFrame:
+    """The table in the schema's columns and dtypes, then any column the schema lacks as
+    stored (a metric a plugin added, read where that plugin is not loaded)."""
     if (path / parquet).is_file():
-        return coerce_table(pd.read_parquet(path / parquet), columns)
-    if (path / csv).is_file():
-        return coerce_table(pd.read_csv(path / csv, keep_default_na=True), columns)
-    return empty_table(columns)
+        df = pd.read_parquet(path / parquet)
+    elif (path / csv).is_file():
+        df = pd.read_csv(path / csv, keep_default_na=True)
+    else:
+        return empty_table(columns)
+    extra = [c for c in df.columns if c not in columns]
+    table = coerce_table(df, columns)
+    return pd.concat([table, df[extra].reset_index(drop=True)], axis=1) if extra else table
 
 
 def load(path_or_latest: str | Path = "latest", results_dir: str | Path | None = None) -> RunData:

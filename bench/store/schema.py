@@ -25,7 +25,10 @@ pytest-benchmark's storage and asv's results):
 
 ``trials.csv`` and ``trials.parquet``
     One row per trial: one server process measured at one cell, one repetition.
-    Columns and dtypes in ``TRIAL_COLUMNS``. Latencies ``latency_*_us`` are
+    Columns and dtypes in ``TRIAL_COLUMNS``; what each measured column means, its
+    unit and which way is better in ``bench.metrics`` (a plugin's metric is a column
+    after the built-in ones; ``results.load`` keeps it where the plugin is not
+    loaded). Latencies ``latency_*_us`` are
     corrected for coordinated omission (from the intended send time, wrk2's
     method); ``uncorrected_latency_*_us`` are from the actual send time.
     ``flag_reasons`` is ``";"``-joined. ``raw_file`` is the path of the raw load
@@ -50,8 +53,10 @@ import os
 from pathlib import Path
 from typing import Final
 
+from bench import metrics
 from bench.measure.micro import MICRO_COLUMNS as _MICRO_COLUMNS
 from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
+from bench.measure.trial import TrialStatus
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
 
 SCHEMA_VERSION: Final = 1
@@ -73,7 +78,8 @@ RUN_TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 RUN_ID_HEX_DIGITS: Final = 6
 
 RUN_STATUSES: Final = ("running", "complete", "partial")
-TRIAL_STATUSES: Final = ("ok", "failed")
+# A trial's status, declared with the trial (bench.measure.trial.TrialStatus).
+TRIAL_STATUSES: Final = tuple(TrialStatus)
 MICRO_READY: Final = ("one", "all")
 
 # Linux FD_SETSIZE: CPython's select.select refuses any fd number >= this.
@@ -114,13 +120,21 @@ GIT_KEYS: Final = ("commit", "dirty")
 
 def trial_columns() -> dict[str, str]:
     """Column name -> pandas dtype of the trial table: the common columns the trial
-    protocol writes, then each registered scenario's own."""
+    protocol writes, then each registered scenario's own, then the metrics registered
+    from outside the packages (``bench.metrics.register``)."""
     from bench.measure import scenarios
     from bench.measure.columns import COMMON_COLUMNS
 
     columns = dict(COMMON_COLUMNS)
     for scenario in scenarios.all_scenarios():
         columns.update(scenario.columns)
+    for metric in metrics.registered():
+        if metric.name in columns:
+            raise ValueError(
+                f"metric {metric.name!r} ({metric.computed_by[0]}) is already a column of the "
+                "trial table: register it under another name"
+            )
+        columns[metric.name] = metric.dtype
     return columns
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from bench import metrics
 from bench.measure.columns import STEAL_FRACTION_MAX as STEAL_FRACTION_MAX  # re-exported
 from bench.store import schema
 from servers.registry import FAMILY_PYTHON_LOOP
@@ -52,9 +53,9 @@ IDLE_HEAVY_TARGET_N = 1000
 # All-active cells below this many connections cannot inform the mechanism.
 MIN_CONNECTIONS_FOR_MECHANISM = 50
 # The metric that decides claim 2 (and edge vs level), the ones shown beside it.
-CLAIM2_METRIC = "server_cpu_us_per_req"
-MACHINE_CPU_COLUMN = "machine_cpu_us_per_req"
-THROUGHPUT_COLUMN = "throughput_rps"
+CLAIM2_METRIC = metrics.SERVER_CPU_US_PER_REQ.name
+MACHINE_CPU_COLUMN = metrics.MACHINE_CPU_US_PER_REQ.name
+THROUGHPUT_COLUMN = metrics.THROUGHPUT_RPS.name
 # A wait call whose share of server CPU per request is below the margin (10%) cannot,
 # even if one backend's call cost nothing, move the CPU-per-request ratio past it.
 WAIT_SHARE_MATERIAL = EFFECT_MARGIN - 1
@@ -71,8 +72,8 @@ NEAR_WALL_FRACTION = 0.90  # select serving >= 90% of FD_SETSIZE counts as "at t
 CLIENT_BOUND_BUSY_FRACTION = 0.90
 # Open loop: the client's send lag is material when its p99 exceeds this share of p99.
 SEND_LAG_P99_FRACTION = 0.25
-BUSY_COLUMN = "server_busy_fraction"
-SEND_LAG_COLUMN = "send_lag_p99_us"
+BUSY_COLUMN = metrics.SERVER_BUSY_FRACTION.name
+SEND_LAG_COLUMN = metrics.SEND_LAG_P99_US.name
 # The two analyses of the sensitivity block (verdict.json "sensitivity").
 PRIMARY_ANALYSIS = "all fault-free trials"
 CLIENT_BOUND_ANALYSIS = "client-bound trials left out"
@@ -83,7 +84,7 @@ CLIENT_BOUND_ANALYSIS = "client-bound trials left out"
 # takes it out of the schedstat CPU of the server and client alike). The runner
 # flags such a trial, so the bound STEAL_FRACTION_MAX is declared beside its other
 # flags (bench.measure.columns, which measure can import) and imported here.
-STEAL_COLUMN = "steal_fraction"
+STEAL_COLUMN = metrics.STEAL_FRACTION.name
 
 # ---------------------------------------------------------------- families
 # Every claim is judged per family of backends (servers.registry): on each family's

@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bench import metrics
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load
 from bench.measure.scenarios.registry import Scenario, register
 from bench.measure.trial import Backends, Cell, Sweep
@@ -39,7 +40,7 @@ from servers import registry
 
 NAME = "churn"
 # Server CPU per connection accepted in the window (churn: one request per connection).
-CPU_PER_CONN = "server_cpu_us_per_conn"
+CPU_PER_CONN = metrics.SERVER_CPU_US_PER_CONN.name
 # One backend per readiness mechanism of the Python and C families (no edge-triggered variant).
 MECHANISM_BACKENDS = registry.PYTHON_MECHANISMS | registry.C_MECHANISMS
 
@@ -73,16 +74,17 @@ def cpu_per_connection_us(columns: dict[str, Any], raw: dict[str, Any]) -> float
     The CPU time is the window's busy fraction times its wall time (both from
     the same schedstat reads as ``server_busy_fraction``), else user + system.
     """
-    accepted = columns.get("connections_served")
+    accepted = columns.get(metrics.CONNECTIONS_SERVED.name)
     if not accepted:
         return None
     edges = raw.get("server_edges", {})
-    busy = columns.get("server_busy_fraction")
+    busy = columns.get(metrics.SERVER_BUSY_FRACTION.name)
     cpu_s = None
     if busy is not None and "start" in edges and "end" in edges:
         cpu_s = busy * (edges["end"]["monotonic_s"] - edges["start"]["monotonic_s"])
-    elif columns.get("server_cpu_user_s") is not None:
-        cpu_s = columns["server_cpu_user_s"] + (columns.get("server_cpu_system_s") or 0.0)
+    elif columns.get(metrics.SERVER_CPU_USER_S.name) is not None:
+        user_s = columns[metrics.SERVER_CPU_USER_S.name]
+        cpu_s = user_s + (columns.get(metrics.SERVER_CPU_SYSTEM_S.name) or 0.0)
     return None if cpu_s is None else cpu_s * 1e6 / accepted
 
 
@@ -107,6 +109,6 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_churn,
-        columns={CPU_PER_CONN: "float64"},
+        columns=metrics.dtypes(metrics.SERVER_CPU_US_PER_CONN),
     )
 )
