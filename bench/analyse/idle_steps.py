@@ -18,6 +18,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.analyse.slopes import METHOD_BLOCKS, SlopeFit, growth_fit
 from bench.analyse.stats import usable_trials
 from bench.measure.scenarios.idle_steps import NAME, STEPS_COLUMN
@@ -27,7 +28,8 @@ METHOD_STEPS = METHOD_BLOCKS.replace(
 ).replace("log(cost) = block", "log(cost) = block + b * position")
 WINDOW_COLUMNS = (
     "backend", "repetition", "process", "position", "idle_connections",
-    "server_wait_us_per_call", "server_cpu_us_per_req", "server_busy_fraction",
+    metrics.SERVER_WAIT_US_PER_CALL.name, metrics.SERVER_CPU_US_PER_REQ.name,
+    metrics.SERVER_BUSY_FRACTION.name,
 )  # fmt: skip
 
 

@@ -257,13 +257,14 @@ class Simulator:
             share = position / max(counts.size - 1, 1)
             hit = spec.outlier_factor if rng.random() < spec.outlier_share else 1.0
             factor = (1.0 + g * n / spec.growth_at) * np.exp(spec.window_drift * share) * hit
+            w_wait, w_cpu = factor * np.exp(rng.normal(0, sigma, 2))
             out.append(
                 {
                     "idle_connections": int(n),
                     "position": position,
-                    "server_wait_us_per_call": wait * factor * np.exp(rng.normal(0, sigma)),
-                    "server_cpu_us_per_req": cpu * factor * np.exp(rng.normal(0, sigma)),
-                    "server_busy_fraction": float(rng.uniform(*BUSY_FRACTION_RANGE)),
+                    metrics.SERVER_WAIT_US_PER_CALL.name: float(wait * w_wait),
+                    metrics.SERVER_CPU_US_PER_REQ.name: float(cpu * w_cpu),
+                    metrics.SERVER_BUSY_FRACTION.name: float(rng.uniform(*BUSY_FRACTION_RANGE)),
                 }
             )
         return json.dumps(out)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from bench.measure import scenarios
 from bench.measure.config import BenchConfig
-from bench.measure.trial import Cell, Trial
+from bench.measure.trial import Cell, Mode, Trial
 from servers import registry
 
 # After the trials: tidy tables, verdict, charts (matplotlib import + ~6 figures), report.
@@ -62,7 +62,7 @@ def backend_can_hold(backend: str, connections: int) -> bool:
 def cannot_serve(backend: str, cell: Cell, protocol: str) -> str | None:
     """Why ``backend`` cannot serve ``cell`` over ``protocol``, None when it can. A probe
     cell offers more connections than a backend holds on purpose: only its protocol counts."""
-    connections = 0 if cell.mode == "probe" else cell.total_connections
+    connections = 0 if cell.mode == Mode.PROBE else cell.total_connections
     return registry.get(backend).cannot_serve(protocol, connections, server_nofile())
 
 

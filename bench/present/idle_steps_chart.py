@@ -11,6 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from bench import metrics
 from bench.analyse.flatness import change_words, pct
 from bench.analyse.idle_steps import step_windows
 from bench.analyse.rules import CLAIM3_WAIT_LABEL
@@ -18,7 +19,7 @@ from bench.present.chart_style import colour, order, shared_title, verdict_of
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
 
-METRIC = "server_wait_us_per_call"
+METRIC = metrics.SERVER_WAIT_US_PER_CALL.name
 
 
 def chart_idle_steps(run: RunData, verdict: Verdict | None = None) -> Figure | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Sweep
+from bench.measure.trial import Backends, Cell, Mode, Sweep
 from servers import registry
 
 NAME = "active-scaling"
@@ -26,10 +26,11 @@ class ActiveScalingSettings:
 
 
 def cells(settings: ActiveScalingSettings, cfg: Any) -> list[Cell]:
-    backends = Sweep("closed", settings.active_counts, settings.backends).backends_in(cfg.backends)
+    sweep = Sweep(Mode.CLOSED, settings.active_counts, settings.backends)
+    backends = sweep.backends_in(cfg.backends)
     if backends == ():
         return []
-    return [Cell(NAME, "closed", 0, n, None, backends=backends) for n in settings.active_counts]
+    return [Cell(NAME, Mode.CLOSED, 0, n, None, backends=backends) for n in settings.active_counts]
 
 
 SCENARIO = register(

@@ -35,7 +35,7 @@ from typing import Any
 from bench import metrics
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Sweep
+from bench.measure.trial import Backends, Cell, Mode, Sweep
 from servers import registry
 
 NAME = "churn"
@@ -58,12 +58,12 @@ class ChurnSettings:
 
 
 def cells(settings: ChurnSettings, cfg: Any) -> list[Cell]:
-    backends = Sweep("open", settings.idle_counts, settings.backends).backends_in(cfg.backends)
+    backends = Sweep(Mode.OPEN, settings.idle_counts, settings.backends).backends_in(cfg.backends)
     if backends == ():
         return []
     k, rate = settings.active_connections, settings.rate_per_s
     return [
-        Cell(NAME, "open", idle, k, rate, http_close=True, backends=backends)
+        Cell(NAME, Mode.OPEN, idle, k, rate, http_close=True, backends=backends)
         for idle in settings.idle_counts
     ]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bench.measure.drivers import drive_probe
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Trial, backends_in
+from bench.measure.trial import Backends, Cell, Mode, Trial, backends_in
 from servers import registry
 
 NAME = "fd-limit"
@@ -41,7 +41,7 @@ def cells(settings: FdLimitSettings, cfg: object) -> list[Cell]:
     backends = backends_in(settings.backends, chosen) or (
         ("select",) if "select" in chosen else chosen[:1]
     )
-    return [Cell(NAME, "probe", 0, 0, None, probe_connections=settings.connections,
+    return [Cell(NAME, Mode.PROBE, 0, 0, None, probe_connections=settings.connections,
                  backends=backends)]  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Sweep
+from bench.measure.trial import Cell, Mode, Sweep
 from servers.registry import FAMILY_C, FAMILY_EXTERNAL, FAMILY_PYTHON_LOOP, Role
 
 NAME = "idle-scaling"
@@ -39,7 +39,7 @@ def cells(settings: IdleScalingSettings, cfg: Any) -> list[Cell]:
         backends = sweep.backends_in(cfg.backends)
         if backends == ():
             continue
-        rate = settings.open_rate_rps if sweep.mode == "open" else None
+        rate = settings.open_rate_rps if sweep.mode == Mode.OPEN else None
         k = settings.active_connections
         out += [Cell(NAME, sweep.mode, n, k, rate, backends=backends) for n in sweep.counts]
     return out
@@ -71,12 +71,12 @@ def _quick() -> IdleScalingSettings:
     # loop only (in closed loop a C server outruns the client on one host).
     return IdleScalingSettings(
         (
-            *_by_limit("open", FAMILY_PYTHON_LOOP, edge_triggered=False),
-            *_by_limit("closed", FAMILY_PYTHON_LOOP, edge_triggered=False),
+            *_by_limit(Mode.OPEN, FAMILY_PYTHON_LOOP, edge_triggered=False),
+            *_by_limit(Mode.CLOSED, FAMILY_PYTHON_LOOP, edge_triggered=False),
             # Edge vs level is judged in claim 2's cells: idle-heavy is 1,000 idle. Its 0
             # and 4,000 were drawn, never judged; their time went to idle-steps.
-            Sweep("closed", (IDLE_HEAVY_COUNT,), _EDGE_PYTHON),
-            *_by_limit("open", FAMILY_C, edge_triggered=False),
+            Sweep(Mode.CLOSED, (IDLE_HEAVY_COUNT,), _EDGE_PYTHON),
+            *_by_limit(Mode.OPEN, FAMILY_C, edge_triggered=False),
         )
     )
 
@@ -93,8 +93,8 @@ SCENARIO = register(
             "quick": _quick(),
             "standard": IdleScalingSettings(
                 (
-                    Sweep("open", (0, 250, 500, 1000, 2000, 4000, 8000)),
-                    Sweep("closed", (0, 500, 1000, 4000, 8000)),
+                    Sweep(Mode.OPEN, (0, 250, 500, 1000, 2000, 4000, 8000)),
+                    Sweep(Mode.CLOSED, (0, 500, 1000, 4000, 8000)),
                 )
             ),
             # Fewer counts than standard's between its ends (a growth fit needs the
@@ -102,14 +102,14 @@ SCENARIO = register(
             # haproxy-select holds 499 clients (its maxconn): its own counts below that.
             "full": IdleScalingSettings(
                 (
-                    Sweep("open", (0, 500, 1000, 4000, 16000)),
-                    Sweep("closed", (0, 500, 1000, 4000, 16000)),
-                    Sweep("open", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
-                    Sweep("closed", HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
+                    Sweep(Mode.OPEN, (0, 500, 1000, 4000, 16000)),
+                    Sweep(Mode.CLOSED, (0, 500, 1000, 4000, 16000)),
+                    Sweep(Mode.OPEN, HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
+                    Sweep(Mode.CLOSED, HAPROXY_SELECT_COUNTS, _HAPROXY_SELECT),
                 )
             ),
             "tiny": IdleScalingSettings(
-                (Sweep("open", (0, 50)), Sweep("closed", (0,))), open_rate_rps=300.0
+                (Sweep(Mode.OPEN, (0, 50)), Sweep(Mode.CLOSED, (0,))), open_rate_rps=300.0
             ),
         },
         cells=cells,

@@ -34,17 +34,22 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench import metrics
 from bench.measure.columns import server_window_columns
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load_with
 from bench.measure.placement import Edge
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import TRIAL_OVERHEAD_S, Cell, Trial
+from bench.measure.trial import TRIAL_OVERHEAD_S, Cell, Mode, Trial
 from servers import registry
 
 NAME = "idle-steps"
 STEPS_COLUMN = "step_windows"
 # The window's values, per step, from bench.measure.columns.server_window_columns.
-STEP_METRICS = ("server_wait_us_per_call", "server_cpu_us_per_req", "server_busy_fraction")
+STEP_METRICS = tuple(
+    m.name
+    for m in (metrics.SERVER_WAIT_US_PER_CALL, metrics.SERVER_CPU_US_PER_REQ,
+              metrics.SERVER_BUSY_FRACTION)
+)  # fmt: skip
 # The level-triggered epoll of each family: claim 3's subject (servers.registry).
 MECHANISM = "epoll"
 
@@ -83,7 +88,7 @@ def cells(settings: IdleStepsSettings, cfg: Any) -> list[Cell]:
     if not backends:
         return []
     k = settings.active_connections
-    return [Cell(NAME, "closed", 0, k, None, backends=backends, copies=settings.processes)]
+    return [Cell(NAME, Mode.CLOSED, 0, k, None, backends=backends, copies=settings.processes)]
 
 
 def _settings(ctx: TrialContext) -> IdleStepsSettings:

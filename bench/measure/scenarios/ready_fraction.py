@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Sweep
+from bench.measure.trial import Backends, Cell, Mode, Sweep
 from servers import registry
 
 NAME = "ready-fraction"
@@ -53,14 +53,14 @@ def active_count(registered: int, share: float) -> int:
 
 
 def cells(settings: ReadyFractionSettings, cfg: Any) -> list[Cell]:
-    backends = Sweep("closed", settings.registered, settings.backends).backends_in(cfg.backends)
+    backends = Sweep(Mode.CLOSED, settings.registered, settings.backends).backends_in(cfg.backends)
     if backends == ():
         return []
     out = []
     for n in settings.registered:
         for share in settings.shares:
             k = active_count(n, share)
-            out.append(Cell(NAME, "closed", n - k, k, None, backends=backends))
+            out.append(Cell(NAME, Mode.CLOSED, n - k, k, None, backends=backends))
     return out
 
 
