@@ -21,9 +21,13 @@ from bench.measure.trial import Backends, Cell, Mode, Trial, backends_in
 from servers import registry
 
 NAME = "fd-limit"
-# Server start + connect + one request per connection.
-PROBE_OVERHEAD_S = 0.8
-PROBE_S_PER_CONNECTION = 300e-6
+# Server start + connect + one request per connection. Five default runs on the 2-vCPU
+# VM (2026-12-05, started_utc differences in trials.csv) spaced the 2,000-connection
+# probes 0.18-0.29 s apart for poll and epoll and 0.65-0.79 s for select and c-select
+# (which wait for the accept count to stall); 0.6 s + 150 us per connection (0.9 s at
+# 2,000) keeps a margin over the slowest.
+PROBE_OVERHEAD_S = 0.6
+PROBE_S_PER_CONNECTION = 150e-6
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ SCENARIO = register(
         name=NAME,
         summary="more connections than FD_SETSIZE, one request each; what each client saw",
         presets={
-            # c-select-big at 2,000: about +1.4 s of plan (PROBE_OVERHEAD_S and
+            # c-select-big at 2,000: about +0.9 s of plan (PROBE_OVERHEAD_S and
             # PROBE_S_PER_CONNECTION), quick's one cell past 1,024 for it.
             "quick": FdLimitSettings(
                 backends=registry.PYTHON_MECHANISMS
