@@ -52,6 +52,7 @@ def postprocess(path: Path, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
     from bench.analyse.verdict import compute_typed_verdict, format_verdict_table, write_verdict
     from bench.present.chart_catalogue import draw_all
+    from bench.present.html_report import write_html_report
     from bench.present.report import write_report
     from bench.store.results import load
 
@@ -67,7 +68,9 @@ def postprocess(path: Path, charts: bool = True) -> None:
     write_verdict(data, typed)
     verdict = typed.to_dict()
     chart_files = list(draw_all(data, typed) or []) if charts else []
-    write_report(load(path), verdict)
+    reloaded = load(path)
+    write_report(reloaded, verdict)
+    html = write_html_report(reloaded, typed)
     print()
     print(format_verdict_table(verdict))
     print()
@@ -79,3 +82,4 @@ def postprocess(path: Path, charts: bool = True) -> None:
     if charts:
         print(f"charts ({len(chart_files)} files): {data.charts_dir}")
     print(f"report: {path / 'report.md'}")
+    print(f"page:   {html} (open it in a browser; it works offline)")

@@ -44,7 +44,8 @@ pytest-benchmark's storage and asv's results):
     benchmarks' pytest-benchmark JSON (``raw/micro_benchmark.json``: the processes'
     documents merged, each benchmark's ``extra_info["process"]`` naming its process).
 
-``charts/`` (PNG and SVG), ``report.md``, ``verdict.json``.
+``charts/`` (PNG and SVG), ``report.md``, ``report.html`` (one page, works offline),
+``verdict.json``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ MICRO_PARQUET: Final = "micro.parquet"
 RAW_DIR: Final = "raw"
 CHARTS_DIR: Final = "charts"
 REPORT_MD: Final = "report.md"
+# The same report as one self-contained page (bench.present.html_report).
+REPORT_HTML: Final = "report.html"
 VERDICT_JSON: Final = "verdict.json"
 MICRO_RAW_JSON: Final = "raw/micro_benchmark.json"  # bench.measure.scenarios.micro.RAW_JSON
 
