@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from bench.commands.common import EXIT_OK, add_results_dir, resolve
+from bench.commands.common import EXIT_OK, UsageError, add_results_dir, resolve
 
 HELP = "two runs' cells side by side, beyond-noise differences"
 
@@ -12,6 +13,15 @@ HELP = "two runs' cells side by side, beyond-noise differences"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_a")
     parser.add_argument("run_b")
+    parser.add_argument(
+        "--html",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="also write the comparison as one self-contained page (default path: "
+        "compare_<run A>.html in run B's folder)",
+    )
     add_results_dir(parser)
 
 
@@ -21,5 +31,24 @@ def main(args: argparse.Namespace) -> int:
 
     a = load(resolve(args.run_a, args.results_dir))
     b = load(resolve(args.run_b, args.results_dir))
-    print(format_compare(compare_runs(a, b)))
+    page = _page_path(args.html, b.path / f"compare_{a.path.name}.html")
+    df = compare_runs(a, b)
+    print(format_compare(df))
+    if page is not None:
+        from bench.present.html_compare import render_compare_page
+        from bench.present.html_page import write_page
+
+        print(f"page: {write_page(page, render_compare_page(a, b, df))}")
     return EXIT_OK
+
+
+def _page_path(html: str | None, default: Path) -> Path | None:
+    """Where --html writes (None: no page); a clear error for a path it cannot write."""
+    if html is None:
+        return None
+    path = Path(html) if html else default
+    if path.is_dir():
+        raise UsageError(f"--html {path} is a folder: name the page's file, e.g. {path}/x.html")
+    if not path.parent.is_dir():
+        raise UsageError(f"--html {path}: its folder {path.parent} does not exist; create it")
+    return path
