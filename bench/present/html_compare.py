@@ -63,29 +63,46 @@ def _conditions_rows(a: RunData, b: RunData) -> list[list[str]]:
     ]
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "" if value != value else esc(num(value, 6))
+    return esc(value)
+
+
+def _method_ref(method: str, methods: list[str]) -> str:
+    return f'<span title="{esc(method)}">{methods.index(method) + 1}</span>'
+
+
 def _cells_table(df: pd.DataFrame) -> str:
     if df.empty:
         return (
             "<p>No cells in common: the runs measured different scenarios, backends or "
             "connection counts (compare runs of the same preset).</p>"
         )
+    # Each method once, above the table; a row names its method by number.
+    methods = list(dict.fromkeys(df["ci_method"].astype(str)))
+    legend = "".join(f"<li>{esc(m)}</li>" for m in methods)
     rows, classes = [], []
     for rec in df.to_dict("records"):
         beyond = bool(rec["beyond_noise"])
         rows.append(
             [
-                *[esc(num(rec[c]) if isinstance(rec[c], float) else rec[c]) for c in _CELL_COLUMNS],
+                *[_cell(rec[c]) for c in _CELL_COLUMNS],
                 esc(rec["n_a"]), esc(rec["n_b"]), esc(num(rec["median_a"], 4)),
                 esc(num(rec["median_b"], 4)), esc(num(rec["ratio_b_over_a"])),
-                esc(interval(rec["ci_low"], rec["ci_high"])), esc(rec["ci_method"]),
+                esc(interval(rec["ci_low"], rec["ci_high"])),
+                _method_ref(str(rec["ci_method"]), methods),
                 "beyond noise" if beyond else "",
             ]
         )  # fmt: skip
         classes.append("beyond" if beyond else "")
     header = [*_CELL_COLUMNS, "n A", "n B", "median A", "median B", "B/A", "95% interval",
               "method", "difference"]  # fmt: skip
-    return filter_box("cells", len(rows), "comparisons") + table(
-        header, rows, table_id="cells", sortable=True, row_classes=classes
+    legend = f"<p>Interval methods (column 'method'):</p><ol>{legend}</ol>"
+    return (
+        legend
+        + filter_box("cells", len(rows), "comparisons")
+        + table(header, rows, table_id="cells", sortable=True, row_classes=classes)
     )
 
 
