@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ DEST = REPO / "docs" / "figures"
 # The two charts the README shows; names are bench.present.chart_catalogue.CHARTS keys (file stems).
 DEFAULT_CHARTS = ("wait_cost_vs_descriptors", "cpu_per_request_vs_idle")
 TEST_PRESETS = ("tiny", "synthetic-test")
+# The README's picture of the run's report.html, taken by headless Chromium when installed.
+PAGE_SCREENSHOT = "report_page.png"
+PAGE_WINDOW = "1280,1500"
 SOURCE_NOTE = "README.md"
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -84,7 +88,7 @@ def chart_sources(run: RunData, names: Sequence[str]) -> list[Path]:
     return sources
 
 
-def source_note(run: RunData, charts: Sequence[Path]) -> str:
+def source_note(run: RunData, charts: Sequence[Path], pages: Sequence[str] = ()) -> str:
     """docs/figures/README.md: which run these files are, on what machine, with what result."""
     meta, machine, git = run.meta, run.meta.get("machine") or {}, run.meta.get("git") or {}
     commit = f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"
@@ -102,6 +106,7 @@ def source_note(run: RunData, charts: Sequence[Path]) -> str:
         f"- `{schema.RUN_JSON}`: the run's configuration, machine and commit, copied unchanged.",
         f"- `{schema.VERDICT_JSON}`: the verdict computed from that run, copied unchanged.",
         *[f"- `{p.name}`: `charts/{p.name}` of that run, copied unchanged." for p in charts],
+        *pages,
         "",
         "Verdict:",
         "",
@@ -121,18 +126,50 @@ def source_note(run: RunData, charts: Sequence[Path]) -> str:
     return "\n".join(lines)
 
 
+def screenshot_page(page: Path, out: Path) -> str | None:
+    """Headless Chromium's picture of the top of ``page``; None when taken, else why not.
+
+    Every host name is unresolvable and the proxy dead, so the picture shows what the page
+    holds itself. ``subprocess.run`` ends Chromium by its PID if it overruns the timeout.
+    """
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return "Chromium is not installed (apt-get install chromium)"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+           f"--window-size={PAGE_WINDOW}", f"--screenshot={out}", "--proxy-server=127.0.0.1:9",
+           "--host-resolver-rules=MAP * ~NOTFOUND", page.resolve().as_uri()]  # fmt: skip
+    try:
+        subprocess.run(cmd, capture_output=True, timeout=120, check=True)
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"Chromium failed: {exc}"
+    return None if out.is_file() else "Chromium wrote no picture"
+
+
 def update_figures(run: RunData, names: Sequence[str], dest: Path) -> list[Path]:
-    """Replace dest's figures with the chosen charts, run.json, verdict.json and a source note."""
+    """Replace dest's figures with the chosen charts, run.json, verdict.json, the run's
+    report.html with a screenshot of it (when the run has the page), and a source note."""
     charts = chart_sources(run, names)
     dest.mkdir(parents=True, exist_ok=True)
     # Files of an earlier run would otherwise sit beside this run's and mislead.
-    for old in [*dest.glob("*.png"), *(dest / n for n in (schema.RUN_JSON, schema.VERDICT_JSON))]:
+    stale = (schema.RUN_JSON, schema.VERDICT_JSON, schema.REPORT_HTML)
+    for old in [*dest.glob("*.png"), *(dest / n for n in stale)]:
         old.unlink(missing_ok=True)
     written = []
     for src in [*charts, run.path / schema.RUN_JSON, run.path / schema.VERDICT_JSON]:
         written.append(Path(shutil.copy2(src, dest / src.name)))
+    pages: list[str] = []
+    if (run.path / schema.REPORT_HTML).is_file():
+        page = Path(shutil.copy2(run.path / schema.REPORT_HTML, dest / schema.REPORT_HTML))
+        written.append(page)
+        pages.append(f"- `{schema.REPORT_HTML}`: the run's page, copied unchanged.")
+        why_not = screenshot_page(page, dest / PAGE_SCREENSHOT)
+        if why_not is None:
+            written.append(dest / PAGE_SCREENSHOT)
+            pages.append(f"- `{PAGE_SCREENSHOT}`: headless Chromium's picture of its top.")
+        else:
+            print(f"update_figures: no {PAGE_SCREENSHOT}: {why_not}", file=sys.stderr)
     note = dest / SOURCE_NOTE
-    note.write_text(source_note(run, charts))
+    note.write_text(source_note(run, charts, pages))
     written.append(note)
     return written
 

@@ -50,6 +50,7 @@ def test_every_file_is_written(tiny_run: TinyRun) -> None:
         schema.MICRO_CSV,
         schema.MICRO_PARQUET,
         schema.REPORT_MD,
+        schema.REPORT_HTML,
         schema.VERDICT_JSON,
         schema.MICRO_RAW_JSON,
     ):
@@ -136,8 +137,9 @@ def test_plot_and_report_redraw_from_the_folder_alone(
     tiny_run: TinyRun,
 ) -> None:
     _, run = tiny_run
-    report = run / schema.REPORT_MD
+    report, page = run / schema.REPORT_MD, run / schema.REPORT_HTML
     report.unlink()
+    page.unlink()
     for command in ("plot", "report"):
         proc = subprocess.run(
             [sys.executable, "-m", "bench", command, str(run)],
@@ -147,7 +149,7 @@ def test_plot_and_report_redraw_from_the_folder_alone(
             timeout=120,
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert report.is_file()
+    assert report.is_file() and page.is_file()
     listing = subprocess.run(
         [sys.executable, "-m", "bench", "list", "--results-dir", str(run.parent)],
         cwd=REPO,
