@@ -207,7 +207,10 @@ def test_readme_figures_are_charts_update_figures_copies() -> None:
     assert set(defaults) <= set(CHARTS), (
         "update_figures copies charts bench.present.chart_catalogue never draws"
     )
+    module = _update_figures_module()
     for name in figures:
+        if name == module.PAGE_SCREENSHOT:  # its picture of the run's report.html
+            continue
         assert name.endswith(".png") and name[: -len(".png")] in defaults, (
             f"README shows docs/figures/{name}, which update_figures.py does not copy by default"
         )
@@ -267,3 +270,23 @@ def test_update_figures_refuses_test_runs_and_missing_charts(
     assert module.main([str(run), "--dest", str(dest), "--allow-test-run"]) == module.EXIT_USAGE
     assert "python -m bench plot" in capsys.readouterr().err
     assert not dest.exists(), "nothing is copied when a chart is missing"
+
+
+def test_update_figures_copies_the_runs_page_and_pictures_it_where_chromium_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    module = _update_figures_module()
+    run = _synthetic_run_with_charts(tmp_path / "results")
+    page = "<!DOCTYPE html><html><body><h1>the run's page</h1></body></html>"
+    (run / schema.REPORT_HTML).write_text(page)
+    dest = tmp_path / "figures"
+    assert module.main([str(run), "--dest", str(dest), "--allow-test-run"]) == 0
+    assert (dest / schema.REPORT_HTML).read_text() == page
+    note = (dest / "README.md").read_text()
+    assert f"`{schema.REPORT_HTML}`" in note
+    picture = dest / module.PAGE_SCREENSHOT
+    if picture.is_file():
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"`{module.PAGE_SCREENSHOT}`" in note
+    else:
+        assert f"no {module.PAGE_SCREENSHOT}" in capsys.readouterr().err
