@@ -115,6 +115,12 @@ def test_every_claim_status_and_every_chart_is_visible(page: Path, browser) -> N
         chart = figure.find_element(By.CSS_SELECTOR, "svg, img")
         assert chart.is_displayed(), figure.get_attribute("data-chart")
         assert chart.size["width"] > 200 and chart.size["height"] > 100
+    # Hover: each point drawn with its median and range has a <title> over a painted target.
+    widths = browser.execute_script(
+        "return Array.from(document.querySelectorAll('figure.chart g[id*=\"bench-tip\"]'))"
+        ".filter(g => g.querySelector('title')).map(g => g.getBBox().width)"
+    )
+    assert widths and all(w > 0 for w in widths)
 
 
 def _column(browser, index: int) -> list[str]:

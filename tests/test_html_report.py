@@ -109,6 +109,13 @@ def test_every_chart_the_run_drew_is_inline_once_with_its_caption(page: str, run
     assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1][:5]
 
 
+def test_chart_points_carry_their_cell_repetitions_and_values_on_hover(page: str) -> None:
+    tips = re.findall(r'<g id="[^"]*bench-tip-\d+"><title>([^<]*)</title>', page)
+    assert len(tips) > 10
+    assert all("median" in t and "min" in t and "max" in t for t in tips)
+    assert any(re.search(r"idle_connections \d+, \d+ usable repetitions", t) for t in tips)
+
+
 def test_each_claim_quotes_its_rules_and_names_every_interval_method(
     page: str, verdict: Verdict
 ) -> None:

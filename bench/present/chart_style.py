@@ -30,6 +30,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
 from bench.measure.trial import TrialStatus
+from bench.present.chart_tips import add_tips, write_tips
 from bench.store.results import RunData
 from bench.store.verdict_file import Fit, Verdict, read_verdict
 from servers import registry
@@ -121,6 +122,8 @@ def save(fig: Figure, charts_dir: Path, name: str) -> list[Path]:
         fig.savefig(
             path, dpi=DPI, bbox_inches="tight", metadata=None if ext == "png" else {"Date": None}
         )
+        if ext == "svg":
+            write_tips(fig, path)
         out.append(path)
     plt.close(fig)
     return out
@@ -184,6 +187,21 @@ def plot_series(ax: Axes, summ: pd.DataFrame, x_col: str, log_x: bool = False) -
                 dodge(bad[x_col].astype(float)), bad["median"], linestyle="none", marker=mark,
                 ms=7, mfc="none", mec=FLAGGED_COLOUR, mew=1.5,
             )  # fmt: skip
+        add_tips(ax, zip(dodge(s[x_col].astype(float)), s["median"], _tips(backend, s, x_col),
+                         strict=True))  # fmt: skip
+
+
+def _tips(backend: str, s: pd.DataFrame, x_col: str) -> list[str]:
+    """A point's hover text: its cell, how many repetitions, median and range."""
+    out = []
+    for r in s.to_dict("records"):
+        reps = f", {r['n']} usable repetitions" if "n" in r else ""
+        flagged = " (every repetition flagged)" if r.get("flagged_only") else ""
+        out.append(
+            f"{backend}, {x_col} {r[x_col]:g}{reps}{flagged}: median {r['median']:.4g} "
+            f"(min {r['min']:.4g}, max {r['max']:.4g})"
+        )
+    return out
 
 
 def family_key(labels: Sequence[str]) -> list[tuple[Any, str]]:
