@@ -19,6 +19,7 @@ from bench.analyse.compare import compare_runs
 from bench.analyse.verdict import compute_typed_verdict, write_verdict
 from bench.commands import main
 from bench.present.chart_catalogue import CATALOGUE, draw_all
+from bench.present.charts import latency_rows, merged_cells
 from bench.present.html_compare import render_compare_page
 from bench.present.html_report import render_html_report, write_html_report
 from bench.store import schema
@@ -112,8 +113,22 @@ def test_every_chart_the_run_drew_is_inline_once_with_its_caption(page: str, run
 def test_chart_points_carry_their_cell_repetitions_and_values_on_hover(page: str) -> None:
     tips = re.findall(r'<g id="[^"]*bench-tip-\d+"><title>([^<]*)</title>', page)
     assert len(tips) > 10
-    assert all("median" in t and "min" in t and "max" in t for t in tips)
+    assert all("per trial: min" in t and "max" in t for t in tips)
+    assert all("median" in t or "merged histograms" in t for t in tips)
     assert any(re.search(r"idle_connections \d+, \d+ usable repetitions", t) for t in tips)
+
+
+def test_the_latency_chart_says_how_many_samples_each_point_rests_on(
+    page: str, run: RunData
+) -> None:
+    rows, _ = latency_rows(run)
+    cells = merged_cells(run, rows)
+    assert not cells.empty
+    figure = page.split('data-chart="latency_vs_idle"', 1)[1].split("</figure>", 1)[0]
+    assert "merged" in figure
+    for cell in cells.to_dict("records"):
+        assert f"<td>{int(cell['samples']):,}</td>" in figure
+        assert f"<td>{cell['p99_us']:.4g}</td>" in figure
 
 
 def test_each_claim_quotes_its_rules_and_names_every_interval_method(

@@ -197,9 +197,11 @@ def _tips(backend: str, s: pd.DataFrame, x_col: str) -> list[str]:
     for r in s.to_dict("records"):
         reps = f", {r['n']} usable repetitions" if "n" in r else ""
         flagged = " (every repetition flagged)" if r.get("flagged_only") else ""
+        # A chart whose point is not the median of repetitions says what it is ("point").
+        point = r.get("point") if isinstance(r.get("point"), str) else "median"
         out.append(
-            f"{backend}, {x_col} {r[x_col]:g}{reps}{flagged}: median {r['median']:.4g} "
-            f"(min {r['min']:.4g}, max {r['max']:.4g})"
+            f"{backend}, {x_col} {r[x_col]:g}{reps}{flagged}: {point} {r['median']:.4g} "
+            f"(per trial: min {r['min']:.4g}, max {r['max']:.4g})"
         )
     return out
 

@@ -32,7 +32,7 @@ from bench.analyse.flags import send_lag_material
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
 from bench.analyse.stats import micro_standard_error_us
 from bench.measure.micro import PROCESS
-from bench.measure.trial import Mode
+from bench.measure.trial import Mode, TrialStatus
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -56,6 +56,7 @@ from bench.present.chart_style import (
 
 # The notebooks draw each chart from this module, this one included.
 from bench.present.latency_distribution import chart_latency_distribution  # noqa: F401
+from bench.present.latency_merge import cell_percentiles
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
 from servers.limits import FD_SETSIZE
@@ -175,15 +176,26 @@ def chart_cpu_per_request(run: RunData, verdict: Verdict | None = None) -> Figur
     )  # fmt: skip
 
 
-def chart_latency(run: RunData) -> Figure | None:
+def latency_rows(run: RunData) -> tuple[pd.DataFrame, str]:
+    """The trials the latency chart reads, and its loop mode. Percentiles the load
+    generator's own lateness weighs on are not the server's: those count as flagged
+    (drawn hollow and grey, left out of the merged histograms)."""
     trials, mode = rows_in_mode(run.trials, "latency_vs_idle", Mode.OPEN)
-    # Percentiles the load generator's own lateness weighs on are not the server's:
-    # drawn hollow and grey like flagged cells.
-    trials = trials.assign(flagged=trials["flagged"].fillna(False) | send_lag_material(trials))
+    if trials.empty:
+        return trials, mode
+    return trials.assign(flagged=trials["flagged"].fillna(False) | send_lag_material(trials)), mode
+
+
+def chart_latency(run: RunData) -> Figure | None:
+    trials, mode = latency_rows(run)
+    if trials.empty:
+        return None
     p50 = summary(trials, metrics.LATENCY_P50_US.name, "idle_connections")
     p99 = summary(trials, metrics.LATENCY_P99_US.name, "idle_connections")
     if p50.empty and p99.empty:
         return None
+    merged = merged_cells(run, trials)
+    p50, p99 = _merged_points(p50, merged, 50.0), _merged_points(p99, merged, 99.0)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for ax, summ, name in ((axes[0], p50, "p50"), (axes[1], p99, "p99")):
         if summ.empty:
@@ -192,7 +204,13 @@ def chart_latency(run: RunData) -> Figure | None:
         plain_log_y(ax)
         mark_fd_setsize(ax)
         ax.set_xlabel("idle connections held by the server")
-        ax.set_title(f"{name} latency (corrected for coordinated omission)", fontsize=9.5)
+        merged_any = "point" in summ.columns and summ["point"].notna().any()
+        point = f"{name} of the repetitions' merged histograms" if merged_any else "median"
+        ax.set_title(
+            f"{name} latency (corrected for coordinated omission)\n"
+            f"point: {point}; bar: per-trial range",
+            fontsize=9.5,
+        )
         ax.grid(True, which="both", alpha=0.25)
         flagged_legend(ax, any_flagged(summ))
     axes[0].set_ylabel("latency (µs), log scale")
@@ -209,6 +227,37 @@ def chart_latency(run: RunData) -> Figure | None:
     shared_title(fig, f"Request latency vs idle connections ({mode} loop)", worst)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
+
+
+MERGE_KEYS = ("backend", "idle_connections")
+
+
+def merged_cells(run: RunData, trials: pd.DataFrame) -> pd.DataFrame:
+    """p50 and p99 per cell from its usable repetitions' merged HdrHistograms."""
+    ok = trials["status"] == TrialStatus.OK
+    usable = trials[ok & ~trials["flagged"].fillna(False).astype(bool)]
+    return cell_percentiles(run, usable, MERGE_KEYS, (50.0, 99.0))
+
+
+def _merged_points(summ: pd.DataFrame, merged: pd.DataFrame, p: float) -> pd.DataFrame:
+    """A cell's point is its merged percentile where its histograms are in the run folder
+    (the bars stay the per-trial range); elsewhere the median of per-trial values."""
+    if summ.empty or merged.empty:
+        return summ
+    col = f"p{p:g}_us"
+    out = summ.merge(merged[[*MERGE_KEYS, col, "samples", "trials_merged"]], on=list(MERGE_KEYS),
+                     how="left")  # fmt: skip
+    has = out[col].notna() & ~out["flagged_only"].astype(bool)
+    out.loc[has, "median"] = out.loc[has, col]
+    out["point"] = None
+    out.loc[has, "point"] = [
+        f"p{p:g} of {int(t)} merged histograms ({int(n)} samples)"
+        for t, n in zip(out.loc[has, "trials_merged"], out.loc[has, "samples"], strict=True)
+    ]
+    # A merged percentile lies within the per-trial ones; HdrHistogram's rounding may not.
+    out["min"] = out[["min", "median"]].min(axis=1)
+    out["max"] = out[["max", "median"]].max(axis=1)
+    return out.drop(columns=[col, "samples", "trials_merged"])
 
 
 # A p99 read from fewer samples than this is the 20th largest value or fewer

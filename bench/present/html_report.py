@@ -23,6 +23,7 @@ from bench import metrics
 from bench.measure.scenarios import active_scaling, fd_limit, idle_scaling, idle_steps, micro
 from bench.measure.trial import TrialStatus
 from bench.present.chart_catalogue import CATALOGUE, Chart
+from bench.present.charts import latency_rows, merged_cells
 from bench.present.html_page import (
     chart_figure,
     chart_files,
@@ -160,10 +161,40 @@ def _warnings_box(warnings: list[str], verdict: Verdict | None) -> str:
     )
 
 
+_LATENCY_HEADER = ("backend", "idle connections", "p50 (µs)", "p99 (µs)", "samples",
+                   "repetitions merged")  # fmt: skip
+
+
+def _latency_table(run: RunData) -> str:
+    """The latency chart's points with the samples each rests on (merged HdrHistograms)."""
+    rows, mode = latency_rows(run)
+    cells = merged_cells(run, rows) if not rows.empty else pd.DataFrame()
+    if cells.empty:
+        return (
+            "<p>No usable repetition kept its raw histogram: the points are medians of "
+            "per-trial values.</p>"
+        )
+    body = [
+        [esc(r["backend"]), _cell(r["idle_connections"]), _cell(r["p50_us"]), _cell(r["p99_us"]),
+         esc(f"{int(r['samples']):,}"), esc(r["trials_merged"])]
+        for r in cells.to_dict("records")
+    ]  # fmt: skip
+    return (
+        f"<p>Each point: the percentile of the usable repetitions' HdrHistograms merged "
+        f"({esc(mode)} loop; the per-trial percentiles are in the trial table).</p>"
+        + table(_LATENCY_HEADER, body)
+    )
+
+
+# Text a chart's figure carries below it on the page, by chart name.
+_CHART_NOTES = {"latency_vs_idle": _latency_table}
+
+
 class _Charts:
     """Embeds each chart the run drew once and links to it after."""
 
     def __init__(self, run: RunData) -> None:
+        self.run = run
         self.dir = run.charts_dir
         self.present = set(chart_files(self.dir))
         self.placed: dict[str, str] = {}
@@ -180,7 +211,10 @@ class _Charts:
                 )
                 continue
             reads = f'<p class="muted">Reads the scenarios {esc(", ".join(chart.scenarios()))}.</p>'
-            figure = chart_figure(self.dir, chart.name, chart.caption, reads)
+            note = _CHART_NOTES.get(chart.name)
+            figure = chart_figure(
+                self.dir, chart.name, chart.caption, reads + (note(self.run) if note else "")
+            )
             if figure:
                 self.placed[chart.name] = where
                 parts.append(figure)

@@ -6,11 +6,6 @@ merged, then read (locust's and HdrHistogram's rule).
 
 from __future__ import annotations
 
-import base64
-import json
-import zlib
-from typing import Any
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
@@ -25,21 +20,8 @@ from bench.present.chart_style import (
     rows_in_mode,
     series_style,
 )
-from bench.store import schema
+from bench.present.latency_merge import merged_histogram, percentile_us
 from bench.store.results import RunData
-
-
-def _histogram_blob(raw: dict[str, Any]) -> str | None:
-    """The load generator's merged, corrected HdrHistogram in a trial's raw document."""
-    blob = (raw.get(schema.RAW_LOADGEN_KEY) or {}).get(schema.RAW_HISTOGRAM_KEY)
-    return blob if isinstance(blob, str) and blob else None
-
-
-def _decode_histogram(blob: str) -> Any:
-    from hdrh.histogram import HdrHistogram
-
-    return HdrHistogram.decode(blob)
-
 
 PERCENTILE_GRID = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99)
 
@@ -49,27 +31,9 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
     out: dict[str, pd.DataFrame] = {}
     sources = set()
     for backend, grp in rows.groupby("backend"):
-        merged = None
-        for rel in grp["raw_file"].dropna():
-            path = run.path / str(rel)
-            try:
-                blob = _histogram_blob(json.loads(path.read_text()))
-            except (OSError, json.JSONDecodeError):
-                blob = None
-            if not blob:
-                continue
-            try:
-                hist = _decode_histogram(blob)
-            except (ValueError, TypeError, zlib.error, base64.binascii.Error):  # type: ignore[attr-defined]
-                continue
-            if merged is None:
-                merged = hist
-            else:
-                merged.add(hist)
+        merged, _ = merged_histogram(run, grp)
         if merged is not None and merged.get_total_count() > 0:
-            unit = schema.RAW_HISTOGRAM_UNIT_US_PER_VALUE
-            pts = [(p, merged.get_value_at_percentile(p) * unit) for p in PERCENTILE_GRID]
-            pts.append((100.0, merged.get_max_value() * unit))
+            pts = [(p, percentile_us(merged, p)) for p in (*PERCENTILE_GRID, 100.0)]
             out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])
             sources.add("merged HdrHistograms of all repetitions")
         else:
