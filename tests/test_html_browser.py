@@ -1,11 +1,12 @@
 """report.html of a real tiny run, opened from disk in headless Chromium (Debian's package).
 
-Checks what a reader sees: the page loads with no script error, every claim's status
-and every chart is visible, the trial table sorts and filters, nothing is fetched from
-the network; a screenshot of the whole page goes into the run folder
-(``report_screenshot.png``). Chromium runs with every host name unresolvable and a
-dead proxy, so a page that needed the network would show it. Skipped, with the
-reason, where Chromium, its driver or selenium is absent (``.ci/run`` installs them).
+Checks what a reader sees, with the page copied alone into an empty folder: it loads
+with no script error, every claim's status and every chart is visible, the trial table
+sorts and filters, nothing is fetched from the network; a screenshot of the whole page
+goes into the run folder (``report_screenshot.png``). Chromium runs with every host
+name unresolvable and a dead proxy, so a page that needed the network would show it.
+Skipped, with the reason, where Chromium, its driver or selenium is absent (``.ci/run``
+installs them).
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def page(tiny_run: TinyRun, browser) -> Path:  # noqa: F811 (the fixture)
+def page(tiny_run: TinyRun, browser, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """The run folder; the browser shows its report.html copied alone into an empty folder,
+    so nothing beside the page (charts/, the tables) can be what it shows."""
     _, run = tiny_run
     path = run / schema.REPORT_HTML
     assert path.is_file(), "bench run writes report.html"
-    browser.get(path.resolve().as_uri())
+    alone = Path(shutil.copy2(path, tmp_path_factory.mktemp("copied") / schema.REPORT_HTML))
+    browser.get(alone.resolve().as_uri())
     return run
 
 
