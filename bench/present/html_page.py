@@ -54,6 +54,7 @@ figure.chart { margin: 1em 0; } figure.chart svg, figure.chart img { max-width: 
 .beyond { background: #ffebe9; } .muted { color: #57606a; }
 tr.flagged td { color: #57606a; font-style: italic; }
 input.filter { padding: .3em; width: 20em; }
+.scroll { overflow-x: auto; max-width: 100%; }
 details > summary { cursor: pointer; }
 """
 
@@ -147,7 +148,11 @@ def table(
         cls = row_classes[i] if row_classes and row_classes[i] else ""
         tr = f'<tr class="{cls}">' if cls else "<tr>"
         body.append(tr + "".join(f"<td>{c}</td>" for c in row) + "</tr>")
-    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    # A wide table scrolls inside its box instead of widening the page.
+    return (
+        f'<div class="scroll"><table{attrs}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
 
 
 def filter_box(table_id: str, total: int, what: str) -> str:

@@ -258,8 +258,8 @@ def questions_section(verdict: Verdict, rules: dict[str, str]) -> str:
             out.append(_rule_quotes([n for n in rules if n.startswith(rule)], rules))
     s = verdict.sensitivity
     if s:
-        rows = [[esc(r.where), *[esc(r.statuses.get(a)) for a in s.analyses],
-                 "yes" if r.differs else ""] for r in s.rows]  # fmt: skip
+        rows = [[esc(r.where), *[badge(r.statuses[a]) if r.statuses.get(a) else "" for a in
+                 s.analyses], "yes" if r.differs else ""] for r in s.rows]  # fmt: skip
         out.append(
             f"<h3>Sensitivity: the client-bound rule</h3><p>{esc(s.sentence)}</p>"
             + table(["status of", *map(esc, s.analyses), "differs"], rows)
