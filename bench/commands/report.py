@@ -1,4 +1,4 @@
-"""``bench report RUN``: rewrite a run's verdict and report.md from its folder."""
+"""``bench report RUN``: rewrite a run's verdict, report.md and report.html from its folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from bench.commands.common import EXIT_OK, add_run_argument, postprocess, resolve
 
-HELP = "rewrite a run's verdict and report.md from its folder (no measuring)"
+HELP = "rewrite a run's verdict, report.md and report.html from its folder (no measuring)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
