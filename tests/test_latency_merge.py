@@ -13,6 +13,7 @@ from bench.measure.trial import Mode
 from bench.present.chart_style import rows_in_mode
 from bench.present.chart_tips import TIP_GID
 from bench.present.charts import MERGE_KEYS, chart_latency, merged_cells
+from bench.present.latency_distribution import latency_distribution
 from bench.present.latency_merge import cell_percentiles, merge, percentile_us, trial_histogram
 from bench.store.results import RunData
 
@@ -71,3 +72,16 @@ def test_the_latency_chart_plots_the_merged_percentiles(run: RunData) -> None:
                     f"samples) {cell[f'p{p}_us']:.4g}")  # fmt: skip
             assert any(t.startswith(head) and want in t for t in tips.values()), (head, want)
     assert all(re.fullmatch(rf"{TIP_GID}-\d+", gid) for gid in tips)
+
+
+def test_the_distribution_names_the_samples_it_rests_on(run: RunData) -> None:
+    rows = run.trials[(run.trials["scenario"] == "idle-scaling") & (run.trials["mode"] == "open")]
+    rows = rows[rows["idle_connections"] == rows["idle_connections"].max()]
+    dist, source = latency_distribution(run, rows)
+    assert "merged HdrHistograms" in source
+    for backend, d in dist.items():
+        hists = [trial_histogram(run, r) for r in rows[rows["backend"] == backend]["raw_file"]]
+        every = merge(hists)
+        assert set(d["samples"]) == {every.get_total_count()}
+        p99 = d.loc[d["percentile"] == 99.0, "latency_us"].item()
+        assert p99 == percentile_us(every, 99.0)

@@ -34,7 +34,9 @@ def latency_distribution(run: RunData, rows: pd.DataFrame) -> tuple[dict[str, pd
         merged, _ = merged_histogram(run, grp)
         if merged is not None and merged.get_total_count() > 0:
             pts = [(p, percentile_us(merged, p)) for p in (*PERCENTILE_GRID, 100.0)]
-            out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"])
+            out[str(backend)] = pd.DataFrame(pts, columns=["percentile", "latency_us"]).assign(
+                samples=int(merged.get_total_count())
+            )
             sources.add("merged HdrHistograms of all repetitions")
         else:
             cols = {50.0: metrics.LATENCY_P50_US.name, 90.0: metrics.LATENCY_P90_US.name,
@@ -72,7 +74,9 @@ def chart_latency_distribution(run: RunData) -> Figure | None:
     for backend in order(list(dist)):
         d = dist[backend]
         x = 1.0 / (1.0 - d["percentile"].clip(upper=99.999) / 100.0)
-        ax.plot(x, d["latency_us"], ms=4, lw=1.6, label=backend,
+        # How many samples the percentiles rest on (p99.99 of 10,000 is the largest value).
+        count = f" ({int(d['samples'].iloc[0]):,} samples)" if "samples" in d.columns else ""
+        ax.plot(x, d["latency_us"], ms=4, lw=1.6, label=f"{backend}{count}",
                 **series_style(backend))  # fmt: skip
     ticks = [50.0, 90.0, 99.0, 99.9, 99.99]
     ax.set_xscale("log")
