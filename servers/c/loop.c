@@ -522,7 +522,11 @@ void cl_stats_read(const cl_stats *live, cl_stats *copy) {
 
 const cl_mech *cl_mech_find(const char *name) {
     static const cl_mech *const all[] = {&cl_mech_select, &cl_mech_poll, &cl_mech_epoll,
-                                         &cl_mech_epoll_et};
+                                         &cl_mech_epoll_et,
+#ifdef SELECTBENCH_URING
+                                         &cl_mech_uring_poll,
+#endif
+    };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (strcmp(all[i]->name, name) == 0) return all[i];
     return NULL;
