@@ -1,4 +1,4 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c").
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et, c-uring-poll (family "c").
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -18,7 +18,7 @@ _REQUIRES = ("servers.c_server",)
 _HINT = "apt-get install gcc python3-dev, then pip install -e . again"
 
 # Darker shades of the Python twins' hues (select red, poll orange, epoll blue,
-# epoll-et cyan), so a chart pairs each twin by colour and tells the families apart.
+# epoll-et cyan, uring-poll olive), so a chart pairs each twin by colour and tells the families apart.
 C_BACKENDS = (
     Backend(
         name="c-select", family=FAMILY_C, mechanism="select", wait_instrumented=True,
@@ -43,6 +43,15 @@ C_BACKENDS = (
         fd_number_limit=None, colour="#016c59",
         factory="servers.c_server:make_c_epoll_et", requires=_REQUIRES, install_hint=_HINT,
         description="epoll(7), edge-triggered (EPOLLET), in the C event loop",
+    ),
+    Backend(
+        name="c-uring-poll", family=FAMILY_C, mechanism="uring-poll", wait_instrumented=True,
+        fd_number_limit=None, colour="#5c5c00",
+        factory="servers.c_server:make_c_uring_poll", requires=_REQUIRES,
+        install_hint="apt-get install gcc python3-dev liburing-dev, then pip install -e . again",
+        availability="servers.uring_availability:unavailable_reason",
+        description="io_uring multishot poll (edge-triggered), one io_uring_enter per loop "
+                    "pass, in the C event loop",
     ),
 )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et): the glue around servers._cloop.
+"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et, c-uring-poll): the glue around servers._cloop.
 
 Python does everything but the loop, exactly as for the Python servers: the
 `python -m servers` path (servers.cli) opens the listener, pins the CPU, sets
@@ -179,3 +179,9 @@ def make_c_epoll_et(
     config: ServerConfig, listener: socket.socket, stats: ServerStats
 ) -> CLoopServer:
     return CLoopServer(config, listener, stats, "epoll-et")
+
+
+def make_c_uring_poll(
+    config: ServerConfig, listener: socket.socket, stats: ServerStats
+) -> CLoopServer:
+    return CLoopServer(config, listener, stats, "uring-poll")

@@ -68,7 +68,7 @@ DEFAULT_LINESTYLE = "-"
 # Marker by readiness mechanism, so a backend and its twins in other families share one.
 MECHANISM_MARKERS: dict[str, str] = {
     "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
-    "asyncio": "v", "uvloop": "P", "threads": "X",
+    "asyncio": "v", "uvloop": "P", "threads": "X", "uring-poll": "h",
 }  # fmt: skip
 DEFAULT_MARKER = "o"
 
@@ -148,6 +148,9 @@ class Backend:
     """matplotlib line style on the charts; None: its family's (``FAMILY_LOOKS``)."""
     label: str | None = None
     """Its name in the charts' legends; None: ``name``."""
+    availability: str | None = None
+    """"module:callable" asked after ``requires``: None when it can run here, else the cause
+    and remedy (io_uring: the kernel switch, a seccomp filter, a build without liburing)."""
 
     @property
     def look(self) -> Look:
@@ -178,6 +181,10 @@ class Backend:
                     f"backend {self.name!r} needs the {module} module, which cannot be "
                     f"imported ({exc}): {hint}"
                 )
+        if self.availability is not None:
+            module_name, _, attr = self.availability.partition(":")
+            reason: str | None = getattr(importlib.import_module(module_name), attr)()
+            return reason
         return None
 
     def load_factory(self) -> Callable[..., Any]:
@@ -286,6 +293,16 @@ register(Backend(
     fd_number_limit=None, colour="#17becf",
     factory="servers.backends.epoll_backend:make_server_edge_triggered",
     description="epoll(7), edge-triggered (EPOLLET), in the shared event loop",
+))  # fmt: skip
+register(Backend(
+    # The extension's UringPoll (servers/c/mech_uring_poll.c), as select.epoll wraps epoll.
+    name="uring-poll", family=FAMILY_PYTHON_LOOP, mechanism="uring-poll", wait_instrumented=True,
+    fd_number_limit=None, colour="#bcbd22",
+    factory="servers.backends.uring_poll_backend:make_server",
+    requires=("servers.c_server",), install_hint="apt-get install gcc python3-dev liburing-dev, "
+    "then pip install -e . again", availability="servers.uring_availability:unavailable_reason",
+    description="io_uring multishot poll (edge-triggered), one io_uring_enter per loop pass, "
+    "in the shared event loop",
 ))  # fmt: skip
 register(Backend(
     # Its EpollSelector is wrapped to time each select() call (servers.asyncio_server).
