@@ -19,9 +19,16 @@ c_server = pytest.importorskip(
 from servers.config import ServerConfig  # noqa: E402
 from servers.limits import open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
+from servers import uring_availability  # noqa: E402
 
 cloop = c_server.load_extension()
-MECHANISMS = ("select", "poll", "epoll", "epoll-et")
+MECHANISMS = (
+    "select", "poll", "epoll", "epoll-et",
+    pytest.param("uring-poll", marks=pytest.mark.skipif(
+        uring_availability.unavailable_reason() is not None,
+        reason=str(uring_availability.unavailable_reason()),
+    )),
+)  # fmt: skip
 
 
 def _start(

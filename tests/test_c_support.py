@@ -34,6 +34,7 @@ TWINS: tuple[tuple[str, str], ...] = (
     ("poll", "c-poll"),
     ("epoll", "c-epoll"),
     ("epoll-et", "c-epoll-et"),
+    ("uring-poll", "c-uring-poll"),
 )
 C_BACKENDS: tuple[str, ...] = tuple(c for _, c in TWINS)
 # No byte moving for this long while the client does not read: the server stopped reading.
