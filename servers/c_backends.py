@@ -18,7 +18,8 @@ _REQUIRES = ("servers.c_server",)
 _HINT = "apt-get install gcc python3-dev, then pip install -e . again"
 
 # Darker shades of the Python twins' hues (select red, poll orange, epoll blue,
-# epoll-et cyan, uring-poll olive), so a chart pairs each twin by colour and tells the families apart.
+# epoll-et cyan, uring-poll olive), so a chart pairs each twin by colour and tells the
+# families apart.
 C_BACKENDS = (
     Backend(
         name="c-select", family=FAMILY_C, mechanism="select", wait_instrumented=True,

@@ -1,4 +1,4 @@
-"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et, c-uring-poll): the glue around servers._cloop.
+"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et, c-uring-poll): servers._cloop's glue.
 
 Python does everything but the loop, exactly as for the Python servers: the
 `python -m servers` path (servers.cli) opens the listener, pins the CPU, sets

@@ -1,4 +1,4 @@
-"""Can io_uring run here, and if not, why and what to change (the uring-poll backends, bench doctor).
+"""Can io_uring run here, and if not, why and what to change (uring-poll backends, bench doctor).
 
 Three things can stop it, each with its own remedy:
 - the kernel switch ``kernel.io_uring_disabled`` (Linux 6.6+): 2 disables io_uring for

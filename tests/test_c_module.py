@@ -16,10 +16,10 @@ from test_servers_support import HttpClient, assert_hello, connect, echo_exchang
 c_server = pytest.importorskip(
     "servers.c_server", reason="the C extension is not built: pip install -e ."
 )
+from servers import uring_availability  # noqa: E402
 from servers.config import ServerConfig  # noqa: E402
 from servers.limits import open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
-from servers import uring_availability  # noqa: E402
 
 cloop = c_server.load_extension()
 MECHANISMS = (

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_c_servers
 from test_c_support import echo_scripts, http_scripts
 from test_c_twins import _compare_twins
 
@@ -176,6 +177,30 @@ def test_http_answers_match_the_python_epoll_server(start_server, backend: str) 
 def test_echo_answers_match_the_python_epoll_server(start_server, backend: str) -> None:
     _require_uring()
     _compare_twins(start_server, ("epoll", backend), "echo", echo_scripts())
+
+
+# ---------------------------------------------------------------- the C twins' attacks
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        test_c_servers.test_slowloris_neither_starves_others_nor_spins,
+        test_c_servers.test_8_mib_heads_are_refused_with_bounded_memory,
+        lambda start_server, backend: test_c_servers.test_reset_storm(
+            start_server, backend, "http"
+        ),
+        lambda start_server, backend: test_c_servers.test_reset_storm(
+            start_server, backend, "echo"
+        ),
+    ],
+    ids=["slowloris", "8 MiB heads", "reset storm http", "reset storm echo"],
+)
+def test_the_python_uring_poll_server_survives_the_c_twins_attacks(start_server, attack) -> None:
+    """tests/test_c_servers.py runs these on c-uring-poll; the Python loop on the same
+    mechanism meets them too (its EMFILE case is in tests/test_servers_emfile.py)."""
+    _require_uring()
+    attack(start_server, "uring-poll")
 
 
 # ---------------------------------------------------------------- where io_uring cannot run
