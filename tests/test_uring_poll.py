@@ -164,6 +164,15 @@ def test_bad_calls_raise_like_select_epoll(ring) -> None:
         ring.poll(0)
 
 
+def test_each_family_finds_its_uring_poll_backend_by_mechanism() -> None:
+    from bench.analyse.families import roles_of
+
+    assert roles_of(registry.FAMILY_PYTHON_LOOP).uring_poll == "uring-poll"
+    assert roles_of(registry.FAMILY_C).uring_poll == "c-uring-poll"
+    assert roles_of(registry.FAMILY_EXTERNAL).uring_poll is None
+    assert registry.get("c-uring-poll").look.marker == registry.get("uring-poll").look.marker
+
+
 # ---------------------------------------------------------------- byte for byte like epoll
 
 
