@@ -97,8 +97,7 @@ STEAL_COLUMN = "steal_fraction"
 SUBJECT_MECHANISM = "epoll"
 COMPARATOR_MECHANISMS = ("select", "poll")
 EDGE_MECHANISM = "epoll-et"
-# io_uring readiness (multishot poll, issue 18): a role of its own in every family that
-# has it; no claim judges it yet.
+# io_uring readiness (multishot poll): a role in every family that has it; no claim yet.
 URING_POLL_MECHANISM = "uring-poll"
 # Always judged, and the claim's conditions, reason and evidence are its own.
 HEADLINE_FAMILY = FAMILY_PYTHON_LOOP

@@ -30,6 +30,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* This file is compiled only with liburing (setup.py), so its declarations are wanted. */
+#ifndef SELECTBENCH_URING
+#define SELECTBENCH_URING 1
+#endif
 #include "cloop.h"
 
 /* Submission slots: one loop pass queues at most a re-arm per event and an add or
