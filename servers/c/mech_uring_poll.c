@@ -55,7 +55,8 @@ struct cl_uring {
     uring_slot *slots; /* indexed by descriptor */
     int nslots;
     uint32_t next_gen;
-    int last_error; /* errno of the last poll that failed */
+    int last_error;    /* errno of the last poll that failed */
+    unsigned inflight; /* polls armed whose last completion is not reaped yet */
     cl_event fired[CL_MAX_EVENTS];
 };
 
@@ -88,6 +89,7 @@ static int arm(cl_uring *u, int fd) {
     if (sqe == NULL) return -1;
     io_uring_prep_poll_multishot(sqe, fd, (unsigned)u->slots[fd].mask);
     io_uring_sqe_set_data64(sqe, user_data(fd, u->slots[fd].gen));
+    u->inflight++;
     return 0;
 }
 
@@ -199,6 +201,7 @@ int cl_uring_wait(cl_uring *u, cl_event **events, int timeout_ms) {
         uint64_t data = io_uring_cqe_get_data64(cqe);
         int fd = (int)(uint32_t)data;
         uint32_t gen = (uint32_t)(data >> 32);
+        if (gen != URING_BOOKKEEPING && !(cqe->flags & IORING_CQE_F_MORE)) u->inflight--;
         if (gen == URING_BOOKKEEPING || fd >= u->nslots || u->slots[fd].gen != gen) continue;
         if (cqe->res < 0) {
             /* The poll failed and ended: report an error; the loop's read then fails
@@ -216,8 +219,33 @@ int cl_uring_wait(cl_uring *u, cl_event **events, int timeout_ms) {
     return n;
 }
 
+/* Removes every poll and waits for their last completions. A poll holds a reference
+ * to its file, and the kernel tears a ring down asynchronously: without this, a
+ * listener closed right after the loop returns could go on accepting for a while. */
+static void cancel_all(cl_uring *u) {
+    for (int fd = 0; fd < u->nslots; fd++) {
+        if (u->slots[fd].gen && u->slots[fd].mask) disarm(u, fd);
+        u->slots[fd] = (uring_slot){0, 0};
+    }
+    /* Bounded (100 x 10 ms): a kernel that never completes them must not hang a stop. */
+    for (int tries = 0; u->inflight > 0 && tries < 100; tries++) {
+        struct __kernel_timespec ts = {0, 10 * 1000000LL};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return;
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&u->ring, head, cqe) {
+            seen++;
+            uint32_t gen = (uint32_t)(io_uring_cqe_get_data64(cqe) >> 32);
+            if (gen != URING_BOOKKEEPING && !(cqe->flags & IORING_CQE_F_MORE)) u->inflight--;
+        }
+        io_uring_cq_advance(&u->ring, seen);
+    }
+}
+
 void cl_uring_free(cl_uring *u) {
-    io_uring_queue_exit(&u->ring); /* ends every poll still armed */
+    cancel_all(u);
+    io_uring_queue_exit(&u->ring);
     free(u->slots);
     free(u);
 }
