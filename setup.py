@@ -10,15 +10,21 @@ Environment (read at build time):
                           UndefinedBehaviorSanitizer; "address" or "undefined" for one of
                           them (.ci/run builds both ways into build/sanitize-*)
   SELECTBENCH_WERROR=1    turn compiler warnings into errors
+  SELECTBENCH_URING=0     leave out io_uring (mech_uring_poll.c) even when liburing is
+                          installed; otherwise it is built exactly when liburing.h and
+                          -luring compile and link a probe program here
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.errors import CompileError, LinkError
 
 SOURCES = [
     "servers/c/module.c",
@@ -30,6 +36,13 @@ SOURCES = [
     "servers/c/mech_poll.c",
     "servers/c/mech_epoll.c",
 ]
+# io_uring readiness (c-uring-poll, uring-poll): only with liburing (apt-get install liburing-dev).
+URING_SOURCES = ["servers/c/mech_uring_poll.c"]
+URING_ENV = "SELECTBENCH_URING"
+URING_PROBE = (
+    "#include <liburing.h>\n"
+    "int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }\n"
+)
 WARNINGS = ["-Wall", "-Wextra"]
 # Any sanitizer report stops the process: no recovering and going on.
 SANITIZE = ["-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -70,6 +83,19 @@ class OptionalBuildExt(build_ext):
                 self._warn(exc)
 
     def build_extension(self, ext: Extension) -> None:
+        if ext.name == "servers._cloop" and not set(URING_SOURCES) & set(ext.sources):
+            missing = self._liburing_missing()
+            if missing is None:
+                ext.sources += URING_SOURCES
+                ext.libraries.append("uring")
+                ext.define_macros.append(("SELECTBENCH_URING", "1"))
+            else:
+                print(
+                    f"WARNING: building servers._cloop without io_uring ({missing}); the "
+                    "uring-poll and c-uring-poll backends are unavailable: apt-get install "
+                    "liburing-dev, then pip install -e . again",
+                    file=sys.stderr,
+                )
         try:
             super().build_extension(ext)
         except Exception as exc:
@@ -77,6 +103,24 @@ class OptionalBuildExt(build_ext):
                 raise
             self._failed = True
             self._warn(exc)
+
+    def _liburing_missing(self) -> str | None:
+        """None when a program using liburing compiles and links here, else why not."""
+        if os.environ.get(URING_ENV) == "0":
+            return f"{URING_ENV}=0"
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / "uring_probe.c"
+            source.write_text(URING_PROBE)
+            try:
+                objects = self.compiler.compile([str(source)], output_dir=tmp)
+                self.compiler.link_executable(
+                    objects, "uring_probe", output_dir=tmp, libraries=["uring"]
+                )
+            except CompileError:
+                return "liburing.h not found"
+            except LinkError:
+                return "liburing (-luring) not found"
+        return None
 
     @staticmethod
     def _warn(exc: BaseException) -> None:
@@ -94,7 +138,7 @@ setup(
         Extension(
             "servers._cloop",
             sources=SOURCES,
-            depends=["servers/c/cloop.h"],
+            depends=["servers/c/cloop.h", *URING_SOURCES],
             libraries=["m"],
             extra_compile_args=_compile_args,
             extra_link_args=_link_args,

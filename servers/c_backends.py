@@ -14,6 +14,7 @@ that every twin declared here has an adapter in the build and the reverse).
 
 from __future__ import annotations
 
+from servers import uring_availability
 from servers.limits import FD_SETSIZE
 from servers.registry import FAMILY_C, Backend, register
 
@@ -30,19 +31,21 @@ def _twin(
     *,
     fd_number_limit: int | None = None,
     edge_triggered: bool = False,
+    install_hint: str = _HINT,
+    availability: str | None = None,
 ) -> Backend:
     """The C twin ``c-<mechanism>``: the C loop on the adapter of that name."""
     return Backend(
         name=f"c-{mechanism}", family=FAMILY_C, mechanism=mechanism, wait_instrumented=True,
         fd_number_limit=fd_number_limit, colour=colour, edge_triggered=edge_triggered,
-        factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=_HINT,
-        description=description,
+        factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=install_hint,
+        availability=availability, description=description,
     )  # fmt: skip
 
 
 # Darker shades of the Python twins' hues (select red, poll orange, epoll blue,
 # epoll-et cyan), so a chart pairs each twin by colour and tells the families apart.
-C_BACKENDS = (
+C_BACKENDS: tuple[Backend, ...] = (
     _twin("select", "#7f0000",
           "select(2) in the C event loop; refuses descriptor numbers >= FD_SETSIZE",
           fd_number_limit=FD_SETSIZE),
@@ -50,6 +53,16 @@ C_BACKENDS = (
     _twin("epoll", "#08306b", "epoll(7), level-triggered, in the C event loop"),
     _twin("epoll-et", "#016c59", "epoll(7), edge-triggered (EPOLLET), in the C event loop",
           edge_triggered=True),
+)  # fmt: skip
+
+# io_uring readiness (mech_uring_poll.c; olive, the Python uring-poll's hue darker): built
+# only where setup.py's liburing probe succeeds; whether this kernel lets it run is asked
+# at run time (servers.uring_availability). Edge-triggered, as the kernel offers multishot poll.
+C_BACKENDS += (
+    _twin("uring-poll", "#5c5c00",
+          "io_uring multishot poll (edge-triggered), one io_uring_enter per loop pass, in the "
+          "C event loop", edge_triggered=True, install_hint=uring_availability.INSTALL_HINT,
+          availability=uring_availability.AVAILABILITY),
 )  # fmt: skip
 
 for _backend in C_BACKENDS:

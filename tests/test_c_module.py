@@ -22,7 +22,17 @@ from servers.limits import open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
 
 cloop = c_server.load_extension()
-MECHANISMS = tuple(registry.get(b).mechanism for b in C_BACKENDS)
+
+
+def _adapter(backend: str) -> object:
+    """The twin's adapter name, skipped with the reason where it cannot run (io_uring)."""
+    declared = registry.get(backend)
+    reason = declared.unavailable_reason()
+    skip = pytest.mark.skipif(reason is not None, reason=str(reason))
+    return pytest.param(declared.mechanism, marks=skip, id=declared.mechanism)
+
+
+MECHANISMS = tuple(_adapter(b) for b in C_BACKENDS)
 
 
 def _start(

@@ -33,6 +33,7 @@ TWINS: tuple[tuple[str, str], ...] = (
     ("select", "c-select"),
     ("poll", "c-poll"),
     ("epoll", "c-epoll"),
+    ("uring-poll", "c-uring-poll"),
     ("epoll-et", "c-epoll-et"),
 )
 C_BACKENDS: tuple[str, ...] = tuple(c for _, c in TWINS)

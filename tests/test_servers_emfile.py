@@ -25,7 +25,9 @@ def _http_get(port: int) -> bytes:
     return b"".join(chunks)
 
 
-@pytest.mark.parametrize("backend", ["select", "poll", "epoll", "epoll-et", "threads"])
+@pytest.mark.parametrize(
+    "backend", ["select", "poll", "epoll", "epoll-et", "uring-poll", "threads"]
+)
 def test_emfile_is_counted_and_does_not_spin(start_server, backend: str) -> None:
     srv = start_server(backend, "http", max_fds=MAX_FDS)
     clients = []
