@@ -14,9 +14,8 @@ that every twin declared here has an adapter in the build and the reverse).
 
 from __future__ import annotations
 
-from servers import uring_availability
 from servers.limits import FD_SETSIZE
-from servers.registry import FAMILY_C, Backend, register
+from servers.registry import FAMILY_C, URING_AVAILABILITY, URING_HINT, Backend, register
 
 # servers.c_server imports the extension: if that fails, Backend.unavailable_reason()
 # quotes its ImportError (which names the missing compiler or headers) and this hint.
@@ -61,8 +60,8 @@ C_BACKENDS: tuple[Backend, ...] = (
 C_BACKENDS += (
     _twin("uring-poll", "#5c5c00",
           "io_uring multishot poll (edge-triggered), one io_uring_enter per loop pass, in the "
-          "C event loop", edge_triggered=True, install_hint=uring_availability.INSTALL_HINT,
-          availability=uring_availability.AVAILABILITY),
+          "C event loop", edge_triggered=True, install_hint=URING_HINT,
+          availability=URING_AVAILABILITY),
 )  # fmt: skip
 
 for _backend in C_BACKENDS:

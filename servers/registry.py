@@ -37,9 +37,8 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from servers import uring_availability
 from servers.limits import FD_SETSIZE, SetupError
 
 FAMILY_PYTHON_LOOP = "python-event-loop"
@@ -165,8 +164,7 @@ class Backend:
     """Readiness reported once per change (EPOLLET; io_uring's multishot poll, which is never
     level-triggered): the roles that want one level-triggered backend per mechanism omit it."""
     availability: str | None = None
-    """"module:callable" asked after ``requires``: None when it can run here, else the cause
-    and remedy (io_uring: the kernel switch, a seccomp filter, a build without liburing)."""
+    """"module:callable" asked after ``requires``: None, or why it cannot run here (io_uring)."""
 
     @property
     def look(self) -> Look:
@@ -231,8 +229,7 @@ class Backend:
                 )
         if self.availability is not None:
             module_name, _, attr = self.availability.partition(":")
-            reason: str | None = getattr(importlib.import_module(module_name), attr)()
-            return reason
+            return cast(str | None, getattr(importlib.import_module(module_name), attr)())
         return None
 
     def load_factory(self) -> Callable[..., Any]:
@@ -409,11 +406,14 @@ register(Backend(
     factory="servers.backends.epoll_backend:make_server_edge_triggered",
     description="epoll(7), edge-triggered (EPOLLET), in the shared event loop",
 ))  # fmt: skip
+# The io_uring backends' (uring-poll, c-uring-poll) install hint and run-time check.
+URING_HINT = "apt-get install gcc python3-dev liburing-dev, then pip install -e . again"
+URING_AVAILABILITY = "servers.uring_availability:unavailable_reason"
 register(Backend(
     name="uring-poll", family=FAMILY_PYTHON_LOOP, mechanism="uring-poll", wait_instrumented=True,
     fd_number_limit=None, colour="#bcbd22", edge_triggered=True,
     factory="servers.backends.uring_poll_backend:make_server", requires=("servers.c_server",),
-    install_hint=uring_availability.INSTALL_HINT, availability=uring_availability.AVAILABILITY,
+    install_hint=URING_HINT, availability=URING_AVAILABILITY,
     description="io_uring multishot poll (edge-triggered) in the shared event loop",
 ))  # fmt: skip
 register(Backend(

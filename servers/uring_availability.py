@@ -27,10 +27,6 @@ IO_URING_SETUP = 425
 # sizeof(struct io_uring_params): the kernel reads and writes all of it.
 PARAMS_BYTES = 120
 LIBURING_HINT = "apt-get install liburing-dev, then pip install -e . again"
-# The io_uring backends' Backend.install_hint and Backend.availability (servers.registry's
-# uring-poll, servers.c_backends' c-uring-poll).
-INSTALL_HINT = "apt-get install gcc python3-dev liburing-dev, then pip install -e . again"
-AVAILABILITY = f"{__name__}:unavailable_reason"
 SECCOMP_HINT = (
     "allow io_uring_setup, io_uring_enter and io_uring_register in the seccomp profile "
     "(docker/podman: --security-opt seccomp=<a profile that allows them>)"
