@@ -1,4 +1,5 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c").
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c"), and
+the io_uring completion server c-uring.
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -46,5 +47,17 @@ C_BACKENDS = (
     ),
 )  # fmt: skip
 
-for _backend in C_BACKENDS:
+# Not a twin: the same protocols, counters and limits, but its own loop (no readiness
+# mechanism). servers.c_uring fails to import, with the cause and the remedy, where the
+# build has no liburing or the kernel refuses io_uring.
+C_URING = Backend(
+    name="c-uring", family=FAMILY_C, mechanism="uring-completion", wait_instrumented=True,
+    fd_number_limit=None, colour="#7a0177",
+    factory="servers.c_uring:make_c_uring", requires=(*_REQUIRES, "servers.c_uring"),
+    install_hint="c-uring needs liburing-dev at build time and Linux 6.0+ with io_uring allowed",
+    description="io_uring completions in C: multishot accept, multishot receive into provided "
+    "buffers, sends as submissions; one io_uring_enter per loop pass",
+)  # fmt: skip
+
+for _backend in (*C_BACKENDS, C_URING):
     register(_backend)

@@ -68,7 +68,7 @@ DEFAULT_LINESTYLE = "-"
 # Marker by readiness mechanism, so a backend and its twins in other families share one.
 MECHANISM_MARKERS: dict[str, str] = {
     "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
-    "asyncio": "v", "uvloop": "P", "threads": "X",
+    "asyncio": "v", "uvloop": "P", "threads": "X", "uring-completion": "*",
 }  # fmt: skip
 DEFAULT_MARKER = "o"
 
