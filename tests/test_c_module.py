@@ -16,19 +16,32 @@ from test_servers_support import HttpClient, assert_hello, connect, echo_exchang
 c_server = pytest.importorskip(
     "servers.c_server", reason="the C extension is not built: pip install -e ."
 )
+from servers import registry  # noqa: E402
 from servers.config import ServerConfig  # noqa: E402
 from servers.limits import open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
 
 cloop = c_server.load_extension()
-MECHANISMS = ("select", "poll", "epoll", "epoll-et")
+# The readiness mechanisms of the C loop, and the io_uring completion server's loop.
+URING = "uring-completion"
+MECHANISMS = ("select", "poll", "epoll", "epoll-et", URING)
+BACKEND_OF = {URING: "c-uring"}
+
+
+def _backend(mechanism: str) -> str:
+    """The registered backend of ``mechanism``; skips the test when it cannot run here."""
+    name = BACKEND_OF.get(mechanism, "c-" + mechanism)
+    reason = registry.get(name).unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return name
 
 
 def _start(
     mechanism: str, protocol: str, instrumentation: bool = True
 ) -> tuple[object, ServerStats, threading.Thread, int]:
     config = ServerConfig(
-        backend="c-" + mechanism, protocol=protocol, instrumentation=instrumentation
+        backend=_backend(mechanism), protocol=protocol, instrumentation=instrumentation
     )
     listener = open_listener("127.0.0.1", 0, 128)
     port = listener.getsockname()[1]
@@ -92,9 +105,10 @@ def test_in_process_stop_closes_open_connections(mechanism: str) -> None:
         sock.close()
 
 
-def test_without_instrumentation_nothing_is_timed() -> None:
+@pytest.mark.parametrize("mechanism", ["epoll", URING])
+def test_without_instrumentation_nothing_is_timed(mechanism: str) -> None:
     """--no-instrumentation: the plain loop, as the Python loop's _loop_plain."""
-    server, stats, thread, port = _start("epoll", "http", instrumentation=False)
+    server, stats, thread, port = _start(mechanism, "http", instrumentation=False)
     try:
         with HttpClient(port) as client:
             client.send(http_request())
@@ -109,7 +123,7 @@ def test_without_instrumentation_nothing_is_timed() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="unknown mechanism 'kqueue'"):
+    with pytest.raises(ValueError, match=r"unknown mechanism 'kqueue'.* or uring-completion"):
         cloop.Loop(
             mechanism="kqueue", listen_fd=3, wake_fd=4, wake_write_fd=5, http=True,
             http_close=False, instrumentation=True, max_queued_bytes=1, max_head_bytes=64,
@@ -122,6 +136,7 @@ def test_bad_arguments_are_refused() -> None:
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_a_loop_that_cannot_start_raises(mechanism: str) -> None:
     """A listener descriptor that is not open: OSError (EBADF) from the adapter."""
+    _backend(mechanism)
     r, w = socket.socketpair()
     closed = socket.socket()
     bad_fd = closed.fileno()
