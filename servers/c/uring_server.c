@@ -56,12 +56,19 @@
  * pass of completions (CL_MAX_EVENTS) never waits for room. */
 #define CLU_ENTRIES 2048
 /* The provided buffers, shared by every connection. They are reused in ring order, so all
- * of them become resident: 1024 x 4 KiB = 4 MiB keeps the server under the 8 MiB-head
- * test's memory bound (tests/test_c_servers.py), and 1024 lets that many connections'
- * requests land in one pass before a receive runs out (ENOBUFS, then re-armed). */
-#define CLU_BUF_BYTES 4096
+ * of them become resident: 1024 x 1 KiB = 1 MiB (the load generator's messages are 64 B
+ * and HTTP heads fit) keeps the server's memory well inside the 8 MiB bounds of the
+ * head and backpressure tests, also under AddressSanitizer (with 4 KiB buffers, and output
+ * storage freed at every drain, the backpressure test's RSS grew 10-13.6 MiB there); 1024
+ * lets that many connections' data land in one pass before a receive runs out
+ * (ENOBUFS, then re-armed). */
+#define CLU_BUF_BYTES 1024
 #define CLU_BUFS 1024
 #define CLU_BGID 0
+/* Output storage a connection keeps once everything has left (see drained()): freeing
+ * above 64 KiB let ASan's quarantine grow the backpressure test's RSS to 4.6-6.3 MiB, at
+ * 256 KiB 4.2-5.5 MiB (six runs each). */
+#define CLU_KEEP_BYTES (256 << 10)
 /* How long the shutdown waits for the cancelled operations' last completions. */
 #define CLU_DRAIN_NS 10000000000LL
 
@@ -314,6 +321,14 @@ static void on_recv(uloop *L, uconn *c, int res, unsigned flags) {
     queue_free(L, c);
 }
 
+/* An emptied output buffer keeps its storage up to CLU_KEEP_BYTES: answers are copied
+ * into it (a send reads it after this pass), and allocating one per answer would cost a
+ * malloc/free pair per request that loop.c, sending from its receive buffer, never pays. */
+static void drained(cl_buf *buf) {
+    if (buf->cap > CLU_KEEP_BYTES) cl_buf_free(buf);
+    else buf->len = 0;
+}
+
 /* A completion of c's send: _flush. */
 static void on_send(uloop *L, uconn *c, int res) {
     c->sending = 0;
@@ -335,13 +350,14 @@ static void on_send(uloop *L, uconn *c, int res) {
     }
     CL_ADD(L->st, bytes_out, res);
     c->out_sent += (size_t)res;
-    if (c->out_sent == c->out.len) { /* all of out has left: next goes out now */
+    if (c->out_sent == c->out.len) {
+        /* All of out has left: next goes out now, and out's storage takes what comes
+         * next, so a streaming connection does not allocate per send. */
         cl_buf sent = c->out;
         c->out = c->next;
         c->next = sent;
         c->next.len = 0;
         c->out_sent = 0;
-        cl_buf_free(&c->next);
     }
     if (c->out.len) {
         if (submit_send(L, c) < 0) {
@@ -349,8 +365,9 @@ static void on_send(uloop *L, uconn *c, int res) {
             conn_close(L, c);
             return;
         }
-    } else {
-        cl_buf_free(&c->out);
+    } else { /* drained */
+        drained(&c->out);
+        drained(&c->next);
         if (c->closing) {
             conn_close(L, c);
             return;
