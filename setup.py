@@ -10,7 +10,8 @@ Environment (read at build time):
                           UndefinedBehaviorSanitizer; "address" or "undefined" for one of
                           them (.ci/run builds both ways into build/sanitize-*)
   SELECTBENCH_WERROR=1    turn compiler warnings into errors
-  SELECTBENCH_URING=0     leave out io_uring (mech_uring_poll.c) even when liburing is
+  SELECTBENCH_URING=0     leave out io_uring (URING_SOURCES: mech_uring_poll.c and the
+                          completion server uring_server.c) even when liburing is
                           installed; otherwise it is built exactly when liburing.h and
                           -luring compile and link a probe program here
 """
@@ -36,13 +37,23 @@ SOURCES = [
     "servers/c/mech_poll.c",
     "servers/c/mech_epoll.c",
 ]
-# io_uring readiness (c-uring-poll, uring-poll): only with liburing (apt-get install liburing-dev).
-URING_SOURCES = ["servers/c/mech_uring_poll.c"]
+# io_uring readiness (c-uring-poll, uring-poll) and the io_uring completion server
+# (c-uring): only with liburing (apt-get install liburing-dev).
+URING_SOURCES = ["servers/c/mech_uring_poll.c", "servers/c/uring_server.c"]
 URING_ENV = "SELECTBENCH_URING"
-URING_PROBE = (
-    "#include <liburing.h>\n"
-    "int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }\n"
-)
+# A ring, and what uring_server.c needs besides (liburing 2.3+: multishot accept and
+# receive, a buffer ring registered by hand), referenced so that linking checks it.
+URING_PROBE = """
+#include <liburing.h>
+int selectbench_probe(struct io_uring *ring, struct io_uring_buf_reg *reg) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    io_uring_prep_multishot_accept(sqe, 0, 0, 0, 0);
+    io_uring_prep_recv_multishot(sqe, 0, 0, 0, 0);
+    io_uring_buf_ring_advance((struct io_uring_buf_ring *)0, 0);
+    return io_uring_register_buf_ring(ring, reg, 0);
+}
+int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }
+"""
 WARNINGS = ["-Wall", "-Wextra"]
 # Any sanitizer report stops the process: no recovering and going on.
 SANITIZE = ["-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -92,8 +103,8 @@ class OptionalBuildExt(build_ext):
             else:
                 print(
                     f"WARNING: building servers._cloop without io_uring ({missing}); the "
-                    "uring-poll and c-uring-poll backends are unavailable: apt-get install "
-                    "liburing-dev, then pip install -e . again",
+                    "uring-poll, c-uring-poll and c-uring backends are unavailable: apt-get "
+                    "install liburing-dev, then pip install -e . again",
                     file=sys.stderr,
                 )
         try:
@@ -138,7 +149,7 @@ setup(
         Extension(
             "servers._cloop",
             sources=SOURCES,
-            depends=["servers/c/cloop.h", *URING_SOURCES],
+            depends=["servers/c/cloop.h", "servers/c/curing.h", *URING_SOURCES],
             libraries=["m"],
             extra_compile_args=_compile_args,
             extra_link_args=_link_args,

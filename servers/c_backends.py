@@ -1,4 +1,5 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c").
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c"), and
+the io_uring completion server c-uring.
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -14,6 +15,7 @@ that every twin declared here has an adapter in the build and the reverse).
 
 from __future__ import annotations
 
+from servers.c_uring import URING_COMPLETION
 from servers.limits import FD_SETSIZE
 from servers.registry import FAMILY_C, URING_AVAILABILITY, URING_HINT, Backend, register
 
@@ -64,5 +66,20 @@ C_BACKENDS += (
           availability=URING_AVAILABILITY),
 )  # fmt: skip
 
-for _backend in C_BACKENDS:
+# Not a twin: the same protocols, counters, limits and glue (make_c_server), but its own
+# loop (servers/c/uring_server.c), which the extension runs for this mechanism instead of
+# a readiness adapter; built with the io_uring readiness sources, and servers.c_uring says
+# whether this kernel runs it. Declared edge-triggered: a completion is reported once, never
+# again while data waits, so the roles that want one level-triggered backend per readiness
+# mechanism (quick's C cells) leave it out; full measures it.
+C_URING = Backend(
+    name="c-uring", family=FAMILY_C, mechanism=URING_COMPLETION, wait_instrumented=True,
+    fd_number_limit=None, colour="#7a0177", marker="*", edge_triggered=True,
+    factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=URING_HINT,
+    availability="servers.c_uring:unavailable_reason",
+    description="io_uring completions in C: multishot accept, multishot receive into provided "
+    "buffers, sends as submissions; one io_uring_enter per loop pass",
+)  # fmt: skip
+
+for _backend in (*C_BACKENDS, C_URING):
     register(_backend)

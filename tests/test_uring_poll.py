@@ -299,7 +299,8 @@ def test_a_build_without_liburing_succeeds_and_says_why(tmp_path) -> None:
         "from servers import registry, c_server; m = c_server.load_extension(); "
         "print(m.LIBURING, 'uring-poll' in m.MECHANISMS); "
         "print(registry.get('c-epoll').unavailable_reason()); "
-        "print(registry.get('c-uring-poll').unavailable_reason())"
+        "print(registry.get('c-uring-poll').unavailable_reason()); "
+        "print(registry.get('c-uring').unavailable_reason())"
     )
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -312,3 +313,4 @@ def test_a_build_without_liburing_succeeds_and_says_why(tmp_path) -> None:
     ).stdout.splitlines()
     assert out[:2] == ["None False", "None"], out
     assert "built without io_uring" in out[2] and "apt-get install liburing-dev" in out[2]
+    assert out[3] == out[2], "c-uring is built with the io_uring sources, or not at all"

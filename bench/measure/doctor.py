@@ -168,7 +168,9 @@ def _io_uring() -> Check:
     )
     if st.reason is None:
         return Check("io_uring", value, True, severity="ok")
-    return Check("io_uring", value, False, f"the uring-poll backends are skipped: {st.reason}")
+    return Check(
+        "io_uring", value, False, f"c-uring and the uring-poll backends are skipped: {st.reason}"
+    )
 
 
 def _c_twins() -> Check:

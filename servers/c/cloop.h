@@ -131,6 +131,12 @@ typedef struct cl_http_result {
 int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every, cl_buf *out,
                     cl_http_result *result);
 
+/* One read's bytes on a connection whose incomplete input is kept in `in` (the HTTP
+ * branch of servers/eventloop.py _read): the answers are appended to out. Returns 0,
+ * or -1 when out of memory. */
+int cl_http_feed(cl_buf *in, const char *data, size_t got, size_t max_head, int close_every,
+                 cl_buf *out, cl_http_result *result);
+
 /* ---- sampling of wait calls: servers/sampling.py (sampling.c) ---- */
 typedef struct cl_sampler {
     uint64_t state; /* splitmix64 */

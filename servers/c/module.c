@@ -11,10 +11,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/select.h>
 #include <unistd.h>
 
 #include "cloop.h"
+#include "curing.h"
 
 /* The bits an fd_set holds are the descriptor numbers select can watch (mech_select.c). */
 _Static_assert(sizeof(fd_set) * CHAR_BIT == FD_SETSIZE, "fd_set is not FD_SETSIZE bits");
@@ -22,6 +24,7 @@ _Static_assert(sizeof(fd_set) * CHAR_BIT == FD_SETSIZE, "fd_set is not FD_SETSIZ
 typedef struct {
     PyObject_HEAD
     cl_config cfg;
+    int (*serve)(const cl_config *, cl_stats *, const int *); /* cl_loop_run or cl_uring_run */
     cl_stats stats;
     int stop_flag;
     int wake_write_fd;
@@ -64,11 +67,23 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
                                      &instrumentation, &max_queued, &max_head, &seed))
         return -1;
     const cl_mech *mech = cl_mech_find(mechanism);
-    if (mech == NULL) {
+    int (*serve)(const cl_config *, cl_stats *, const int *) = cl_loop_run;
+    if (strcmp(mechanism, CL_URING_COMPLETION) == 0) {
+#ifdef SELECTBENCH_URING
+        serve = cl_uring_run;
+#else
+        PyErr_SetString(PyExc_ValueError,
+                        "mechanism '" CL_URING_COMPLETION "' needs io_uring support, which this "
+                        "build of servers._cloop lacks (liburing was not found when it was "
+                        "built): apt-get install liburing-dev, then pip install -e . again");
+        return -1;
+#endif
+    } else if (mech == NULL) {
         PyObject *known = mechanism_names();
         if (known != NULL) {
-            PyErr_Format(PyExc_ValueError, "unknown mechanism '%s': choose one of %R", mechanism,
-                         known);
+            PyErr_Format(PyExc_ValueError,
+                         "unknown mechanism '%s': choose one of %R or " CL_URING_COMPLETION,
+                         mechanism, known);
             Py_DECREF(known);
         }
         return -1;
@@ -89,6 +104,7 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
         .max_head_bytes = (size_t)max_head,
         .sample_seed = seed,
     };
+    self->serve = serve;
     memset(&self->stats, 0, sizeof self->stats);
     self->stop_flag = 0;
     self->wake_write_fd = wake_write_fd;
@@ -96,7 +112,7 @@ static int Loop_init(LoopObject *self, PyObject *args, PyObject *kwds) {
 }
 
 static PyObject *Loop_run(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->cfg.mech == NULL) {
+    if (self->serve == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "Loop.__init__ was not called");
         return NULL;
     }
@@ -108,7 +124,7 @@ static PyObject *Loop_run(LoopObject *self, PyObject *Py_UNUSED(ignored)) {
     __atomic_store_n(&self->stop_flag, 0, __ATOMIC_RELAXED);
     int rc, err;
     Py_BEGIN_ALLOW_THREADS
-    rc = cl_loop_run(&self->cfg, &self->stats, &self->stop_flag);
+    rc = self->serve(&self->cfg, &self->stats, &self->stop_flag);
     err = errno;
     Py_END_ALLOW_THREADS
     self->running = 0;
@@ -421,6 +437,22 @@ static PyObject *py_calibrate_clock_pair(PyObject *Py_UNUSED(module), PyObject *
     return PyLong_FromLongLong(median);
 }
 
+#ifdef SELECTBENCH_URING
+/* None when this kernel runs the io_uring completion server, else (stage, errno): the
+ * first step that failed (curing.h); servers.c_uring words it. */
+static PyObject *py_uring_completion_probe(PyObject *Py_UNUSED(module),
+                                           PyObject *Py_UNUSED(ignored)) {
+    int err = 0;
+    cl_uring_server_stage stage;
+    Py_BEGIN_ALLOW_THREADS
+    stage = cl_uring_server_probe(&err);
+    Py_END_ALLOW_THREADS
+    static const char *const names[] = {"ok", "setup", "buf_ring", "multishot_recv"};
+    if (stage == CL_URING_OK) Py_RETURN_NONE;
+    return Py_BuildValue("(si)", names[stage], err);
+}
+#endif
+
 static PyMethodDef module_methods[] = {
     {"http_consume", (PyCFunction)(void (*)(void))py_http_consume, METH_VARARGS | METH_KEYWORDS,
      "http_consume(data, max_head_bytes, close_every=False) -> "
@@ -434,6 +466,9 @@ static PyMethodDef module_methods[] = {
 #ifdef SELECTBENCH_URING
     {"uring_probe", py_uring_probe, METH_NOARGS,
      "uring_probe() -> None when io_uring multishot poll works here, else (errno, why)."},
+    {"uring_completion_probe", py_uring_completion_probe, METH_NOARGS,
+     "uring_completion_probe() -> None when c-uring can run here, else (stage, errno) of the "
+     "first failure: 'setup', 'buf_ring' or 'multishot_recv'."},
 #endif
     {NULL, NULL, 0, NULL},
 };
@@ -484,6 +519,7 @@ PyMODINIT_FUNC PyInit__cloop(void) {
 #define SELECTBENCH_SANITIZE ""
 #endif
     if (PyModule_AddStringConstant(m, "SANITIZE", SELECTBENCH_SANITIZE) < 0) goto fail;
+    if (PyModule_AddStringConstant(m, "URING_COMPLETION", CL_URING_COMPLETION) < 0) goto fail;
     if (PyModule_AddIntConstant(m, "FD_SETSIZE", (long)(sizeof(fd_set) * CHAR_BIT)) < 0 ||
         PyModule_AddIntConstant(m, "RECV_BYTES", CL_RECV_BYTES) < 0 ||
         PyModule_AddIntConstant(m, "MAX_EVENTS", CL_MAX_EVENTS) < 0 ||
