@@ -161,7 +161,8 @@ def _io_uring() -> Check:
 
     st = status()
     disabled = "absent (before Linux 6.6)" if st.disabled is None else str(st.disabled)
-    setup = "ok" if st.setup_errno is None else errno.errorcode.get(st.setup_errno, "failed")
+    err = st.setup_errno
+    setup = "ok" if err is None else errno.errorcode.get(err, f"errno {err}")
     value = (
         f"kernel {st.kernel}, kernel.io_uring_disabled {disabled}, io_uring_setup {setup}, "
         f"liburing {st.liburing or 'not built in'}"
