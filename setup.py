@@ -33,6 +33,7 @@ SOURCES = [
     "servers/c/sampling.c",
     # One line per readiness adapter: it declares itself (servers/c/cloop.h CL_MECHANISM).
     "servers/c/mech_select.c",
+    "servers/c/mech_select_big.c",
     "servers/c/mech_poll.c",
     "servers/c/mech_epoll.c",
 ]

@@ -1,4 +1,5 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et (family "c").
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et and c-select-big
+(family "c").
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -52,6 +53,13 @@ C_BACKENDS: tuple[Backend, ...] = (
     _twin("epoll", "#08306b", "epoll(7), level-triggered, in the C event loop"),
     _twin("epoll-et", "#016c59", "epoll(7), edge-triggered (EPOLLET), in the C event loop",
           edge_triggered=True),
+    # select(2) on heap bitmaps sized from RLIMIT_NOFILE (mech_select_big.c): crimson
+    # beside c-select's dark red and select's marker, so on a chart it reads as c-select's
+    # line going on past 1,024. Never the family's select role (bench.analyse.families
+    # takes mechanism "select"); registry.SELECT_PAST_FD_SETSIZE names it.
+    _twin("select-big", "#ce1256",
+          "select(2) on descriptor bitmaps sized from RLIMIT_NOFILE, in the C event loop; "
+          "no FD_SETSIZE limit"),
 )  # fmt: skip
 
 # io_uring readiness (mech_uring_poll.c; olive, the Python uring-poll's hue darker): built

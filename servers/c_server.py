@@ -1,4 +1,5 @@
-"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et): the glue around servers._cloop.
+"""The C twin servers (c-select, c-poll, c-epoll, c-epoll-et, c-select-big): the glue around
+servers._cloop.
 
 Python does everything but the loop, exactly as for the Python servers: the
 `python -m servers` path (servers.cli) opens the listener, pins the CPU, sets
@@ -23,6 +24,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -115,12 +117,23 @@ class CLoopServer:
             seed = new_seed() if config.wait_sample_seed is None else config.wait_sample_seed
             stats.wait_cpu_sample_seed = seed
             stats.wait_cpu_clock_overhead_ns = _cloop.calibrate_clock_pair(CALIBRATION_PAIRS)
-        if registry.get(config.backend).fd_number_limit is not None:
+        declared = registry.get(config.backend)
+        if declared.fd_number_limit is not None:
             # No probe as for Python's select.select: C's limit is the fd_set type itself.
             stats.fd_number_limit = _cloop.FD_SETSIZE
             stats.select_probe_status = (
                 f"C fd_set holds {_cloop.FD_SETSIZE} descriptor bits (sizeof(fd_set) * 8 in "
                 f"this build); the {config.backend} adapter refuses higher numbers with EINVAL"
+            )
+        elif registry.SELECT_PAST_FD_SETSIZE.admits(declared):
+            # The bitmaps are sized from the soft limit servers.cli has just raised; accept()
+            # returns no descriptor numbered at or above it.
+            nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            stats.fd_number_limit = None if nofile == resource.RLIM_INFINITY else nofile
+            stats.select_probe_status = (
+                f"C descriptor bitmaps sized from RLIMIT_NOFILE ({nofile} descriptors), grown on "
+                "demand: select(2) takes them whole, only glibc's fd_set type holds "
+                f"{_cloop.FD_SETSIZE}"
             )
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._loop: Any = _cloop.Loop(

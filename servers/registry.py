@@ -77,8 +77,10 @@ FAMILY_LOOKS: dict[str, FamilyLook] = {
 # A family nobody declared a look for (a plugin's own) is drawn solid and named as it is.
 DEFAULT_LINESTYLE = "-"
 # Marker by readiness mechanism, so a backend and its twins in other families share one.
+# select-big (select(2) on bitmaps sized to RLIMIT_NOFILE) has select's: on a chart its
+# line reads as select's going on past 1,024.
 MECHANISM_MARKERS: dict[str, str] = {
-    "select": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
+    "select": "s", "select-big": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
     "asyncio": "v", "uvloop": "P", "threads": "X",
     "uring-poll": "h",
 }  # fmt: skip
@@ -326,6 +328,8 @@ class Role:
     fd_limited: bool | None = None
     """True: only backends with a ``fd_number_limit``; False: only those without."""
     edge_triggered: bool | None = None
+    excluding: Role | None = None
+    """The backends this role admits but ``excluding`` admits are left out."""
 
     def admits(self, backend: Backend) -> bool:
         return (
@@ -335,6 +339,7 @@ class Role:
                 self.fd_limited is None or self.fd_limited == (backend.fd_number_limit is not None)
             )
             and (self.edge_triggered is None or backend.edge_triggered == self.edge_triggered)
+            and (self.excluding is None or not self.excluding.admits(backend))
         )
 
     def __or__(self, other: Role | Roles) -> Roles:
@@ -365,6 +370,9 @@ PYTHON_MECHANISMS = Role(families=(FAMILY_PYTHON_LOOP,), edge_triggered=False)
 C_MECHANISMS = Role(families=(FAMILY_C,), edge_triggered=False)
 # The backends whose descriptor numbers are limited (select's FD_SETSIZE), of any family.
 FD_LIMITED = Role(fd_limited=True)
+# select(2) with no descriptor-number limit (c-select-big: bitmaps sized to RLIMIT_NOFILE
+# instead of glibc's fd_set): where FD_SETSIZE's 1,024 lives, measured past it.
+SELECT_PAST_FD_SETSIZE = Role(mechanisms=("select", "select-big"), fd_limited=False)
 
 
 def resolve_roles(value: Any) -> Any:

@@ -6,9 +6,14 @@ these run the C code in the test process itself."""
 from __future__ import annotations
 
 import errno
+import os
+import resource
 import socket
 import threading
+import time
+from collections.abc import Callable
 
+import psutil
 import pytest
 from test_c_support import C_BACKENDS  # registers the C backends too
 from test_servers_support import HttpClient, assert_hello, connect, echo_exchange, http_request
@@ -18,7 +23,7 @@ c_server = pytest.importorskip(
 )
 from servers import registry  # noqa: E402
 from servers.config import ServerConfig  # noqa: E402
-from servers.limits import open_listener  # noqa: E402
+from servers.limits import FD_SETSIZE, open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
 
 cloop = c_server.load_extension()
@@ -149,3 +154,82 @@ def test_a_loop_that_cannot_start_raises(mechanism: str) -> None:
     finally:
         r.close()
         w.close()
+
+
+# Descriptors the test holds open so that the next ones are numbered past FD_SETSIZE.
+PAST_FD_SETSIZE = FD_SETSIZE + 64
+# RLIMIT_NOFILE the select-big loop starts under: bitmaps sized for 128 must grow.
+SMALL_NOFILE = 128
+
+
+def _hold_descriptors_below(n: int) -> list[int]:
+    """Open /dev/null until the next descriptor is numbered >= n; the caller closes them."""
+    held: list[int] = []
+    try:
+        while not held or held[-1] < n - 1:
+            held.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except BaseException:
+        for fd in held:
+            os.close(fd)
+        raise
+    return held
+
+
+def _snapshot_when(stats: ServerStats, predicate: Callable[[dict], bool]) -> dict:
+    """Poll the in-process counters until predicate holds (a liveness bound, not a timing)."""
+    deadline = time.monotonic() + 15.0
+    while not predicate(snap := stats.snapshot()):
+        assert time.monotonic() < deadline, f"counters never got there: {snap}"
+        time.sleep(0.02)
+    return snap
+
+
+def _server_side_fd(port: int, client: socket.socket) -> int:
+    """The descriptor number this process's server holds for ``client`` (psutil)."""
+    peer = client.getsockname()[1]
+    for conn in psutil.Process().net_connections(kind="tcp"):
+        if conn.laddr and conn.raddr and (conn.laddr.port, conn.raddr.port) == (port, peer):
+            return conn.fd
+    raise AssertionError(f"no accepted socket for 127.0.0.1:{peer} -> {port} in this process")
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "served"), [("select", False), ("select-big", True)], ids=["select", "select-big"]
+)
+def test_a_descriptor_numbered_past_fd_setsize(mechanism: str, served: bool) -> None:
+    """c-select-big serves a connection on a descriptor numbered > FD_SETSIZE, its bitmaps
+    grown past the RLIMIT_NOFILE they were sized for; c-select, the same loop on glibc's
+    fd_set, closes it right after accept. Loopback, in this process."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < PAST_FD_SETSIZE + 64:
+        pytest.skip(f"RLIMIT_NOFILE soft limit {soft} < {PAST_FD_SETSIZE + 64}: ulimit -n 2048")
+    # The loop sizes its bitmaps from the soft limit when it starts: start it under a small
+    # one, and the first exchange shows it has started.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SMALL_NOFILE, hard))
+    try:
+        server, stats, thread, port = _start(mechanism, "http")
+        with HttpClient(port) as client:
+            client.send(http_request())
+            assert_hello(client.read_response())
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    held = _hold_descriptors_below(PAST_FD_SETSIZE)
+    try:
+        with HttpClient(port) as client:
+            if served:
+                client.send(http_request())
+                assert_hello(client.read_response())
+                assert _server_side_fd(port, client.sock) > FD_SETSIZE
+            else:  # nothing sent, so the close is a FIN, never a reset
+                assert client.sock.recv(1) == b"", "c-select kept a descriptor past FD_SETSIZE"
+        snap = _snapshot_when(stats, lambda s: s["closed"] == 1 + served)
+        assert snap["accepted"] == 1 + served and snap["requests"] == 1 + served, snap
+        assert snap["rejected_fd_setsize"] == (0 if served else 1), snap
+        assert snap["errors"] == 0, snap
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+        for fd in held:
+            os.close(fd)
+    assert not thread.is_alive(), "stop() did not end the loop"
+    assert thread.errors == []  # type: ignore[attr-defined]

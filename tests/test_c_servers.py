@@ -1,8 +1,8 @@
 """The C twins under the bad days of a server (issue 10, item 3), beyond the shared matrix of
 tests/test_servers_*.py (which runs them too, through the registry): descriptor exhaustion
 (EMFILE), select's FD_SETSIZE wall, slowloris, 8 MiB heads, reset storms and 19,000
-connections on c-epoll. After each the server is alive, not spinning, and serves a fresh
-client. Deadlines are liveness bounds; nothing here asserts speed.
+connections on c-epoll and c-select-big. After each the server is alive, not spinning, and
+serves a fresh client. Deadlines are liveness bounds; nothing here asserts speed.
 """
 
 from __future__ import annotations
@@ -210,11 +210,13 @@ def test_reset_storm(start_server, backend: str, protocol: str) -> None:
     assert_serves(srv.port, protocol)
 
 
-def test_19000_connections_on_c_epoll(start_server) -> None:
+# c-select-big: select(2) itself past FD_SETSIZE, as far as RLIMIT_NOFILE lets it.
+@pytest.mark.parametrize("backend", ["c-epoll", "c-select-big"])
+def test_19000_connections_at_once(start_server, backend: str) -> None:
     """19,000 connections open at once (from 8 loopback source addresses), each served while
     all are open; then SIGTERM with all of them open ends the server with status 0."""
     _need_fds(SCALE_CONNECTIONS + 300)
-    srv = start_server("c-epoll", "http")
+    srv = start_server(backend, "http")
     with HttpClient(srv.port) as client:
         client.send(http_request())
         expected = client.read_response().raw

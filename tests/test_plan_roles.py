@@ -189,3 +189,15 @@ def test_a_backend_that_serves_no_chosen_cell_is_refused_with_the_reason(
     (warnings,) = measured
     assert any(w.startswith("select is not planned in 2 idle-scaling cell(s)") for w in warnings)
     assert "warning: select is not planned" in capsys.readouterr().err
+
+
+def test_select_past_fd_setsize_in_quick_only_in_fd_limit_and_past_1024_in_full() -> None:
+    """c-select-big (registry.SELECT_PAST_FD_SETSIZE): quick's budget holds its fd-limit cell
+    only; full offers it 19,000 connections and sweeps its idle-scaling past FD_SETSIZE."""
+    assert registry.SELECT_PAST_FD_SETSIZE.names() == ("c-select-big",)
+    quick = [t for t in _plan("quick") if t.backend == "c-select-big"]
+    assert [(t.scenario, t.probe_connections) for t in quick] == [("fd-limit", 2000)]
+    full = [t for t in _plan("full") if t.backend == "c-select-big"]
+    assert {t.probe_connections for t in full if t.scenario == "fd-limit"} == {19000}
+    idle = {t.idle_connections for t in full if t.scenario == "idle-scaling"}
+    assert max(idle) > FD_SETSIZE and min(idle) == 0

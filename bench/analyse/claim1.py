@@ -10,6 +10,12 @@ select stopped well below the wall (something else stopped it).
 
 Judged per family (``RULES["families"]``): "select" is the family's backend
 whose mechanism is select (``select``, ``c-select``, ``haproxy-select``).
+
+Beside the status, where the 1024 lives (``RULES["claim1_limit_location"]``):
+shown when a select backend that declares no descriptor-number limit
+(``registry.SELECT_PAST_FD_SETSIZE``: ``c-select-big``, select(2) on bitmaps
+sized to RLIMIT_NOFILE) served more than FD_SETSIZE connections at once; and the
+error select itself raised, as the run recorded it (``server_select_probe_error``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,17 @@ from bench import metrics
 from bench.analyse.families import FamilyRoles, assemble_claim, per_family
 from bench.analyse.rules import (
     CLAIM_TEXT,
+    FD_NUMBER_LIMIT_COLUMN,
     INCONCLUSIVE,
+    LIMIT_LOCATION_NONE_MEASURED,
+    LIMIT_LOCATION_NOT_SHOWN,
+    LIMIT_LOCATION_PYTHON_ERROR,
+    LIMIT_LOCATION_SHOWN,
     NEAR_WALL_FRACTION,
     NOT_SUPPORTED,
+    SELECT_ERROR_COLUMN,
+    SELECT_ERROR_NONE,
+    SELECT_ERROR_QUOTED,
     SUPPORTED,
 )
 from bench.measure.scenarios import fd_limit
@@ -73,6 +87,90 @@ GENERIC_CONDITIONS = (
 )
 
 
+LIMIT_LOCATION_RULE = "claim1_limit_location"
+
+
+def is_unbounded_select(backend: str) -> bool:
+    """A select backend that declares no descriptor-number limit (c-select-big)."""
+    try:
+        declared = registry.get(backend)
+    except registry.UnknownBackend:
+        return False
+    return registry.SELECT_PAST_FD_SETSIZE.admits(declared)
+
+
+def _registry_rank(backend: str) -> int:
+    names = registry.names()
+    return names.index(backend) if backend in names else len(names)
+
+
+def select_error(rows: pd.DataFrame) -> dict[str, str] | None:
+    """The first error a select backend itself recorded in ``rows`` (registry order), if any."""
+    if rows.empty or SELECT_ERROR_COLUMN not in rows.columns:
+        return None
+    for backend in sorted(rows["backend"].dropna().astype(str).unique(), key=_registry_rank):
+        errors = rows.loc[rows["backend"] == backend, SELECT_ERROR_COLUMN].dropna().astype(str)
+        errors = errors[errors.str.strip() != ""]
+        if not errors.empty:
+            return {"backend": backend, "error": str(errors.iloc[0])}
+    return None
+
+
+def _past_fd_setsize(rows: pd.DataFrame, per_backend: dict[str, Any]) -> dict[str, Any]:
+    """What each select backend without a descriptor-number limit served, and its limit."""
+    out: dict[str, Any] = {}
+    for backend, seen in per_backend.items():
+        if not is_unbounded_select(backend):
+            continue
+        limits = (
+            rows.loc[rows["backend"] == backend, FD_NUMBER_LIMIT_COLUMN].dropna()
+            if FD_NUMBER_LIMIT_COLUMN in rows.columns
+            else pd.Series(dtype=float)
+        )
+        out[backend] = {
+            "max_connections_served": seen["max_connections_served"],
+            "max_connections_requested": seen["max_connections_requested"],
+            # Under the trial table's column name: the limit the server reported.
+            FD_NUMBER_LIMIT_COLUMN: int(limits.max()) if not limits.empty else None,
+        }
+    return out
+
+
+def limit_location(
+    blocks: list[tuple[FamilyRoles, dict[str, Any]]], python_error: dict[str, str] | None
+) -> dict[str, Any]:
+    """Where the 1024 lives, from every family's select backends past FD_SETSIZE."""
+    past = {
+        b: v
+        for _, block in blocks
+        for b, v in (block["evidence"].get("past_fd_setsize") or {}).items()
+    }
+    base: dict[str, Any] = {"rule": LIMIT_LOCATION_RULE, "backend": None, "served": None}
+    best = max(past, key=lambda b: past[b]["max_connections_served"], default=None)
+    served = past[best]["max_connections_served"] if best is not None else float("nan")
+    if best is None or not (math.isfinite(served) and served > schema.FD_SETSIZE):
+        detail = (
+            LIMIT_LOCATION_NONE_MEASURED
+            if best is None
+            else ", ".join(
+                f"{b} served {v['max_connections_served']:.0f}/{v['max_connections_requested']:.0f}"
+                for b, v in past.items()
+            )
+        )
+        sentence = LIMIT_LOCATION_NOT_SHOWN.format(fd_setsize=schema.FD_SETSIZE, detail=detail)
+        return {**base, "shown": False, "sentence": sentence}
+    nofile = past[best][FD_NUMBER_LIMIT_COLUMN]
+    sentence = LIMIT_LOCATION_SHOWN.format(
+        backend=best,
+        served=f"{served:.0f}",
+        requested=f"{past[best]['max_connections_requested']:.0f}",
+        nofile=nofile if nofile is not None else "not recorded",
+        fd_setsize=schema.FD_SETSIZE,
+        python_error=LIMIT_LOCATION_PYTHON_ERROR.format(**python_error) if python_error else "",
+    )
+    return {**base, "shown": True, "sentence": sentence, "backend": best, "served": served}
+
+
 def _select_micro_evidence(micro: pd.DataFrame) -> dict[str, Any]:
     if micro.empty:
         return {}
@@ -86,11 +184,8 @@ def claim1_family(
     """Claim 1 for one family: its select backend in fd-limit (``RULES["claim1"]``)."""
     select = roles.comparators[0] if roles.comparators else None
     select = select if select and registry.get(select).mechanism == "select" else None
-    rows = (
-        trials[(trials["scenario"] == fd_limit.NAME) & (trials["status"] == TrialStatus.OK)]
-        if not trials.empty
-        else trials
-    )
+    every = trials[trials["scenario"] == fd_limit.NAME] if not trials.empty else trials
+    rows = every[every["status"] == TrialStatus.OK] if not every.empty else every
     evidence: dict[str, Any] = {"fd_setsize": schema.FD_SETSIZE}
     if micro is not None:
         evidence.update(_select_micro_evidence(micro))
@@ -113,6 +208,9 @@ def claim1_family(
             "client_observations": obs[:3],
         }
     evidence["backends"] = per_backend
+    # select's start-up refusal is recorded whatever became of the trial.
+    evidence["select_error"] = select_error(every)
+    evidence["past_fd_setsize"] = _past_fd_setsize(rows, per_backend)
     conditions = CONDITIONS.get(roles.family) or GENERIC_CONDITIONS.format(select=select)
     base = {"id": "1", "claim": CLAIM_TEXT["1"], "conditions": conditions, "evidence": evidence}
     sel = per_backend.get(select) if select else None
@@ -193,4 +291,15 @@ def claim1(run: RunData) -> dict[str, Any]:
         run.trials,
         lambda rows, roles, headline: claim1_family(rows, roles, run.micro if headline else None),
     )
-    return assemble_claim(blocks, _note)
+    out = assemble_claim(blocks, _note)
+    errors = {r.family: b["evidence"]["select_error"] for r, b in blocks}
+    # CPython's own words, quoted where the sentence names CPython's check.
+    python_error = errors.get(registry.FAMILY_PYTHON_LOOP)
+    out["limit_location"] = limit_location(blocks, python_error)
+    quoted = next((e for e in errors.values() if e), None)
+    out["select_error"] = {
+        "backend": quoted["backend"] if quoted else None,
+        "error": quoted["error"] if quoted else None,
+        "sentence": SELECT_ERROR_QUOTED.format(**quoted) if quoted else SELECT_ERROR_NONE,
+    }
+    return out

@@ -70,18 +70,30 @@ def classify_fit(fit: SlopeFit | None, need_reps: bool) -> tuple[str, str]:
         f"growth {pct(lo)}..{pct(hi)} over {fit.x_min:.0f}-{fit.x_max:.0f} descriptors "
         f"({fit.confidence:.0%} profile interval of the log-scale fit)"
     )
-    tol = TOLERANCE_REL_INCREASE
-    margin = f"+-{tol:.0%}"
-    if -tol < lo and hi < tol:
-        return FLAT, f"{span} lies inside {margin}"
-    if lo > 0:
-        return GROWING, f"{span} is above 0 and not inside {margin}"
-    if hi < 0:
-        return FALLING, (
+    margin = f"+-{TOLERANCE_REL_INCREASE:.0%}"
+    cls = classify_interval(lo, hi)
+    reason = {
+        FLAT: f"{span} lies inside {margin}",
+        GROWING: f"{span} is above 0 and not inside {margin}",
+        FALLING: (
             f"{span} is below 0 and not inside {margin}: a cost that falls with more "
             "descriptors, so the measurement is suspect"
-        )
-    return UNCLEAR, f"{span} straddles 0 and an edge of {margin} (too noisy to say)"
+        ),
+        UNCLEAR: f"{span} straddles 0 and an edge of {margin} (too noisy to say)",
+    }
+    return cls, reason[cls]
+
+
+def classify_interval(lo: float, hi: float) -> str:
+    """FLAT | GROWING | FALLING | UNCLEAR for a growth interval (``RULES["flat"]``)."""
+    tol = TOLERANCE_REL_INCREASE
+    if -tol < lo and hi < tol:
+        return FLAT
+    if lo > 0:
+        return GROWING
+    if hi < 0:
+        return FALLING
+    return UNCLEAR
 
 
 def classify_fits(fits: dict[str, SlopeFit], need_reps: bool) -> dict[str, tuple[str, str]]:

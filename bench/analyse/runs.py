@@ -17,8 +17,9 @@ floor matters when the runs happen to agree: the HKSJ scale is then below 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -83,3 +84,26 @@ def pool_runs(
         float(np.exp(mean)), float(np.exp(mean - half)), float(np.exp(mean + half)),
         float(np.sqrt(max(float(res.tau2), 0.0))), *spread, k, confidence,
     )  # fmt: skip
+
+
+def growth_log_se(fit: Mapping[str, Any], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """A run's growth fit as (log(1 + growth), its standard error) from its own interval.
+
+    The fit's interval is a profile t interval on ``df`` degrees of freedom; its
+    half-width on the log scale over the t quantile is the standard error the pool
+    weighs the run by. A fit without a finite two-sided interval gives NaNs (left out).
+    """
+    g = fit.get("projected_rel_increase")
+    lo, hi = fit.get("projected_rel_increase_ci_low"), fit.get("projected_rel_increase_ci_high")
+    df = fit.get("df")
+    values = (g, lo, hi, df)
+    if not all(isinstance(v, int | float) and np.isfinite(v) for v in values) or min(g, lo) <= -1:
+        return NAN, NAN
+    t = float(stats.t.ppf(0.5 + confidence / 2, df)) if df and df > 0 else NAN
+    return float(np.log1p(g)), float((np.log1p(hi) - np.log1p(lo)) / (2 * t))
+
+
+def pool_growth(fits: Sequence[Mapping[str, Any]], confidence: float = CONFIDENCE) -> PooledRuns:
+    """Runs' growth fits of one backend and metric pooled (``ratio`` is 1 + growth)."""
+    pairs = [growth_log_se(f, confidence) for f in fits]
+    return pool_runs([p[0] for p in pairs], [p[1] for p in pairs], confidence)

@@ -182,6 +182,36 @@ def _claim3(verdicts: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def pooled_claim3(verdicts: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown rows: each family's epoll's growth per primary trial metric, pooled over runs."""
+    from bench.analyse.flatness import classify_interval
+    from bench.analyse.rules import CLAIM3_MICRO_LABEL, PRIMARY
+    from bench.analyse.runs import pool_growth
+
+    fits: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for v in verdicts:
+        claim = v["claims"][2]
+        for block in (claim.get("families") or {}).values() or [claim]:
+            subject = str((block.get("roles") or {}).get("subject") or "epoll")
+            for m in block["evidence"].get("metrics", []):
+                fit = (m.get("backends") or {}).get(subject)
+                if m.get("role") == PRIMARY and m["metric"] != CLAIM3_MICRO_LABEL and fit:
+                    fits.setdefault((m["metric"], subject), []).append(fit)
+    rows = []
+    for (metric, backend), per_run in sorted(fits.items()):
+        pooled = pool_growth(per_run)
+        if pooled.n_runs < 2:
+            continue
+        lo, hi = pooled.ci_low - 1, pooled.ci_high - 1
+        rows.append(
+            f"| {metric} | {backend} | {pooled.ratio - 1:+.0%} [{lo:+.0%}, {hi:+.0%}] | "
+            f"{classify_interval(lo, hi)} | tau {pooled.tau:.2f}; runs "
+            f"{pooled.run_min - 1:+.0%} to {pooled.run_max - 1:+.0%} "
+            f"({pooled.n_runs} of {len(verdicts)} runs) |"
+        )
+    return rows
+
+
 def _status_words(values: Sequence[str]) -> str:
     """'**SUPPORTED**' when every run agrees, else '**SUPPORTED** in 2 of 3 runs, ...'."""
     counts = Counter(values)
@@ -243,6 +273,21 @@ def summary_table(runs: Sequence[str], verdicts: Sequence[dict[str, Any]]) -> st
             "| Regime | Comparison | Pooled ratio | Status | Between runs |",
             "|---|---|---|---|---|",
             *pooled,
+        ]
+    growth = pooled_claim3(verdicts)
+    if growth:
+        from bench.analyse.rules import CONFIDENCE, TOLERANCE_REL_INCREASE
+        from bench.analyse.runs import METHOD_RUNS
+
+        lines += [
+            "",
+            f"Claim 3's in-server growth of each family's epoll pooled over the runs "
+            f"({CONFIDENCE:.0%} intervals of 1 + growth, {METHOD_RUNS}; flat inside "
+            f"+-{TOLERANCE_REL_INCREASE:.0%} and growing above 0, by RULES['flat']):",
+            "",
+            "| Metric | Backend | Pooled growth | Class | Between runs |",
+            "|---|---|---|---|---|",
+            *growth,
         ]
     warnings = sorted({w for v in verdicts for w in v.get("warnings", [])})
     if warnings:

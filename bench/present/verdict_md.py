@@ -224,8 +224,22 @@ def _claim_body(claim_id: str, block: dict[str, Any]) -> list[str]:
     return out
 
 
+def _limit_lines(c: dict[str, Any]) -> list[str]:
+    """Claim 1, across families: where the 1024 lives and select's own error (absent in
+    other claims and older verdicts)."""
+    out = []
+    where = c.get("limit_location") or {}
+    if where.get("sentence"):
+        out.append(f"- **Where the 1024 lives:** {md_escape(where['sentence'])} "
+                   f"(rule `{where.get('rule')}`)")  # fmt: skip
+    error = c.get("select_error") or {}
+    if error.get("sentence"):
+        out.append(f"- **select's own error:** {md_escape(error['sentence'])}")
+    return [*out, ""] if out else []
+
+
 def _claim_lines(c: dict[str, Any]) -> list[str]:
-    out = [f"### Claim {c['id']}: {c['claim']} — {c['status']}", ""]
+    out = [f"### Claim {c['id']}: {c['claim']} — {c['status']}", "", *_limit_lines(c)]
     families = c.get("families") or {}
     head = families.get(c.get("headline_family", ""), {})
     if len(families) > 1:

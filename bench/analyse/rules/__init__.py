@@ -12,7 +12,15 @@ before any io_uring data).
 from __future__ import annotations
 
 from bench.analyse.rules.calibration import CALIBRATION_RULES
-from bench.analyse.rules.texts import RULES
+from bench.analyse.rules.texts import (
+    LIMIT_LOCATION_NONE_MEASURED,
+    LIMIT_LOCATION_NOT_SHOWN,
+    LIMIT_LOCATION_PYTHON_ERROR,
+    LIMIT_LOCATION_SHOWN,
+    RULES,
+    SELECT_ERROR_NONE,
+    SELECT_ERROR_QUOTED,
+)
 from bench.analyse.rules.thresholds import (
     BETTER,
     BUSY_COLUMN,
@@ -44,6 +52,7 @@ from bench.analyse.rules.thresholds import (
     FALLING,
     FAMILIES_DIFFER,
     FAMILY_PYTHON_LOOP,
+    FD_NUMBER_LIMIT_COLUMN,
     FLAT,
     GROWING,
     HEADLINE_FAMILY,
@@ -64,6 +73,7 @@ from bench.analyse.rules.thresholds import (
     PRIMARY_ANALYSIS,
     RULES_CHANGED,
     SECONDARY,
+    SELECT_ERROR_COLUMN,
     SEND_LAG_COLUMN,
     SEND_LAG_P99_FRACTION,
     STEAL_COLUMN,
@@ -110,12 +120,17 @@ __all__ = [
     "FALLING",
     "FAMILIES_DIFFER",
     "FAMILY_PYTHON_LOOP",
+    "FD_NUMBER_LIMIT_COLUMN",
     "FLAT",
     "GROWING",
     "HEADLINE_FAMILY",
     "IDLE_HEAVY_TARGET_N",
     "INCONCLUSIVE",
     "INSUFFICIENT",
+    "LIMIT_LOCATION_NONE_MEASURED",
+    "LIMIT_LOCATION_NOT_SHOWN",
+    "LIMIT_LOCATION_PYTHON_ERROR",
+    "LIMIT_LOCATION_SHOWN",
     "MACHINE_CPU_COLUMN",
     "MARGIN_TEXT",
     "MIN_CONNECTIONS_FOR_MECHANISM",
@@ -131,6 +146,9 @@ __all__ = [
     "RULES",
     "RULES_CHANGED",
     "SECONDARY",
+    "SELECT_ERROR_COLUMN",
+    "SELECT_ERROR_NONE",
+    "SELECT_ERROR_QUOTED",
     "SEND_LAG_COLUMN",
     "SEND_LAG_P99_FRACTION",
     "STEAL_COLUMN",

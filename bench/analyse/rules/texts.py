@@ -33,6 +33,7 @@ from bench.analyse.rules.thresholds import (
     MIN_REPS_PER_LEVEL,
     NEAR_WALL_FRACTION,
     RULES_CHANGED,
+    SELECT_ERROR_COLUMN,
     SEND_LAG_COLUMN,
     SEND_LAG_P99_FRACTION,
     STEAL_COLUMN,
@@ -40,6 +41,29 @@ from bench.analyse.rules.thresholds import (
     TOLERANCE_REL_INCREASE,
     WAIT_SHARE_MATERIAL,
 )
+
+# Claim 1's sentences on where the 1,024 lives (RULES["claim1_limit_location"]), filled in
+# by bench.analyse.claim1 from the run's fd-limit trials.
+LIMIT_LOCATION_SHOWN = (
+    "{backend} served {served} connections at once (of {requested} offered) with select(2) on "
+    "descriptor bitmaps sized to RLIMIT_NOFILE ({nofile}): the kernel took descriptors "
+    "numbered past {fd_setsize}, so the {fd_setsize} is not the kernel's. It is the size of "
+    "glibc's fd_set (FD_SETSIZE bits, fixed at compile time; c-select uses it and refuses "
+    "higher numbers) and CPython's check in select.select{python_error}. Nothing needs "
+    "recompiling: a program that allocates a larger bitmap passes select(2) any descriptor "
+    "below RLIMIT_NOFILE"
+)
+LIMIT_LOCATION_PYTHON_ERROR = " (in this run's {backend} server: {error})"
+LIMIT_LOCATION_NOT_SHOWN = (
+    "not shown by this run: no select backend with descriptor bitmaps past FD_SETSIZE "
+    "served more than {fd_setsize} connections at once in fd-limit ({detail})"
+)
+LIMIT_LOCATION_NONE_MEASURED = "none was measured"
+SELECT_ERROR_QUOTED = (
+    "{error} (raised at start-up by the {backend} server's select for the first descriptor "
+    f"number it refused; trials.csv column {SELECT_ERROR_COLUMN})"
+)
+SELECT_ERROR_NONE = "no select backend recorded an error in this run's fd-limit trials"
 
 RULES: dict[str, str] = {
     "intervals": (
@@ -233,6 +257,19 @@ RULES: dict[str, str] = {
         "weighs the descriptors its server counts per client (the backend registry: 1 for our "
         "servers, 2 for HAProxy); the weight applies both ways (more than 512 HAProxy clients "
         "would refute the claim). See RULES['history']."
+    ),
+    "claim1_limit_location": (
+        "Claim 1 also says where FD_SETSIZE's 1024 lives, and changes no status with it (the "
+        "claim is about select as programs get it: glibc's fd_set, Python's select module). "
+        "Evidence: the fd-limit trials of the run's select backends that declare no "
+        "descriptor-number limit in the backend registry (c-select-big: select(2) on "
+        "descriptor bitmaps sized to RLIMIT_NOFILE). When one served more than FD_SETSIZE "
+        "connections at once, the kernel's select(2) watched descriptors numbered past 1024, "
+        "so the limit is glibc's fixed fd_set and CPython's select.select check, not the "
+        "kernel, and nothing needs recompiling. When none did (or none was measured), the "
+        "verdict says where the 1024 lives is not shown and names no place. The error select "
+        "itself raised (the select server's start-up probe, trials.csv column "
+        f"{SELECT_ERROR_COLUMN}) is quoted as recorded, per family and for the claim."
     ),
     "families": (
         "Every claim is judged separately for each family of backends in the backend registry "

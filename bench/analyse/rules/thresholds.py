@@ -63,6 +63,10 @@ BETTER, WORSE, EQUIVALENT = "epoll better", "epoll worse", "EQUIVALENT"
 
 # ---------------------------------------------------------------- claim 1
 NEAR_WALL_FRACTION = 0.90  # select serving >= 90% of FD_SETSIZE counts as "at the wall"
+# Where the 1,024 lives (RULES["claim1_limit_location"]): what select itself said at start-up,
+# and the descriptor-number limit a server reported (RLIMIT_NOFILE for c-select-big).
+SELECT_ERROR_COLUMN = metrics.SERVER_SELECT_PROBE_ERROR.name
+FD_NUMBER_LIMIT_COLUMN = metrics.SERVER_FD_NUMBER_LIMIT.name
 
 # ---------------------------------------------------------------- trials left out
 # Applied by the analysis to the columns the runner records (the thresholds live

@@ -206,7 +206,7 @@ SCENARIO = register(
             "quick": IdleStepsSettings(),
             "standard": IdleStepsSettings(idle_counts=(0, 1000, 2000, 4000, 8000)),
             "full": IdleStepsSettings(idle_counts=(0, 1000, 2000, 4000, 8000, 16000)),
-            "tiny": IdleStepsSettings(idle_counts=(0, 20, 50), active_connections=2),
+            "tiny": IdleStepsSettings(idle_counts=(0, 20, 50), active_connections=2, processes=1),
         },
         cells=cells,
         driver=drive_steps,
