@@ -1,5 +1,5 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et and c-select-big
-(family "c"), and the io_uring completion server c-uring.
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et, c-select-big and
+c-uring-poll (family "c"), and the io_uring completion server c-uring.
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -46,7 +46,7 @@ def _twin(
 
 # Darker shades of the Python twins' hues (select red, poll orange, epoll blue,
 # epoll-et cyan), so a chart pairs each twin by colour and tells the families apart.
-C_BACKENDS: tuple[Backend, ...] = (
+C_BACKENDS = (
     _twin("select", "#7f0000",
           "select(2) in the C event loop; refuses descriptor numbers >= FD_SETSIZE",
           fd_number_limit=FD_SETSIZE),
@@ -61,12 +61,10 @@ C_BACKENDS: tuple[Backend, ...] = (
     _twin("select-big", "#ce1256",
           "select(2) on descriptor bitmaps sized from RLIMIT_NOFILE, in the C event loop; "
           "no FD_SETSIZE limit"),
-)  # fmt: skip
-
-# io_uring readiness (mech_uring_poll.c; olive, the Python uring-poll's hue darker): built
-# only where setup.py's liburing probe succeeds; whether this kernel lets it run is asked
-# at run time (servers.uring_availability). Edge-triggered, as the kernel offers multishot poll.
-C_BACKENDS += (
+    # io_uring readiness (mech_uring_poll.c; olive, the Python uring-poll's hue darker):
+    # built only where setup.py's liburing probe succeeds; whether this kernel lets it run
+    # is asked at run time (servers.uring_availability). Edge-triggered, as the kernel
+    # offers multishot poll.
     _twin("uring-poll", "#5c5c00",
           "io_uring multishot poll (edge-triggered), one io_uring_enter per loop pass, in the "
           "C event loop", edge_triggered=True, install_hint=URING_HINT,

@@ -34,10 +34,10 @@ TWINS: tuple[tuple[str, str], ...] = (
     ("select", "c-select"),
     ("poll", "c-poll"),
     ("epoll", "c-epoll"),
-    ("uring-poll", "c-uring-poll"),
     ("epoll-et", "c-epoll-et"),
     # select(2) on bitmaps sized from RLIMIT_NOFILE: below 1,024 it answers as select does.
     ("select", "c-select-big"),
+    ("uring-poll", "c-uring-poll"),
     ("epoll", "c-uring"),
 )
 C_BACKENDS: tuple[str, ...] = tuple(c for _, c in TWINS)
