@@ -83,6 +83,7 @@ def test_every_scenario_is_measured_with_phases_and_window_edges(
     trials = load(run).trials
     assert set(trials["scenario"]) == {
         "idle-scaling",
+        "idle-steps",
         "active-scaling",
         "fd-limit",
         "churn",
