@@ -194,7 +194,7 @@ def test_window_holds_every_connection_until_released(start_server: Any, repetit
     marks: dict[str, StatsSnapshot] = {}
 
     def at_end() -> None:
-        time.sleep(0.3)
+        time.sleep(0.3)  # window: a slow parent, the case under test
         marks["end"] = srv.stats()
 
     cfg = LoadConfig(port=srv.port, idle_connections=1000, active_connections=8, measure_s=0.5,
