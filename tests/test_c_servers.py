@@ -59,7 +59,7 @@ def test_emfile_is_counted_and_does_not_spin(start_server, backend: str) -> None
             clients.append(socket.create_connection(("127.0.0.1", srv.port), timeout=10))
         wait_for_stats(srv, lambda s: s.accept_emfile > 0, what="accept_emfile > 0")
         before = srv.stats()
-        time.sleep(1.0)
+        time.sleep(1.0)  # window: the wait calls a spinning loop would make in 1 s
         after = srv.stats()
         assert srv.is_alive()
         assert after.wait_calls - before.wait_calls < SPIN_BOUND_CALLS_PER_S, (before, after)
@@ -116,7 +116,7 @@ def _dribble(socks: list[socket.socket], rounds: int, gap_s: float) -> None:
         for sock in socks:
             with contextlib.suppress(BlockingIOError):
                 sock.send(b"a")
-        time.sleep(gap_s)
+        time.sleep(gap_s)  # window: the slow clients' pace
 
 
 @pytest.mark.parametrize("backend", C_BACKENDS)
@@ -133,7 +133,7 @@ def test_slowloris_neither_starves_others_nor_spins(start_server, backend: str) 
         dribbler.start()
         for _ in range(5):  # others are served meanwhile
             assert_serves(srv.port, "http")
-            time.sleep(0.2)
+            time.sleep(0.2)  # window: spread the fresh clients over the dribble
         dribbler.join(timeout=30)
         after = wait_for_stats(srv, lambda s: s.bytes_in - before.bytes_in >= 200 * 40)
         # At most one wait call per byte that arrived (plus the fresh clients'): no spinning.
@@ -155,7 +155,7 @@ def test_slowloris_neither_starves_others_nor_spins(start_server, backend: str) 
             client.send(b"GET / HTTP/1.1\r\nX-Slow: ")
             for _ in range(HEAD_CAP_BYTES // 4096 + 2):
                 client.send(b"b" * 4096)
-                time.sleep(0.005)
+                time.sleep(0.005)  # window: a dribble, not one burst
         with contextlib.suppress(PeerClosed, ConnectionResetError):
             assert client.read_response().status == 431
     wait_idle(srv)

@@ -38,7 +38,7 @@ def test_emfile_is_counted_and_does_not_spin(start_server, backend: str) -> None
         while time.monotonic() < deadline and srv.stats().accept_emfile == 0:
             time.sleep(0.05)
         before = srv.stats()
-        time.sleep(1.0)
+        time.sleep(1.0)  # window: the wait calls a spinning loop would make in 1 s
         after = srv.stats()
         assert after.accept_emfile > 0, "the server never hit EMFILE: test set-up is wrong"
         assert srv.is_alive()

@@ -192,6 +192,16 @@ def test_each_family_finds_its_uring_poll_backend_by_mechanism() -> None:
     assert registry.get("c-uring-poll").look.marker == registry.get("uring-poll").look.marker
 
 
+@pytest.mark.parametrize("preset", ["quick", "standard", "tiny", "full"])
+def test_of_the_presets_only_full_plans_the_uring_backends(preset: str) -> None:
+    """Edge-triggered like epoll-et, but outside quick's and standard's budgets."""
+    from bench.measure.config import preset_config
+
+    assert all(registry.get(b).edge_triggered for b in URING_BACKENDS)
+    planned = set(URING_BACKENDS) & set(preset_config(preset).backends)
+    assert planned == (set(URING_BACKENDS) if preset == "full" else set())
+
+
 # ---------------------------------------------------------------- byte for byte like epoll
 
 
