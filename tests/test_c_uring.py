@@ -97,3 +97,17 @@ def test_doctor_skips_c_uring_alone_and_says_why() -> None:
     assert "c-uring" not in running.split(", "), check.value
     assert skipped == "c-uring", check.value
     assert check.remedy.startswith("c-uring skipped:") and "Linux 6.0" in check.remedy
+
+
+@pytest.mark.parametrize("preset", ["quick", "standard", "tiny", "full"])
+def test_of_the_presets_only_full_plans_c_uring(preset: str) -> None:
+    """Declared edge-triggered, so the level-triggered C roles of quick leave it out and
+    quick's plan is what it was before c-uring; full measures it beside the C family."""
+    from bench.measure.config import build_config
+    from bench.measure.plan import plan_trials
+
+    if preset == "full" and (reason := registry.get("c-uring").unavailable_reason()):
+        pytest.skip(reason)
+    assert registry.get("c-uring").edge_triggered
+    planned = {t.backend for t in plan_trials(build_config(preset=preset, order_seed=1))}
+    assert ("c-uring" in planned) == (preset == "full"), sorted(planned)
