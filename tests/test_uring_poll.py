@@ -310,7 +310,13 @@ def test_a_build_without_liburing_succeeds_and_says_why(tmp_path) -> None:
         "print(m.LIBURING, 'uring-poll' in m.MECHANISMS); "
         "print(registry.get('c-epoll').unavailable_reason()); "
         "print(registry.get('c-uring-poll').unavailable_reason()); "
-        "print(registry.get('c-uring').unavailable_reason())"
+        "print(registry.get('c-uring').unavailable_reason())\n"
+        "try:\n"
+        "    m.Loop(mechanism='uring-completion', listen_fd=0, wake_fd=0, wake_write_fd=0,"
+        " http=True, http_close=False, instrumentation=True, max_queued_bytes=1,"
+        " max_head_bytes=64, sample_seed=0)\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -324,3 +330,4 @@ def test_a_build_without_liburing_succeeds_and_says_why(tmp_path) -> None:
     assert out[:2] == ["None False", "None"], out
     assert "built without io_uring" in out[2] and "apt-get install liburing-dev" in out[2]
     assert out[3] == out[2], "c-uring is built with the io_uring sources, or not at all"
+    assert "'uring-completion' needs io_uring" in out[4] and "liburing-dev" in out[4], out
