@@ -1,5 +1,5 @@
-"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et and c-select-big
-(family "c").
+"""Registers the C twin servers: c-select, c-poll, c-epoll, c-epoll-et, c-select-big and
+c-uring-poll (family "c"), and the io_uring completion server c-uring.
 
 The same loop, protocols, limits and counters as the Python event-loop
 backends (servers.eventloop), written in C (servers/c/) and built by
@@ -15,8 +15,9 @@ that every twin declared here has an adapter in the build and the reverse).
 
 from __future__ import annotations
 
+from servers.c_uring import URING_COMPLETION
 from servers.limits import FD_SETSIZE
-from servers.registry import FAMILY_C, Backend, register
+from servers.registry import FAMILY_C, URING_AVAILABILITY, URING_HINT, Backend, register
 
 # servers.c_server imports the extension: if that fails, Backend.unavailable_reason()
 # quotes its ImportError (which names the missing compiler or headers) and this hint.
@@ -31,13 +32,15 @@ def _twin(
     *,
     fd_number_limit: int | None = None,
     edge_triggered: bool = False,
+    install_hint: str = _HINT,
+    availability: str | None = None,
 ) -> Backend:
     """The C twin ``c-<mechanism>``: the C loop on the adapter of that name."""
     return Backend(
         name=f"c-{mechanism}", family=FAMILY_C, mechanism=mechanism, wait_instrumented=True,
         fd_number_limit=fd_number_limit, colour=colour, edge_triggered=edge_triggered,
-        factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=_HINT,
-        description=description,
+        factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=install_hint,
+        availability=availability, description=description,
     )  # fmt: skip
 
 
@@ -58,7 +61,30 @@ C_BACKENDS = (
     _twin("select-big", "#ce1256",
           "select(2) on descriptor bitmaps sized from RLIMIT_NOFILE, in the C event loop; "
           "no FD_SETSIZE limit"),
+    # io_uring readiness (mech_uring_poll.c; olive, the Python uring-poll's hue darker):
+    # built only where setup.py's liburing probe succeeds; whether this kernel lets it run
+    # is asked at run time (servers.uring_availability). Edge-triggered, as the kernel
+    # offers multishot poll.
+    _twin("uring-poll", "#5c5c00",
+          "io_uring multishot poll (edge-triggered), one io_uring_enter per loop pass, in the "
+          "C event loop", edge_triggered=True, install_hint=URING_HINT,
+          availability=URING_AVAILABILITY),
 )  # fmt: skip
 
-for _backend in C_BACKENDS:
+# Not a twin: the same protocols, counters, limits and glue (make_c_server), but its own
+# loop (servers/c/uring_server.c), which the extension runs for this mechanism instead of
+# a readiness adapter; built with the io_uring readiness sources, and servers.c_uring says
+# whether this kernel runs it. Declared edge-triggered: a completion is reported once, never
+# again while data waits, so the roles that want one level-triggered backend per readiness
+# mechanism (quick's C cells) leave it out; full measures it.
+C_URING = Backend(
+    name="c-uring", family=FAMILY_C, mechanism=URING_COMPLETION, wait_instrumented=True,
+    fd_number_limit=None, colour="#7a0177", marker="*", edge_triggered=True,
+    factory="servers.c_server:make_c_server", requires=_REQUIRES, install_hint=URING_HINT,
+    availability="servers.c_uring:unavailable_reason",
+    description="io_uring completions in C: multishot accept, multishot receive into provided "
+    "buffers, sends as submissions; one io_uring_enter per loop pass",
+)  # fmt: skip
+
+for _backend in (*C_BACKENDS, C_URING):
     register(_backend)

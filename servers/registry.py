@@ -37,7 +37,7 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from servers.limits import FD_SETSIZE, SetupError
 
@@ -82,6 +82,7 @@ DEFAULT_LINESTYLE = "-"
 MECHANISM_MARKERS: dict[str, str] = {
     "select": "s", "select-big": "s", "poll": "^", "epoll": "o", "epoll-et": "D",
     "asyncio": "v", "uvloop": "P", "threads": "X",
+    "uring-poll": "h",
 }  # fmt: skip
 DEFAULT_MARKER = "o"
 
@@ -162,8 +163,10 @@ class Backend:
     label: str | None = None
     """Its name in the charts' legends; None: ``name``."""
     edge_triggered: bool = False
-    """Readiness reported once per change (EPOLLET): a variant of its mechanism, which the
-    presets measure beside the level-triggered backends only where they compare the two."""
+    """Readiness reported once per change (EPOLLET; io_uring's multishot poll, which is never
+    level-triggered): the roles that want one level-triggered backend per mechanism omit it."""
+    availability: str | None = None
+    """"module:callable" asked after ``requires``: None, or why it cannot run here (io_uring)."""
 
     @property
     def look(self) -> Look:
@@ -226,6 +229,9 @@ class Backend:
                     f"backend {self.name!r} needs the {module} module, which cannot be "
                     f"imported ({exc}): {hint}"
                 )
+        if self.availability is not None:
+            module_name, _, attr = self.availability.partition(":")
+            return cast(str | None, getattr(importlib.import_module(module_name), attr)())
         return None
 
     def load_factory(self) -> Callable[..., Any]:
@@ -407,6 +413,16 @@ register(Backend(
     fd_number_limit=None, colour="#17becf", edge_triggered=True,
     factory="servers.backends.epoll_backend:make_server_edge_triggered",
     description="epoll(7), edge-triggered (EPOLLET), in the shared event loop",
+))  # fmt: skip
+# The io_uring backends' (uring-poll, c-uring-poll) install hint and run-time check.
+URING_HINT = "apt-get install gcc python3-dev liburing-dev, then pip install -e . again"
+URING_AVAILABILITY = "servers.uring_availability:unavailable_reason"
+register(Backend(
+    name="uring-poll", family=FAMILY_PYTHON_LOOP, mechanism="uring-poll", wait_instrumented=True,
+    fd_number_limit=None, colour="#bcbd22", edge_triggered=True,
+    factory="servers.backends.uring_poll_backend:make_server", requires=("servers.c_server",),
+    install_hint=URING_HINT, availability=URING_AVAILABILITY,
+    description="io_uring multishot poll (edge-triggered) in the shared event loop",
 ))  # fmt: skip
 register(Backend(
     # Its EpollSelector is wrapped to time each select() call (servers.asyncio_server).

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import psutil
 import pytest
+from fixtures.tiny_run import TinyRun, run_tiny
 
 
 def _children() -> set[int]:
@@ -58,3 +59,12 @@ def start_server() -> Iterator[Callable[..., object]]:
     yield factory
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
+    """One real tiny run of every scenario (select and epoll), shared by the session.
+
+    Read-only for its users: a test that changes files copies the folder first.
+    """
+    return run_tiny(tmp_path_factory.mktemp("shared-tiny-run"))

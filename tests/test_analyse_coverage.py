@@ -257,6 +257,7 @@ def test_pooled_summary_over_cells_from_the_model_covers(noise: Noise) -> None:
     assert coverage >= MIN_COVERAGE, f"{noise.label()}: {coverage:.3f}"
 
 
+@pytest.mark.slow  # thousands of simulated fits: seconds
 def test_one_variance_for_every_backend_would_not_cover() -> None:
     # Why the model pools the variance over the two backends compared only: with
     # select three times as noisy as epoll and poll, one variance for all three

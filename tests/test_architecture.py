@@ -329,3 +329,83 @@ def test_no_test_asserts_on_elapsed_time() -> None:
     assert offenders == [], "assert behaviour or an event, not elapsed time: " + ", ".join(
         offenders
     )
+
+
+# --- The test suite synchronises on events, not sleeps --------------------------------
+#
+# A ``time.sleep`` (or ``asyncio.sleep``) in a test is a bounded poll when a ``while``
+# loop encloses it (``while not ready() and time.monotonic() < deadline: sleep``). Any
+# other sleep must say, in a ``# window:`` comment on its line or the line above, which
+# span of time it paces or observes (a spin counted over a second, a client's dribble, a
+# slow caller simulated): a sleep that waits for something to happen is a race.
+SLEEP_MODULES = frozenset({"time", "asyncio"})
+WINDOW_NOTE = "# window:"
+
+
+def _is_sleep(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return (
+            func.attr == "sleep" and isinstance(func.value, ast.Name)
+            and func.value.id in SLEEP_MODULES
+        )  # fmt: skip
+    return isinstance(func, ast.Name) and func.id == "sleep"
+
+
+def fixed_sleeps(source: str) -> list[int]:
+    """Line numbers of the sleeps in ``source`` that are neither polls nor noted windows."""
+    lines = source.splitlines()
+    found: list[int] = []
+
+    def noted(line: int) -> bool:
+        return any(WINDOW_NOTE in lines[i - 1] for i in (line, line - 1) if i >= 1)
+
+    def visit(node: ast.AST, polling: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _is_sleep(child) and not polling and not noted(child.lineno):
+                found.append(child.lineno)
+            visit(child, polling or isinstance(child, ast.While))
+
+    visit(ast.parse(source), False)
+    return sorted(found)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\nsend()\ntime.sleep(0.3)\nassert stats().queued < 4\n",
+        "import time\nfor _ in range(5):\n    time.sleep(0.05)\n",
+        "from time import sleep\nsleep(1)\n",
+        "import asyncio\nasync def f():\n    await asyncio.sleep(0.1)\n",
+    ],
+)
+def test_the_sleep_detector_sees_a_sleep_used_to_wait(source: str) -> None:
+    assert fixed_sleeps(source) != [], source
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\nwhile not done() and time.monotonic() < deadline:\n    time.sleep(0.05)\n",
+        "import time\nwhile True:\n    if ok():\n        break\n    time.sleep(0.02)\n",
+        "import time\ntime.sleep(1.0)  # window: wait calls counted over 1 s\n",
+        "import time\n# window: the client's pace\ntime.sleep(0.2)\n",
+        "code = 'import time; time.sleep(60)'\n",  # a child process's program, not a wait
+    ],
+)
+def test_the_sleep_detector_leaves_polls_and_windows_alone(source: str) -> None:
+    assert fixed_sleeps(source) == [], source
+
+
+def test_no_test_sleeps_to_synchronise() -> None:
+    offenders = [
+        f"{path.relative_to(REPO / 'tests')}:{line}"
+        for path in sorted((REPO / "tests").rglob("*.py"))
+        for line in fixed_sleeps(path.read_text())
+    ]
+    assert offenders == [], (
+        "wait for an event or poll for the condition with a deadline, or say which window "
+        f"the sleep is in a '{WINDOW_NOTE}' comment: " + ", ".join(offenders)
+    )

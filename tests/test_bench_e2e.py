@@ -8,41 +8,22 @@ verdict, not any speed.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fixtures.tiny_run import REPO, TinyRun
 
 from bench.store import schema
 from bench.store.results import load
 
-REPO = Path(__file__).resolve().parent.parent
-
 pytestmark = pytest.mark.slow
-TinyRun = tuple[subprocess.CompletedProcess[str], Path]
-
-
-@pytest.fixture(scope="module")
-def tiny_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[subprocess.CompletedProcess[str], Path]:
-    out = tmp_path_factory.mktemp("results")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--preset", "tiny", "--out", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    runs = [p for p in out.iterdir() if (p / schema.RUN_JSON).is_file()]
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert len(runs) == 1, runs
-    return proc, runs[0]
 
 
 def test_every_file_is_written(tiny_run: TinyRun) -> None:
-    _, run = tiny_run
+    run = tiny_run.path
     for name in (
         schema.RUN_JSON,
         schema.TRIALS_CSV,
@@ -66,7 +47,7 @@ def test_every_file_is_written(tiny_run: TinyRun) -> None:
 def test_run_json_records_config_machine_and_commit(
     tiny_run: TinyRun,
 ) -> None:
-    _, run = tiny_run
+    run = tiny_run.path
     meta = json.loads((run / schema.RUN_JSON).read_text())
     assert meta["schema_version"] == schema.SCHEMA_VERSION
     assert meta["status"] == "complete"
@@ -80,10 +61,11 @@ def test_run_json_records_config_machine_and_commit(
 def test_every_scenario_is_measured_with_phases_and_window_edges(
     tiny_run: TinyRun,
 ) -> None:
-    _, run = tiny_run
+    run = tiny_run.path
     trials = load(run).trials
     assert set(trials["scenario"]) == {
         "idle-scaling",
+        "idle-steps",
         "active-scaling",
         "fd-limit",
         "churn",
@@ -110,7 +92,7 @@ def test_every_scenario_is_measured_with_phases_and_window_edges(
 def test_fd_limit_shows_select_rejecting_beyond_fd_setsize(
     tiny_run: TinyRun,
 ) -> None:
-    _, run = tiny_run
+    run = tiny_run.path
     trials = load(run).trials
     row = trials[(trials["scenario"] == "fd-limit") & (trials["backend"] == "select")].iloc[0]
     assert row["connections_requested"] > schema.FD_SETSIZE
@@ -127,16 +109,15 @@ def test_fd_limit_shows_select_rejecting_beyond_fd_setsize(
 def test_output_names_the_plan_the_verdict_and_the_charts(
     tiny_run: TinyRun,
 ) -> None:
-    proc, run = tiny_run
-    assert "planned duration" in proc.stdout
-    assert str(run / schema.CHARTS_DIR) in proc.stdout
-    assert "report.md" in proc.stdout
+    run = tiny_run.path
+    assert "planned duration" in tiny_run.stdout
+    assert str(run / schema.CHARTS_DIR) in tiny_run.stdout
+    assert "report.md" in tiny_run.stdout
 
 
-def test_plot_and_report_redraw_from_the_folder_alone(
-    tiny_run: TinyRun,
-) -> None:
-    _, run = tiny_run
+def test_plot_and_report_redraw_from_the_folder_alone(tiny_run: TinyRun, tmp_path: Path) -> None:
+    # A copy: the session's run is shared with other tests, and this one deletes files.
+    run = Path(shutil.copytree(tiny_run.path, tmp_path / tiny_run.path.name))
     report, page = run / schema.REPORT_MD, run / schema.REPORT_HTML
     report.unlink()
     page.unlink()

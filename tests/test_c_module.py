@@ -27,14 +27,27 @@ from servers.limits import FD_SETSIZE, open_listener  # noqa: E402
 from servers.stats import ServerStats  # noqa: E402
 
 cloop = c_server.load_extension()
-MECHANISMS = tuple(registry.get(b).mechanism for b in C_BACKENDS)
+
+
+def _adapter(backend: str) -> object:
+    """The twin's adapter name, skipped with the reason where it cannot run (io_uring)."""
+    declared = registry.get(backend)
+    reason = declared.unavailable_reason()
+    skip = pytest.mark.skipif(reason is not None, reason=str(reason))
+    return pytest.param(declared.mechanism, marks=skip, id=declared.mechanism)
+
+
+# The readiness adapters of the C loop, and c-uring's completion loop.
+MECHANISMS = tuple(_adapter(b) for b in C_BACKENDS)
+BACKEND_OF = {registry.get(b).mechanism: b for b in C_BACKENDS}
+URING_COMPLETION = _adapter("c-uring")
 
 
 def _start(
     mechanism: str, protocol: str, instrumentation: bool = True
 ) -> tuple[object, ServerStats, threading.Thread, int]:
     config = ServerConfig(
-        backend="c-" + mechanism, protocol=protocol, instrumentation=instrumentation
+        backend=BACKEND_OF[mechanism], protocol=protocol, instrumentation=instrumentation
     )
     listener = open_listener("127.0.0.1", 0, 128)
     port = listener.getsockname()[1]
@@ -98,9 +111,10 @@ def test_in_process_stop_closes_open_connections(mechanism: str) -> None:
         sock.close()
 
 
-def test_without_instrumentation_nothing_is_timed() -> None:
+@pytest.mark.parametrize("mechanism", ["epoll", URING_COMPLETION])
+def test_without_instrumentation_nothing_is_timed(mechanism: str) -> None:
     """--no-instrumentation: the plain loop, as the Python loop's _loop_plain."""
-    server, stats, thread, port = _start("epoll", "http", instrumentation=False)
+    server, stats, thread, port = _start(mechanism, "http", instrumentation=False)
     try:
         with HttpClient(port) as client:
             client.send(http_request())
@@ -115,7 +129,8 @@ def test_without_instrumentation_nothing_is_timed() -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"unknown mechanism 'kqueue': choose one of .*'select'"):
+    unknown = r"unknown mechanism 'kqueue': choose one of .*'select'.* or uring-completion"
+    with pytest.raises(ValueError, match=unknown):
         cloop.Loop(
             mechanism="kqueue", listen_fd=3, wake_fd=4, wake_write_fd=5, http=True,
             http_close=False, instrumentation=True, max_queued_bytes=1, max_head_bytes=64,

@@ -1,8 +1,8 @@
 """The C twins under the bad days of a server (issue 10, item 3), beyond the shared matrix of
 tests/test_servers_*.py (which runs them too, through the registry): descriptor exhaustion
 (EMFILE), select's FD_SETSIZE wall, slowloris, 8 MiB heads, reset storms and 19,000
-connections on c-epoll and c-select-big. After each the server is alive, not spinning, and
-serves a fresh client. Deadlines are liveness bounds; nothing here asserts speed.
+connections on c-epoll, c-select-big and c-uring. After each the server is alive, not
+spinning, and serves a fresh client. Deadlines are liveness bounds; nothing here asserts speed.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_emfile_is_counted_and_does_not_spin(start_server, backend: str) -> None
             clients.append(socket.create_connection(("127.0.0.1", srv.port), timeout=10))
         wait_for_stats(srv, lambda s: s.accept_emfile > 0, what="accept_emfile > 0")
         before = srv.stats()
-        time.sleep(1.0)
+        time.sleep(1.0)  # window: the wait calls a spinning loop would make in 1 s
         after = srv.stats()
         assert srv.is_alive()
         assert after.wait_calls - before.wait_calls < SPIN_BOUND_CALLS_PER_S, (before, after)
@@ -116,7 +116,7 @@ def _dribble(socks: list[socket.socket], rounds: int, gap_s: float) -> None:
         for sock in socks:
             with contextlib.suppress(BlockingIOError):
                 sock.send(b"a")
-        time.sleep(gap_s)
+        time.sleep(gap_s)  # window: the slow clients' pace
 
 
 @pytest.mark.parametrize("backend", C_BACKENDS)
@@ -133,7 +133,7 @@ def test_slowloris_neither_starves_others_nor_spins(start_server, backend: str) 
         dribbler.start()
         for _ in range(5):  # others are served meanwhile
             assert_serves(srv.port, "http")
-            time.sleep(0.2)
+            time.sleep(0.2)  # window: spread the fresh clients over the dribble
         dribbler.join(timeout=30)
         after = wait_for_stats(srv, lambda s: s.bytes_in - before.bytes_in >= 200 * 40)
         # At most one wait call per byte that arrived (plus the fresh clients'): no spinning.
@@ -155,7 +155,7 @@ def test_slowloris_neither_starves_others_nor_spins(start_server, backend: str) 
             client.send(b"GET / HTTP/1.1\r\nX-Slow: ")
             for _ in range(HEAD_CAP_BYTES // 4096 + 2):
                 client.send(b"b" * 4096)
-                time.sleep(0.005)
+                time.sleep(0.005)  # window: a dribble, not one burst
         with contextlib.suppress(PeerClosed, ConnectionResetError):
             assert client.read_response().status == 431
     wait_idle(srv)
@@ -211,10 +211,11 @@ def test_reset_storm(start_server, backend: str, protocol: str) -> None:
 
 
 # c-select-big: select(2) itself past FD_SETSIZE, as far as RLIMIT_NOFILE lets it.
-@pytest.mark.parametrize("backend", ["c-epoll", "c-select-big"])
+@pytest.mark.parametrize("backend", ["c-epoll", "c-select-big", "c-uring"])
 def test_19000_connections_at_once(start_server, backend: str) -> None:
     """19,000 connections open at once (from 8 loopback source addresses), each served while
-    all are open; then SIGTERM with all of them open ends the server with status 0."""
+    all are open; then SIGTERM with all of them open ends the server with status 0 (c-uring:
+    19,000 multishot receives armed, cancelled at shutdown)."""
     _need_fds(SCALE_CONNECTIONS + 300)
     srv = start_server(backend, "http")
     with HttpClient(srv.port) as client:

@@ -28,7 +28,8 @@ if "servers.c_backends" not in os.environ.get(PLUGINS_ENV, ""):
         filter(None, (os.environ.get(PLUGINS_ENV, ""), "servers.c_backends"))
     )
 
-# The Python event-loop backends and their C twins.
+# The Python event-loop backends and their C twins; the io_uring completion server has no
+# Python twin and must answer like the Python epoll server.
 TWINS: tuple[tuple[str, str], ...] = (
     ("select", "c-select"),
     ("poll", "c-poll"),
@@ -36,6 +37,8 @@ TWINS: tuple[tuple[str, str], ...] = (
     ("epoll-et", "c-epoll-et"),
     # select(2) on bitmaps sized from RLIMIT_NOFILE: below 1,024 it answers as select does.
     ("select", "c-select-big"),
+    ("uring-poll", "c-uring-poll"),
+    ("epoll", "c-uring"),
 )
 C_BACKENDS: tuple[str, ...] = tuple(c for _, c in TWINS)
 # No byte moving for this long while the client does not read: the server stopped reading.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_bench_e2e import TinyRun, tiny_run  # noqa: F401 (the fixture)
+from fixtures.tiny_run import TinyRun
 
 from bench.store import schema
 from bench.store.verdict_file import read_verdict
@@ -76,10 +76,10 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture(scope="module")
-def page(tiny_run: TinyRun, browser, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
-    """The run folder; the browser shows its report.html copied alone into an empty folder,
-    so nothing beside the page (charts/, the tables) can be what it shows."""
-    _, run = tiny_run
+def page(tiny_run: TinyRun, browser, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's tiny run folder (conftest.py); the browser shows its report.html copied
+    alone into an empty folder, so nothing beside the page can be what it shows."""
+    run = tiny_run.path
     path = run / schema.REPORT_HTML
     assert path.is_file(), "bench run writes report.html"
     alone = Path(shutil.copy2(path, tmp_path_factory.mktemp("copied") / schema.REPORT_HTML))

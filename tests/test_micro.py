@@ -47,6 +47,8 @@ def test_select_descriptors_are_packed_below_fd_setsize() -> None:
         fds.close()
 
 
+# Two fresh processes, each timing every count of three mechanisms: seconds.
+@pytest.mark.slow
 def test_run_micro_times_every_count_in_each_fresh_process(tmp_path: Path) -> None:
     out = tmp_path / "micro.json"
     df = run_micro(out, quick=True, set_name="tiny", max_time_s=0.004, keyword="wait_cost",

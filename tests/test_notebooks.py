@@ -2,35 +2,34 @@
 
 A notebook that nobody executes rots silently: an API changes, a column is
 renamed, and the first user to open it meets a traceback in cell 2. So the
-suite makes two real runs with the test-only ``tiny`` preset (seconds long,
-numbers meaningless) and executes each notebook with nbclient, the way Jupyter
-would (working directory ``notebooks/``, kernel ``python3``), pointing it at
-those runs through the environment variables the notebooks document. The
-comparison notebook also runs on two synthetic runs with three repetitions, so
-that its intervals and "beyond noise" paths execute too.
+suite uses two real runs with the test-only ``tiny`` preset (seconds long,
+numbers meaningless; the first is the session's shared run) and executes each
+notebook with nbclient, the way Jupyter would (working directory
+``notebooks/``, kernel ``python3``), pointing it at those runs through the
+environment variables the notebooks document. The comparison notebook also runs
+on two synthetic runs with three repetitions, so that its intervals and "beyond
+noise" paths execute too.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
+from fixtures.tiny_run import REPO, TinyRun, run_tiny
 from nbclient import NotebookClient
 
 from bench.analyse.compare import compare_runs, format_compare
 from bench.store import schema
 from bench.store.results import available_runs, load
 
-REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 EXPECTED_NOTEBOOKS = ("compare_runs.ipynb", "explore.ipynb")
 CELL_TIMEOUT_S = 180
-RUN_TIMEOUT_S = 240
 
 
 def _committed_notebooks() -> list[Path]:
@@ -79,30 +78,17 @@ def test_output_check_catches_a_notebook_with_outputs(tmp_path: Path) -> None:
 # ------------------------------------------------------------- executed against real runs
 
 
-def _bench_run(out: Path, *extra: str) -> Path:
-    before = set(available_runs(out))
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--preset", "tiny", "--out", str(out), *extra],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (new,) = set(available_runs(out)) - before
-    return new
-
-
 @pytest.fixture(scope="module")
-def tiny_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """Two real runs in one results folder: A, every scenario (~40 s); B, active-scaling (~5 s).
+def tiny_runs(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two real runs in one results folder: A, every scenario (the session's shared tiny
+    run, copied); B, active-scaling (~5 s), made after it.
 
     B measures a subset of A's cells, which is all a comparison needs, and is
     written without charts so that it also stands for a run with no verdict.json.
     """
     out = tmp_path_factory.mktemp("results")
-    run_a = _bench_run(out)
-    run_b = _bench_run(out, "--scenario", "active-scaling", "--no-charts")
+    run_a = Path(shutil.copytree(tiny_run.path, out / tiny_run.path.name))
+    run_b = run_tiny(out, "--scenario", "active-scaling", "--no-charts").path
     assert available_runs(out) == [run_a, run_b]
     return run_a, run_b
 

@@ -1,18 +1,15 @@
 """ready-fraction and churn: the cells they plan, the churn analysis, and tiny runs of both.
 
-The tiny runs (``python -m bench run --preset tiny --scenario ...``) check the
+The session's shared tiny run (``python -m bench run --preset tiny``) checks the
 plumbing: every row ok, churn cells not all flagged, the new column filled.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.tiny_run import TinyRun
 
 from bench.analyse.churn import churn
 from bench.measure.config import ConfigError, build_config
@@ -22,7 +19,8 @@ from bench.measure.scenarios import ready_fraction
 from bench.store import schema
 from bench.store.results import load
 
-REPO = Path(__file__).resolve().parent.parent
+# The shared run's backends these checks count cells of (the tiny preset's).
+TINY_BACKENDS = ("select", "epoll")
 
 
 def _plan(preset: str, scenario: str, backends: tuple[str, ...] | None = None) -> list:
@@ -116,28 +114,23 @@ def test_churn_without_usable_rows_is_inconclusive() -> None:
     assert out["answer"] == "INCONCLUSIVE" and out["families"] == []
 
 
-def _tiny_run(tmp_path: Path, scenario: str, backends: str) -> pd.DataFrame:
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--preset", "tiny", "--scenario", scenario,
-         "--backend", backends, "--out", str(tmp_path), "--no-charts"],
-        cwd=REPO, capture_output=True, text=True, timeout=240,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    (run,) = [p for p in tmp_path.iterdir() if (p / schema.RUN_JSON).is_file()]
-    return load(run).trials
+def _shared_rows(tiny_run: TinyRun, scenario: str) -> pd.DataFrame:
+    trials = load(tiny_run.path).trials
+    return trials[(trials["scenario"] == scenario) & trials["backend"].isin(TINY_BACKENDS)]
 
 
 @pytest.mark.slow
-def test_a_tiny_ready_fraction_run_measures_every_cell(tmp_path: Path) -> None:
-    trials = _tiny_run(tmp_path, ready_fraction.NAME, "select,epoll")
+def test_a_tiny_ready_fraction_run_measures_every_cell(tiny_run: TinyRun) -> None:
+    trials = _shared_rows(tiny_run, ready_fraction.NAME)
     assert len(trials) == 6 and (trials["status"] == "ok").all()
     assert (trials["throughput_rps"] > 0).sum() >= 5  # a busy machine may stall one
 
 
 @pytest.mark.slow
-def test_a_tiny_churn_run_is_not_all_flagged_and_has_cpu_per_connection(tmp_path: Path) -> None:
-    trials = _tiny_run(tmp_path, churn_scenario.NAME, "select,poll,epoll")
-    assert len(trials) == 6 and (trials["status"] == "ok").all()
+def test_a_tiny_churn_run_is_not_all_flagged_and_has_cpu_per_connection(
+    tiny_run: TinyRun,
+) -> None:
+    trials = _shared_rows(tiny_run, churn_scenario.NAME)
+    assert len(trials) == 4 and (trials["status"] == "ok").all()
     assert not trials["flagged"].astype(bool).all()
     assert (trials[churn_scenario.CPU_PER_CONN].astype(float) > 0).all()
-    assert (trials["connections_served"].astype(float) > 0).all()

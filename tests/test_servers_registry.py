@@ -66,7 +66,8 @@ def test_registry_declarations() -> None:
     assert len({b.colour for b in backends}) == len(backends), "colours must be distinct"
     assert registry.get("select").fd_number_limit == 1024
     assert all(b.fd_number_limit is None for b in backends if b.mechanism != "select")
-    assert registry.names(registry.FAMILY_PYTHON_LOOP) == ("select", "poll", "epoll", "epoll-et")
+    python_loop = ("select", "poll", "epoll", "epoll-et", "uring-poll")
+    assert registry.names(registry.FAMILY_PYTHON_LOOP) == python_loop
     assert registry.get("asyncio").wait_instrumented
     assert not registry.get("uvloop").wait_instrumented
     assert registry.get("uvloop").requires == ("uvloop",)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import select
 import socket
 import threading
 import time
@@ -22,6 +23,7 @@ from test_servers_support import (
     connect,
     http_request,
     reset_close,
+    wait_for_stats,
     wait_idle,
 )
 
@@ -119,6 +121,7 @@ def _resets(srv, protocol: str) -> None:
     _survives(srv, protocol, "reset mid-request")
     # With unread answers: many pipelined requests (or 2 MiB of echo) never read, then RST.
     for _ in range(5):
+        before = srv.stats()
         sock = connect(srv.port)
         sock.setblocking(False)
         data = http_request() * 2000 if protocol == "http" else os.urandom(2 << 20)
@@ -129,9 +132,10 @@ def _resets(srv, protocol: str) -> None:
                 try:
                     sent += sock.send(data[sent:])
                 except BlockingIOError:
-                    time.sleep(0.01)
+                    select.select([], [sock], [], 0.1)  # until the socket can take more
+            # The reset must find answers in the unread buffer: wait until the server wrote.
+            wait_for_stats(srv, lambda s, b=before: s.bytes_out > b.bytes_out, what="an answer")
         finally:
-            time.sleep(0.05)  # let the server start answering into the unread buffer
             reset_close(sock)
     _survives(srv, protocol, "reset with unread answers")
     # Connect and reset at once, before sending anything.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 from bench.commands import main
 from bench.store.results import load
 
-# Each test builds and pools several synthetic runs: 5-12 s apiece.
+# The tests build and pool several synthetic runs (a few seconds each); three agreeing
+# runs are shared by the module.
 pytestmark = pytest.mark.slow
 
 
@@ -18,11 +20,16 @@ def _runs(root: Path, specs: list[SyntheticSpec]) -> list[str]:
     return [str(make_synthetic_run(root / str(i), spec).path) for i, spec in enumerate(specs)]
 
 
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Three agreeing synthetic runs (seeds 1-3), made once: the tests only read them."""
+    return _runs(tmp_path_factory.mktemp("three"), [SyntheticSpec(seed=s) for s in (1, 2, 3)])
+
+
 def test_agreeing_runs_give_one_table_with_the_spread(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    three_runs: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = _runs(tmp_path, [SyntheticSpec(seed=s) for s in (1, 2, 3)])
-    assert main(["summarise", *runs]) == 0
+    assert main(["summarise", *three_runs]) == 0
     out = capsys.readouterr().out
     assert "| Claim | Verdict (every run) | Run-to-run spread |" in out
     assert "From 3 runs" in out and "epoll vs select" in out
@@ -31,9 +38,10 @@ def test_agreeing_runs_give_one_table_with_the_spread(
 
 
 def test_a_cell_judged_in_different_loops_keeps_its_ranges_apart(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    three_runs: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = _runs(tmp_path, [SyntheticSpec(seed=s) for s in (1, 2, 3)])
+    # Copies: this test rewrites the third run.
+    runs = [str(shutil.copytree(r, tmp_path / str(i))) for i, r in enumerate(three_runs)]
     # The third run's plan measured select's idle-scaling in open loop only, so its
     # idle-heavy comparison is judged in open loop there (RULES['regimes']).
     trials = load(Path(runs[2])).trials
@@ -55,14 +63,9 @@ def test_a_cell_judged_in_different_loops_keeps_its_ranges_apart(
 
 
 def test_disagreeing_runs_are_pooled_not_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    three_runs: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    specs = [
-        SyntheticSpec(seed=1),
-        SyntheticSpec(seed=2),
-        SyntheticSpec(seed=3, backends=("epoll",)),
-    ]
-    runs = _runs(tmp_path, specs)
+    runs = [*three_runs[:2], *_runs(tmp_path, [SyntheticSpec(seed=3, backends=("epoll",))])]
     assert main(["summarise", *runs]) == 0
     out = capsys.readouterr().out
     assert "The runs' verdicts differ" in out and "in 2 of 3 runs" in out
@@ -72,10 +75,9 @@ def test_disagreeing_runs_are_pooled_not_refused(
 
 
 def test_pooled_cells_apply_the_claim2_rule_to_the_pooled_interval(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    three_runs: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    runs = _runs(tmp_path, [SyntheticSpec(seed=s) for s in (1, 2, 3)])
-    assert main(["summarise", *runs]) == 0
+    assert main(["summarise", *three_runs]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "x [" in line]
     assert rows
     for row in rows:
@@ -93,9 +95,9 @@ def test_pooled_cells_apply_the_claim2_rule_to_the_pooled_interval(
 
 
 def test_fewer_than_three_or_repeated_runs_are_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    three_runs: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (run,) = _runs(tmp_path, [SyntheticSpec()])
+    run = three_runs[0]
     assert main(["summarise", run, run]) == 2
     assert main(["summarise", run, run, run]) == 2
     assert "same run" in capsys.readouterr().err

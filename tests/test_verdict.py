@@ -326,6 +326,7 @@ def _intervals(doc: Any, path: str = "") -> list[tuple[str, dict]]:
     return found
 
 
+@pytest.mark.slow  # a synthetic run, its verdict and report: seconds
 def test_every_interval_in_verdict_and_report_names_its_method(tmp_path: Path) -> None:
     run = make_synthetic_run(tmp_path, SyntheticSpec())
     verdict = compute_verdict(run)
@@ -341,6 +342,7 @@ def test_every_interval_in_verdict_and_report_names_its_method(tmp_path: Path) -
         assert text in report  # the rules, verbatim
 
 
+@pytest.mark.slow  # a synthetic run, its verdict and report: seconds
 def test_run_warnings_appear_in_the_verdict_and_the_report(tmp_path: Path) -> None:
     warning = "load 1.2 per CPU at start (above 0.5): the machine was not quiet"
     run = make_synthetic_run(tmp_path, SyntheticSpec(extra_warnings=(warning,)))

@@ -88,6 +88,7 @@ def test_trend_words_are_given_per_family_when_several_are_drawn(run: RunData) -
     assert "\n" not in trend_words(only_python)
 
 
+@pytest.mark.slow  # every chart of two families drawn: seconds
 def test_every_chart_draws_both_families(run: RunData, tmp_path: Path) -> None:
     fig = charts.chart_throughput_active(run)
     assert fig is not None

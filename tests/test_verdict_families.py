@@ -209,6 +209,7 @@ def test_reference_points_and_unknown_backends_are_shown_with_the_python_family(
     assert not set(py_rows["backend"]) & set(C_BACKENDS)
 
 
+@pytest.mark.slow  # a synthetic run, its verdict and report: seconds
 def test_report_and_table_show_every_family_and_the_rules(tmp_path: Path) -> None:
     spec = SyntheticSpec(
         repetitions=2, idle_levels=(0, 500, 1000, 2000), active_levels=(8, 256),

@@ -68,6 +68,7 @@ def test_the_typed_tree_holds_what_the_analysis_computed() -> None:
     assert typed.sensitivity is not None and typed.sensitivity.sentence
 
 
+@pytest.mark.slow  # a synthetic run, its verdict and report: seconds
 def test_the_written_file_is_the_typed_form_and_reads_back(tmp_path: Path) -> None:
     run = make_synthetic_run(tmp_path, SyntheticSpec(include_micro=False))
     verdict = compute_typed_verdict(run)

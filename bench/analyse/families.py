@@ -6,9 +6,10 @@ family's own trials (``RULES["families"]``); a family's label is declared with t
 family constants (``servers.registry.FAMILY_LOOKS``). A family's roles are found by
 family and mechanism, never by a backend's name: the subject is its backend
 whose mechanism is epoll, the comparators its select and poll backends, the
-edge-triggered twin its epoll-et backend. The claim's overall status across
-families and the one sentence that says where they agree and differ follow
-``RULES["family_overall"]`` (``overall_status``, ``agreement_sentence``).
+edge-triggered twin its epoll-et backend, the io_uring readiness one its uring-poll
+backend. The claim's overall status across families and the one sentence that
+says where they agree and differ follow ``RULES["family_overall"]``
+(``overall_status``, ``agreement_sentence``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.analyse.rules import (
     SUBJECT_MECHANISM,
     SUPPORTED,
 )
+from bench.analyse.rules.uring import URING_READINESS_MECHANISM
 from servers import registry
 
 CLAIM_DECIDED = (SUPPORTED, PARTLY, NOT_SUPPORTED)
@@ -43,6 +45,8 @@ class FamilyRoles:
     subject: str | None
     comparators: tuple[str, ...]
     edge: str | None
+    uring_poll: str | None = None
+    """Its io_uring readiness backend (mechanism URING_READINESS_MECHANISM)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +55,7 @@ class FamilyRoles:
             "subject": self.subject,
             "comparators": list(self.comparators),
             "edge": self.edge,
+            "uring_poll": self.uring_poll,
         }
 
     def words(self) -> str:
@@ -75,6 +80,7 @@ def roles_of(family: str) -> FamilyRoles:
         subject=_first(members, SUBJECT_MECHANISM),
         comparators=comparators,
         edge=_first(members, EDGE_MECHANISM),
+        uring_poll=_first(members, URING_READINESS_MECHANISM),
     )
 
 

@@ -7,6 +7,7 @@ refuse a sweep the machine cannot hold before anything starts.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import resource
@@ -136,12 +137,41 @@ def _backend_family(name: str, family: str, what: str) -> Check:
     from servers import registry
 
     backends = [b for b in registry.all_backends() if b.family == family]
-    reasons = sorted({r for b in backends if (r := b.unavailable_reason())})
+    unavailable = {b.name: r for b in backends if (r := b.unavailable_reason())}
+    reasons = sorted(set(unavailable.values()))
     if not backends:
         return Check(name, "not registered", False, f"{what}: no backend of this family")
     if not reasons:
         return Check(name, ", ".join(b.name for b in backends), True, severity="ok")
-    return Check(name, "unavailable", False, f"{what} are skipped: {'; '.join(reasons)}")
+    if len(unavailable) == len(backends):
+        return Check(name, "unavailable", False, f"{what} are skipped: {'; '.join(reasons)}")
+    # Some of the family run (the io_uring one may not): name both.
+    running = ", ".join(b.name for b in backends if b.name not in unavailable)
+    return Check(
+        name,
+        f"{running}; skipped {', '.join(unavailable)}",
+        False,
+        f"{', '.join(unavailable)} skipped: {'; '.join(reasons)}",
+    )
+
+
+def _io_uring() -> Check:
+    """The io_uring backends' preconditions: kernel switch, io_uring_setup, liburing build."""
+    from servers.uring_availability import status
+
+    st = status()
+    disabled = "absent (before Linux 6.6)" if st.disabled is None else str(st.disabled)
+    err = st.setup_errno
+    setup = "ok" if err is None else errno.errorcode.get(err, f"errno {err}")
+    value = (
+        f"kernel {st.kernel}, kernel.io_uring_disabled {disabled}, io_uring_setup {setup}, "
+        f"liburing {st.liburing or 'not built in'}"
+    )
+    if st.reason is None:
+        return Check("io_uring", value, True, severity="ok")
+    return Check(
+        "io_uring", value, False, f"c-uring and the uring-poll backends are skipped: {st.reason}"
+    )
 
 
 def _c_twins() -> Check:
@@ -181,6 +211,7 @@ def run_checks(max_connections: int = 16000) -> list[Check]:
         _wrk(),
         _uvloop(),
         _c_twins(),
+        _io_uring(),
         _haproxy(),
         _load(),
     ]

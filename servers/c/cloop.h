@@ -92,6 +92,24 @@ size_t cl_mech_count(void);
 const cl_mech *cl_mech_at(size_t index); /* in link order, index < cl_mech_count() */
 const cl_mech *cl_mech_find(const char *name); /* NULL: no adapter of that name */
 
+/* ---- io_uring readiness (mech_uring_poll.c): only when setup.py found liburing ---- */
+#ifdef SELECTBENCH_URING
+typedef struct cl_uring cl_uring;
+/* Multishot poll per descriptor; the mask is armed as given (0: registered, unarmed).
+ * add/modify/del queue submissions; cl_uring_wait submits them and reaps (timeout_ms
+ * < 0 blocks). The functions return -1 with errno set (EEXIST, ENOENT, EBUSY ...). */
+cl_uring *cl_uring_new(void); /* NULL with errno set: io_uring_setup's own error */
+int cl_uring_add(cl_uring *u, int fd, int mask);
+int cl_uring_modify(cl_uring *u, int fd, int mask);
+int cl_uring_del(cl_uring *u, int fd);
+int cl_uring_wait(cl_uring *u, cl_event **events, int timeout_ms);
+void cl_uring_free(cl_uring *u);
+const char *cl_uring_library(void); /* the liburing file loaded, e.g. liburing.so.2.3 */
+/* 0 when a ring is set up and a multishot poll reports a readable pipe; else the
+ * errno and one sentence in why. */
+int cl_uring_probe(char *why, size_t len);
+#endif
+
 /* ---- a growable byte buffer ---- */
 typedef struct cl_buf {
     char *data;
@@ -112,6 +130,12 @@ typedef struct cl_http_result {
 /* Appends the responses to out. Returns 0, or -1 when out of memory. */
 int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every, cl_buf *out,
                     cl_http_result *result);
+
+/* One read's bytes on a connection whose incomplete input is kept in `in` (the HTTP
+ * branch of servers/eventloop.py _read): the answers are appended to out. Returns 0,
+ * or -1 when out of memory. */
+int cl_http_feed(cl_buf *in, const char *data, size_t got, size_t max_head, int close_every,
+                 cl_buf *out, cl_http_result *result);
 
 /* ---- sampling of wait calls: servers/sampling.py (sampling.c) ---- */
 typedef struct cl_sampler {

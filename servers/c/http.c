@@ -215,3 +215,28 @@ int cl_http_consume(const char *data, size_t n, size_t max_head, int close_every
     result->consumed = start;
     return 0;
 }
+
+/* The HTTP branch of servers/eventloop.py _read, shared by the C loop (loop.c) and the
+ * io_uring completion server (uring_server.c): `in` holds a connection's unconsumed
+ * input between reads (data = conn.inbuf + data); what `data` completes is answered. */
+int cl_http_feed(cl_buf *in, const char *data, size_t got, size_t max_head, int close_every,
+                 cl_buf *out, cl_http_result *result) {
+    size_t n = got;
+    int joined = in->len > 0;
+    if (joined) {
+        if (cl_buf_append(in, data, got) < 0) return -1;
+        data = in->data;
+        n = in->len;
+    }
+    if (cl_http_consume(data, n, max_head, close_every, out, result) < 0) return -1;
+    size_t consumed = result->consumed;
+    if (result->close || consumed == n) {
+        cl_buf_free(in);
+    } else if (joined) {
+        memmove(in->data, in->data + consumed, n - consumed);
+        in->len = n - consumed;
+    } else if (cl_buf_append(in, data + consumed, n - consumed) < 0) {
+        return -1;
+    }
+    return 0;
+}

@@ -218,34 +218,18 @@ static void conn_flush(loop *L, conn *c) {
 
 /* The HTTP branch of _read: answer what `data` completes, keep the rest. */
 static void http_input(loop *L, conn *c, size_t got) {
-    const char *data = L->rbuf;
-    size_t n = got;
-    if (c->in.len) { /* data = conn.inbuf + data */
-        if (cl_buf_append(&c->in, L->rbuf, got) < 0) goto oom;
-        data = c->in.data;
-        n = c->in.len;
-    }
     L->obuf.len = 0;
     cl_http_result res;
-    if (cl_http_consume(data, n, L->cfg->max_head_bytes, L->cfg->http_close, &L->obuf, &res) <
-        0)
-        goto oom;
-    if (res.close || res.consumed == n) {
-        cl_buf_free(&c->in);
-    } else if (data == c->in.data) {
-        memmove(c->in.data, c->in.data + res.consumed, n - res.consumed);
-        c->in.len = n - res.consumed;
-    } else if (cl_buf_append(&c->in, data + res.consumed, n - res.consumed) < 0) {
-        goto oom;
+    if (cl_http_feed(&c->in, L->rbuf, got, L->cfg->max_head_bytes, L->cfg->http_close,
+                     &L->obuf, &res) < 0) {
+        CL_ADD(L->st, errors, 1);
+        conn_close(L, c);
+        return;
     }
     CL_ADD(L->st, requests, res.requests);
     if (res.close) c->closing = 1;
     if (L->obuf.len) conn_send(L, c, L->obuf.data, L->obuf.len);
     else if (c->closing) conn_close(L, c);
-    return;
-oom:
-    CL_ADD(L->st, errors, 1);
-    conn_close(L, c);
 }
 
 /* _read */
