@@ -87,7 +87,7 @@ def test_every_claim_family_and_regime_status_is_shown_in_its_colour(
             assert family.status in shown and family.label in text
         for regime in claim.extra.get("regimes") or []:
             assert regime["status"] in shown
-    colours = {"SUPPORTED": "badge ok", "NOT SUPPORTED": "badge no",
+    colours = {"SUPPORTED": "badge yes", "NOT SUPPORTED": "badge no",
                "PARTLY SUPPORTED": "badge partly", "INCONCLUSIVE": "badge unclear"}  # fmt: skip
     for status, css in zip(shown, badges, strict=True):
         if status in colours:

@@ -112,6 +112,12 @@ def test_the_default_preset_measures_each_familys_epoll_in_two_processes_per_rep
                            "c-epoll": processes * cfg.repetitions}  # fmt: skip
 
 
+def test_a_saturated_load_generator_is_not_a_fault_in_idle_steps() -> None:
+    # Dropping it would drop the fastest servers' processes: an exclusion by outcome.
+    src = (Path(__file__).parent.parent / "bench/measure/scenarios/idle_steps.py").read_text()
+    assert "r != LOADGEN_SATURATED" in src
+
+
 @pytest.mark.slow
 def test_a_tiny_run_holds_every_count_in_one_server_process(tmp_path: Path) -> None:
     out = tmp_path / "results"

@@ -270,11 +270,15 @@ def load_columns(trial: Trial, result: LoadResult) -> dict[str, Any]:
     }
 
 
+# The flag reason of a load generator that could not keep up (its workers busy).
+LOADGEN_SATURATED = "loadgen_saturated"
+
+
 def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> list[str]:
     """Why a finished load trial should not be trusted as a clean measurement."""
     reasons = []
     if row.get(metrics.LOADGEN_SATURATED.name):
-        reasons.append("loadgen_saturated")
+        reasons.append(LOADGEN_SATURATED)
     # Judged once, by the load generator (loadgen.result.rate_shortfall).
     if trial.mode == Mode.OPEN and result.rate_shortfall:
         reasons.append(f"rate_shortfall({result.achieved_rate_ratio:.2f})")

@@ -24,14 +24,14 @@ from typing import Any
 # The verdict's statuses (bench.store.schema.VERDICT_STATUSES) and a comparison's classes,
 # each with the colour its badge is drawn in; anything else is grey.
 STATUS_CLASSES: dict[str, str] = {
-    "SUPPORTED": "ok",
+    "SUPPORTED": "yes",
     "PARTLY SUPPORTED": "partly",
     "NOT SUPPORTED": "no",
     "INCONCLUSIVE": "unclear",
 }
 
 _CSS = """
-:root { --ok:#1a7f37; --partly:#9a6700; --no:#cf222e; --unclear:#57606a; --line:#d0d7de; }
+:root { --yes:#1a7f37; --partly:#9a6700; --no:#cf222e; --unclear:#57606a; --line:#d0d7de; }
 body { font: 15px/1.45 system-ui, sans-serif; margin: 0 auto; max-width: 1200px;
        padding: 1em 1.5em; color: #1f2328; }
 h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid var(--line); padding-bottom: .2em; }
@@ -44,7 +44,7 @@ table.sortable th[data-dir="asc"]::after { content: " \\25B2"; }
 table.sortable th[data-dir="desc"]::after { content: " \\25BC"; }
 .badge { display: inline-block; padding: .05em .5em; border-radius: 1em; color: #fff;
          font-weight: 600; font-size: .85em; white-space: nowrap; background: var(--unclear); }
-.badge.ok { background: var(--ok); } .badge.partly { background: var(--partly); }
+.badge.yes { background: var(--yes); } .badge.partly { background: var(--partly); }
 .badge.no { background: var(--no); } .badge.unclear { background: var(--unclear); }
 .rule { border-left: 4px solid var(--line); margin: .4em 0; padding: .2em .8em;
         background: #f6f8fa; font-size: .9em; }

@@ -48,5 +48,12 @@ HISTORY = (
     "poll's growth still comes from idle-scaling. The metric, the +-20% margin and the "
     "two-sided rule are unchanged, and the change applies the same way to growing and "
     "to flat. A Huber-weighted fit was tried first on the same runs and changed "
-    "nothing (a 9-point fit absorbs its outlier), so it was not adopted."
+    "nothing (a 9-point fit absorbs its outlier), so it was not adopted. "
+    "2026-12-06, after three default runs with idle-steps: a saturated load generator "
+    "no longer flags an idle-steps trial (it dropped 2 of 6 c-epoll processes in one "
+    "run: the fastest servers, an exclusion by outcome; the metric compares one "
+    "process's windows, and a client at its limit is so at every step); the step "
+    "allowance 0.45 s (measured transitions at most ~0.35 s) and the quick preset's "
+    "all-active cell at 100 connections moved to standard, after the runs took 175-190 "
+    "s against 180 on a slower day."
 )

@@ -38,12 +38,15 @@ SCENARIO = register(
         name=NAME,
         summary="every connection active, closed loop",
         presets={
-            # All-active at 100 and at the largest count select can hold; all-active
-            # with 8 connections is the closed-loop idle-scaling cell at 0 idle.
-            # The Python family with edge- and level-triggered epoll; the C twins'
-            # all-active cells are in "standard" (on one host a C server is
-            # client-bound there).
-            "quick": ActiveScalingSettings((100, 1000), registry.PYTHON_LOOP),
+            # All-active at the largest count select can hold; all-active with 8
+            # connections is the closed-loop idle-scaling cell at 0 idle. The Python
+            # family with edge- and level-triggered epoll; the C twins' all-active
+            # cells are in "standard" (on one host a C server is client-bound there).
+            # 100 connections moved to "standard" on 2026-12-06 to make room for
+            # idle-steps: in ten default runs it was never decided in one run (the
+            # wait call is 2-4% of server CPU per request there), and default runs
+            # on a slower day took 175-190 s against the 180 s budget.
+            "quick": ActiveScalingSettings((1000,), registry.PYTHON_LOOP),
             "standard": ActiveScalingSettings((8, 100, 500, 1000, 2000)),
             "full": ActiveScalingSettings((8, 100, 1000, 2000)),
             "tiny": ActiveScalingSettings((4,)),
