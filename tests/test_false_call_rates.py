@@ -135,8 +135,9 @@ def test_each_claim2_comparison_is_rarely_called_better_or_worse(
     aa_runs: list[list[Check]],
 ) -> None:
     keys = _keys(aa_runs, EQUIVALENCE)
-    # idle-heavy: epoll against select and poll; all-active: at 8 (shown), 100 and 1,000.
-    assert len(keys) >= 6, keys
+    # idle-heavy and all-active (1,000 connections; 8 is shown, not judged): epoll
+    # against select and against poll.
+    assert len(keys) >= 4, keys
     rates = {k: _rate(aa_runs, lambda c, k=k: c.key == k and c.false_call) for k in keys}
     assert max(rates.values()) <= MAX_FALSE_CALL_RATE, rates
 
