@@ -154,7 +154,8 @@ def test_the_trial_table_sorts_and_filters(page: Path, browser) -> None:
     box = browser.find_element(By.CSS_SELECTOR, 'input.filter[data-table="trials"]')
     box.send_keys("epoll")
     kept = _column(browser, backend)
-    assert kept and set(kept) == {"epoll"} and len(kept) < len(words)
+    # The filter keeps rows containing the text: epoll, epoll-et, c-epoll in a default run.
+    assert kept and all("epoll" in k for k in kept) and len(kept) < len(words)
     shown = browser.find_element(By.ID, "trials-count").text
     assert int(shown) == len(kept)
     browser.execute_script(
