@@ -109,7 +109,7 @@ def planned_mode(trials: pd.DataFrame, subject: str | None, modes: Sequence[str]
     return next((m for m in modes if (mine["mode"] == m).any()), None)
 
 
-def _idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
+def idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
     """Usable idle-scaling rows of one loop that measured ``metric``."""
     rows = usable_trials(trials)
     rows = rows[(rows["scenario"] == idle_scaling.NAME) & (rows["mode"] == mode)]
@@ -219,7 +219,7 @@ def _trial_metric(
 ) -> dict[str, Any]:  # fmt: skip
     metric, label, unit, modes = spec
     mode = planned_mode(trials, roles.subject, modes) if not trials.empty else None
-    rows = _idle_rows(trials, metric, mode) if mode is not None else trials.iloc[0:0]
+    rows = idle_rows(trials, metric, mode) if mode is not None else trials.iloc[0:0]
     if rows.empty:
         only = f" in {'/'.join(modes)} loop" if mode is None else f" in {mode} loop"
         reason = f"{label}: no usable idle-scaling trials{only}"
@@ -265,7 +265,7 @@ def _steps_wait_metric(trials: pd.DataFrame, roles: FamilyRoles) -> dict[str, An
     if fit is not None:
         fits[subject] = fit
     mode = planned_mode(trials, roles.subject, modes) or modes[0]
-    rows = _idle_rows(trials, metric, mode)
+    rows = idle_rows(trials, metric, mode)
     for name, other in idle_scaling_fits(rows, metric).items():
         if name in roles.comparators:
             fits[name] = other

@@ -42,15 +42,18 @@ EDGE_DECIDED = (EQUIVALENT, EDGE_BETTER, EDGE_WORSE)
 RULE_NAMES = ["edge_vs_level", "edge_vs_level_family", "regimes", "mechanism_cells"]
 
 
-def judge_cells(comps: list[dict[str, Any]]) -> tuple[str, str]:
-    """The status of a set of cells (``RULES["edge_vs_level_family"]``) and why."""
+def judge_cells(
+    comps: list[dict[str, Any]], decided_classes: tuple[str, ...] = EDGE_DECIDED
+) -> tuple[str, str]:
+    """The status of a set of cells (``RULES["edge_vs_level_family"]``, and the io_uring
+    question's ``RULES["uring_regime"]`` with its own classes) and why."""
     judged = [c for c in comps if c["judged"]]
     if not judged:
         return INCONCLUSIVE, "no cell could be judged"
     classes = {c["class"] for c in judged}
-    if len(classes) == 1 and (cls := classes.pop()) in EDGE_DECIDED:
+    if len(classes) == 1 and (cls := classes.pop()) in decided_classes:
         return cls, f"{cls} in every judged cell ({len(judged)})"
-    decided = {c["class"] for c in judged if c["class"] in EDGE_DECIDED}
+    decided = {c["class"] for c in judged if c["class"] in decided_classes}
     if len(decided) > 1:
         return INCONCLUSIVE, "judged cells decided in different ways: " + ", ".join(sorted(decided))
     return INCONCLUSIVE, "not every judged cell decided"

@@ -7,9 +7,9 @@ family constants (``servers.registry.FAMILY_LOOKS``). A family's roles are found
 family and mechanism, never by a backend's name: the subject is its backend
 whose mechanism is epoll, the comparators its select and poll backends, the
 edge-triggered twin its epoll-et backend, the io_uring readiness one its uring-poll
-backend. The claim's overall status across families and the one sentence that
-says where they agree and differ follow ``RULES["family_overall"]``
-(``overall_status``, ``agreement_sentence``).
+backend, the io_uring completion one its uring-completion backend. The claim's overall
+status across families and the one sentence that says where they agree and differ
+follow ``RULES["family_overall"]`` (``overall_status``, ``agreement_sentence``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bench.analyse.rules import (
     SUBJECT_MECHANISM,
     SUPPORTED,
 )
-from bench.analyse.rules.uring import URING_READINESS_MECHANISM
+from bench.analyse.rules.uring import URING_COMPLETION_MECHANISM, URING_READINESS_MECHANISM
 from servers import registry
 
 CLAIM_DECIDED = (SUPPORTED, PARTLY, NOT_SUPPORTED)
@@ -47,6 +47,8 @@ class FamilyRoles:
     edge: str | None
     uring_poll: str | None = None
     """Its io_uring readiness backend (mechanism URING_READINESS_MECHANISM)."""
+    uring_completion: str | None = None
+    """Its io_uring completion server (mechanism URING_COMPLETION_MECHANISM)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class FamilyRoles:
             "comparators": list(self.comparators),
             "edge": self.edge,
             "uring_poll": self.uring_poll,
+            "uring_completion": self.uring_completion,
         }
 
     def words(self) -> str:
@@ -81,6 +84,7 @@ def roles_of(family: str) -> FamilyRoles:
         comparators=comparators,
         edge=_first(members, EDGE_MECHANISM),
         uring_poll=_first(members, URING_READINESS_MECHANISM),
+        uring_completion=_first(members, URING_COMPLETION_MECHANISM),
     )
 
 

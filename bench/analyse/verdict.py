@@ -73,6 +73,7 @@ from bench.analyse.rules import (
     TOLERANCE_REL_INCREASE,
 )
 from bench.analyse.stats import usable_trials
+from bench.analyse.uring_question import uring_question
 from bench.measure.trial import TrialStatus
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_json, utc_now_iso
@@ -136,6 +137,7 @@ def _judge(run: RunData) -> dict[str, Any]:
     return {
         "claims": claims,
         "edge_vs_level": edge_vs_level(run, claims[2]),
+        "uring": uring_question(run),
         "churn": churn(run),
     }
 
@@ -160,6 +162,15 @@ def statuses(parts: dict[str, Any]) -> dict[str, str]:
             out[f"edge vs level, {f['label']} family"] = f["status"]
             for r in f.get("regimes") or []:
                 out[f"edge vs level, {f['label']} family, {r['regime']}"] = r["status"]
+    uring = parts.get("uring") or {}
+    if uring.get("answers"):
+        out["io_uring"] = uring["status"]
+        for b in uring["answers"]:
+            where = f"io_uring, {b['label']} family, {b['backend']} vs {b['baseline']}"
+            out[where] = b["status"]
+            for r in b.get("regimes") or []:
+                if r.get("judged"):
+                    out[f"{where}, {r['regime']}"] = r["status"]
     ch = parts.get("churn") or {}
     if ch:
         out["churn"] = ch["answer"]
@@ -223,6 +234,7 @@ def compute_verdict(run: RunData) -> dict[str, Any]:
         "data_quality": data_quality(trials),
         "claims": primary["claims"],
         "edge_vs_level": primary["edge_vs_level"],
+        "uring": primary["uring"],
         "crossover": crossover(run),
         "churn": primary["churn"],
         "sensitivity": sensitivity(primary, excluded, n_client_bound),
@@ -293,6 +305,9 @@ def format_verdict_table(verdict: dict[str, Any], width: int = 110) -> str:
     edge = verdict.get("edge_vs_level")
     if edge:
         table.add_row(edge["question"], edge["status"], edge.get("family_agreement", ""))
+    uring = verdict.get("uring")
+    if uring and uring.get("answers"):
+        table.add_row(uring["question"], uring["status"], uring.get("sentence", ""))
     lines = [f"Run warning: {w}" for w in verdict.get("warnings") or []]
     sens = verdict.get("sensitivity")
     if sens:

@@ -100,7 +100,13 @@ def _presets() -> dict[str, _Preset]:
         # 3 repetitions of the cells that decide each family's verdict (its
         # scenarios name them) and drops the rest (churn, the reference backends,
         # the C twins' closed loop and wider sweeps are in "standard").
-        "quick": _Preset(_PYTHON_EVENT_LOOP | registry.C_MECHANISMS, 3, 0.2, 0.45, 180.0),
+        "quick": _Preset(
+            _PYTHON_EVENT_LOOP | registry.C_MECHANISMS | registry.C_URING_QUESTION,
+            3,
+            0.2,
+            0.45,
+            180.0,
+        ),
         # ~26 minutes: the Python event loop but io_uring (epoll-et too), 5 repetitions.
         "standard": _Preset(_PYTHON_EVENT_LOOP, 5, 0.5, 2.0, 30 * 60.0),
         # Every registered backend, idle connections up to 16,000, within an hour

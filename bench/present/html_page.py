@@ -28,6 +28,10 @@ STATUS_CLASSES: dict[str, str] = {
     "PARTLY SUPPORTED": "partly",
     "NOT SUPPORTED": "no",
     "INCONCLUSIVE": "unclear",
+    # The io_uring question's answers (bench.analyse.rules.uring).
+    "YES": "yes",
+    "PARTLY": "partly",
+    "NO": "no",
 }
 
 _CSS = """

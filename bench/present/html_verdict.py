@@ -78,6 +78,22 @@ def summary_table(verdict: Verdict) -> str:
                 esc(edge.get("family_agreement", "")),
             ]
         )
+    uring = verdict.uring
+    if uring and uring.get("answers"):
+        answers: dict[str, list[str]] = {}
+        for a in uring["answers"]:
+            answers.setdefault(a.get("label"), []).append(
+                f"{esc(a.get('backend'))}: {badge(a.get('status', ''))}"
+            )
+        rows.append(
+            [
+                '<a href="#io-uring">does io_uring beat epoll?</a>',
+                badge(uring.get("status", "")),
+                *["<br>".join(answers[lb]) if lb in answers else "not measured" for lb in labels],
+                "",
+                esc(uring.get("sentence", "")),
+            ]
+        )
     return table(header, rows, table_id="verdict-summary")
 
 
@@ -225,6 +241,33 @@ def claim_section(claim: Claim, rules: dict[str, str], charts_html: str) -> str:
     return "".join(out) + "</section>"
 
 
+def _uring_html(uring: dict[str, Any] | None, rules: dict[str, str]) -> list[str]:
+    """The io_uring question: its answer per family and mechanism, with the cells."""
+    if not uring or not uring.get("answers"):
+        return []
+    out = [
+        f'<h3 id="io-uring">Does io_uring beat epoll? {badge(uring.get("status", ""))}</h3>'
+        f"<p>{esc(uring.get('sentence', ''))}</p>"
+    ]
+    for block in uring["answers"]:
+        regimes = "".join(
+            f"<li>{esc(r['regime'])}: "
+            f"{badge(r['status']) if r.get('judged') else 'not judged'} "
+            f"{esc(r.get('where', ''))}</li>"
+            for r in block.get("regimes") or []
+        )
+        ev = Evidence.from_dict({"regimes": block.get("regimes") or []})
+        out.append(
+            f"<h4>{esc(block.get('label'))}: {esc(block.get('mechanism_words'))}, "
+            f"{esc(block.get('backend'))} vs {esc(block.get('baseline'))} "
+            f"{badge(block.get('status', ''))}</h4>"
+            f"<p>{esc(block.get('reason', ''))}</p><ul>{regimes}</ul>"
+            + _regimes_table(ev, f"{block.get('backend')} vs")
+        )
+    out.append(_rule_quotes([n for n in rules if n.startswith("uring")], rules))
+    return out
+
+
 def questions_section(verdict: Verdict, rules: dict[str, str]) -> str:
     """Edge vs level, the crossover, churn and the sensitivity table, where the run has them."""
     out = []
@@ -249,6 +292,7 @@ def questions_section(verdict: Verdict, rules: dict[str, str]) -> str:
             )
         names = [n for n in rules if n.startswith("edge_vs_level")]
         out.append(_rule_quotes(names, rules))
+    out += _uring_html(verdict.uring, rules)
     for title, block, key, rule in (
         ("Where is the crossover? (ready-fraction)", verdict.crossover, "summary", "crossover"),
         ("Does epoll's advantage survive churn?", verdict.churn, "sentence", "churn"),

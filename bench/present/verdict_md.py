@@ -292,6 +292,39 @@ def _edge_lines(edge: dict[str, Any] | None) -> list[str]:
     return out
 
 
+def _uring_lines(uring: dict[str, Any] | None) -> list[str]:
+    if not uring or not uring.get("answers"):
+        return []
+    margin = uring.get("margin") or [float("nan"), float("nan")]
+    out = [
+        f"### Does io_uring beat epoll? — {uring['status']}",
+        "",
+        f"{uring.get('sentence', '')}. Per cell: the {uring.get('confidence', 0):.0%} interval "
+        f"of the baseline's server CPU per request over io_uring's against "
+        f"[{_num(margin[0])}, {_num(margin[1])}] (rules `uring_cell`, `uring_regime`, `uring`, "
+        "`uring_overall`, written before any io_uring data).",
+        "",
+    ]
+    for block in uring["answers"]:
+        out += [
+            f"#### {block['label']}: {block['mechanism_words']}, {block['backend']} vs "
+            f"{block['baseline']} — {block['status']}",
+            "",
+            f"- **Reason:** {block['reason']}",
+        ]
+        out += [
+            f"- {r['regime']}: {r['status'] if r.get('judged') else 'not judged'} ({r['where']})"
+            for r in block["regimes"]
+        ]
+        growth = block.get("growth")
+        if growth:
+            out.append(f"- {block['backend']}'s {growth['metric']} against idle descriptors "
+                       f"(rule `uring_flat`, decides nothing here): {growth['class']}, "
+                       f"{growth['reason']}")  # fmt: skip
+        out += _cells_table(block["regimes"], f"{block['backend']} vs")
+    return out
+
+
 def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
     """The '## Verdict' section of report.md."""
     if not verdict:
@@ -320,6 +353,7 @@ def verdict_section(verdict: dict[str, Any] | None) -> list[str]:
     for c in verdict.get("claims", []):
         out += _claim_lines(c)
     out += _edge_lines(verdict.get("edge_vs_level"))
+    out += _uring_lines(verdict.get("uring"))
     out += _question_lines("Where is the crossover? (ready-fraction)", verdict.get("crossover"),
                            "summary")  # fmt: skip
     out += _question_lines("Does epoll's advantage survive churn?", verdict.get("churn"),

@@ -244,13 +244,15 @@ class Verdict:
     claims: list[Claim]
     sensitivity: Sensitivity | None = None
     edge_vs_level: Json | None = None
+    uring: Json | None = None
+    """The io_uring question (``bench.analyse.uring_question``); None in older verdicts."""
     crossover: Json | None = None
     churn: Json | None = None
     schema_version: int = VERDICT_SCHEMA_VERSION
     extra: Json = field(default_factory=dict)
 
     KEYS = (VERSION_KEY, "run_id", "generated_utc", "warnings", "method",
-            "data_quality", "claims", "sensitivity", "edge_vs_level", "crossover",
+            "data_quality", "claims", "sensitivity", "edge_vs_level", "uring", "crossover",
             "churn")  # fmt: skip
 
     def claim(self, claim_id: str) -> Claim | None:
@@ -276,8 +278,8 @@ class Verdict:
             data_quality=d.get("data_quality") or {},
             claims=[Claim.from_dict(c) for c in d.get("claims") or []],
             sensitivity=Sensitivity.from_dict(d.get("sensitivity")),
-            edge_vs_level=d.get("edge_vs_level"), crossover=d.get("crossover"),
-            churn=d.get("churn"),
+            edge_vs_level=d.get("edge_vs_level"), uring=d.get("uring"),
+            crossover=d.get("crossover"), churn=d.get("churn"),
             schema_version=version, extra=split(d, cls.KEYS),
         )  # fmt: skip
 
@@ -287,8 +289,8 @@ class Verdict:
             "run_id": self.run_id, "generated_utc": self.generated_utc,
             "warnings": self.warnings, "method": self.method, "data_quality": self.data_quality,
             "claims": [c.to_dict() for c in self.claims],
-            "edge_vs_level": self.edge_vs_level, "crossover": self.crossover,
-            "churn": self.churn,
+            "edge_vs_level": self.edge_vs_level, "uring": self.uring,
+            "crossover": self.crossover, "churn": self.churn,
             "sensitivity": self.sensitivity.to_dict() if self.sensitivity else None,
             **self.extra,
         }  # fmt: skip

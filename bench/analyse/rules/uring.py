@@ -37,6 +37,7 @@ URING_MARGIN = EFFECT_MARGIN
 URING_CONFIDENCE = EQUIVALENCE_CONFIDENCE
 URING_BETTER, URING_WORSE = "io_uring better", "io_uring worse"
 URING_YES, URING_NO, URING_PARTLY = "YES", "NO", "PARTLY"
+URING_DIFFER = "ANSWERS DIFFER"
 
 URING_RULES: dict[str, str] = {
     "uring_cell": (
@@ -77,5 +78,11 @@ URING_RULES: dict[str, str] = {
         f"+{TOLERANCE_REL_INCREASE:.0%}), growing when its lower end is above 0 and it is not "
         "flat, falling (suspect) when its upper end is below 0 and it is not flat, unclear "
         "otherwise."
+    ),
+    "uring_overall": (
+        "(Written 2026-12-06, before the first run that measured io_uring in the default "
+        "preset.) The question's overall answer: the answer every family and io_uring "
+        f"mechanism measured shares, {URING_DIFFER} (each named) when they differ; readiness "
+        "and completion are different designs, so neither outvotes the other."
     ),
 }

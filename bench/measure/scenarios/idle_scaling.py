@@ -22,6 +22,7 @@ from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
 from bench.measure.trial import Cell, Mode, Sweep
 from servers.registry import (
+    C_URING_QUESTION,
     FAMILY_C,
     FAMILY_EXTERNAL,
     FAMILY_PYTHON_LOOP,
@@ -88,6 +89,8 @@ def _quick() -> IdleScalingSettings:
             # and 4,000 were drawn, never judged; their time went to idle-steps.
             Sweep(Mode.CLOSED, (IDLE_HEAVY_COUNT,), _EDGE_PYTHON),
             *_by_limit(Mode.OPEN, FAMILY_C, edge_triggered=False),
+            # The io_uring question (issue 18) in its idle-heavy cell, beside c-epoll's.
+            Sweep(Mode.OPEN, (IDLE_HEAVY_COUNT,), C_URING_QUESTION),
         )
     )
 
