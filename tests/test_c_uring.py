@@ -100,14 +100,22 @@ def test_doctor_skips_c_uring_alone_and_says_why() -> None:
 
 
 @pytest.mark.parametrize("preset", ["quick", "standard", "tiny", "full"])
-def test_of_the_presets_only_full_plans_c_uring(preset: str) -> None:
-    """Declared edge-triggered, so the level-triggered C roles of quick leave it out and
-    quick's plan is what it was before c-uring; full measures it beside the C family."""
+def test_quick_plans_c_uring_for_the_io_uring_question_and_full_everywhere(preset: str) -> None:
+    """Declared edge-triggered, so the level-triggered C roles leave it out; quick measures
+    it (with c-uring-poll and c-epoll-et) in the io_uring question's idle-heavy cell only,
+    full beside the C family everywhere, standard and tiny not at all."""
     from bench.measure.config import build_config
     from bench.measure.plan import plan_trials
+    from bench.measure.scenarios import idle_scaling
 
-    if preset == "full" and (reason := registry.get("c-uring").unavailable_reason()):
+    if preset in ("quick", "full") and (reason := registry.get("c-uring").unavailable_reason()):
         pytest.skip(reason)
     assert registry.get("c-uring").edge_triggered
-    planned = {t.backend for t in plan_trials(build_config(preset=preset, order_seed=1))}
-    assert ("c-uring" in planned) == (preset == "full"), sorted(planned)
+    trials = plan_trials(build_config(preset=preset, order_seed=1))
+    mine = [t for t in trials if t.backend == "c-uring"]
+    assert bool(mine) == (preset in ("quick", "full")), sorted({t.backend for t in trials})
+    if preset == "quick":
+        cells = {(t.scenario, t.mode, t.idle_connections) for t in mine}
+        assert cells == {(idle_scaling.NAME, "open", idle_scaling.IDLE_HEAVY_COUNT)}
+        beside = {t.backend for t in trials if (t.scenario, t.mode, t.idle_connections) in cells}
+        assert {"c-epoll", "c-epoll-et", "c-uring-poll", "c-uring"} <= beside
