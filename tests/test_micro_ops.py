@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from bench.measure.micro import MICRO_KEYS, PROCESS, micro_table_from_json, run_micro
-from bench.measure.micro import test_ctl_cost as ctl
-from bench.measure.micro import test_wake_cost as wake
+from bench.measure.micro import ctl_cost as ctl
+from bench.measure.micro import wake_cost as wake
 from bench.store import schema
 
 

@@ -14,13 +14,13 @@ cases run in process 0 only (repeating their per-case set-up of up to 8,000
 socketpairs in every process would add seconds to the standard preset). One row
 per benchmark, ``operation`` and ``process``:
 
-- ``wait`` (``test_wait_cost.py``): one wait call, timeout 0, ``ready`` "one" or "all"; the
+- ``wait`` (``wait_cost.py``): one wait call, timeout 0, ``ready`` "one" or "all"; the
   counts of a mechanism timed in interleaved blocks, ``rounds`` is the number of blocks
   its process timed;
-- ``register``, ``modify``, ``unregister`` and ``modify+wait`` (``test_ctl_cost.py``),
+- ``register``, ``modify``, ``unregister`` and ``modify+wait`` (``ctl_cost.py``),
   ``ready`` "none": one call of the event loop's adapter against N registered (timed in
   batches, divided by the batch), and one modify followed by one wait call;
-- ``wake`` and ``blocking-wait-cpu`` (``test_wake_cost.py``), ``ready`` "woken": a blocking
+- ``wake`` and ``blocking-wait-cpu`` (``wake_cost.py``), ``ready`` "woken": a blocking
   wait on N idle descriptors woken by another thread's write (wall time from the write to
   the return; the waiter's CPU time for the call).
 
@@ -64,11 +64,11 @@ OPERATIONS = (
     "wait", "register", "modify", "unregister", "modify+wait", "wake", "blocking-wait-cpu",
 )  # fmt: skip
 
-BENCH_MODULE = Path(__file__).with_name("test_wait_cost.py")
+BENCH_MODULE = Path(__file__).with_name("wait_cost.py")
 BENCH_MODULES = (
     BENCH_MODULE,
-    Path(__file__).with_name("test_ctl_cost.py"),
-    Path(__file__).with_name("test_wake_cost.py"),
+    Path(__file__).with_name("ctl_cost.py"),
+    Path(__file__).with_name("wake_cost.py"),
 )
 # Micro sets (BENCH_MICRO_SET): "quick" times the wait calls only, "full" (standard and
 # full presets) adds the register/modify/unregister and wake cases, "tiny" (the test
@@ -144,7 +144,7 @@ def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
         ):
             raise ValueError(
                 f"benchmark {bench.get('name')!r} lacks mechanism / n_registered / ready; "
-                "it was not written by bench/measure/micro/test_wait_cost.py (or its siblings)"
+                "it was not written by bench/measure/micro/wait_cost.py (or its siblings)"
             )
         if own_rows:
             rows += [
@@ -206,6 +206,8 @@ def _pytest_command(
     cmd = [
         sys.executable, "-m", "pytest", *(str(m) for m in modules),
         "-q", "-p", "no:cacheprovider", "-p", "pytest_benchmark.plugin", "-o", "addopts=",
+        # The benchmark modules are library modules, not tests: collected by their own name.
+        "-o", "python_files=*_cost.py",
         "-W", "ignore::pytest.PytestConfigWarning",  # the project's `timeout`, plugin unloaded
         "--benchmark-enable", "--benchmark-only",
         f"--benchmark-json={out}", f"--benchmark-max-time={max_time_s}",

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from bench.measure.micro.test_wait_cost import Descriptors, open_socketpairs
+from bench.measure.micro.wait_cost import Descriptors, open_socketpairs
 from servers.backends import READ
 from servers.backends.epoll_backend import EpollBackend
 from servers.backends.poll_backend import PollBackend

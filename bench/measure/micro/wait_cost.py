@@ -22,8 +22,8 @@ below FD_SETSIZE (1024), or select.select raises ValueError. So the watched
 ends are packed into the lowest numbers and the peers are moved above 1024.
 
 Sets: ``BENCH_MICRO_SET=quick`` (default; what plain ``pytest`` collects),
-``tiny`` (the same wait cases) or ``full``. Run directly with
-``pytest bench/measure/micro/test_wait_cost.py --benchmark-enable -o addopts=``.
+``tiny`` (the same wait cases) or ``full``. Run directly with ``pytest
+bench/measure/micro/wait_cost.py -o python_files=*_cost.py --benchmark-enable -o addopts=``.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ SETS: dict[str, dict[str, tuple[int, ...]]] = {
         "epoll": (16, 32, 64, 256, 1000, 2000, 3000, 4000),
     },
     # The tiny preset's set (the test suite): the quick wait cases, and one count of
-    # each case in test_ctl_cost.py and test_wake_cost.py.
+    # each case in ctl_cost.py and wake_cost.py.
     "tiny": {
         "select": (16, 128, 256, 512, 1000),
         "poll": (16, 256, 1000, 2000, 4000),

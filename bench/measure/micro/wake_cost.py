@@ -40,8 +40,8 @@ from typing import Any
 
 import pytest
 
-from bench.measure.micro.test_ctl_cost import SETS, make_backend, selected_set
-from bench.measure.micro.test_wait_cost import Descriptors, open_socketpairs, summary_us
+from bench.measure.micro.ctl_cost import SETS, make_backend, selected_set
+from bench.measure.micro.wait_cost import Descriptors, open_socketpairs, summary_us
 from servers.backends import READ
 
 # Seconds per case at most (pytest-benchmark's --benchmark-max-time, if smaller).
