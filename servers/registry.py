@@ -373,12 +373,6 @@ FD_LIMITED = Role(fd_limited=True)
 # select(2) with no descriptor-number limit (c-select-big: bitmaps sized to RLIMIT_NOFILE
 # instead of glibc's fd_set): where FD_SETSIZE's 1,024 lives, measured past it.
 SELECT_PAST_FD_SETSIZE = Role(mechanisms=("select", "select-big"), fd_limited=False)
-# The C family's io_uring question (bench.analyse.rules.uring): io_uring readiness beside
-# the edge-triggered epoll it is judged against, and the completion server (judged against
-# the level-triggered epoll every C sweep already has).
-C_URING_QUESTION = Role(
-    families=(FAMILY_C,), mechanisms=("epoll-et", "uring-poll", "uring-completion")
-)
 
 
 def resolve_roles(value: Any) -> Any:

@@ -37,10 +37,10 @@ from bench.analyse.verdict import (
     TOLERANCE_REL_INCREASE,
     classify_fit,
     compute_verdict,
-    format_verdict_table,
     write_verdict,
 )
 from bench.present.report import render_report
+from bench.present.verdict_table import format_verdict_table
 
 # epoll's wait cost is 1.0 us at 0 descriptors in the fixture: +50% over 0-4000.
 GROWS_HALF = 0.5 / 4000

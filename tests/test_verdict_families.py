@@ -18,8 +18,9 @@ from bench.analyse.families import (
     roles_of,
 )
 from bench.analyse.rules import RULES
-from bench.analyse.verdict import compute_verdict, format_verdict_table
+from bench.analyse.verdict import compute_verdict
 from bench.present.report import render_report
+from bench.present.verdict_table import format_verdict_table
 from bench.store.results import RunData
 from servers import registry
 

@@ -50,10 +50,11 @@ def is_calibration_run(meta: dict[str, Any]) -> bool:
 
 def postprocess(path: Path, charts: bool = True) -> None:
     """Verdict, charts and report from the run folder alone (what plot/report also do)."""
-    from bench.analyse.verdict import compute_typed_verdict, format_verdict_table, write_verdict
+    from bench.analyse.verdict import compute_typed_verdict, write_verdict
     from bench.present.chart_catalogue import draw_all
     from bench.present.html_report import write_html_report
     from bench.present.report import write_report
+    from bench.present.verdict_table import format_verdict_table
     from bench.store.results import load
 
     data = load(path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.measure import scenarios as scenario_registry
+from bench.measure.scenarios.idle_scaling import C_URING_QUESTION
 from servers import registry
 
 PUBLIC_PRESETS: tuple[str, ...] = ("quick", "standard", "full")
@@ -101,7 +102,7 @@ def _presets() -> dict[str, _Preset]:
         # scenarios name them) and drops the rest (churn, the reference backends,
         # the C twins' closed loop and wider sweeps are in "standard").
         "quick": _Preset(
-            _PYTHON_EVENT_LOOP | registry.C_MECHANISMS | registry.C_URING_QUESTION,
+            _PYTHON_EVENT_LOOP | registry.C_MECHANISMS | C_URING_QUESTION,
             3,
             0.2,
             0.45,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.analyse.verdict import load_verdict, verdict_summary
+from bench.present.verdict_table import verdict_summary
 from bench.store import schema
 from bench.store.results import UnknownSchemaVersionError, available_runs, read_meta
+from bench.store.verdict_file import load_verdict
 
 LIST_COLUMNS = (
     "run_id",

@@ -320,3 +320,9 @@ def read_verdict(run_path: Path) -> Verdict | None:
     if not path.is_file():
         return None
     return Verdict.from_dict(json.loads(path.read_text()), where=str(path))
+
+
+def load_verdict(path: Path) -> dict[str, Any] | None:
+    """A run folder's verdict.json as written (a dict), or None when there is none."""
+    p = path / schema.VERDICT_JSON
+    return json.loads(p.read_text()) if p.is_file() else None

@@ -22,7 +22,6 @@ from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
 from bench.measure.trial import Cell, Mode, Sweep
 from servers.registry import (
-    C_URING_QUESTION,
     FAMILY_C,
     FAMILY_EXTERNAL,
     FAMILY_PYTHON_LOOP,
@@ -96,6 +95,12 @@ def _quick() -> IdleScalingSettings:
 
 
 _EDGE_PYTHON = Role(families=(FAMILY_PYTHON_LOOP,), edge_triggered=True)
+# The C family's io_uring question (bench.analyse.rules.uring): io_uring readiness beside
+# the edge-triggered epoll it is judged against, and the completion server (judged against
+# the level-triggered epoll every C sweep already has). quick's backends include it.
+C_URING_QUESTION = Role(
+    families=(FAMILY_C,), mechanisms=("epoll-et", "uring-poll", "uring-completion")
+)
 _HAPROXY_SELECT = Role(families=(FAMILY_EXTERNAL,), fd_limited=True)
 
 
