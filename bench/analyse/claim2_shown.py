@@ -45,11 +45,6 @@ def _sides(cell: pd.DataFrame, top: str, bottom: str, col: str) -> CellSides:
     )
 
 
-def _cpu_sides(cell: pd.DataFrame, subject: str, other: str, col: str = CLAIM2_METRIC) -> CellSides:
-    """The other's CPU per request over the subject's (above 1 when the subject spends less)."""
-    return _sides(cell, other, subject, col)
-
-
 def _ratio(sides: CellSides, confidence: float) -> RatioEstimate:
     return ratio_interval(
         sides.numerator, sides.denominator, sides.numerator_blocks, sides.denominator_blocks,

@@ -53,10 +53,6 @@ class Scenario:
     measure_in_process: Callable[[Any, BenchConfig, Path], pd.DataFrame] | None = None
     in_process_estimate_s: Callable[[Any], float] | None = None
 
-    def settings_for(self, preset: str) -> Any:
-        """This scenario's settings in ``preset``; KeyError if the preset does not run it."""
-        return self.presets[preset]
-
 
 class UnknownScenario(KeyError):
     """A scenario name nobody registered; the message lists the known ones."""
