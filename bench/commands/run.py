@@ -20,6 +20,12 @@ from bench.commands.common import (
     err,
     postprocess,
 )
+from bench.commands.run_lock import (
+    EXIT_BUSY,
+    name_locked_run,
+    release_machine_lock,
+    take_machine_lock,
+)
 from bench.measure import scenarios
 from bench.measure.config import (
     PUBLIC_PRESETS,
@@ -89,6 +95,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="print the plan and its duration, measure nothing"
     )
     run.add_argument("--no-charts", action="store_true", help="skip charts and report")
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse at once (exit status 75) when another benchmark is measuring on this "
+        "machine, instead of waiting for it to finish",
+    )
     run.add_argument(
         "--require-quiet",
         action="store_true",
@@ -186,6 +198,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _main(args, placement)
     finally:
+        release_machine_lock()
         if placement is not None:
             placement.end_all()
 
@@ -282,6 +295,8 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
                 f" pos {t.position_in_repetition}"
             )
         return EXIT_OK
+    if not take_machine_lock(cfg.preset, getattr(args, "no_wait", False)):
+        return EXIT_BUSY
     busy = _quiet_or_warning(cfg, args.require_quiet)
     if busy is not None and args.require_quiet:
         err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
@@ -333,6 +348,7 @@ def _measure(
         cells_total=len(trials),
         placement=placement.describe() if placement is not None else None,
     )
+    name_locked_run(sink.run_id)
     for text in warnings:
         sink.add_warning(text)
     try:
