@@ -129,14 +129,15 @@ def test_sigkill_of_bench_run_leaves_no_process_behind(tmp_path: Path, marker: s
         )
         try:
             children = _wait_for(bench, marker, out, trial, phase)
+            names = " | ".join(_cmdline(p) for p in children)
             os.kill(bench.pid, signal.SIGKILL)  # bench alone, never its group
             bench.wait()
         finally:
             if bench.poll() is None:
                 bench.kill()
                 bench.wait()
-        names = " | ".join(_cmdline(p) for p in children)
-        assert any("-m servers" in _cmdline(p) for p in children) or phase == "load", names
+        want = "-m servers" if phase == "server" else "loadgen.worker_entry"
+        assert want in names, names
         left = _survivors(children)
         assert left == [], f"try {attempt} (trial {trial}, {phase}): orphans {left}"
 
@@ -157,7 +158,7 @@ def test_a_load_hosts_children_die_with_its_dask_worker(tmp_path: Path) -> None:
         worker = cluster.worker("ld", "load=1")
         with (
             start_server(ServerConfig(backend="epoll")) as server,
-            Client(cluster.address, set_as_default=False) as client,
+            Client(cluster.address) as client,
         ):
             address = next(
                 a for a, w in client.scheduler_info()["workers"].items() if w["name"] == "ld"
@@ -167,9 +168,9 @@ def test_a_load_hosts_children_die_with_its_dask_worker(tmp_path: Path) -> None:
             agent.prepare(cfg, plan_workers(cfg, "127.0.0.1", True), 30.0).result(60)
             # prepare returned: the agent's leash and connected load workers are running.
             children = psutil.Process(worker.pid).children(recursive=True)
-            cluster.procs.kill("ld")
             names = " | ".join(_cmdline(p) for p in children)
-            assert any("loadgen.worker_entry" in _cmdline(p) for p in children), names
+            cluster.procs.kill("ld")
+            assert "loadgen.worker_entry" in names and "bench.measure.leash" in names, names
             assert _survivors(children) == []
     finally:
         cluster.close()
