@@ -33,6 +33,8 @@ MARKER_ENV = "BENCH_TEST_MARKER"
 # What a dead parent's children get to die: the kernel sends SIGKILL at once.
 GONE_WITHIN_S = 3.0
 KILL_POINTS = 3
+# The main thread and the two control channels' (servers.cli starts them after READY).
+SERVING_THREADS = 3
 SEED = 20
 
 pytestmark = pytest.mark.slow
@@ -81,6 +83,15 @@ def _trials_done(out: Path) -> int:
     return 0
 
 
+def _serving(proc: psutil.Process) -> bool:
+    """Past start-up: a server runs its control threads only once READY is written (killed
+    before that, it would die of the closed pipe, not of the lifeline)."""
+    try:
+        return "-m servers" not in _cmdline(proc) or proc.num_threads() >= SERVING_THREADS
+    except psutil.Error:
+        return False
+
+
 def _wait_for(
     bench: subprocess.Popen[str], marker: str, out: Path, trial: int, phase: str
 ) -> list[psutil.Process]:
@@ -92,7 +103,7 @@ def _wait_for(
             pytest.fail(f"bench run ended (status {bench.returncode}) before trial {trial}")
         if _trials_done(out) >= trial:
             marked = [p for p in _marked(marker) if p.pid != bench.pid]
-            if any(want in _cmdline(p) for p in marked):
+            if any(want in _cmdline(p) and _serving(p) for p in marked):
                 try:
                     tree = psutil.Process(bench.pid).children(recursive=True)
                 except psutil.Error:
