@@ -324,6 +324,18 @@ def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
     )
 
 
+def _left_out(outcome: Any) -> int:
+    """Finished trials the verdict leaves out, whatever the fault (the analysis's own count);
+    the runner's flag count when the table cannot be read."""
+    from bench.analyse.flags import left_out_count
+    from bench.store.results import load
+
+    try:
+        return left_out_count(load(outcome.path).trials)
+    except Exception:  # the run's own summary must not fail on the table
+        return int(outcome.flagged)
+
+
 def _measure(
     cfg: BenchConfig,
     trials: list[Any],
@@ -365,7 +377,7 @@ def _measure(
             sink.update_meta(placement=placement.describe())
     print(
         f"measured {outcome.trials_done}/{outcome.trials_planned} trials in "
-        f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {outcome.flagged} flagged)"
+        f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {_left_out(outcome)} flagged)"
     )
     print(f"run folder: {outcome.path}")
     if args.no_charts:
