@@ -198,7 +198,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         return _main(args, placement)
     finally:
-        release_machine_lock()
         if placement is not None:
             placement.end_all()
 
@@ -295,17 +294,22 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
                 f" pos {t.position_in_repetition}"
             )
         return EXIT_OK
+    # Held from before the quiet check (a run that waited checks the machine once the
+    # other has finished) to the end of the run; --dry-run above never takes it.
     if not take_machine_lock(cfg.preset, getattr(args, "no_wait", False)):
         return EXIT_BUSY
-    busy = _quiet_or_warning(cfg, args.require_quiet)
-    if busy is not None and args.require_quiet:
-        err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
-        return EXIT_USAGE
-    if busy is not None:
-        print(f"WARNING: {busy}", file=sys.stderr)
-        warnings.append(busy)
-    extra_s = estimate.in_process_s + estimate.analysis_s
-    return _measure(cfg, trials, extra_s, warnings, args, placement)
+    try:
+        busy = _quiet_or_warning(cfg, args.require_quiet)
+        if busy is not None and args.require_quiet:
+            err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
+            return EXIT_USAGE
+        if busy is not None:
+            print(f"WARNING: {busy}", file=sys.stderr)
+            warnings.append(busy)
+        extra_s = estimate.in_process_s + estimate.analysis_s
+        return _measure(cfg, trials, extra_s, warnings, args, placement)
+    finally:
+        release_machine_lock()
 
 
 def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:

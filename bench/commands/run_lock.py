@@ -1,8 +1,9 @@
 """``bench run``'s side of the machine lock: take it before measuring, name the run, free it.
 
 One lock per process, held from just before the quiet check (a run that waited
-checks quiet once the other has finished) until ``bench run`` returns.
-``--dry-run`` measures nothing and never takes it.
+checks quiet once the other has finished) until the run and its report are done;
+``--dry-run`` measures nothing and never takes it. The lock is process-wide, so
+it lives here rather than in an argument threaded through every step.
 """
 
 from __future__ import annotations
