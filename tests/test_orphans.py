@@ -153,6 +153,48 @@ def test_sigkill_of_bench_run_leaves_no_process_behind(tmp_path: Path, marker: s
         assert left == [], f"try {attempt} (trial {trial}, {phase}): orphans {left}"
 
 
+# A parent that starts one server and prints its PIDs (the server and the processes
+# it runs the work in, e.g. haproxy under its wrapper), then waits to be killed.
+PARENT = """
+import json, sys, time
+from servers.config import ServerConfig
+from servers.launch import start_server
+server = start_server(ServerConfig(backend=sys.argv[1]))
+print(json.dumps([server.pid, *server.ready_info.get("worker_pids", [])]), flush=True)
+time.sleep(600)  # window: the test kills this process long before
+"""
+
+
+@pytest.mark.parametrize("backend", ["epoll", "c-epoll", "haproxy-epoll"])
+def test_every_kind_of_server_dies_with_the_process_that_started_it(backend: str) -> None:
+    from servers import registry
+
+    reason = registry.get(backend).unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, backend],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()  # the event: the server answered READY
+        if not line:
+            pytest.fail(f"the parent ended before its server was up: {parent.communicate()[1]}")
+        pids = json.loads(line)
+        servers = [psutil.Process(pid) for pid in pids]
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+    assert _survivors(servers) == []
+
+
 def test_a_load_hosts_children_die_with_its_dask_worker(tmp_path: Path) -> None:
     pytest.importorskip("distributed", reason="pip install -e '.[cluster]'")
     from distributed import Client
