@@ -149,3 +149,18 @@ def test_two_runs_at_once_the_second_refuses_or_waits_naming_the_first(tmp_path:
         assert json.loads((runs[0] / "run.json").read_text())["status"] == "complete"
     finally:
         _end(started)
+
+
+def test_a_dry_run_measures_nothing_and_never_takes_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench.commands import main as bench_main
+
+    lock = tmp_path / "lock"
+    monkeypatch.setenv(LOCK_PATH_ENV, str(lock))
+    held = acquire("quick", wait=False, note=print, path=lock)
+    try:
+        argv = ["run", "--preset", "tiny", "--dry-run", "--no-wait", "--out", str(tmp_path)]
+        assert bench_main(argv) == 0  # --no-wait would have refused, had it asked
+    finally:
+        held.release()
