@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -22,8 +23,10 @@ from typing import IO
 
 import pytest
 
+from bench.analyse.flags import left_out_count
 from bench.commands.run_lock import EXIT_BUSY
 from bench.measure.machine_lock import LOCK_PATH_ENV, MachineBusy, acquire, read_holder
+from bench.store.results import load
 
 REPO = Path(__file__).resolve().parent.parent
 HOLD = (
@@ -136,8 +139,13 @@ def test_two_runs_at_once_the_second_refuses_or_waits_naming_the_first(tmp_path:
         assert not (tmp_path / "waiting").exists() or not any((tmp_path / "waiting").iterdir())
 
         os.kill(first.pid, signal.SIGCONT)
-        first.communicate(timeout=180)
+        stdout, _ = first.communicate(timeout=180)
         assert first.returncode == 0
+        # The console's count is every finished trial the verdict leaves out.
+        (run,) = list((tmp_path / "first").iterdir())
+        said_flagged = re.search(r"\((\d+) failed, (\d+) flagged\)", stdout)
+        assert said_flagged is not None, stdout
+        assert int(said_flagged.group(2)) == left_out_count(load(run).trials)
         waiting.wait(timeout=180)
         assert waiting.returncode == 0
         rest = []
