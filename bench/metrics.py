@@ -56,6 +56,7 @@ MACHINE = "bench.measure.columns.machine_window_columns"
 FACTS = "bench.measure.columns.server_fact_columns"
 PROBE = "bench.measure.drivers.drive_probe"
 CHURN = "bench.measure.scenarios.churn.cpu_per_connection_us"
+DISTURBANCE = "bench.measure.disturbance.foreign_cpu_columns"
 
 Compute = Callable[["TrialRecord"], Any]
 
@@ -197,6 +198,12 @@ STEAL_FRACTION = _m("steal_fraction", "fraction", "float64", None, MACHINE,
     "time stolen by the hypervisor over the window's wall time x CPUs online")  # fmt: skip
 SERVER_RUN_DELAY_US = _m("server_run_delay_us", "us", "float64", None, MACHINE,
     "time the server's threads were runnable but waiting for a CPU (schedstat)")  # fmt: skip
+FOREIGN_CPU_SHARE_SERVER = _m("foreign_cpu_share_server", "fraction", "float64", None, DISTURBANCE,
+    "CPU time other processes took on the server's CPU (/proc/stat less the server's own) "
+    "over the window; above the bound the trial is flagged disturbed")  # fmt: skip
+FOREIGN_CPU_SHARE_LOAD = _m("foreign_cpu_share_load", "fraction", "float64", None, DISTURBANCE,
+    "CPU time other processes took on the load generator's CPUs (/proc/stat less its "
+    "workers' and bench's own) over the window x those CPUs; empty across hosts")  # fmt: skip
 SEND_LAG_P50_US = _m("send_lag_p50_us", "us", "float64", None, LOAD,
     "open loop: median of how late the load generator sent")  # fmt: skip
 SEND_LAG_P99_US = _m("send_lag_p99_us", "us", "float64", None, LOAD,

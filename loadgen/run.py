@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import psutil
 
+from lifeline import child_env
 from loadgen.config import LoadConfig, resolve_target
 from loadgen.errors import LoadInterrupted, TargetUnreachable, WorkerFailed
 from loadgen.merge import merge_results
@@ -89,7 +90,8 @@ class WorkerPool:
 
     def start(self, cfg: LoadConfig, plans: list[WorkerPlan]) -> None:
         """Start one process per plan; each is recorded as soon as it exists, for reap()."""
-        env = dict(os.environ)
+        # loadgen.worker_entry arms the parent-death signal: no worker outlives this process.
+        env = child_env()
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
         )

@@ -18,6 +18,7 @@ import traceback
 from multiprocessing.connection import Connection
 from typing import Any
 
+from lifeline import die_with_parent
 from loadgen.churn import ChurnWorker
 from loadgen.config import LoadConfig
 from loadgen.keepalive import KeepAliveWorker
@@ -71,6 +72,7 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()  # before anything else: a worker never outlives loadgen.run's process
     # Ctrl-C reaches the whole process group; only the parent reacts, then tells us to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(int(argv[1]))

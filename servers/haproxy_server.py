@@ -50,7 +50,6 @@ head must fit its default buffer (tune.bufsize 16 KiB): a 20,000-byte head got
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import resource
 import secrets
@@ -63,10 +62,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from lifeline import preexec_die_with_parent
 from servers.config import ServerConfig
 from servers.haproxy_config import (
     INSTALL_HINT,
@@ -90,28 +89,11 @@ STATS_TIMEOUT_S = 2.0
 # (HAProxy's immediate stop) follows after SOFT_STOP_S, SIGKILL after HARD_STOP_S more.
 SOFT_STOP_S = 0.5
 HARD_STOP_S = 1.5
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 SUN_PATH_BYTES = 108  # sizeof(struct sockaddr_un.sun_path) on Linux
 
 
 class HaproxyError(SetupError):
     """HAProxy could not start, or ended on its own; the message carries its output."""
-
-
-def _die_with_parent() -> Callable[[], None]:
-    """preexec_fn for the haproxy child: SIGKILL when this process ends, signals unblocked."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        # servers.cli holds SIGTERM/SIGINT blocked until run(); a blocked mask is inherited.
-        signal.pthread_sigmask(signal.SIG_SETMASK, set())
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-            os._exit(126)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(126)
-
-    return preexec
 
 
 def query(socket_path: str, command: str, timeout_s: float = STATS_TIMEOUT_S) -> str:
@@ -190,7 +172,7 @@ def _spawn(
             stderr=output,
             pass_fds=pass_fds,
             # preexec_fn is safe here: servers.cli starts no thread before the factory.
-            preexec_fn=_die_with_parent(),
+            preexec_fn=preexec_die_with_parent(),
         )
     except OSError as exc:
         raise HaproxyError(f"cannot run {argv[0]}: {exc}; {INSTALL_HINT}") from exc

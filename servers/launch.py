@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from lifeline import child_env
 from servers import registry
 from servers.config import ServerConfig
 from servers.stats import StatsSnapshot
@@ -221,7 +222,8 @@ def start_server(config: ServerConfig, timeout_s: float = 15.0) -> ServerProcess
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr_file,
-        env=child_process_env(),
+        # servers.cli arms the parent-death signal: no orphan server, however bench ends.
+        env=child_env(child_process_env()),
         close_fds=True,
     )
     server = ServerProcess(config, popen, stderr_file)

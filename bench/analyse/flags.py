@@ -1,8 +1,10 @@
 """What the server, the client or the machine did in a trial's window, read from its columns.
 
-Three rules, written in ``bench.analyse.rules.RULES``, read columns of the trial
+Four rules, written in ``bench.analyse.rules.RULES``, read columns of the trial
 table: ``steal_fraction`` (CPU time the machine lost to steal; a fault above its
-bound, rule "faults"), ``server_busy_fraction`` (server CPU time / window wall
+bound, rule "faults"), ``foreign_cpu_share_server`` and ``foreign_cpu_share_load``
+(CPU time other processes took on the trial's CPUs; a fault above its bound, rule
+"disturbed"), ``server_busy_fraction`` (server CPU time / window wall
 time; client-bound, a sensitivity analysis only, rules "client_bound" and
 "sensitivity") and ``send_lag_p99_us`` (the load generator's own lateness at
 p99, open loop; latency charts only, rule "send_lag"). Applying them here from
@@ -22,6 +24,8 @@ from bench import metrics
 from bench.analyse.rules import (
     BUSY_COLUMN,
     CLIENT_BOUND_BUSY_FRACTION,
+    DISTURBED_COLUMNS,
+    DISTURBED_SHARE_MAX,
     MACHINE_CPU_COLUMN,
     SEND_LAG_COLUMN,
     SEND_LAG_P99_FRACTION,
@@ -64,12 +68,32 @@ def steal_fault(trials: pd.DataFrame) -> pd.Series:
     return (steal > STEAL_FRACTION_MAX).fillna(False).astype(bool)
 
 
+def disturbed(trials: pd.DataFrame) -> pd.Series:
+    """Trials whose server or load CPUs gave more than the bound to other processes
+    (``RULES["disturbed"]``; unknown: False)."""
+    if trials.empty:
+        return pd.Series(False, index=trials.index, dtype=bool)
+    over = pd.Series(False, index=trials.index, dtype=bool)
+    for name in DISTURBED_COLUMNS:
+        over |= (_column(trials, name) > DISTURBED_SHARE_MAX).fillna(False).astype(bool)
+    return over
+
+
 def fault_mask(trials: pd.DataFrame) -> pd.Series:
-    """Trials that ran but are left out for a fault (``RULES["faults"]``): flagged or steal."""
+    """Trials that ran but are left out for a fault (``RULES["faults"]``): flagged, steal
+    or disturbed."""
     if trials.empty:
         return pd.Series(False, index=trials.index, dtype=bool)
     flagged = trials["flagged"].astype("boolean").fillna(False).astype(bool)
-    return flagged | steal_fault(trials)
+    return flagged | steal_fault(trials) | disturbed(trials)
+
+
+def left_out_count(trials: pd.DataFrame) -> int:
+    """Trials that ran (status ok) and the verdict leaves out, whatever the fault."""
+    if trials.empty:
+        return 0
+    ok = trials["status"].fillna(TrialStatus.FAILED) == TrialStatus.OK
+    return int((ok & fault_mask(trials)).sum())
 
 
 def leave_out_client_bound(trials: pd.DataFrame) -> pd.DataFrame:
@@ -113,6 +137,12 @@ def data_quality(trials: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, column, mask_fn, what in (
         ("steal", STEAL_COLUMN, steal_fault, "trials left out for steal (a fault)"),
+        (
+            "disturbed",
+            DISTURBED_COLUMNS[0],
+            disturbed,
+            "trials left out as disturbed by other processes on their CPUs (a fault)",
+        ),
         (
             "client_bound",
             BUSY_COLUMN,

@@ -20,6 +20,12 @@ from bench.commands.common import (
     err,
     postprocess,
 )
+from bench.commands.run_lock import (
+    EXIT_BUSY,
+    name_locked_run,
+    release_machine_lock,
+    take_machine_lock,
+)
 from bench.measure import scenarios
 from bench.measure.config import (
     PUBLIC_PRESETS,
@@ -89,6 +95,12 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="print the plan and its duration, measure nothing"
     )
     run.add_argument("--no-charts", action="store_true", help="skip charts and report")
+    run.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="refuse at once (exit status 75) when another benchmark is measuring on this "
+        "machine, instead of waiting for it to finish",
+    )
     run.add_argument(
         "--require-quiet",
         action="store_true",
@@ -282,15 +294,22 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
                 f" pos {t.position_in_repetition}"
             )
         return EXIT_OK
-    busy = _quiet_or_warning(cfg, args.require_quiet)
-    if busy is not None and args.require_quiet:
-        err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
-        return EXIT_USAGE
-    if busy is not None:
-        print(f"WARNING: {busy}", file=sys.stderr)
-        warnings.append(busy)
-    extra_s = estimate.in_process_s + estimate.analysis_s
-    return _measure(cfg, trials, extra_s, warnings, args, placement)
+    # Held from before the quiet check (a run that waited checks the machine once the
+    # other has finished) to the end of the run; --dry-run above never takes it.
+    if not take_machine_lock(cfg.preset, getattr(args, "no_wait", False)):
+        return EXIT_BUSY
+    try:
+        busy = _quiet_or_warning(cfg, args.require_quiet)
+        if busy is not None and args.require_quiet:
+            err(f"{busy}; --require-quiet refuses to measure: stop the other work and retry")
+            return EXIT_USAGE
+        if busy is not None:
+            print(f"WARNING: {busy}", file=sys.stderr)
+            warnings.append(busy)
+        extra_s = estimate.in_process_s + estimate.analysis_s
+        return _measure(cfg, trials, extra_s, warnings, args, placement)
+    finally:
+        release_machine_lock()
 
 
 def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
@@ -307,6 +326,18 @@ def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
         f"busy machine: {sample.describe()} after waiting {waited:.0f} s; other work "
         "competes with the server and the load generator, so numbers are inflated and noisier"
     )
+
+
+def _left_out(outcome: Any) -> int:
+    """Finished trials the verdict leaves out, whatever the fault (the analysis's own count);
+    the runner's flag count when the table cannot be read."""
+    from bench.analyse.flags import left_out_count
+    from bench.store.results import load
+
+    try:
+        return left_out_count(load(outcome.path).trials)
+    except Exception:  # the run's own summary must not fail on the table
+        return int(outcome.flagged)
 
 
 def _measure(
@@ -333,6 +364,7 @@ def _measure(
         cells_total=len(trials),
         placement=placement.describe() if placement is not None else None,
     )
+    name_locked_run(sink.run_id)
     for text in warnings:
         sink.add_warning(text)
     try:
@@ -349,7 +381,7 @@ def _measure(
             sink.update_meta(placement=placement.describe())
     print(
         f"measured {outcome.trials_done}/{outcome.trials_planned} trials in "
-        f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {outcome.flagged} flagged)"
+        f"{outcome.duration_s:.0f} s ({outcome.failed} failed, {_left_out(outcome)} flagged)"
     )
     print(f"run folder: {outcome.path}")
     if args.no_charts:

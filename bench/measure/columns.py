@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import metrics
+from bench.measure.disturbance import disturbed_reason
 from bench.measure.placement import Edge
 from bench.measure.quiet import MAX_STEAL_FRACTION
 from bench.measure.trial import Mode, Trial, TrialStatus
@@ -95,6 +96,8 @@ COMMON_COLUMNS: dict[str, str] = {
         metrics.MACHINE_CPU_US_PER_REQ,
         metrics.STEAL_FRACTION,
         metrics.SERVER_RUN_DELAY_US,
+        metrics.FOREIGN_CPU_SHARE_SERVER,
+        metrics.FOREIGN_CPU_SHARE_LOAD,
         metrics.SEND_LAG_P50_US,
         metrics.SEND_LAG_P99_US,
         metrics.RECONNECTS,
@@ -302,7 +305,8 @@ def flag_reasons(trial: Trial, row: Mapping[str, Any], result: LoadResult) -> li
 
 
 def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
-    """Flags about the measured window itself: connections that came or went, CPU stolen.
+    """Flags about the measured window itself: connections that came or went, CPU stolen
+    or taken by other processes.
 
     Whether the client set the pace (server busy fraction) or its lateness
     weighs on the latency (send lag) is judged by the analysis from the columns,
@@ -320,6 +324,9 @@ def window_reasons(trial: Trial, row: Mapping[str, Any]) -> list[str]:
     steal = row.get(metrics.STEAL_FRACTION.name)
     if steal is not None and steal > STEAL_FRACTION_MAX:
         reasons.append(f"steal({steal:.2f})")
+    disturbed = disturbed_reason(row)
+    if disturbed is not None:
+        reasons.append(disturbed)
     return reasons
 
 

@@ -22,6 +22,7 @@ from bench.measure.columns import (
     server_fact_columns,
     server_window_columns,
 )
+from bench.measure.disturbance import foreign_cpu_columns
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
 from bench.measure.record import metric_columns, record
@@ -147,6 +148,16 @@ def drive_load_with(
         # server accepted in the window, not what it still holds at its end.
         columns[metrics.CONNECTIONS_SERVED.name] = start.delta(end).accepted
     placed = result.placement or {}
+    columns.update(
+        foreign_cpu_columns(
+            edges["start"],
+            edges["end"],
+            result,
+            ctx.cfg.server_cpu if not placed else None,
+            ctx.cfg.loadgen_cpus,
+            across_hosts=bool(placed),
+        )
+    )
     if placed:
         # Across hosts the edges' /proc/stat is the server host's alone: the load
         # generator's CPU is elsewhere, so the whole cost per request is not known.

@@ -57,6 +57,9 @@ class Edge:
     # The whole machine's CPU times (/proc/stat) read beside the process; None
     # where unreadable or not asked for.
     machine: MachineCpu | None = None
+    # CPU time (user + system, every thread) of the process that read this edge
+    # (bench, or the agent on the server's host): its own work is not a disturbance.
+    reader_cpu_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -167,7 +170,7 @@ class LocalServer:
             stats = self._process.stats()
         except Exception as exc:  # the control channel of a dead server refuses
             stats_error = f"{type(exc).__name__}: {exc}"
-        process = process_error = machine = None
+        process = process_error = machine = reader_cpu_s = None
         if with_process and self._processes is not None:
             try:
                 process = _sum_cpu([_read_cpu(ps) for ps in self._processes])
@@ -175,8 +178,16 @@ class LocalServer:
                 process_error = f"{type(exc).__name__}: {exc}"
         if with_process:
             machine = read_machine_cpu()
+            reader_cpu_s = time.process_time()
         return Edge(
-            utc_now_iso(), time.monotonic(), stats, stats_error, process, process_error, machine
+            utc_now_iso(),
+            time.monotonic(),
+            stats,
+            stats_error,
+            process,
+            process_error,
+            machine,
+            reader_cpu_s,
         )
 
     def exit_reason(self) -> str | None:

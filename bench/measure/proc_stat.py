@@ -9,7 +9,7 @@ so a window's figures resolve to about a tick per CPU at each edge.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Fields of the aggregate "cpu" line, in the kernel's order (proc(5)).
 USER, NICE, SYSTEM, IDLE, IOWAIT, IRQ, SOFTIRQ, STEAL = range(8)
@@ -28,6 +28,10 @@ class MachineCpu:
     steal_s: float
     # CPUs online at the read (the "cpuN" lines).
     cpus: int
+    # Per CPU (by its number): user + nice + system, the time the kernel charged to
+    # tasks there. IRQ and softirq are left out: on loopback most of that is the
+    # trial's own network work, charged to no task (bench.measure.disturbance).
+    task_s_by_cpu: dict[int, float] = field(default_factory=dict)
 
     @property
     def total_s(self) -> float:
@@ -44,6 +48,16 @@ def parse_proc_stat(text: str, ticks_per_s: float) -> MachineCpu | None:
         ticks = [int(x) for x in aggregate[1 : STEAL + 2]]
     except ValueError:
         return None
+    by_cpu: dict[int, float] = {}
+    for line in lines:
+        if not (line.startswith("cpu") and line[3:4].isdigit()):
+            continue
+        name, *values = line.split()
+        try:
+            task = sum(int(values[f]) for f in (USER, NICE, SYSTEM))
+            by_cpu[int(name[3:])] = task / ticks_per_s
+        except (ValueError, IndexError):
+            continue
     cpus = sum(1 for line in lines if line.startswith("cpu") and line[3:4].isdigit())
 
     def seconds(*fields: int) -> float:
@@ -54,6 +68,7 @@ def parse_proc_stat(text: str, ticks_per_s: float) -> MachineCpu | None:
         idle_s=seconds(IDLE, IOWAIT),
         steal_s=seconds(STEAL),
         cpus=cpus,
+        task_s_by_cpu=by_cpu,
     )
 
 

@@ -18,6 +18,8 @@ from bench.analyse.rules.thresholds import (
     CONFIDENCE,
     CROSSOVER_MIN_DF,
     CROSSOVER_MIN_SHARES,
+    DISTURBED_COLUMNS,
+    DISTURBED_SHARE_MAX,
     EDGE_CONFIDENCE,
     EQUIVALENCE_BOUNDS,
     EQUIVALENCE_CONFIDENCE,
@@ -205,8 +207,9 @@ RULES: dict[str, str] = {
         "(errors, connections short, a partial or broken window, a saturated load generator, "
         "an open-loop rate shortfall), and a trial whose machine lost more than "
         f"{STEAL_FRACTION_MAX:.0%} of its CPU time to steal ({STEAL_COLUMN}; the same bound "
-        "as bench's quiet-machine check). Runs that did not record steal say so; nothing is "
-        "guessed for them."
+        "as bench's quiet-machine check), and a trial disturbed by other processes on its "
+        "CPUs (RULES['disturbed']). Runs that did not record steal or disturbance say so; "
+        "nothing is guessed for them."
     ),
     "client_bound": (
         f"(Changed {RULES_CHANGED}, see RULES['history'].) A closed-loop trial whose server "
@@ -232,6 +235,17 @@ RULES: dict[str, str] = {
         "flagged trial: a fault of the machine, not an outcome, since stolen time is missing "
         "from the CPU time the kernel charges to the server and the client. Trials of runs "
         "that did not record the column carry no steal flag; none is guessed for them."
+    ),
+    "disturbed": (
+        "A trial in whose measured window other processes took more than "
+        f"{DISTURBED_SHARE_MAX:.0%} of the server's CPU or of the load generator's CPUs "
+        f"({' or '.join(DISTURBED_COLUMNS)}: per-CPU task time from /proc/stat less the "
+        "trial's own processes' CPU time, over window wall time x those CPUs) is flagged "
+        "'disturbed' by the runner and left out like every flagged trial: a fault of the "
+        "machine (another benchmark, a build, a backup), not an outcome. The bound is about "
+        "the throughput such a loss takes from a CPU-bound server, and above the error of "
+        "/proc/stat's 10 ms ticks over the shortest window. Runs that did not record the "
+        "columns carry no such flag; none is guessed for them."
     ),
     "send_lag": (
         "An open-loop trial whose load generator's own send lag at p99 exceeds "

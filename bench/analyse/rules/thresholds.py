@@ -6,6 +6,9 @@ import math
 
 from bench import metrics
 from bench.measure.columns import STEAL_FRACTION_MAX as STEAL_FRACTION_MAX  # re-exported
+from bench.measure.disturbance import (  # re-exported: the runner flags by it
+    DISTURBED_SHARE_MAX as DISTURBED_SHARE_MAX,
+)
 from bench.store import schema
 from servers.registry import FAMILY_PYTHON_LOOP
 
@@ -89,6 +92,13 @@ CLIENT_BOUND_ANALYSIS = "client-bound trials left out"
 # flags such a trial, so the bound STEAL_FRACTION_MAX is declared beside its other
 # flags (bench.measure.columns, which measure can import) and imported here.
 STEAL_COLUMN = metrics.STEAL_FRACTION.name
+
+# ---------------------------------------------------------------- disturbance
+# A fault too: other processes took CPU time on the server's or the load generator's
+# CPUs in the window. The runner flags such a trial (bench.measure.disturbance, where
+# DISTURBED_SHARE_MAX is declared with its reason); the analysis applies the same
+# bound to the columns, so a run written by another runner is judged alike.
+DISTURBED_COLUMNS = (metrics.FOREIGN_CPU_SHARE_SERVER.name, metrics.FOREIGN_CPU_SHARE_LOAD.name)
 
 # ---------------------------------------------------------------- families
 # Every claim is judged per family of backends (servers.registry): on each family's

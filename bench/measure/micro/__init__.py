@@ -43,6 +43,8 @@ from typing import Any
 
 import pandas as pd
 
+from lifeline import preexec_die_with_parent
+
 # Column name -> pandas dtype of the micro table (times in microseconds).
 MICRO_COLUMNS: dict[str, str] = {
     "operation": "string",
@@ -188,7 +190,14 @@ def run_to_end(
     (the process already killed) or re-raises KeyboardInterrupt after the kill.
     """
     proc = subprocess.Popen(
-        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd
+        list(cmd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=cwd,
+        # pytest is not ours to arm from inside; bench's main thread starts it.
+        preexec_fn=preexec_die_with_parent(),
     )
     try:
         output, _ = proc.communicate(timeout=timeout_s)
