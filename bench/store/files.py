@@ -22,9 +22,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A write that fails on flush names no file: name the one meant.
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -139,9 +139,9 @@ class FolderCheck:
             row = doc.get(schema.RAW_ROW_KEY)
             if not isinstance(row, dict):
                 raise RunIntegrityError(
-                    f"{self.path / schema.TRIALS_CSV}: {cause}, and it cannot be rebuilt: "
-                    f"{self.raw_dir / name} holds no table row (written before run.json "
-                    f"schema version 2); {RERUN}"
+                    f"the trial table of {self.path} is damaged or incomplete ({cause}) and "
+                    f"cannot be rebuilt: {self.raw_dir / name} holds no table row (written "
+                    f"before run.json schema version 2); {RERUN}"
                 )
             rows.append({**row, "raw_file": f"{schema.RAW_DIR}/{name}"})
         df = pd.DataFrame(rows)
@@ -160,12 +160,12 @@ class FolderCheck:
             if not lacking:
                 # One copy is good: the other is rewritten from it, no raw file is needed.
                 return self._rebuilt(TRIALS, df, problems, coerce, "its other copy")
-            problems.append(f"the table lacks {len(lacking)} trials whose raw files are in raw/")
+            problems.append(f"the table lacks {len(lacking)} of the {len(names)} trials in raw/")
         cause = "; ".join(problems)
         if not names:
             raise RunIntegrityError(
-                f"{self.path / schema.TRIALS_CSV} is damaged ({cause}) and raw/ holds no trial "
-                f"to rebuild it from; {RERUN}"
+                f"the trial table of {self.path} is damaged ({cause}) and raw/ holds no "
+                f"trial to rebuild it from; {RERUN}"
             )
         rows = self._rows_from_raw(names, cause).assign(run_id=run_id)
         return self._rebuilt(TRIALS, rows, problems, coerce, f"raw/ ({len(rows)} trials)")
@@ -184,7 +184,7 @@ class FolderCheck:
         source = self.path / schema.MICRO_RAW_JSON
         if not source.is_file():
             raise RunIntegrityError(
-                f"{self.path / MICRO.csv} is damaged ({'; '.join(problems)}) and "
+                f"the micro table of {self.path} is damaged ({'; '.join(problems)}) and "
                 f"{source} is missing, so it cannot be rebuilt; {RERUN}"
             )
         from bench.measure.micro import micro_table_from_json

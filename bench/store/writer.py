@@ -27,7 +27,6 @@ from bench.measure.placement import utc_now_iso
 from bench.store import manifest, schema
 from bench.store.files import (
     atomic_write_bytes,
-    atomic_write_json,
     coerce_table,
     json_bytes,
     read_json_or_none,
@@ -72,7 +71,8 @@ class RunWriteError(Exception):
             None: "",
         }[self.recorded]
         return (
-            f"{self.reason} in {self.folder}. Kept: {self.trials_kept} finished trials in "
+            f"cannot write {self.what} in {self.folder}: {self.error.strerror or self.error}. "
+            f"Kept: {self.trials_kept} finished trials in "
             f"{self.folder / schema.RAW_DIR}/ (and its tables){'; ' + recorded if recorded else ''}"
             f". Remedy: {remedy} or choose another --out; then `python -m bench report "
             f"{self.folder}` summarises the kept trials, and a new run measures the rest."
@@ -141,7 +141,7 @@ class RunWriter:
         failed_before = self._failure is not None
         try:
             with self._writing(schema.RUN_JSON):
-                atomic_write_json(self.path / schema.RUN_JSON, self._meta)
+                atomic_write_bytes(self.path / schema.RUN_JSON, json_bytes(self._meta))
         except RunWriteError:
             # After a failed write, notes on the way out (warnings, placement) are best effort:
             # the first failure is the one to report.
