@@ -60,7 +60,7 @@ def test_truncated_trials_table_is_rebuilt_from_raw_with_the_same_verdict(
     notes = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(notes) == 1 and "Traceback" not in proc.stderr, proc.stderr
     trials = len(lines) - 1
-    assert "trial table rebuilt from raw/" in notes[0] and f"({trials} trials)" in notes[0]
+    assert "trials table rebuilt from raw/" in notes[0] and f"({trials} trials)" in notes[0]
     assert _verdict_without_time(damaged) == _verdict_without_time(intact)
     assert f"{trials} of {trials} trials done" in (damaged / schema.REPORT_MD).read_text()
     # Written back with its manifest: the next read has nothing to repair.

@@ -83,5 +83,5 @@ def format_run_list(runs: pd.DataFrame) -> str:
     """Plain-text table of ``list_runs`` output."""
     if runs.empty:
         return "No runs yet. Make one with `python -m bench run`."
-    shown = runs.fillna("").astype(str)
+    shown = runs.astype(object).fillna("").astype(str)
     return shown.to_string(index=False)

@@ -46,7 +46,7 @@ class TableFiles:
     columns: Mapping[str, str]
 
 
-TRIALS = TableFiles("trial", schema.TRIALS_PARQUET, schema.TRIALS_CSV, schema.TRIAL_COLUMNS)
+TRIALS = TableFiles("trials", schema.TRIALS_PARQUET, schema.TRIALS_CSV, schema.TRIAL_COLUMNS)
 MICRO = TableFiles("micro", schema.MICRO_PARQUET, schema.MICRO_CSV, schema.MICRO_COLUMNS)
 
 
@@ -114,23 +114,27 @@ class FolderCheck:
         return sorted([n for n, e in raw.items() if e.get("trial")] + extra)
 
     def _copy(self, files: TableFiles) -> tuple[pd.DataFrame | None, list[str]]:
-        """The first copy that matches the manifest (or, unverified, that reads); the others'
-        problems."""
-        problems = []
+        """The first copy that matches the manifest (or, unverified, that reads), and what is
+        wrong with the copies: both are checked, so a damaged one is rewritten."""
+        problems: list[str] = []
+        found: pd.DataFrame | None = None
         tables = (self.listed or {}).get(manifest.TABLES_KEY, {})
         for name in (files.parquet, files.csv):
             path = self.path / name
             entry = tables.get(name)
             why = manifest.mismatch(path, entry) if entry is not None else None
-            if why is None and path.is_file():
+            if why is None and not path.is_file():
+                why = "missing"
+            if why is None and (found is None or self.listed is None):
                 try:
-                    return read_copy(path), problems
+                    table = read_copy(path)
                 except Exception as exc:  # any damage a reader can meet: cut, empty, not a table
                     why = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-            elif why is None:
-                why = "missing"
-            problems.append(f"{name}: {why}")
-        return None, problems
+                else:
+                    found = table if found is None else found
+            if why is not None:
+                problems.append(f"{name}: {why}")
+        return found, problems
 
     def _rows_from_raw(self, names: list[str], cause: str) -> pd.DataFrame:
         rows = []
