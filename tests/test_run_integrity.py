@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fixtures.tiny_run import REPO, TinyRun
 
+from bench.present.html_report import render_html_report
 from bench.present.listing import list_runs
 from bench.present.report import render_report
 from bench.store import manifest, schema
@@ -181,6 +182,7 @@ def test_a_running_run_whose_writer_was_killed_reads_as_interrupted(tmp_path: Pa
     assert listed["last_trial"] == "1 trials written; last: 0000_t, started 2026-01-01T00:00:00Z"
     assert data.state.status == "interrupted"
     assert f"Status **{GONE} (1 trials written; last: 0000_t" in render_report(data)
+    assert f"Status <b>{GONE} (1 trials written; last: 0000_t" in render_html_report(data, None)
 
 
 def test_a_run_written_before_this_boot_is_interrupted_and_a_live_one_running(
