@@ -349,8 +349,8 @@ def _measure(
             sink.add_warning(text)
         outcome = run_benchmark(cfg, trials, sink, progress, placement)
     except RunWriteError as exc:
-        if exc.recorded is None:  # failed before the run loop could mark the run
-            sink.mark("failed")
+        if exc.recorded is None:  # before the run loop could mark the run: recorded as failed
+            sink.mark("partial")
         err(str(exc))
         return EXIT_FAILED
     except RunInterrupted as exc:

@@ -17,11 +17,13 @@ from typing import Any
 
 import pandas as pd
 
+from bench.store import schema
+
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 INTERRUPTED = "interrupted"
 GONE = "interrupted: its process is gone"
 # Statuses of a run that did not measure all it planned.
-UNFINISHED = ("partial", "failed", INTERRUPTED)
+UNFINISHED = ("partial", schema.RUN_FAILED, INTERRUPTED)
 
 
 def _boot_id() -> str | None:
@@ -115,6 +117,6 @@ def run_state(meta: dict[str, Any], trials: pd.DataFrame | None) -> RunState:
         if alive is None:
             return RunState(status, f"running on {writer.get('hostname')} (not checked)", last)
         return RunState(status, f"running (PID {writer['pid']})", last)
-    if status == "failed":
+    if status == schema.RUN_FAILED:
         return RunState(status, f"failed: {meta.get('failure') or 'no reason recorded'}", last)
     return RunState(status, status, last)

@@ -99,8 +99,9 @@ RESERVE_BYTES: Final = 64 * 1024
 RUN_TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 RUN_ID_HEX_DIGITS: Final = 6
 
-# "failed": a write failed (full disk, read-only folder); run.json["failure"] says which.
-RUN_STATUSES: Final = ("running", "complete", "partial", "failed")
+# A write failed (full disk, read-only folder); run.json["failure"] says which.
+RUN_FAILED: Final = "failed"
+RUN_STATUSES: Final = ("running", "complete", "partial", RUN_FAILED)
 # A trial's status, declared with the trial (bench.measure.trial.TrialStatus).
 TRIAL_STATUSES: Final = tuple(TrialStatus)
 MICRO_READY: Final = ("one", "all")

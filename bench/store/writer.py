@@ -244,7 +244,7 @@ class RunWriter:
             with contextlib.suppress(OSError):
                 (self.path / schema.RESERVE_FILE).unlink(missing_ok=True)
             if self._failure is not None:
-                status = "failed"
+                status = schema.RUN_FAILED
                 self._meta["failure"] = self._failure.reason
             self._meta["finished_utc"] = utc_now_iso()
             self._meta["duration_s"] = round(time.monotonic() - self._t0, 3)
