@@ -174,6 +174,7 @@ def test_a_running_run_whose_writer_was_killed_reads_as_interrupted(tmp_path: Pa
     assert proc.returncode == -9, proc.stderr
     (path,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert json.loads((path / schema.RUN_JSON).read_text())["status"] == "running"
+    assert (path / schema.RESERVE_FILE).is_file()
 
     listed = list_runs(tmp_path).iloc[0]
     data = load(path)
@@ -181,6 +182,7 @@ def test_a_running_run_whose_writer_was_killed_reads_as_interrupted(tmp_path: Pa
     assert listed["status"] == GONE
     assert listed["last_trial"] == "1 trials written; last: 0000_t, started 2026-01-01T00:00:00Z"
     assert data.state.status == "interrupted"
+    assert not (path / schema.RESERVE_FILE).exists()  # given back by the reader
     assert f"Status **{GONE} (1 trials written; last: 0000_t" in render_report(data)
     assert f"Status <b>{GONE} (1 trials written; last: 0000_t" in render_html_report(data, None)
 

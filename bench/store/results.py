@@ -9,6 +9,7 @@ and columns come from ``bench.store.schema``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections.abc import Callable
@@ -220,8 +221,13 @@ def load(
     micro = schema_table(check.micro(schema_table), schema.MICRO_COLUMNS)
     if "operation" in micro.columns:  # runs from before the column existed: wait calls
         micro["operation"] = micro["operation"].fillna("wait")
-    if check.rebuilt and repair and writer_alive(meta.get("writer")) is not True:
+    alive = writer_alive(meta.get("writer"))
+    if check.rebuilt and repair and alive is not True:
         check.write_back(meta, atomic_write_bytes)
+    if repair and alive is False:
+        # The space a killed writer held for recording a failure is no longer needed.
+        with contextlib.suppress(OSError):
+            (path / schema.RESERVE_FILE).unlink(missing_ok=True)
     notes = list(check.notes)
     verdict = _read_verdict(path, notes)
     if notes:
