@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 
 from bench.commands import main
+from bench.store import manifest
 from bench.store.results import load
 
 # The tests build and pool several synthetic runs (a few seconds each); three agreeing
@@ -50,8 +52,17 @@ def test_a_cell_judged_in_different_loops_keeps_its_ranges_apart(
         & (trials["mode"] == "closed")
     )  # fmt: skip
     trials = trials[~closed_select]
-    trials.to_csv(Path(runs[2]) / "trials.csv", index=False)
+    data = trials.to_csv(index=False).encode()
+    (Path(runs[2]) / "trials.csv").write_bytes(data)
     (Path(runs[2]) / "trials.parquet").unlink(missing_ok=True)
+    # A deliberate edit, so recorded in run.json's manifest as the writer records its writes
+    # (an unrecorded one is damage, which the reader repairs from raw/ or refuses).
+    meta_path = Path(runs[2]) / "run.json"
+    meta = json.loads(meta_path.read_text())
+    tables = meta["manifest"]["tables"]
+    tables["trials.csv"] = manifest.table_entry(data, len(trials))
+    del tables["trials.parquet"]
+    meta_path.write_text(json.dumps(meta))
     assert main(["report", runs[2]]) == 0
     capsys.readouterr()
     assert main(["summarise", *runs]) == 0

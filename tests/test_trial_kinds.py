@@ -20,6 +20,7 @@ OTHER_MEANINGS = {
     ("bench/measure/probe.py", "ok"),  # what one probed client saw (its observation)
     ("bench/measure/doctor.py", "ok"),  # a machine check's severity
     ("bench/measure/cluster_doctor.py", "ok"),
+    ("bench/store/schema.py", "failed"),  # a run's status (RUN_STATUSES), declared there
 }
 
 

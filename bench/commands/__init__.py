@@ -2,12 +2,15 @@
 
 Each module has ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``.
 Exit statuses: 0 done, 1 failed, 2 bad request, 130 interrupted (Ctrl-C; a
-run is kept, marked partial).
+run is kept, marked partial). No traceback reaches the user: a damaged run
+folder, a failed write or any other error ends in one line naming the cause
+(``BENCH_TRACEBACK=1`` shows the traceback of an error bench did not foresee).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,11 +61,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from bench.store.results import RunNotFoundError, UnknownSchemaVersionError
+    from bench.store.results import (
+        RunFolderError,
+        RunNotFoundError,
+        RunWriteError,
+        UnknownSchemaVersionError,
+    )
 
     try:
         return int(_module(args.command).main(args))
-    except (RunNotFoundError, UnknownSchemaVersionError) as exc:
+    except (RunNotFoundError, UnknownSchemaVersionError, RunFolderError) as exc:
         err(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -71,3 +79,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         err(str(exc))
         return EXIT_USAGE
+    except RunWriteError as exc:
+        err(str(exc))
+        return EXIT_FAILED
+    except OSError as exc:
+        # Writing a report, chart or page: the run's own files are untouched.
+        where = f" {exc.filename}" if exc.filename else ""
+        err(
+            f"cannot write{where}: {exc.strerror or exc}; the run folder's data is intact: "
+            "free space or make the folder writable (or copy it somewhere writable), then retry"
+        )
+        return EXIT_FAILED
+    except Exception as exc:
+        if os.environ.get("BENCH_TRACEBACK"):
+            raise
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        err(
+            f"unexpected {type(exc).__name__}: {text} (a bug in bench: rerun with "
+            "BENCH_TRACEBACK=1 to see where, and report it)"
+        )
+        return EXIT_FAILED

@@ -17,6 +17,7 @@ from bench.commands.common import (
     UsageError,
     add_results_dir,
     is_calibration_run,
+    load_run,
     resolve,
 )
 
@@ -30,9 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _checks(path: Path) -> list:  # type: ignore[type-arg]
     from bench.analyse.calibration import verdict_checks
-    from bench.store.results import load
 
-    run = load(path)
+    run = load_run(path)
     if not is_calibration_run(run.meta):
         raise UsageError(
             f"{path} is not a calibration run (its run.json config has no calibrate: true): "

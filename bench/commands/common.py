@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from bench.store.results import RunData
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -26,6 +29,18 @@ class Parser(argparse.ArgumentParser):
 
 def err(text: str) -> None:
     print(f"bench: error: {text}", file=sys.stderr)
+
+
+def note(text: str) -> None:
+    """One line on stderr that is not an error: what reading a run had to repair."""
+    print(f"bench: note: {text}", file=sys.stderr)
+
+
+def load_run(path: Path | str) -> RunData:
+    """The run folder, checked against its manifest; a repair is reported in one line."""
+    from bench.store.results import load
+
+    return load(path, notify=note)
 
 
 def add_run_argument(parser: argparse.ArgumentParser) -> None:
@@ -55,9 +70,8 @@ def postprocess(path: Path, charts: bool = True) -> None:
     from bench.present.html_report import write_html_report
     from bench.present.report import write_report
     from bench.present.verdict_table import format_verdict_table
-    from bench.store.results import load
 
-    data = load(path)
+    data = load_run(path)
     calibrating = is_calibration_run(data.meta)
     if calibrating:
         # Its backends are a plugin: registered here too, so the verdict finds their family.
@@ -69,7 +83,7 @@ def postprocess(path: Path, charts: bool = True) -> None:
     write_verdict(data, typed)
     verdict = typed.to_dict()
     chart_files = list(draw_all(data, typed) or []) if charts else []
-    reloaded = load(path)
+    reloaded = load_run(path)
     write_report(reloaded, verdict)
     html = write_html_report(reloaded, typed)
     print()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.commands.common import EXIT_OK, UsageError, add_results_dir, resolve
+from bench.commands.common import EXIT_OK, UsageError, add_results_dir, load_run, resolve
 
 HELP = "two runs' cells side by side, beyond-noise differences"
 
@@ -27,10 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.analyse.compare import compare_runs, format_compare
-    from bench.store.results import load
 
-    a = load(resolve(args.run_a, args.results_dir))
-    b = load(resolve(args.run_b, args.results_dir))
+    a = load_run(resolve(args.run_a, args.results_dir))
+    b = load_run(resolve(args.run_b, args.results_dir))
     page = _page_path(args.html, b.path / f"compare_{a.path.name}.html")
     df = compare_runs(a, b)
     print(format_compare(df))

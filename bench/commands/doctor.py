@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.connections < 1:
+        err(f"--connections must be at least 1, got {args.connections}")
+        return EXIT_USAGE
     if args.cluster:
         return _cluster(args.cluster, args.connections)
     from bench.measure.doctor import format_checks, run_checks

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.common import EXIT_OK, add_run_argument, resolve
+from bench.commands.common import EXIT_OK, add_run_argument, load_run, resolve
 
 HELP = "redraw a run's charts from its folder (no measuring)"
 
@@ -15,9 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from bench.present.chart_catalogue import draw_all
-    from bench.store.results import load
 
-    data = load(resolve(args.run, args.results_dir))
+    data = load_run(resolve(args.run, args.results_dir))
     files = list(draw_all(data) or [])
     print(f"charts ({len(files)} files): {data.charts_dir}")
     return EXIT_OK

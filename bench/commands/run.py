@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.commands.common import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
@@ -351,24 +352,39 @@ def _measure(
     from bench.measure.machine import git_state, machine_metadata
     from bench.measure.run import RunInterrupted, run_benchmark
     from bench.present.progress import RunProgress
-    from bench.store.results import create_run
+    from bench.store.results import RunWriteError, create_run
 
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     progress = RunProgress(trials, extra_estimated_s=extra_estimated_s)
-    sink = create_run(
-        cfg.out_dir,
-        cfg.preset,
-        cfg.to_dict(),
-        machine_metadata(),
-        git_state(),
-        cells_total=len(trials),
-        placement=placement.describe() if placement is not None else None,
-    )
-    name_locked_run(sink.run_id)
-    for text in warnings:
-        sink.add_warning(text)
     try:
+        sink = create_run(
+            cfg.out_dir,
+            cfg.preset,
+            cfg.to_dict(),
+            machine_metadata(),
+            git_state(),
+            cells_total=len(trials),
+            placement=placement.describe() if placement is not None else None,
+        )
+    except OSError as exc:
+        err(
+            f"cannot create a run folder in {cfg.out_dir}: {exc.strerror or exc}; nothing was "
+            "measured. Make it writable and free space there, or choose another --out"
+        )
+        return EXIT_FAILED
+    except RunWriteError as exc:
+        err(str(exc))
+        return EXIT_FAILED
+    name_locked_run(sink.run_id)
+    try:
+        for text in warnings:
+            sink.add_warning(text)
         outcome = run_benchmark(cfg, trials, sink, progress, placement)
+    except RunWriteError as exc:
+        if exc.recorded is None:  # before the run loop could mark the run: recorded as failed
+            sink.mark("partial")
+        err(str(exc))
+        return EXIT_FAILED
     except RunInterrupted as exc:
         print(
             f"\ninterrupted: {exc.trials_done} finished trials are kept in {exc.path} "

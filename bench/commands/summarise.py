@@ -18,7 +18,7 @@ import argparse
 import sys
 from typing import Any
 
-from bench.commands.common import EXIT_OK, EXIT_USAGE, add_results_dir, err, resolve
+from bench.commands.common import EXIT_OK, EXIT_USAGE, add_results_dir, err, load_run, resolve
 
 HELP = "the README's short answer from 3+ runs, claim 2's cells pooled over the runs"
 MIN_RUNS = 3
@@ -33,12 +33,13 @@ def _verdict(run: str, results_dir: str | None) -> dict[str, Any]:
     """The run's verdict.json as written (read through the typed reader, which refuses
     versions it does not know); computed once only for a run that has none."""
     from bench.analyse.verdict import compute_typed_verdict
-    from bench.store.results import load
     from bench.store.verdict_file import read_verdict
 
     path = resolve(run, results_dir)
-    typed = read_verdict(path)
-    return (typed if typed is not None else compute_typed_verdict(load(path))).to_dict()
+    # The folder is checked first: a verdict is only as good as the data it came from.
+    data = load_run(path)
+    typed = read_verdict(path) if data.verdict is not None else None
+    return (typed if typed is not None else compute_typed_verdict(data)).to_dict()
 
 
 def main(args: argparse.Namespace) -> int:

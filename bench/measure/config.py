@@ -12,6 +12,7 @@ each scenario declares its own settings per preset in its module
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ def build_config(
     if out_dir is not None:
         changes["out_dir"] = out_dir
     if budget_s is not None:
+        if not math.isfinite(budget_s) or budget_s <= 0:
+            raise ConfigError(f"--budget-s must be a positive number of seconds, got {budget_s}")
         changes["budget_s"] = budget_s
     if order_seed is not None:
         if order_seed < 0:

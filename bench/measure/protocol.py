@@ -102,6 +102,9 @@ def record(
         flag_reasons=";".join(reasons) if reasons else None,
     )
     raw.update(status=row["status"], failure_reason=failure, flag_reasons=reasons)
+    # The row too, so the run's tables can be rebuilt from raw/ alone (its raw_file is
+    # where it is read from): bench.store.schema.RAW_ROW_KEY.
+    raw["row"] = dict(row)
     row["raw_file"] = write_raw(f"{trial.slug}.json", raw)
     return TrialOutcome(row=row, raw=raw)
 

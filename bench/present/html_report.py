@@ -114,11 +114,12 @@ def conditions_section(run: RunData, verdict: Verdict | None) -> str:
     machine = meta.get("machine") or {}
     git = meta.get("git") or {}
     warnings = list(meta.get("warnings") or [])
+    finished = meta.get("finished_utc") or "never"
     items: list[tuple[str, Any]] = [
-        ("run", f"{run.run_id}: {meta.get('status')}, preset {meta.get('preset')}"),
-        ("started / finished", f"{meta.get('created_utc')} / {meta.get('finished_utc')} "
+        ("run", f"{run.run_id}: {run.state.describe()}, preset {meta.get('preset')}"),
+        ("started / finished", f"{meta.get('created_utc')} / {finished} "
                                f"({meta.get('duration_s')} s)"),
-        ("trials done", f"{meta.get('cells_done')} of {meta.get('cells_total')}"),
+        ("trials done", f"{len(run.trials)} of {meta.get('cells_total')}"),
         ("git commit", f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"),
         ("quiet check", _quiet_check(warnings)),
         ("placement", (meta.get("placement") or {}).get("kind", "local")),
@@ -241,10 +242,10 @@ def render_html_report(run: RunData, verdict: Verdict | None) -> str:
     charts = _Charts(run)
     head = (
         f"<h1>select vs poll vs epoll: run {esc(run.run_id)}</h1>"
-        f"<p>Status <b>{esc(meta.get('status'))}</b>, preset <code>{esc(meta.get('preset'))}"
+        f"<p>Status <b>{esc(run.state.describe())}</b>, preset <code>{esc(meta.get('preset'))}"
         f"</code>, started {esc(meta.get('created_utc'))}, commit <code>"
         f"{esc(str(git.get('commit'))[:12])}</code>{' (dirty)' if git.get('dirty') else ''}; "
-        f"{esc(meta.get('cells_done'))} of {esc(meta.get('cells_total'))} trials. "
+        f"{len(run.trials)} of {esc(meta.get('cells_total'))} trials. "
         '<a href="#conditions">Conditions</a> · <a href="#trial-table">Trials</a> · '
         '<a href="#rules">Rules</a></p>'
     )

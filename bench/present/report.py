@@ -209,10 +209,10 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     lines = [
         f"# select vs poll vs epoll: run {run.run_id}",
         "",
-        f"Status **{meta.get('status')}**, preset `{meta.get('preset')}`, "
+        f"Status **{md_escape(run.state.describe())}**, preset `{meta.get('preset')}`, "
         f"started {meta.get('created_utc')}, "
-        f"finished {meta.get('finished_utc')}, {meta.get('duration_s')} s; "
-        f"{meta.get('cells_done')} of {meta.get('cells_total')} trials done; commit "
+        f"finished {meta.get('finished_utc') or 'never'}, {meta.get('duration_s')} s; "
+        f"{len(run.trials)} of {meta.get('cells_total')} trials done; commit "
         f"`{str(git.get('commit'))[:12]}`{' (dirty)' if git.get('dirty') else ''}.",
         "",
     ]

@@ -9,12 +9,20 @@ Run folder ``results/<YYYYmmddTHHMMSSZ>_<6 hex>/`` (names sort by time, like
 pytest-benchmark's storage and asv's results):
 
 ``run.json``
-    ``{schema_version: 1, run_id, created_utc, finished_utc, status:
-    "running"|"complete"|"partial", preset, config (the frozen bench config as a
-    dict), machine {cpu_model, cores, cpus_allowed, kernel, python, packages
+    ``{schema_version: 2, run_id, created_utc, finished_utc, status:
+    "running"|"complete"|"partial"|"failed", preset, config (the frozen bench config
+    as a dict), machine {cpu_model, cores, cpus_allowed, kernel, python, packages
     {name: version}, rlimit_nofile, ephemeral_port_range, somaxconn,
     loadavg_start, governor}, git {commit, dirty}, cells_total, cells_done,
-    duration_s, warnings [str], placement}``. Timestamps are ISO 8601 UTC strings.
+    duration_s, warnings [str], placement, writer, failure, manifest}``.
+    Timestamps are ISO 8601 UTC strings. ``writer`` is the process writing the
+    folder ``{pid, hostname, boot_id, start_ticks}`` (``bench.store.liveness``: a
+    "running" run whose writer is gone is read as interrupted); ``failure`` is why
+    a "failed" run stopped (a write that failed, e.g. a full disk), else null;
+    ``manifest`` proves the folder's integrity (``bench.store.manifest``):
+    ``{tables: {file: {rows, bytes, sha256}}, raw: {file under raw/: {bytes,
+    sha256, trial}}}``, updated with each write. Version 1 folders have neither
+    ``writer`` nor ``manifest``: they are read unverified.
     ``placement`` says where the processes ran: ``{kind: "local"}`` on this host
     (``machine`` describes it), or ``{kind: "dask", scheduler, bench_host,
     allow_remote, clock_method, hosts: [{role: "server"|"load", hostname, address,
@@ -40,7 +48,9 @@ pytest-benchmark's storage and asv's results):
     ``MICRO_COLUMNS``; times in microseconds.
 
 ``raw/``
-    The load generator's JSON per trial (with HdrHistogram blobs) and the micro
+    The load generator's JSON per trial (with HdrHistogram blobs; from version 2
+    also the trial's table row under ``row``, so the tables can be rebuilt from
+    ``raw/`` alone: the raw files are the source of truth) and the micro
     benchmarks' pytest-benchmark JSON (``raw/micro_benchmark.json``: the processes'
     documents merged, each benchmark's ``extra_info["process"]`` naming its process).
 
@@ -60,8 +70,9 @@ from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
 from bench.measure.trial import TrialStatus
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
 
-SCHEMA_VERSION: Final = 1
-KNOWN_SCHEMA_VERSIONS: Final = frozenset({1})
+# Version 2 added run.json's writer, failure and manifest and the raw documents' row.
+SCHEMA_VERSION: Final = 2
+KNOWN_SCHEMA_VERSIONS: Final = frozenset({1, 2})
 
 RUN_JSON: Final = "run.json"
 TRIALS_CSV: Final = "trials.csv"
@@ -75,12 +86,22 @@ REPORT_MD: Final = "report.md"
 REPORT_HTML: Final = "report.html"
 VERDICT_JSON: Final = "verdict.json"
 MICRO_RAW_JSON: Final = "raw/micro_benchmark.json"  # bench.measure.scenarios.micro.RAW_JSON
+# Where a raw trial document keeps its table row (schema version 2 on; written by
+# bench.measure.protocol.record, which cannot import this module).
+RAW_ROW_KEY: Final = "row"
+# Space the writer holds while a run is measured and gives back when a write fails,
+# so that run.json can still record the failure on a full disk. run.json of a
+# default-preset run with its manifest is about 30 kB.
+RESERVE_FILE: Final = ".space-reserve"
+RESERVE_BYTES: Final = 64 * 1024
 
 # strftime format of the timestamp part of a run folder name; sorts by time.
 RUN_TIMESTAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 RUN_ID_HEX_DIGITS: Final = 6
 
-RUN_STATUSES: Final = ("running", "complete", "partial")
+# A write failed (full disk, read-only folder); run.json["failure"] says which.
+RUN_FAILED: Final = "failed"
+RUN_STATUSES: Final = ("running", "complete", "partial", RUN_FAILED)
 # A trial's status, declared with the trial (bench.measure.trial.TrialStatus).
 TRIAL_STATUSES: Final = tuple(TrialStatus)
 MICRO_READY: Final = ("one", "all")
@@ -104,6 +125,9 @@ RUN_META_KEYS: Final = (
     "duration_s",
     "warnings",
     "placement",
+    "writer",
+    "failure",
+    "manifest",
 )
 MACHINE_KEYS: Final = (
     "cpu_model",

@@ -24,13 +24,14 @@ times within version 1, so the reader refuses it and names the remedy,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from bench.store import schema
+from bench.store.files import read_json_or_none
+from bench.store.integrity import RunFolderError
 from bench.store.results import UnknownSchemaVersionError
 from bench.store.verdict_parts import (
     Comparison,
@@ -315,14 +316,29 @@ def check_version(d: Mapping[str, Any], where: str = "verdict.json") -> int:
 
 
 def read_verdict(run_path: Path) -> Verdict | None:
-    """The run folder's verdict.json as a typed tree; None when the run has none."""
+    """The run folder's verdict.json as a typed tree; None when the run has none.
+
+    One that is not JSON (cut off, emptied) is treated as none: it is derived data,
+    which ``bench.store.results.load`` reports and ``bench report`` rewrites. One of
+    an unknown version, or JSON that is not a verdict, is refused with the remedy.
+    """
     path = run_path / schema.VERDICT_JSON
-    if not path.is_file():
+    doc = read_json_or_none(path)
+    if doc is None:
         return None
-    return Verdict.from_dict(json.loads(path.read_text()), where=str(path))
+    try:
+        return Verdict.from_dict(doc, where=str(path))
+    except VerdictVersionError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise RunFolderError(
+            f"{path} is not a verdict this bench can read ({type(exc).__name__}: {exc}): "
+            f"rewrite it with `python -m bench report {run_path}`"
+        ) from exc
 
 
 def load_verdict(path: Path) -> dict[str, Any] | None:
-    """A run folder's verdict.json as written (a dict), or None when there is none."""
-    p = path / schema.VERDICT_JSON
-    return json.loads(p.read_text()) if p.is_file() else None
+    """A run folder's verdict.json as written (a dict), or None when there is none or it is
+    not JSON (derived data: ``bench report`` rewrites it)."""
+    doc = read_json_or_none(path / schema.VERDICT_JSON)
+    return doc if isinstance(doc, dict) else None
