@@ -20,14 +20,22 @@ from typing import Any
 
 from loadgen.churn import ChurnWorker
 from loadgen.config import LoadConfig
+from loadgen.core import compiled_core
 from loadgen.keepalive import KeepAliveWorker
+from loadgen.keepalive_c import CoreKeepAliveWorker
 from loadgen.plan import WorkerPlan
 from loadgen.worker_base import WorkerBase
 
 
-def worker_class(cfg: LoadConfig) -> type[WorkerBase]:
-    """The loop for this config: a new connection per request, or keep-alive."""
-    return ChurnWorker if cfg.new_connection_per_request else KeepAliveWorker
+def make_worker(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> WorkerBase:
+    """The loop for this config: a new connection per request, or keep-alive (compiled when
+    the core is built)."""
+    if cfg.new_connection_per_request:
+        return ChurnWorker(cfg, plan, conn)
+    module = compiled_core()
+    if module is None:
+        return KeepAliveWorker(cfg, plan, conn)
+    return CoreKeepAliveWorker(cfg, plan, conn, module)
 
 
 def wait_for_go(conn: Connection) -> tuple[Any, ...]:
@@ -47,7 +55,7 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
     """Connect, wait for go, run, hold until released, report; then close every descriptor."""
     worker = None
     try:
-        worker = worker_class(cfg)(cfg, plan, conn)
+        worker = make_worker(cfg, plan, conn)
         worker.setup_process()
         conn.send(("connected", worker.connect_all()))
         msg = wait_for_go(conn)

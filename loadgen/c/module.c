@@ -39,16 +39,20 @@ typedef struct {
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"epoll_fd", "request",     "http",
                              "open_loop", "interval_ns", "spin_ns", NULL};
-    int epfd, http, open_loop;
-    PyObject *request;
+    int epfd = -1, http = 0, open_loop = 0;
+    PyObject *request = NULL;
     long long interval = 0, spin = LG_SPIN_NS;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the core is running");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$iSpp|LL", kwlist, &epfd, &request, &http,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$iSppLL", kwlist, &epfd, &request, &http,
                                      &open_loop, &interval, &spin))
         return -1;
+    if (request == NULL || epfd < 0) {
+        PyErr_SetString(PyExc_TypeError, "epoll_fd and request are required");
+        return -1;
+    }
     if (PyBytes_GET_SIZE(request) == 0 || interval < 0 || spin < 0) {
         PyErr_SetString(PyExc_ValueError,
                         "request must not be empty; interval_ns and spin_ns must be >= 0");
