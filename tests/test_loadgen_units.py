@@ -152,7 +152,7 @@ def test_inconsistent_config_is_rejected(kwargs: dict[str, object]) -> None:
         LoadConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 4, "1", True])
 def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
     with pytest.raises(UnknownResultVersion, match="schema_version"):
         LoadResult.from_dict({"schema_version": version, "requests": 1})
@@ -160,4 +160,4 @@ def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
 
 def test_from_dict_names_a_missing_key() -> None:
     with pytest.raises(ResultFormatError, match="'partial'"):
-        LoadResult.from_dict({"schema_version": 2})
+        LoadResult.from_dict({"schema_version": 3})
