@@ -108,6 +108,11 @@ static PyObject *handbacks(const lg_run_out *out) {
 }
 
 static int get_int64_buffer(PyObject *obj, Py_buffer *view, const char *name) {
+    if (!PyObject_CheckBuffer(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a writable array('q'), not %s", name,
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
         return -1;
     const char *f = view->format ? view->format : "B";
