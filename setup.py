@@ -56,7 +56,13 @@ int selectbench_probe(struct io_uring *ring, struct io_uring_buf_reg *reg) {
 }
 int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }
 """
-LOADGEN_SOURCES = ["loadgen/c/module.c", "loadgen/c/core.c", "loadgen/c/http.c", "loadgen/c/sched.c"]
+# loadgen._cload: the load generator's keep-alive loop (loadgen/c/, loadgen.keepalive_c).
+LOADGEN_SOURCES = [
+    "loadgen/c/module.c",
+    "loadgen/c/core.c",
+    "loadgen/c/http.c",
+    "loadgen/c/sched.c",
+]
 WARNINGS = ["-Wall", "-Wextra"]
 # Any sanitizer report stops the process: no recovering and going on.
 SANITIZE = ["-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
