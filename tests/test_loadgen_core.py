@@ -56,7 +56,7 @@ def _python_verdict(buf: bytes) -> str:
 
 
 @pytest.mark.parametrize("answer", ANSWERS, ids=range(len(ANSWERS)))
-def test_the_core_acts_alone_only_where_python_agrees(answer: bytes) -> None:
+def test_the_core_acts_alone_only_where_the_protocol_rules_agree(answer: bytes) -> None:
     """At every split point: the core's INCOMPLETE is Python's, its COMPLETE is Python's
     COMPLETE without a close; all else it defers (Python decides on the same bytes)."""
     assert cload is not None

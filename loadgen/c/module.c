@@ -248,7 +248,7 @@ static int cmp_i64(const void *a, const void *b) {
 /* {v // 1000: count} of the nanosecond values (floor division, as Python's). */
 static PyObject *us_counts(lg_vec *v) {
     PyObject *d = PyDict_New();
-    if (d == NULL) return NULL;
+    if (d == NULL || v->n == 0) return d; /* qsort must not see a NULL array */
     for (size_t i = 0; i < v->n; i++) {
         int64_t x = v->v[i], q = x / 1000;
         v->v[i] = (x % 1000 < 0) ? q - 1 : q;
