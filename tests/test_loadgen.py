@@ -111,6 +111,22 @@ def test_closed_loop_count_equals_server_count(
     assert {w["core"] for w in result["workers"]} == {loadgen_core}
 
 
+def test_large_echo_requests_are_written_and_read_whole(
+    start_server: Any, loadgen_core: str
+) -> None:
+    """A request larger than the socket buffer is written in parts (EPOLLOUT) and its
+    answer read in parts; every byte arrives once."""
+    srv = start_server("epoll", "echo")
+    cfg = LoadConfig(port=srv.port, protocol="echo", payload_bytes=1 << 20, active_connections=2,
+                     measure_s=0.5, warmup_s=0.1, workers=1)  # fmt: skip
+    result = run_load(cfg)
+    final = wait_connections_closed(srv)
+    assert result["errors_total"] == 0, result["error_samples"]
+    assert result["requests"] > 0 and result["unanswered_at_end"] == 0
+    assert final.bytes_in == result["requests_total"] * cfg.payload_bytes
+    assert result["loadgen_core"] == loadgen_core
+
+
 def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
     srv = start_server("epoll", "http")
     cfg = LoadConfig(port=srv.port, active_connections=4, idle_connections=3, measure_s=0.5,
