@@ -16,7 +16,9 @@ HdrHistograms.
 Open loop: the core keeps its own heap of intended send times, rebuilt from
 the state at each run, and times each send by sleeping in epoll until
 shortly before it and spinning the rest (the measurement is in
-loadgen/c/core.c); the Python loop's timerfd is not used.
+loadgen/c/core.c); the Python loop's timerfd is not used. The spin is CPU
+time of the worker: at most SPIN_NS per send, so it counts in the worker's
+busy fraction (at most 5% at 1,000 req/s per worker).
 """
 
 from __future__ import annotations

@@ -9,13 +9,18 @@
  *
  * Timing (open loop): block in epoll_pwait2 (nanosecond timeout, 1 ns timer
  * slack) until spin_ns before the next intended send, then poll epoll without
- * blocking until the send is due. Measured on this project's 2-CPU VM with
- * other load on it (2026-12-06, 2,000 sleeps each): epoll_pwait2 woke 5 us
- * (p50), 7 us (p90), 43 us (p99) after a 100 us timeout and 21/36/84 us after a
- * 1 ms one; a clock read costs 40 ns. A 50 us spin (LG_SPIN_NS) covers the
- * p90 of a loaded machine and the p99 of a quiet one at a cost of at most 50 us
- * of CPU per send (5% at 1,000 req/s per worker); sleeping alone (the Python
- * loop's timerfd) puts the wake-up's 5-80 us into every send lag.
+ * blocking until the send is due. Measured on this project's 2-CPU VM while
+ * other work shared it (2026-12-06, 2,000 sleeps each): epoll_pwait2 woke 5 us
+ * (p50), 7 us (p90), 43 us (p99) after a 100 us timeout and 21/36/84 us after
+ * a 1 ms one; a clock read costs 40 ns. A 50 us spin (SPIN_NS, module.c) covers
+ * the p90 of both at a cost of at most 50 us of CPU per send (5% at 1,000
+ * req/s per worker); the rest of the tail is the scheduler giving the CPU to
+ * someone else, which no margin short of spinning all the time removes.
+ * Sleeping alone (the Python loop's timerfd) puts the whole wake-up error into
+ * every send lag: on the same machine, open loop at 1,000 req/s over 8 and 100
+ * connections, the send lag's p50 was 37-40 us with the Python loop and 0 us
+ * with this one (benchmarks/loadgen_vs_wrk.py --quick --lag-cores c,python,
+ * which prints this wake-up measurement for the machine it runs on).
  */
 #define _GNU_SOURCE
 #include <errno.h>
