@@ -58,6 +58,7 @@ int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }
 """
 # loadgen._cload: the load generator's keep-alive loop (loadgen/c/, loadgen.keepalive_c).
 LOADGEN_SOURCES = [
+    "loadgen/c/churn.c",
     "loadgen/c/module.c",
     "loadgen/c/core.c",
     "loadgen/c/http.c",

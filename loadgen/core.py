@@ -1,5 +1,5 @@
-"""Which loop a keep-alive worker runs: the compiled core (loadgen._cload) when it is built,
-else the Python loop (loadgen.keepalive).
+"""Which loop a worker runs: the compiled core (loadgen._cload) when it is built,
+else the Python loop (loadgen.keepalive, loadgen.churn).
 
 The choice is the worker's and is reported per worker (``workers[].core``) and for the
 run (``loadgen_core``). Environment, read in the worker:
@@ -8,7 +8,7 @@ run (``loadgen_core``). Environment, read in the worker:
   SELECTBENCH_LOADGEN_CORE=c        require the core: a worker without it fails, naming why
   SELECTBENCH_CLOAD=/path/_cload.so load this build of the core (the sanitizer builds that
                                     .ci/sanitize-c makes) instead of the installed one
-Churn (new_connection_per_request) always runs its Python loop (loadgen.churn).
+Keep-alive workers run loadgen.keepalive_c, churn workers loadgen.churn_c, on the core.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class LoadResult:
     # (bench's DaskPlacement); None when one loadgen.run ran them all.
     placement: dict[str, Any] | None
     # The loop the workers ran: "c" (the compiled core, loadgen._cload), "python" (the
-    # Python loop: the core not built, SELECTBENCH_LOADGEN_CORE=python, or churn), "mixed"
+    # Python loop: the core not built, or SELECTBENCH_LOADGEN_CORE=python), "mixed"
     # when workers differed; None when no worker reported.
     loadgen_core: str | None
 

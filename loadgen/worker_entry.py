@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from loadgen.churn import ChurnWorker
+from loadgen.churn_c import CoreChurnWorker
 from loadgen.config import LoadConfig
 from loadgen.core import compiled_core
 from loadgen.keepalive import KeepAliveWorker
@@ -30,9 +31,11 @@ from loadgen.worker_base import WorkerBase
 def make_worker(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> WorkerBase:
     """The loop for this config: a new connection per request, or keep-alive (compiled when
     the core is built)."""
-    if cfg.new_connection_per_request:
-        return ChurnWorker(cfg, plan, conn)
     module = compiled_core()
+    if cfg.new_connection_per_request:
+        if module is None:
+            return ChurnWorker(cfg, plan, conn)
+        return CoreChurnWorker(cfg, plan, conn, module)
     if module is None:
         return KeepAliveWorker(cfg, plan, conn)
     return CoreKeepAliveWorker(cfg, plan, conn, module)

@@ -7,12 +7,14 @@ Behaviour only: what it sends, records and hands back; never how fast.
 from __future__ import annotations
 
 import array
+import errno
 import os
 import select
 import socket
 import time
 from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -69,6 +71,23 @@ def test_the_core_acts_alone_only_where_the_protocol_rules_agree(answer: bytes) 
             assert _python_verdict(buf) == "keep", buf
         else:
             assert verdict == cload.DEFER
+
+
+@pytest.mark.parametrize("answer", ANSWERS, ids=range(len(ANSWERS)))
+def test_churn_completes_only_where_parse_http_does(answer: bytes) -> None:
+    """A churn connection ends after its answer: parse_http alone decides, so a
+    Connection: close or HTTP/1.0 answer completes in the core too."""
+    assert cload is not None
+    for end in range(len(answer) + 1):
+        buf = answer[:end]
+        verdict = cload.http_reply(buf, True)
+        python = parse_http(buf)[0]
+        if verdict == cload.INCOMPLETE:
+            assert python == INCOMPLETE, buf
+        elif verdict == cload.COMPLETE:
+            assert python == COMPLETE, buf
+    for closing in ANSWERS[4:8]:
+        assert cload.http_reply(closing, True) == cload.COMPLETE
 
 
 def test_plain_keepalive_answers_stay_in_the_core() -> None:
@@ -269,6 +288,70 @@ def test_open_loop_sends_at_the_intended_time_never_before(rig: type[Rig]) -> No
     assert sum(corrected.values()) == sum(uncorrected.values()) == 1
     assert sum(lag.values()) >= 1  # one lag per send, on time or not
     assert min(corrected) >= min(uncorrected)
+
+
+# ------------------------------------------------------------------- churn
+CONNECT_FAILED, FAILED, ADOPT = 0, 1, 2
+
+
+@pytest.fixture
+def churn_epoll() -> Iterator[select.epoll]:
+    ep = select.epoll()
+    yield ep
+    ep.close()
+
+
+def _churn(ep: select.epoll, port: int, request: bytes, **kw: object) -> object:
+    assert cload is not None
+    return cload.ChurnCore(epoll_fd=ep.fileno(), request=request, http=False,
+                           open_loop=False, address="127.0.0.1", port=port, **kw)  # fmt: skip
+
+
+def test_churn_connects_sends_reads_one_answer_and_starts_the_next(
+    churn_epoll: select.epoll,
+) -> None:
+    request = b"0123456789"
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(5.0)
+        core: Any = _churn(churn_epoll, listener.getsockname()[1], request)
+        intended = array.array("q", [0])
+        core.start([0])
+        assert core.run(intended, time.monotonic_ns() + 20_000_000) == (0, [])
+        server_side, _ = listener.accept()
+        with server_side:
+            server_side.settimeout(5.0)
+            assert server_side.recv(100) == request
+            assert core.inflight() == 1 and core.take_opened() == 1
+            server_side.sendall(request)  # the echo: complete
+            deadline = time.monotonic_ns() + 5_000_000_000
+            completed, events = 0, []
+            while not completed and time.monotonic_ns() < deadline:
+                completed, events = core.run(intended, time.monotonic_ns() + 50_000_000)
+            assert (completed, events) == (1, [])
+            assert server_side.recv(100) == b""  # the core closed its end
+        next_conn, _ = listener.accept()  # closed loop: the slot's next connection
+        next_conn.close()
+        corrected, uncorrected, lag = core.take_counts()
+        assert sum(corrected.values()) == 1 and not uncorrected and not lag
+        # The end of the window: the core hands that connection to Python's drain.
+        exported = core.export()
+        assert [(e[0], e[2]) for e in exported] == [(ADOPT, 0)]
+        assert core.inflight() == 0 and core.export() == []
+        os.close(exported[0][1])
+
+
+def test_churn_reports_a_refused_connect_for_python_to_count(churn_epoll: select.epoll) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]  # closed below: nothing listens there
+    core: Any = _churn(churn_epoll, port, b"x")
+    core.start([3])
+    intended = array.array("q", [0] * 4)
+    events: list[tuple] = []
+    deadline = time.monotonic_ns() + 5_000_000_000
+    while not events and time.monotonic_ns() < deadline:
+        _, events = core.run(intended, time.monotonic_ns() + 50_000_000)
+    assert events == [(CONNECT_FAILED, 3, errno.ECONNREFUSED)]
+    assert core.inflight() == 0 and core.take_opened() == 0
 
 
 def test_bad_arguments_are_named() -> None:

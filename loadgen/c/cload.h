@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* What a reply buffer holds, by the rules of loadgen/protocols.py. */
 enum lg_reply {
@@ -26,6 +27,7 @@ enum lg_reply {
 #define LG_MAX_HEADER_BYTES (64 * 1024)
 
 enum lg_reply lg_http_reply(const char *buf, size_t len);
+enum lg_reply lg_http_reply_as(const char *buf, size_t len, int closing);
 enum lg_reply lg_echo_reply(const char *buf, size_t len, const char *req, size_t reqlen);
 
 /* ---------------------------------------------------------------- schedule */
@@ -134,5 +136,81 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
 void lg_run_out_free(lg_run_out *out);
 int64_t lg_now(void);
 int lg_vec_push(lg_vec *v, int64_t x);
+struct epoll_event;
+/* epoll_pwait2 for up to ns (whole ms, rounded down, where it is missing); EINTR is 0. */
+int lg_wait_events(int epfd, struct epoll_event *ev, int64_t ns);
+
+/* ------------------------------------------------------------------ churn */
+/* A new connection per request (loadgen.churn's loop): connect, send, read one answer,
+ * close; the next at once (closed loop) or at the slot's next intended time (open). */
+enum lg_phase { LG_CONNECTING = 0, LG_SENDING = 1, LG_WAITING = 2 };
+
+typedef struct {
+    int active;
+    int phase;
+    int slot;
+    int64_t start_ns; /* connect started: latency origin (closed loop; uncorrected) */
+    int64_t sent_ns;  /* connected and request written from here */
+    char *in;
+    size_t in_len, in_cap;
+    size_t out_off; /* request bytes written */
+} lg_churn_conn;
+
+/* What a churn run hands to Python. */
+enum lg_churn_kind {
+    LG_CONNECT_FAILED = 0, /* slot, err: no connection (closed, or none made) */
+    LG_FAILED = 1,         /* slot, what, err (0: EOF before a complete answer): closed */
+    LG_ADOPT = 2,          /* fd and its state, data: Python owns the connection now */
+    LG_FOREIGN = 3,        /* fd, events: a descriptor of Python's */
+};
+
+typedef struct {
+    int kind, slot, fd, err, phase;
+    const char *what;
+    uint32_t events;
+    int64_t t, start_ns, sent_ns;
+    char *data;
+    size_t data_len, out_off;
+} lg_churn_ev;
+
+typedef struct {
+    lg_churn_ev *v;
+    size_t n, cap;
+    uint64_t completed;
+    int status;
+} lg_churn_out;
+
+typedef struct {
+    int epfd, http, open_loop, family;
+    const char *req;
+    size_t req_len;
+    int64_t interval, spin_ns;
+    struct sockaddr_storage target;
+    socklen_t target_len;
+    struct sockaddr_storage *sources; /* bound before each connect (port 0), in turn */
+    socklen_t *source_len;
+    size_t nsources, source_i;
+    lg_churn_conn *conns;
+    size_t nconns, inflight;
+    lg_heap heap;             /* (due, slot) */
+    int *starts;              /* slots to start at the next run, at once */
+    size_t nstarts, starts_cap;
+    lg_vec lat_c, lat_u, lag;
+    uint64_t opened;          /* handshakes completed */
+    char *rbuf;
+    size_t rbuf_len;
+} lg_churn;
+
+int lg_churn_init(lg_churn *c);
+void lg_churn_free(lg_churn *c); /* closes the connections it still owns */
+int lg_churn_queue_start(lg_churn *c, int slot);
+void lg_churn_run(lg_churn *c, int64_t *intended, size_t nintended, int64_t until,
+                  lg_churn_out *out);
+/* Close the connections past their connect or request timeout, as events. */
+void lg_churn_expire(lg_churn *c, int64_t now, int64_t connect_limit, int64_t request_limit,
+                     lg_churn_out *out);
+/* Every connection the core owns, as LG_ADOPT events (for the drain). */
+void lg_churn_export(lg_churn *c, lg_churn_out *out);
+void lg_churn_out_free(lg_churn_out *out);
 
 #endif

@@ -204,7 +204,7 @@ static int send_request(lg_core *c, int fd) {
     return set_events(c, fd, EPOLLIN | EPOLLOUT) < 0 ? errno : 0;
 }
 
-static int wait_events(int epfd, struct epoll_event *ev, int64_t ns) {
+int lg_wait_events(int epfd, struct epoll_event *ev, int64_t ns) {
     int n;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
     struct timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
@@ -338,7 +338,7 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
             if (now >= until) break;
             ns = until - now;
         }
-        int n = wait_events(c->epfd, ev, ns);
+        int n = lg_wait_events(c->epfd, ev, ns);
         if (n < 0) {
             out->status = errno;
             break;

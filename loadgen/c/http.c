@@ -6,7 +6,10 @@
  * False. Everything else (bad status, no Content-Length, chunked, extra
  * bytes, Connection: close, HTTP/1.0, spellings strtol would take but
  * Python's int() might not, or the reverse) is LG_DEFER: Python decides on
- * the same bytes. tests/test_loadgen_core.py checks the agreement.
+ * the same bytes. lg_http_reply_as(..., closing=1) is for a connection that
+ * ends after its one answer (churn): parse_http alone decides there, so the
+ * Connection header and HTTP/1.0 do not matter. tests/test_loadgen_core.py checks
+ * the agreement.
  */
 #define _GNU_SOURCE /* memmem */
 #include <string.h>
@@ -45,13 +48,16 @@ static long long digits(const char *p, const char *end, int max_digits) {
     return v;
 }
 
-enum lg_reply lg_http_reply(const char *buf, size_t len) {
+enum lg_reply lg_http_reply(const char *buf, size_t len) { return lg_http_reply_as(buf, len, 0); }
+
+enum lg_reply lg_http_reply_as(const char *buf, size_t len, int closing) {
     const char *head_end = len >= 4 ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
     if (head_end == NULL) return len > LG_MAX_HEADER_BYTES ? LG_DEFER : LG_INCOMPLETE;
     const char *p = buf;
     const char *line_end = memmem(p, (size_t)(head_end - p) + 2, "\r\n", 2);
     /* Status line: "HTTP/1.x SSS ..." with a 2xx status; HTTP/1.0 may close: defer. */
-    if (line_end - p < 12 || memcmp(p, "HTTP/1.1 ", 9) != 0) return LG_DEFER;
+    if (line_end - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || p[8] != ' ') return LG_DEFER;
+    if (!closing && p[7] != '1') return LG_DEFER;
     const char *code = p + 9;
     const char *code_end = memchr(code, ' ', (size_t)(line_end - code));
     if (code_end == NULL) code_end = line_end;
@@ -68,11 +74,11 @@ enum lg_reply lg_http_reply(const char *buf, size_t len) {
         if (ieq(name, name_end, "content-length")) {
             content_length = digits(value, value_end, 15);
             if (content_length < 0) return LG_DEFER;
-        } else if (ieq(name, name_end, "transfer-encoding") ||
-                   ieq(name, name_end, "connection")) {
+        } else if (ieq(name, name_end, "transfer-encoding")) {
+            return LG_DEFER;
+        } else if (!closing && ieq(name, name_end, "connection")) {
             /* Connection may say close (or list tokens): Python's http_closes decides. */
-            if (!ieq(name, name_end, "connection") || !ieq(value, value_end, "keep-alive"))
-                return LG_DEFER;
+            if (!ieq(value, value_end, "keep-alive")) return LG_DEFER;
         }
     }
     if (content_length < 0) return LG_DEFER;

@@ -15,6 +15,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <time.h>
@@ -309,10 +311,272 @@ static PyTypeObject CoreType = {
     .tp_methods = Core_methods,
 };
 
-static PyObject *py_http_reply(PyObject *Py_UNUSED(m), PyObject *arg) {
+
+/* ------------------------------------------------------------------ churn */
+typedef struct {
+    PyObject_HEAD
+    lg_churn churn;
+    PyObject *request;
+    int running;
+} ChurnObject;
+
+/* An IPv4 or IPv6 address string and a port as a sockaddr; -1 with ValueError if not. */
+static int parse_address(const char *host, int port, struct sockaddr_storage *ss,
+                         socklen_t *len, int *family) {
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof *a4;
+        *family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *a6;
+        *family = AF_INET6;
+        return 0;
+    }
+    PyErr_Format(PyExc_ValueError, "%s is not an IPv4 or IPv6 address", host);
+    return -1;
+}
+
+static int Churn_init(ChurnObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"epoll_fd", "request", "http",    "open_loop", "address",
+                             "port",     "sources", "source_start", "interval_ns", "spin_ns",
+                             NULL};
+    int epfd = -1, http = 0, open_loop = 0, port = 0;
+    PyObject *request = NULL, *sources = NULL;
+    const char *address = NULL;
+    long long interval = 0, spin = LG_SPIN_NS;
+    Py_ssize_t source_start = 0;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the core is running");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$iSppsiOnLL", kwlist, &epfd, &request,
+                                     &http, &open_loop, &address, &port, &sources,
+                                     &source_start, &interval, &spin))
+        return -1;
+    if (request == NULL || epfd < 0 || address == NULL) {
+        PyErr_SetString(PyExc_TypeError, "epoll_fd, request and address are required");
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(request) == 0 || interval < 0 || spin < 0 || port <= 0 ||
+        port > 65535 || source_start < 0) {
+        PyErr_SetString(PyExc_ValueError, "need a request, a port in 1..65535 and "
+                                          "interval_ns, spin_ns, source_start >= 0");
+        return -1;
+    }
+    lg_churn_free(&self->churn);
+    Py_XDECREF(self->request);
+    Py_INCREF(request);
+    self->request = request;
+    lg_churn *c = &self->churn;
+    *c = (lg_churn){.epfd = epfd,
+                    .http = http,
+                    .open_loop = open_loop,
+                    .req = PyBytes_AS_STRING(request),
+                    .req_len = (size_t)PyBytes_GET_SIZE(request),
+                    .interval = interval,
+                    .spin_ns = spin,
+                    .source_i = (size_t)source_start};
+    if (parse_address(address, port, &c->target, &c->target_len, &c->family) < 0) return -1;
+    if (sources != NULL && sources != Py_None) {
+        PyObject *seq = PySequence_Fast(sources, "sources must be a sequence of addresses");
+        if (seq == NULL) return -1;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        c->sources = calloc((size_t)n + 1, sizeof *c->sources);
+        c->source_len = calloc((size_t)n + 1, sizeof *c->source_len);
+        if (c->sources == NULL || c->source_len == NULL) {
+            Py_DECREF(seq);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const char *src = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+            int family;
+            if (src == NULL ||
+                parse_address(src, 0, &c->sources[i], &c->source_len[i], &family) < 0) {
+                Py_DECREF(seq);
+                return -1;
+            }
+        }
+        c->nsources = (size_t)n;
+        Py_DECREF(seq);
+    }
+    if (lg_churn_init(c) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    return 0;
+}
+
+static void Churn_dealloc(ChurnObject *self) {
+    lg_churn_free(&self->churn);
+    Py_XDECREF(self->request);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *churn_events(lg_churn_out *out) {
+    if (out->status == ENOMEM) return PyErr_NoMemory();
+    if (out->status) {
+        errno = out->status;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *list = PyList_New((Py_ssize_t)out->n);
+    for (size_t i = 0; list != NULL && i < out->n; i++) {
+        const lg_churn_ev *e = &out->v[i];
+        PyObject *item = NULL;
+        switch (e->kind) {
+        case LG_CONNECT_FAILED:
+            item = Py_BuildValue("(iii)", e->kind, e->slot, e->err);
+            break;
+        case LG_FAILED:
+            item = Py_BuildValue("(iisi)", e->kind, e->slot, e->what, e->err);
+            break;
+        case LG_ADOPT:
+            item = Py_BuildValue("(iiiLLiny#L)", e->kind, e->fd, e->slot,
+                                 (long long)e->start_ns, (long long)e->sent_ns, e->phase,
+                                 (Py_ssize_t)e->out_off, e->data, (Py_ssize_t)e->data_len,
+                                 (long long)e->t);
+            break;
+        default:
+            item = Py_BuildValue("(iiI)", e->kind, e->fd, (unsigned)e->events);
+        }
+        if (item == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static PyObject *Churn_run(ChurnObject *self, PyObject *args) {
+    PyObject *intended_obj;
+    long long until;
+    if (!PyArg_ParseTuple(args, "OL", &intended_obj, &until)) return NULL;
+    if (self->running) {
+        PyErr_SetString(PyExc_RuntimeError, "the core is already running");
+        return NULL;
+    }
+    Py_buffer intended;
+    if (get_int64_buffer(intended_obj, &intended, "intended") < 0) return NULL;
+    lg_churn_out out = {0};
+    self->running = 1;
+    Py_BEGIN_ALLOW_THREADS
+    lg_churn_run(&self->churn, intended.buf, (size_t)intended.len / 8, until, &out);
+    Py_END_ALLOW_THREADS
+    self->running = 0;
+    PyBuffer_Release(&intended);
+    PyObject *events = churn_events(&out);
+    PyObject *result = events ? Py_BuildValue("(KN)", (unsigned long long)out.completed, events)
+                              : NULL;
+    lg_churn_out_free(&out);
+    return result;
+}
+
+static PyObject *Churn_start(ChurnObject *self, PyObject *slots) {
+    PyObject *seq = PySequence_Fast(slots, "start() takes a sequence of slots");
+    if (seq == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        long slot = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (slot == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        if (slot < 0 || slot > INT_MAX || lg_churn_queue_start(&self->churn, (int)slot) < 0) {
+            Py_DECREF(seq);
+            return slot < 0 || slot > INT_MAX
+                       ? PyErr_Format(PyExc_ValueError, "slot %ld out of range", slot)
+                       : PyErr_NoMemory();
+        }
+    }
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Churn_schedule(ChurnObject *self, PyObject *args) {
+    long long due;
+    int slot;
+    if (!PyArg_ParseTuple(args, "Li", &due, &slot)) return NULL;
+    if (slot < 0) return PyErr_Format(PyExc_ValueError, "slot %d out of range", slot);
+    if (lg_heap_push(&self->churn.heap, due, slot) < 0) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *Churn_expire(ChurnObject *self, PyObject *args) {
+    long long now, connect_limit, request_limit;
+    if (!PyArg_ParseTuple(args, "LLL", &now, &connect_limit, &request_limit)) return NULL;
+    lg_churn_out out = {0};
+    lg_churn_expire(&self->churn, now, connect_limit, request_limit, &out);
+    PyObject *events = churn_events(&out);
+    lg_churn_out_free(&out);
+    return events;
+}
+
+static PyObject *Churn_export(ChurnObject *self, PyObject *Py_UNUSED(ignored)) {
+    lg_churn_out out = {0};
+    lg_churn_export(&self->churn, &out);
+    PyObject *events = churn_events(&out);
+    lg_churn_out_free(&out);
+    return events;
+}
+
+static PyObject *Churn_inflight(ChurnObject *self, PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSize_t(self->churn.inflight);
+}
+
+static PyObject *Churn_take_opened(ChurnObject *self, PyObject *Py_UNUSED(ignored)) {
+    unsigned long long n = self->churn.opened;
+    self->churn.opened = 0;
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+static PyObject *Churn_take_counts(ChurnObject *self, PyObject *Py_UNUSED(ignored)) {
+    return Py_BuildValue("(NNN)", us_counts(&self->churn.lat_c), us_counts(&self->churn.lat_u),
+                         us_counts(&self->churn.lag));
+}
+
+static PyMethodDef Churn_methods[] = {
+    {"run", (PyCFunction)Churn_run, METH_VARARGS,
+     "run(intended, until_ns) -> (completed, events): (0, slot, errno) connect failed, "
+     "(1, slot, what, errno) request failed, (2, fd, slot, start_ns, sent_ns, phase, "
+     "written, data, t_ns) Python takes the connection, (3, fd, events) Python's descriptor"},
+    {"start", (PyCFunction)Churn_start, METH_O, "start(slots): open these at the next run"},
+    {"schedule", (PyCFunction)Churn_schedule, METH_VARARGS,
+     "schedule(due_ns, slot): open the slot's next connection at due_ns"},
+    {"expire", (PyCFunction)Churn_expire, METH_VARARGS,
+     "expire(now, connect_limit_ns, request_limit_ns) -> events of the connections closed"},
+    {"export", (PyCFunction)Churn_export, METH_NOARGS,
+     "export() -> every connection the core owns, as events of kind 2 (for the drain)"},
+    {"inflight", (PyCFunction)Churn_inflight, METH_NOARGS, "connections the core owns"},
+    {"take_opened", (PyCFunction)Churn_take_opened, METH_NOARGS,
+     "handshakes completed since the last call"},
+    {"take_counts", (PyCFunction)Churn_take_counts, METH_NOARGS,
+     "take_counts() -> (corrected, uncorrected, send_lag): {us: count} since the last call"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ChurnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "loadgen._cload.ChurnCore",
+    .tp_basicsize = sizeof(ChurnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ChurnCore(*, epoll_fd, request, http, open_loop, address, port, sources=(), "
+              "source_start=0, interval_ns=0, spin_ns=SPIN_NS): a churn worker's loop",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Churn_init,
+    .tp_dealloc = (destructor)Churn_dealloc,
+    .tp_methods = Churn_methods,
+};
+
+static PyObject *py_http_reply(PyObject *Py_UNUSED(m), PyObject *args) {
     Py_buffer b;
-    if (PyObject_GetBuffer(arg, &b, PyBUF_SIMPLE) < 0) return NULL;
-    enum lg_reply r = lg_http_reply(b.buf, (size_t)b.len);
+    int closing = 0;
+    if (!PyArg_ParseTuple(args, "y*|p", &b, &closing)) return NULL;
+    enum lg_reply r = lg_http_reply_as(b.buf, (size_t)b.len, closing);
     PyBuffer_Release(&b);
     return PyLong_FromLong(r);
 }
@@ -386,8 +650,9 @@ static PyObject *py_oversleep(PyObject *Py_UNUSED(m), PyObject *args) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"http_reply", py_http_reply, METH_O,
-     "http_reply(buf) -> 0 incomplete, 1 complete keep-alive answer, 2 Python decides"},
+    {"http_reply", py_http_reply, METH_VARARGS,
+     "http_reply(buf, closing=False) -> 0 incomplete, 1 complete (keep-alive unless "
+     "closing), 2 Python decides"},
     {"echo_reply", py_echo_reply, METH_VARARGS, "echo_reply(buf, request) -> 0, 1 or 2"},
     {"wait_plan", py_wait_plan, METH_VARARGS,
      "wait_plan(now, next_due, until, spin_ns) -> (action, ns): 0 send, 1 sleep ns, "
@@ -406,11 +671,13 @@ static struct PyModuleDef cload_module = {
 };
 
 PyMODINIT_FUNC PyInit__cload(void) {
-    if (PyType_Ready(&CoreType) < 0) return NULL;
+    if (PyType_Ready(&CoreType) < 0 || PyType_Ready(&ChurnType) < 0) return NULL;
     PyObject *m = PyModule_Create(&cload_module);
     if (m == NULL) return NULL;
     Py_INCREF(&CoreType);
+    Py_INCREF(&ChurnType);
     if (PyModule_AddObject(m, "KeepAliveCore", (PyObject *)&CoreType) < 0 ||
+        PyModule_AddObject(m, "ChurnCore", (PyObject *)&ChurnType) < 0 ||
         PyModule_AddIntConstant(m, "SPIN_NS", LG_SPIN_NS) < 0 ||
         PyModule_AddIntConstant(m, "INCOMPLETE", LG_INCOMPLETE) < 0 ||
         PyModule_AddIntConstant(m, "COMPLETE", LG_COMPLETE) < 0 ||
