@@ -1,5 +1,5 @@
 """Builds the optional C extensions: servers._cloop (the C twin servers, servers/c/) and
-loadgen._cload (the load generator's compiled keep-alive loop, loadgen/c/).
+loadgen._cload (the load generator's compiled keep-alive and churn loops, loadgen/c/).
 
 Everything else about the package is declared in pyproject.toml. The extension
 is optional: on a machine without a C compiler or Python's headers,
@@ -56,7 +56,7 @@ int selectbench_probe(struct io_uring *ring, struct io_uring_buf_reg *reg) {
 }
 int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }
 """
-# loadgen._cload: the load generator's keep-alive loop (loadgen/c/, loadgen.keepalive_c).
+# loadgen._cload: the load generator's loops (loadgen/c/, loadgen.keepalive_c, churn_c).
 LOADGEN_SOURCES = [
     "loadgen/c/churn.c",
     "loadgen/c/module.c",

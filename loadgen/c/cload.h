@@ -1,9 +1,10 @@
 /* loadgen._cload: the load generator's compiled hot path (issue 21).
  *
- * Python (loadgen.keepalive_c) keeps connection set-up, ticks, accounting and
- * every rare path; the core runs the per-connection send/receive loop of a
- * keep-alive worker, closed or open loop, over descriptors Python already
- * connected, with the GIL released, until a deadline. Whatever it cannot
+ * Python (loadgen.keepalive_c, loadgen.churn_c) keeps connection set-up, ticks,
+ * accounting and every rare path; the core runs the per-connection
+ * send/receive loop of a keep-alive worker over descriptors Python already
+ * connected (core.c), or a churn worker's connect-request-close cycle
+ * (churn.c), closed or open loop, with the GIL released, until a deadline. Whatever it cannot
  * decide with certainty (a close, an answer that is not a plain complete
  * keep-alive answer, a descriptor it does not own) it hands back to Python,
  * which runs its own slow path on exactly the bytes the Python loop would

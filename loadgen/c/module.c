@@ -1,10 +1,11 @@
-/* loadgen._cload: the CPython binding of the load generator's core (core.c).
+/* loadgen._cload: the CPython binding of the load generator's core (core.c, churn.c).
  *
  * KeepAliveCore(...).run() runs the send/receive loop with the GIL released for
  * the whole bounded run, on buffers the Python worker owns (alive: bytearray,
  * sent and intended: array('q')); what it hands back is a list of tuples for the
  * worker's slow path. Latencies stay in C until take_counts(), which returns
  * them as {microseconds: count} maps, the form loadgen.histogram records.
+ * ChurnCore(...) does the same for a churn worker (connect, request, close).
  * http_reply, echo_reply, wait_plan and next_intended expose the pure parts so
  * tests can check them against Python's rules and with a fake clock.
  */
