@@ -1,9 +1,10 @@
-"""Builds the optional C extension servers._cloop (the C twin servers, servers/c/).
+"""Builds the optional C extensions: servers._cloop (the C twin servers, servers/c/) and
+loadgen._cload (the load generator's compiled keep-alive and churn loops, loadgen/c/).
 
 Everything else about the package is declared in pyproject.toml. The extension
 is optional: on a machine without a C compiler or Python's headers,
-`pip install -e .` still succeeds, and the C backends report what is missing
-(servers/c_backends.py).
+`pip install -e .` still succeeds, the C backends report what is missing
+(servers/c_backends.py) and the load generator runs its Python loop (loadgen.core).
 
 Environment (read at build time):
   SELECTBENCH_SANITIZE=address,undefined (or 1)  build with AddressSanitizer and
@@ -55,6 +56,14 @@ int selectbench_probe(struct io_uring *ring, struct io_uring_buf_reg *reg) {
 }
 int main(void) { struct io_uring r; return io_uring_queue_init(1, &r, 0) < 0; }
 """
+# loadgen._cload: the load generator's loops (loadgen/c/, loadgen.keepalive_c, churn_c).
+LOADGEN_SOURCES = [
+    "loadgen/c/churn.c",
+    "loadgen/c/module.c",
+    "loadgen/c/core.c",
+    "loadgen/c/http.c",
+    "loadgen/c/sched.c",
+]
 WARNINGS = ["-Wall", "-Wextra"]
 # Any sanitizer report stops the process: no recovering and going on.
 SANITIZE = ["-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
@@ -137,9 +146,9 @@ class OptionalBuildExt(build_ext):
     @staticmethod
     def _warn(exc: BaseException) -> None:
         print(
-            f"WARNING: the C extension servers._cloop was not built ({exc}); the c-* "
-            "backends are unavailable: apt-get install gcc python3-dev, then pip install -e . "
-            "again",
+            f"WARNING: a C extension was not built ({exc}); without servers._cloop the c-* "
+            "backends are unavailable, without loadgen._cload the load generator runs its "
+            "Python loop: apt-get install gcc python3-dev, then pip install -e . again",
             file=sys.stderr,
         )
 
@@ -154,7 +163,14 @@ setup(
             libraries=["m"],
             extra_compile_args=_compile_args,
             extra_link_args=_link_args,
-        )
+        ),
+        Extension(
+            "loadgen._cload",
+            sources=LOADGEN_SOURCES,
+            depends=["loadgen/c/cload.h"],
+            extra_compile_args=_compile_args,
+            extra_link_args=_link_args,
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

@@ -1,23 +1,34 @@
-"""Load generator vs wrk, and how fast/lean the load generator holds many connections.
+"""Load generator vs wrk (turnaround), the load generator's send lag, and its connection scale.
 
-    python benchmarks/loadgen_vs_wrk.py            # full: 3 A/B pairs x 5 s at 10, 100, 1000
-    python benchmarks/loadgen_vs_wrk.py --quick    # smoke run: 1 pair x 1 s at 10, 100; 10k conns
+    python benchmarks/loadgen_vs_wrk.py                  # full (issue 21); see --help
+    python benchmarks/loadgen_vs_wrk.py --quick          # smoke run: 1 pair x 1 s, 1 s lags
     python benchmarks/loadgen_vs_wrk.py --out bench.json
-    python benchmarks/loadgen_vs_wrk.py --concurrency 1000 --pairs 2 --duration 3 --no-scale
+    python benchmarks/loadgen_vs_wrk.py --targets epoll --concurrency 10 100 1000 --no-lag
 
-Setup (issue 3): the epoll HTTP reference server pinned to CPU 0; each client
-pinned to CPU 1 (loadgen: one worker with cpus=(1,); wrk: ``taskset -c 1 wrk
--t1``). Runs alternate A B A B so that drift in the machine hits both clients.
-Closed loop; the target is loadgen/wrk throughput ratio >= 1.0.
+Turnaround (issues 3 and 21): closed loop, keep-alive HTTP, each server pinned to
+CPU 0 and each client to CPU 1 (loadgen: one worker with cpus=(1,); wrk:
+``taskset -c 1 wrk -t1``). Runs alternate A B A B A B (loadgen, wrk) so that
+drift in the machine hits both clients; the ratio is loadgen/wrk throughput per
+pair, reported as the median and the minimum over pairs. Targets: the Python
+epoll server (epoll), its C twin (c-epoll), and Debian's nginx keeping
+connections open (nginx) or closing each after 1,000 requests (nginx-close;
+the load generator reconnects); an nginx target is skipped, with the reason,
+where nginx is not installed. The bar: a median ratio of at least 1.0.
 
 Client CPU per request: the loadgen worker's CPU time over its measured
 window (psutil, as in its result); wrk's CPU time from psutil sampled on the
 wrk process just before it exits, cross-checked with the rusage that wait4
 returns (the larger is used; both cover wrk's whole run including connection
-setup, as wrk has no warm-up).
+setup, as wrk has no warm-up). wrk's numbers are read only from the JSON that a
+Lua ``done()`` hook writes, never from wrk's human output.
 
-wrk's numbers are read only from the JSON that a Lua ``done()`` hook writes,
-never from wrk's human output.
+Send lag (issue 21): open loop at 1,000 and 10,000 req/s over 8 and 100
+connections against the Python epoll server, one worker on CPU 1: the send
+lag's p50/p99/max (actual minus intended send time), and the corrected and
+uncorrected latency p50 beside it. ``--lag-cores c,python`` measures the
+compiled core and the Python loop (SELECTBENCH_LOADGEN_CORE) in turn. The
+wake-up error of epoll_pwait2 on the client CPU (the measurement behind the
+core's spin margin, loadgen/c/core.c) is printed with it.
 
 Connection scale: time to establish 10,000 and 19,000 connections with one
 worker, and the worker's RSS per idle connection at 19,000 (RSS after
@@ -31,6 +42,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -45,13 +57,19 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
 from loadgen import LoadConfig, run_load  # noqa: E402
+from loadgen.core import CORE_ENV, load_core  # noqa: E402
 from servers.launch import ServerConfig, start_server  # noqa: E402
 
 SERVER_CPU = 0
 CLIENT_CPU = 1
-
-from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
+TARGETS = ("epoll", "c-epoll", "nginx", "nginx-close")
+# nginx's keepalive_requests: 1,000 is nginx's default (it closes, the client reconnects);
+# "nginx" keeps every connection open for the whole run.
+NGINX_KEEPALIVE_REQUESTS = {"nginx": 1_000_000_000, "nginx-close": 1000}
+LAG_RATES = (1000.0, 10_000.0)
+LAG_CONNECTIONS = (8, 100)
 
 
 def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float) -> dict[str, Any]:
@@ -67,6 +85,7 @@ def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float)
     result = run_load(cfg)
     return {
         "client": "loadgen",
+        "core": result["loadgen_core"],
         "connections": connections,
         "rps": result["throughput_rps"],
         "cpu_us_per_req": result["loadgen_cpu_us_per_req"],
@@ -119,6 +138,7 @@ def run_wrk(port: int, connections: int, duration_s: float, lua: Path) -> dict[s
 
 
 def compare(port: int, levels: list[int], pairs: int, duration_s: float, lua: Path) -> list[dict]:
+    """A B A B ...: loadgen then wrk, `pairs` times per connection level."""
     rows = []
     for connections in levels:
         for pair in range(pairs):
@@ -132,7 +152,7 @@ def compare(port: int, levels: list[int], pairs: int, duration_s: float, lua: Pa
                 print(
                     f"  c={connections:5d} pair {pair} {runner:8s} {row['rps']:10,.0f} req/s "
                     f"{row['cpu_us_per_req'] or 0:7.2f} us/req CPU  errors {row['errors']}"
-                    f"  reconnects {row.get('reconnects', '-')}",
+                    f"  reconnects {row.get('reconnects', '-')}  core {row.get('core', '-')}",
                     file=sys.stderr,
                 )
     return rows
@@ -147,8 +167,10 @@ def summarise(rows: list[dict]) -> list[dict]:
         out.append(
             {
                 "connections": connections,
+                "loadgen_core": sorted({r["core"] for r in lg}),
                 "loadgen_rps_median": statistics.median(r["rps"] for r in lg),
                 "wrk_rps_median": statistics.median(r["rps"] for r in wk),
+                "ratios": [round(r, 3) for r in ratios],
                 "ratio_median": round(statistics.median(ratios), 3) if ratios else None,
                 "ratio_min": round(min(ratios), 3) if ratios else None,
                 "loadgen_cpu_us_per_req_median": statistics.median(
@@ -159,6 +181,68 @@ def summarise(rows: list[dict]) -> list[dict]:
                 ),
             }
         )
+    return out
+
+
+def send_lag(port: int, cores: list[str], duration_s: float) -> list[dict]:
+    """Open loop at LAG_RATES x LAG_CONNECTIONS, one worker on CLIENT_CPU, per core."""
+    rows = []
+    for core in cores:
+        os.environ[CORE_ENV] = core  # read by the worker process
+        try:
+            for rate in LAG_RATES:
+                for connections in LAG_CONNECTIONS:
+                    cfg = LoadConfig(
+                        port=port, protocol="http", active_connections=connections, mode="open",
+                        rate_rps=rate, measure_s=duration_s, warmup_s=1.0, workers=1,
+                        cpus=(CLIENT_CPU,),
+                    )  # fmt: skip
+                    result = run_load(cfg)
+                    lag = result["send_lag_us"]
+                    lat = result["latency_us"]
+                    row = {
+                        "core": result["loadgen_core"],
+                        "rate_rps": rate,
+                        "connections": connections,
+                        "send_lag_p50_us": lag["p50"],
+                        "send_lag_p99_us": lag["p99"],
+                        "send_lag_max_us": lag["max"],
+                        "corrected_p50_us": lat["corrected"]["p50"],
+                        "uncorrected_p50_us": lat["uncorrected"]["p50"],
+                        "corrected_p99_us": lat["corrected"]["p99"],
+                        "achieved_rate_ratio": result["achieved_rate_ratio"],
+                        "busy_fraction": result["max_busy_fraction"],
+                        "errors": result["errors_total"],
+                    }
+                    rows.append(row)
+                    print(
+                        f"  {row['core']:6s} {rate:8,.0f} req/s x {connections:3d} conns: send "
+                        f"lag p50 {lag['p50']} p99 {lag['p99']} max {lag['max']} us; latency "
+                        f"p50 {row['corrected_p50_us']} (uncorrected "
+                        f"{row['uncorrected_p50_us']}) us; busy {row['busy_fraction']:.2f}",
+                        file=sys.stderr,
+                    )
+        finally:
+            os.environ.pop(CORE_ENV, None)
+    return rows
+
+
+def oversleep(samples: int) -> dict[str, Any] | None:
+    """epoll_pwait2's wake-up error on CLIENT_CPU (the core's spin margin rests on it)."""
+    core = load_core()
+    if core is None:
+        return None
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    try:
+        out: dict[str, Any] = {"spin_ns": core.SPIN_NS}
+        for sleep_ns in (100_000, 1_000_000):
+            late = sorted(core.oversleep(samples, sleep_ns))
+            out[f"sleep_{sleep_ns}_ns"] = {
+                f"p{q}": late[min(len(late) - 1, int(len(late) * q / 100))] for q in (50, 90, 99)
+            }
+    finally:
+        os.sched_setaffinity(0, before)
     return out
 
 
@@ -209,7 +293,7 @@ error_log {tmp}/error.log;
 events {{ worker_connections 20000; }}
 http {{
     access_log off;
-    keepalive_requests 1000;
+    keepalive_requests {keepalive_requests};
     server {{
         listen 127.0.0.1:{port};
         location / {{ return 200 "Hello, world!"; }}
@@ -218,9 +302,20 @@ http {{
 """
 
 
-def _free_port() -> int:
-    import socket
+def nginx_path() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None
+    )
 
+
+def skip_reason(target: str) -> str | None:
+    """Why a target cannot run here (None: it can)."""
+    if target.startswith("nginx") and nginx_path() is None:
+        return "nginx is not installed (apt-get install nginx-light)"
+    return None
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -229,14 +324,17 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
     """(pid, port) of the server under test, pinned to SERVER_CPU, stopped by PID on exit."""
-    if target == "epoll":
-        with start_server(ServerConfig(backend="epoll", protocol="http", cpu=SERVER_CPU)) as srv:
+    if not target.startswith("nginx"):
+        with start_server(ServerConfig(backend=target, protocol="http", cpu=SERVER_CPU)) as srv:
             yield srv.pid, srv.port
         return
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    nginx = nginx_path()
+    assert nginx is not None  # skip_reason said so
     port = _free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    conf.write_text(
+        NGINX_CONF.format(tmp=tmp, port=port, keepalive_requests=NGINX_KEEPALIVE_REQUESTS[target])
+    )
     proc = subprocess.Popen(
         ["taskset", "-c", str(SERVER_CPU), nginx, "-c", str(conf), "-p", str(tmp)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -245,7 +343,7 @@ def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                with socket_connect(port):
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
             except OSError:
                 time.sleep(0.05)
@@ -259,10 +357,38 @@ def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
             proc.wait()
 
 
-def socket_connect(port: int) -> Any:
-    import socket
-
-    return socket.create_connection(("127.0.0.1", port), timeout=1)
+def print_tables(doc: dict[str, Any]) -> None:
+    print(f"\n{'target':12s} {'conns':>6} {'loadgen rps':>12} {'wrk rps':>10} {'ratio':>6} "
+          f"{'min':>6} {'lg us/req':>9} {'wrk us/req':>10}  core")  # fmt: skip
+    for target, part in doc["turnaround"].items():
+        if "skipped" in part:
+            print(f"{target:12s} skipped: {part['skipped']}")
+            continue
+        for r in part["summary"]:
+            print(
+                f"{target:12s} {r['connections']:6d} {r['loadgen_rps_median']:12,.0f} "
+                f"{r['wrk_rps_median']:10,.0f} {r['ratio_median']:6.3f} {r['ratio_min']:6.3f} "
+                f"{r['loadgen_cpu_us_per_req_median']:9.2f} "
+                f"{r['wrk_cpu_us_per_req_median']:10.2f}  {','.join(r['loadgen_core'])}"
+            )
+    if doc["send_lag"]:
+        print(f"\n{'core':6s} {'req/s':>7} {'conns':>5} {'lag p50':>8} {'lag p99':>8} "
+              f"{'lag max':>8} {'lat p50':>8} {'uncorr':>8} {'busy':>5}  (us)")  # fmt: skip
+        for r in doc["send_lag"]:
+            print(
+                f"{r['core']:6s} {r['rate_rps']:7,.0f} {r['connections']:5d} "
+                f"{r['send_lag_p50_us']!s:>8} {r['send_lag_p99_us']!s:>8} "
+                f"{r['send_lag_max_us']!s:>8} {r['corrected_p50_us']!s:>8} "
+                f"{r['uncorrected_p50_us']!s:>8} {r['busy_fraction']:5.2f}"
+            )
+    if doc["oversleep"]:
+        print(f"\nepoll_pwait2 wake-up error on CPU {CLIENT_CPU} (ns): {doc['oversleep']}")
+    for r in doc["scale"]:
+        print(
+            f"{r['connections']:,} connections: {r['connect_s']:.3f} s to establish "
+            f"({r['established']:,} ok), RSS per idle connection "
+            f"{r['rss_bytes_per_idle_connection']:.0f} B"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,70 +396,68 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="short smoke run (1 pair x 1 s)")
     p.add_argument("--out", type=Path, default=None, help="write all numbers as JSON here")
     p.add_argument(
-        "--concurrency",
-        type=int,
-        nargs="+",
-        default=None,
-        help="connection levels to compare (default 10 100 1000; --quick: 10 100)",
-    )
+        "--targets", default=",".join(TARGETS),
+        help=f"servers to compare against wrk, comma-separated (default {','.join(TARGETS)})",
+    )  # fmt: skip
+    p.add_argument("--concurrency", type=int, nargs="+", default=None,
+                   help="connection levels to compare (default 100)")  # fmt: skip
     p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
-    p.add_argument("--no-scale", action="store_true", help="skip the connection-scale part")
+    p.add_argument("--no-lag", action="store_true", help="skip the send-lag part")
     p.add_argument(
-        "--target",
-        choices=("epoll", "nginx"),
-        default="epoll",
-        help="the server: the Python epoll reference server, or nginx (Debian's), which "
-        "closes a keep-alive connection after keepalive_requests (1,000) requests",
+        "--lag-cores", default="c", help="loops for the send-lag part: c, python or c,python"
     )
+    p.add_argument("--no-scale", action="store_true", help="skip the connection-scale part")
     args = p.parse_args(argv)
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print("wrk and taskset are needed: apt-get install wrk util-linux", file=sys.stderr)
         return 1
-    if len(os.sched_getaffinity(0)) < 2:
-        print("needs 2 CPUs (server on CPU 0, client on CPU 1)", file=sys.stderr)
+    if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
+        print(f"needs CPUs {SERVER_CPU} and {CLIENT_CPU} (server and client)", file=sys.stderr)
         return 1
-    levels, pairs, duration_s, scale = [10, 100, 1000], 3, 5.0, [10_000, 19_000]
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        print(f"unknown target(s) {unknown}: choose from {', '.join(TARGETS)}", file=sys.stderr)
+        return 1
+    lag_cores = [c.strip() for c in args.lag_cores.split(",") if c.strip()]
+    if not set(lag_cores) <= {"c", "python"}:
+        print(f"--lag-cores {args.lag_cores!r}: use c, python or c,python", file=sys.stderr)
+        return 1
+    levels, pairs, duration_s, scale = [100], 3, 5.0, [10_000, 19_000]
+    lag_s = 5.0
     if args.quick:
-        levels, pairs, duration_s, scale = [10, 100], 1, 1.0, [10_000]
-    if args.concurrency:
-        levels = args.concurrency
-    if args.pairs is not None:
-        pairs = max(1, args.pairs)
-    if args.duration is not None:
-        duration_s = args.duration
-    if args.no_scale:
-        scale = []
+        pairs, duration_s, lag_s, scale = 1, 1.0, 1.0, [10_000]
+    levels = args.concurrency or levels
+    pairs = max(1, args.pairs) if args.pairs is not None else pairs
+    duration_s = args.duration if args.duration is not None else duration_s
+    scale = [] if args.no_scale else scale
+    doc: dict[str, Any] = {"quick": args.quick, "turnaround": {}, "send_lag": [],
+                           "oversleep": None, "scale": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "done.lua"
         lua.write_text(WRK_DONE_LUA)
-        with _server(args.target, Path(tmp)) as (pid, port):
-            print(f"{args.target} http server pid {pid} on CPU {SERVER_CPU}, port {port}",
-                  file=sys.stderr)  # fmt: skip
-            rows = compare(port, levels, pairs, duration_s, lua)
-            table = summarise(rows)
-            scale_rows = connection_scale(port, scale)
-    print(f"\n{'conns':>6} {'loadgen rps':>12} {'wrk rps':>10} {'ratio':>6} {'min':>6} "
-          f"{'lg us/req':>9} {'wrk us/req':>10}")  # fmt: skip
-    for r in table:
-        print(
-            f"{r['connections']:6d} {r['loadgen_rps_median']:12,.0f} {r['wrk_rps_median']:10,.0f} "
-            f"{r['ratio_median']:6.3f} {r['ratio_min']:6.3f} "
-            f"{r['loadgen_cpu_us_per_req_median']:9.2f} {r['wrk_cpu_us_per_req_median']:10.2f}"
-        )
-    for r in scale_rows:
-        print(
-            f"{r['connections']:,} connections: {r['connect_s']:.3f} s to establish "
-            f"({r['established']:,} ok), RSS per idle connection "
-            f"{r['rss_bytes_per_idle_connection']:.0f} B"
-        )
+        for target in targets:
+            reason = skip_reason(target)
+            if reason:
+                print(f"{target}: skipped, {reason}", file=sys.stderr)
+                doc["turnaround"][target] = {"skipped": reason}
+                continue
+            with _server(target, Path(tmp)) as (pid, port):
+                print(f"{target} http server pid {pid} on CPU {SERVER_CPU}, port {port}",
+                      file=sys.stderr)  # fmt: skip
+                rows = compare(port, levels, pairs, duration_s, lua)
+                doc["turnaround"][target] = {"runs": rows, "summary": summarise(rows)}
+        if not args.no_lag or scale:
+            with _server("epoll", Path(tmp)) as (pid, port):
+                if not args.no_lag:
+                    print(f"send lag against epoll (pid {pid}, port {port})", file=sys.stderr)
+                    doc["send_lag"] = send_lag(port, lag_cores, lag_s)
+                    doc["oversleep"] = oversleep(200 if args.quick else 2000)
+                doc["scale"] = connection_scale(port, scale)
+    print_tables(doc)
     if args.out:
-        args.out.write_text(
-            json.dumps(
-                {"quick": args.quick, "runs": rows, "summary": table, "scale": scale_rows},
-                indent=1,
-            )
-        )
+        args.out.write_text(json.dumps(doc, indent=1))
     return 0
 
 

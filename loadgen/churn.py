@@ -185,6 +185,10 @@ class ChurnWorker(WorkerBase):
         if not data:
             self.fail(fd, "unexpected_close", "server closed before a complete answer", now)
             return
+        self.receive(fd, conn, data, now)
+
+    def receive(self, fd: int, conn: _Conn, data: bytes, now: int) -> None:
+        """Bytes of the answer arrived: wait for more, fail, or complete."""
         buf = conn.buf + data
         if self.cfg.protocol == "echo":
             status, why = parse_echo(buf, self.request)

@@ -1,5 +1,9 @@
 """KeepAliveWorker: each active connection carries request after request (closed or open loop).
 
+This is the Python loop; where loadgen._cload is built, workers run
+CoreKeepAliveWorker (loadgen.keepalive_c), which keeps everything here but the
+two hot loops, and calls this slow path for whatever its C loop hands back.
+
 Hot path cost per request: one os.read, one os.write, one clock read and a
 list append; epoll_wait is amortised over all ready connections. Each active
 socket is registered once for EPOLLIN and never modified (no epoll_ctl per

@@ -95,8 +95,10 @@ def merge_results(
                 connect_duration_s=info.connect_duration_s if info else None,
                 release=report.release,
                 hold_s=report.hold_s,
+                core=report.core,
             )
         )
+    cores = {r.core for r in reports}
 
     return LoadResult(
         partial=partial,
@@ -153,6 +155,7 @@ def merge_results(
         saturated=max_busy >= SATURATED_BUSY_FRACTION,
         release_timeouts=sum(1 for r in reports if r.release == "timeout"),
         placement=None,
+        loadgen_core=(cores.pop() if len(cores) == 1 else "mixed") if cores else None,
     )
 
 

@@ -1,10 +1,10 @@
 """Request bytes and response framing for the two protocols.
 
-The worker's hot loop compares each read with the last complete, validated
-response (one memcmp); only when that fails does it call ``parse_response``
-here, which handles split reads, new header values (a changing Date header)
-and errors. Keeping the general parser out of the hot path is what lets one
-Python worker keep up with wrk.
+The Python worker's hot loop compares each read with the last complete,
+validated response (one memcmp); only when that fails does it call the parsers
+here, which handle split reads, new header values (a changing Date header)
+and errors. The compiled core (loadgen/c/http.c) applies the same rules in C
+and leaves every answer it cannot classify with certainty to these functions.
 """
 
 from __future__ import annotations

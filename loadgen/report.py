@@ -91,6 +91,8 @@ class WorkerReport:
     release: str
     hold_s: float
     interrupted: bool
+    # The loop that sent and received: "c" (loadgen._cload) or "python".
+    core: str = "python"
 
 
 @dataclass(frozen=True)

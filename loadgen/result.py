@@ -5,7 +5,9 @@ is the JSON-serialisable document that loadgen.run returns and bench stores
 as is; ``LoadResult.from_dict(doc)`` reads one back, migrating a document of
 an older ``schema_version`` first. Each field is documented once, below.
 
-Versions: 2 (this one). Version 1 documents gained keys after they were first
+Versions: 3 (this one) added ``loadgen_core`` and ``workers[].core``, the loop
+that sent and received (``_v2_to_v3``: "python", the only loop before version 3).
+Version 1 documents gained keys after they were first
 written (``release_timeouts``, ``workers[].release``/``hold_s``,
 ``send_lag_us``, ``histogram_send_lag``, ``reconnects``,
 ``reconnects_measured``, ``reconnect_rate_per_s``) and could lack
@@ -31,7 +33,7 @@ from loadgen.result_parts import (
     WorkerSummary,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 VERSION_KEY: Final = "schema_version"
 # A worker busy (CPU time / window) at least this much may have been the bottleneck.
 SATURATED_BUSY_FRACTION: Final = 0.90
@@ -109,6 +111,10 @@ class LoadResult:
     # How the workers were placed across hosts, written by the caller that placed them
     # (bench's DaskPlacement); None when one loadgen.run ran them all.
     placement: dict[str, Any] | None
+    # The loop the workers ran: "c" (the compiled core, loadgen._cload), "python" (the
+    # Python loop: the core not built, or SELECTBENCH_LOADGEN_CORE=python), "mixed"
+    # when workers differed; None when no worker reported.
+    loadgen_core: str | None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-serialisable document (``schema_version`` SCHEMA_VERSION)."""
@@ -158,6 +164,7 @@ class LoadResult:
             "saturated": self.saturated,
             "release_timeouts": self.release_timeouts,
             "placement": self.placement,
+            "loadgen_core": self.loadgen_core,
         }
 
     @classmethod
@@ -221,6 +228,7 @@ class LoadResult:
             saturated=bool(d["saturated"]),
             release_timeouts=int(d["release_timeouts"]),
             placement=d["placement"],
+            loadgen_core=d["loadgen_core"],
         )
 
 
@@ -247,8 +255,22 @@ def _v1_to_v2(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v2_to_v3(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: the loop that ran, "python" (the only one before version 3)."""
+    out = dict(doc)
+    workers = doc.get("workers")
+    out["loadgen_core"] = "python" if workers else None
+    if workers is not None:
+        out["workers"] = [{**w, "core": "python"} for w in workers]
+    out[VERSION_KEY] = 3
+    return out
+
+
 # Version -> the step to the next version; migrate() applies them in turn.
-MIGRATIONS: Final[dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {1: _v1_to_v2}
+MIGRATIONS: Final[dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+}
 
 
 def migrate(doc: Mapping[str, Any]) -> Mapping[str, Any]:

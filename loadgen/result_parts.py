@@ -197,6 +197,7 @@ class WorkerSummary:
     # document written before the hold existed.
     release: str | None
     hold_s: float | None  # how long it held (None as for release)
+    core: str  # the loop it ran: "c" (loadgen._cload) or "python"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

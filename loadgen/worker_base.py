@@ -34,6 +34,7 @@ import os
 import resource
 import select
 import time
+from collections import Counter
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
@@ -59,6 +60,11 @@ DRAIN = -2
 
 class WorkerBase:
     """State of one worker; methods run inside the worker process only."""
+
+    # Which loop sends and receives: "python", or "c" (the compiled core, loadgen._cload).
+    core = "python"
+    # Open loop: a timerfd wakes the Python loop at each intended send time.
+    use_timerfd = True
 
     def __init__(self, cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
         self.cfg = cfg
@@ -238,6 +244,15 @@ class WorkerBase:
         self.tick_ns = ticks[0][0]
         self.interval_label = ticks[0][1]
 
+    def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:
+        """The latencies gathered since the last tick as {us: count}: corrected,
+        uncorrected (open loop) and send lag; the lists are emptied."""
+        counts = (hdr.us_counts(self.lat_c), hdr.us_counts(self.lat_u), hdr.us_counts(self.lag))
+        self.lat_c.clear()
+        self.lat_u.clear()
+        self.lag.clear()
+        return counts
+
     def flush_interval(self, label: int) -> int:
         """Move the latencies gathered since the last tick into the histograms.
 
@@ -245,11 +260,10 @@ class WorkerBase:
         latencies are counted, never recorded. Send lags go by the interval
         in which the request was sent (the answer may come in the next).
         """
-        if self.lag:
-            if label >= 0:
-                hdr.record_ns((self.hist_lag,), self.lag, lowest_us=0)
-            self.lag.clear()
-        n = len(self.lat_c)
+        lat_c, lat_u, lag = self.take_counts()
+        if lag and label >= 0:
+            hdr.record_counts((self.hist_lag,), lag, lowest_us=0)
+        n = sum(lat_c.values())
         if label == WARMUP:
             self.warmup_completed += n
         elif label != DRAIN and n:
@@ -257,12 +271,10 @@ class WorkerBase:
             point["requests"] += n
             self.measured_completed += n
             per_interval = hdr.new_histogram()
-            self.clamped += hdr.record_ns((self.hist_c, per_interval), self.lat_c)
+            self.clamped += hdr.record_counts((self.hist_c, per_interval), lat_c)
             if self.cfg.mode == "open":
-                hdr.record_ns((self.hist_u,), self.lat_u)
+                hdr.record_counts((self.hist_u,), lat_u)
             point["hist"] = hdr.encode(per_interval)
-        self.lat_c.clear()
-        self.lat_u.clear()
         return n
 
     def series_point(self, label: int) -> dict[str, Any]:
@@ -335,6 +347,8 @@ class WorkerBase:
             first = warmup_start + int((self.plan.first_active_index + i) / total_rate * 1e9)
             intended[key] = first
             heapq.heappush(self.heap, (first, key))
+        if not self.use_timerfd:
+            return
         try:
             self.timer = MonotonicTimerFd()
             self.ep.register(self.timer.fd, select.EPOLLIN)
@@ -412,6 +426,7 @@ class WorkerBase:
             release=self.release,
             hold_s=round(self.hold_s, 6),
             interrupted=self.stop_requested,
+            core=self.core,
         )
 
     def close_all(self) -> None:

@@ -20,15 +20,26 @@ from typing import Any
 
 from lifeline import die_with_parent
 from loadgen.churn import ChurnWorker
+from loadgen.churn_c import CoreChurnWorker
 from loadgen.config import LoadConfig
+from loadgen.core import compiled_core
 from loadgen.keepalive import KeepAliveWorker
+from loadgen.keepalive_c import CoreKeepAliveWorker
 from loadgen.plan import WorkerPlan
 from loadgen.worker_base import WorkerBase
 
 
-def worker_class(cfg: LoadConfig) -> type[WorkerBase]:
-    """The loop for this config: a new connection per request, or keep-alive."""
-    return ChurnWorker if cfg.new_connection_per_request else KeepAliveWorker
+def make_worker(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> WorkerBase:
+    """The loop for this config: a new connection per request, or keep-alive (compiled when
+    the core is built)."""
+    module = compiled_core()
+    if cfg.new_connection_per_request:
+        if module is None:
+            return ChurnWorker(cfg, plan, conn)
+        return CoreChurnWorker(cfg, plan, conn, module)
+    if module is None:
+        return KeepAliveWorker(cfg, plan, conn)
+    return CoreKeepAliveWorker(cfg, plan, conn, module)
 
 
 def wait_for_go(conn: Connection) -> tuple[Any, ...]:
@@ -48,7 +59,7 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
     """Connect, wait for go, run, hold until released, report; then close every descriptor."""
     worker = None
     try:
-        worker = worker_class(cfg)(cfg, plan, conn)
+        worker = make_worker(cfg, plan, conn)
         worker.setup_process()
         conn.send(("connected", worker.connect_all()))
         msg = wait_for_go(conn)

@@ -68,3 +68,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     Read-only for its users: a test that changes files copies the folder first.
     """
     return run_tiny(tmp_path_factory.mktemp("shared-tiny-run"))
+
+
+@pytest.fixture(params=["c", "python"])
+def loadgen_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test's load with each keep-alive loop: the compiled core, then Python's.
+
+    The workers read SELECTBENCH_LOADGEN_CORE (loadgen.core); the "c" case is skipped
+    where loadgen._cload is not built.
+    """
+    from loadgen.core import CORE_ENV, load_core
+
+    if request.param == "c" and load_core() is None:
+        pytest.skip("loadgen._cload is not built (python setup.py build_ext --inplace)")
+    monkeypatch.setenv(CORE_ENV, request.param)
+    return str(request.param)

@@ -54,6 +54,19 @@ def test_sources_compile_without_warnings() -> None:
         assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+@pytest.mark.skipif(not Path(INCLUDE, "Python.h").is_file(), reason="Python.h is missing")
+def test_loadgen_core_compiles_without_warnings() -> None:
+    """loadgen._cload (loadgen/c/), with the same flags and -Werror."""
+    sources = sorted(str(p) for p in (REPO / "loadgen" / "c").glob("*.c"))
+    assert sources
+    cmd = ["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"]
+    proc = subprocess.run(
+        [*cmd, f"-I{INCLUDE}", *sources], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_build_without_a_compiler_still_succeeds(tmp_path: Path) -> None:
     """setup.py's build_ext (what pip install -e . runs) warns and exits 0 when the
     compiler is missing; no extension is produced."""

@@ -49,7 +49,9 @@ ADDED_TO_VERSION_1 = (
 )
 
 
-def _report(worker: int, latencies_ns: list[int], *, release: str = "parent") -> WorkerReport:
+def _report(
+    worker: int, latencies_ns: list[int], *, release: str = "parent", core: str = "python"
+) -> WorkerReport:
     hist = hdr.new_histogram()
     hdr.record_ns((hist,), latencies_ns)
     blob = hdr.encode(hist)
@@ -67,7 +69,7 @@ def _report(worker: int, latencies_ns: list[int], *, release: str = "parent") ->
         hist_send_lag=hdr.encode(lag),
         series={0: SeriesInterval(requests=len(latencies_ns), errors=worker, hist=blob)},
         phase_ns={"measure_end": 5}, rss_bytes_after_connect=1 << 20, rss_bytes_at_end=1 << 21,
-        release=release, hold_s=0.01, interrupted=False,
+        release=release, hold_s=0.01, interrupted=False, core=core,
     )  # fmt: skip
 
 
@@ -100,7 +102,7 @@ def _merged(rate_rps: float, sent_per_worker: int = 100, **kw: Any) -> LoadResul
 def test_to_dict_and_from_dict_round_trip_through_json() -> None:
     result = _merged(rate_rps=200.0)
     doc = result.to_dict()
-    assert doc["schema_version"] == SCHEMA_VERSION == 2
+    assert doc["schema_version"] == SCHEMA_VERSION == 3
     again = LoadResult.from_dict(json.loads(json.dumps(doc)))
     assert again == result
     assert again.to_dict() == doc
@@ -156,8 +158,11 @@ def test_a_version_1_document_reads_through_the_migration() -> None:
     for key, value in V1_DOC.items():
         if key == "schema_version":
             continue
+        if key == "workers":  # version 3 added workers[].core
+            value = [{**w, "core": "python"} for w in value]
         assert doc[key] == value, key
     assert doc["placement"] is None
+    assert doc["loadgen_core"] == "python"
     assert result.requests == V1_DOC["requests"] > 0
     assert result.achieved_rate_ratio == V1_DOC["achieved_rate_ratio"]
     assert result.rate_shortfall is V1_DOC["rate_shortfall"]
@@ -184,8 +189,28 @@ def test_an_early_version_1_document_gets_the_late_keys_explicitly() -> None:
     assert result.phases.measure_start == V1_DOC["phases"]["measure_start"]
     assert result.config["measure_s"] == V1_DOC["config"]["measure_s"]
     assert "duration_s" not in result.config
-    # Migrated, it is a version-2 document, and reads back the same.
+    # Migrated, it is a current document, and reads back the same.
     assert LoadResult.from_dict(result.to_dict()) == result
+
+
+def test_a_version_2_document_names_the_python_loop() -> None:
+    """Version 2 predates the compiled core: its workers ran the Python loop."""
+    current = _merged(rate_rps=200.0).to_dict()
+    v2 = {k: v for k, v in current.items() if k != "loadgen_core"}
+    v2["workers"] = [{k: v for k, v in w.items() if k != "core"} for w in current["workers"]]
+    v2["schema_version"] = 2
+    result = LoadResult.from_dict(v2)
+    assert result.loadgen_core == "python"
+    assert {w.core for w in result.workers} == {"python"}
+    del v2["workers"]
+    with pytest.raises(ResultFormatError, match="'workers'"):
+        LoadResult.from_dict(v2)
+
+
+def test_the_loop_is_named_per_worker_and_for_the_run() -> None:
+    assert _merged(rate_rps=200.0).loadgen_core == "python"
+    assert {w.core for w in _merged(rate_rps=200.0, core="c").workers} == {"c"}
+    assert _merged(rate_rps=200.0, core="c").loadgen_core == "c"
 
 
 def test_every_older_version_has_a_migration_and_the_current_one_needs_none() -> None:
@@ -198,7 +223,7 @@ def test_every_older_version_has_a_migration_and_the_current_one_needs_none() ->
 
 def test_a_newer_version_is_refused_naming_cause_and_remedy() -> None:
     doc = {**_merged(rate_rps=200.0).to_dict(), "schema_version": SCHEMA_VERSION + 1}
-    with pytest.raises(UnknownResultVersion, match=r"schema_version 3 is newer.*newer selectbench"):
+    with pytest.raises(UnknownResultVersion, match=r"schema_version 4 is newer.*newer selectbench"):
         LoadResult.from_dict(doc)
 
 

@@ -66,7 +66,9 @@ def held(srv: Any, count: int, timeout_s: float = 30.0) -> StatsSnapshot:
 
 
 @pytest.mark.parametrize("protocol", ["echo", "http"])
-def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str) -> None:
+def test_closed_loop_count_equals_server_count(
+    start_server: Any, protocol: str, loadgen_core: str
+) -> None:
     srv = start_server("epoll", protocol)
     cfg = LoadConfig(
         port=srv.port,
@@ -105,6 +107,24 @@ def test_closed_loop_count_equals_server_count(start_server: Any, protocol: str)
     assert sum(p["requests"] for p in result["timeseries"]) == result["requests"]
     assert sum(w["requests"] for w in result["workers"]) == result["requests"]
     assert final.accepted == 8 + 20 + result["connections"]["precheck_connections"]
+    assert result["loadgen_core"] == loadgen_core
+    assert {w["core"] for w in result["workers"]} == {loadgen_core}
+
+
+def test_large_echo_requests_are_written_and_read_whole(
+    start_server: Any, loadgen_core: str
+) -> None:
+    """A request larger than the socket buffer is written in parts (EPOLLOUT) and its
+    answer read in parts; every byte arrives once."""
+    srv = start_server("epoll", "echo")
+    cfg = LoadConfig(port=srv.port, protocol="echo", payload_bytes=1 << 20, active_connections=2,
+                     measure_s=0.5, warmup_s=0.1, workers=1)  # fmt: skip
+    result = run_load(cfg)
+    final = wait_connections_closed(srv)
+    assert result["errors_total"] == 0, result["error_samples"]
+    assert result["requests"] > 0 and result["unanswered_at_end"] == 0
+    assert final.bytes_in == result["requests_total"] * cfg.payload_bytes
+    assert result["loadgen_core"] == loadgen_core
 
 
 def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
@@ -136,7 +156,7 @@ def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
     assert typed.to_dict() == doc  # the document is what to_dict writes, key for key
 
 
-def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
+def test_open_loop_sends_rate_times_duration(start_server: Any, loadgen_core: str) -> None:
     srv = start_server("epoll", "http")
     rate, duration = 500.0, 2.0
     cfg = LoadConfig(
@@ -175,6 +195,7 @@ def test_open_loop_sends_rate_times_duration(start_server: Any) -> None:
     typed = LoadResult.from_dict(result)
     assert typed.send_lag_us.count == lag["count"] and typed.send_lag_us.p99 == lag["p99"]
     assert hdr.decode(typed.histogram_send_lag).get_total_count() == lag["count"]
+    assert result["loadgen_core"] == loadgen_core
 
 
 def test_idle_connections_match_server_current_connections(start_server: Any) -> None:

@@ -66,18 +66,21 @@ def assert_exact_counts(
 
 
 @pytest.mark.parametrize("http_close", [False, True])
-def test_closed_loop_http_churn_counts_match_server(start_server: Any, http_close: bool) -> None:
+def test_closed_loop_http_churn_counts_match_server(
+    start_server: Any, http_close: bool, loadgen_core: str
+) -> None:
     srv = start_server("epoll", "http", http_close=http_close)
     before = srv.stats()
     result = run_load(churn_config(srv.port, workers=2))
     assert_exact_counts(result, before, settled_stats(srv))
+    assert result["loadgen_core"] == loadgen_core
     # The server closing after its answer is the expected end, not an error.
     assert result["errors"]["unexpected_close"] == 0
     # Every connection went through a spread source address.
     assert len(result["source_addresses"]) == CHURN_SOURCES
 
 
-def test_closed_loop_echo_churn_with_idle_connections(start_server: Any) -> None:
+def test_closed_loop_echo_churn_with_idle_connections(start_server: Any, loadgen_core: str) -> None:
     srv = start_server("epoll", "echo")
     before = srv.stats()
     result = run_load(churn_config(srv.port, "echo", idle_connections=20))
@@ -85,9 +88,10 @@ def test_closed_loop_echo_churn_with_idle_connections(start_server: Any) -> None
     assert_exact_counts(result, before, after)
     assert result["connections"]["idle_established"] == 20
     assert result["connections"]["idle_alive_at_end"] == 20
+    assert result["loadgen_core"] == loadgen_core
 
 
-def test_open_loop_http_churn_counts_match_server(start_server: Any) -> None:
+def test_open_loop_http_churn_counts_match_server(start_server: Any, loadgen_core: str) -> None:
     srv = start_server("epoll", "http", http_close=True)
     before = srv.stats()
     result = run_load(churn_config(srv.port, mode="open", rate_rps=500.0))
@@ -95,6 +99,7 @@ def test_open_loop_http_churn_counts_match_server(start_server: Any) -> None:
     assert result["requests_sent"] > 0
     # A send lag per request started in the window (from intended time to connect start).
     assert abs(result["send_lag_us"]["count"] - result["requests_sent"]) <= 8
+    assert result["loadgen_core"] == loadgen_core
 
 
 @pytest.mark.parametrize("backend", ["select", "poll"])

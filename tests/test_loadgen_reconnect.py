@@ -111,7 +111,7 @@ def closing_server() -> Iterator[Any]:
 @pytest.mark.parametrize("mode", ["closed", "open"])
 @pytest.mark.parametrize("close_header", [True, False], ids=["connection-close", "plain-eof"])
 def test_keepalive_slots_reconnect_when_the_server_closes(
-    closing_server: Any, mode: str, close_header: bool
+    closing_server: Any, mode: str, close_header: bool, loadgen_core: str
 ) -> None:
     every = 7
     server = closing_server(every, close_header)
@@ -145,6 +145,7 @@ def test_keepalive_slots_reconnect_when_the_server_closes(
     assert 0 < result["reconnects_measured"] <= result["reconnects"]
     duration = result["measured_duration_s"]
     assert result["reconnect_rate_per_s"] == round(result["reconnects_measured"] / duration, 3)
+    assert result["loadgen_core"] == loadgen_core
     typed = LoadResult.from_dict(result)
     assert typed.reconnects == result["reconnects"]
     assert typed.reconnect_rate_per_s == result["reconnect_rate_per_s"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +16,7 @@ from loadgen import (
     RemoteNotAllowed,
     ResultFormatError,
     UnknownResultVersion,
+    core,
     run_load,
 )
 from loadgen import histogram as hdr
@@ -152,7 +155,7 @@ def test_inconsistent_config_is_rejected(kwargs: dict[str, object]) -> None:
         LoadConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", [None, 0, 3, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 4, "1", True])
 def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
     with pytest.raises(UnknownResultVersion, match="schema_version"):
         LoadResult.from_dict({"schema_version": version, "requests": 1})
@@ -160,4 +163,30 @@ def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
 
 def test_from_dict_names_a_missing_key() -> None:
     with pytest.raises(ResultFormatError, match="'partial'"):
-        LoadResult.from_dict({"schema_version": 2})
+        LoadResult.from_dict({"schema_version": 3})
+
+
+def test_the_core_choice_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(core.CORE_ENV, "python")
+    assert core.compiled_core() is None  # the Python loop, even where the core is built
+    monkeypatch.setenv(core.CORE_ENV, "rust")
+    with pytest.raises(ConfigError, match=r"SELECTBENCH_LOADGEN_CORE='rust'.*unset it"):
+        core.compiled_core()
+
+
+def test_a_required_core_that_is_not_built_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(core.CORE_ENV, "c")
+    monkeypatch.setattr(core, "load_core", lambda: None)
+    with pytest.raises(ConfigError, match=r"loadgen._cload is not built: apt-get install gcc"):
+        core.compiled_core()
+    monkeypatch.delenv(core.CORE_ENV)
+    assert core.compiled_core() is None  # not built, not required: the Python loop
+
+
+def test_a_missing_core_build_path_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delitem(sys.modules, core.EXTENSION, raising=False)
+    monkeypatch.setenv(core.CORE_PATH_ENV, str(tmp_path / "nothing.so"))
+    with pytest.raises(ConfigError, match=r"SELECTBENCH_CLOAD=.*is not a built extension"):
+        core.load_core()

@@ -1,0 +1,75 @@
+"""Which loop a worker runs: the compiled core (loadgen._cload) when it is built,
+else the Python loop (loadgen.keepalive, loadgen.churn).
+
+The choice is the worker's and is reported per worker (``workers[].core``) and for the
+run (``loadgen_core``). Environment, read in the worker:
+
+  SELECTBENCH_LOADGEN_CORE=python   run the Python loop even where the core is built
+  SELECTBENCH_LOADGEN_CORE=c        require the core: a worker without it fails, naming why
+  SELECTBENCH_CLOAD=/path/_cload.so load this build of the core (the sanitizer builds that
+                                    .ci/sanitize-c makes) instead of the installed one
+Keep-alive workers run loadgen.keepalive_c, churn workers loadgen.churn_c, on the core.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from loadgen.errors import ConfigError
+
+CORE_ENV = "SELECTBENCH_LOADGEN_CORE"
+CORE_PATH_ENV = "SELECTBENCH_CLOAD"
+EXTENSION = "loadgen._cload"
+CHOICES = ("c", "python")
+BUILD_HINT = (
+    "apt-get install gcc python3-dev, then pip install -e . (or python setup.py build_ext "
+    "--inplace)"
+)
+
+
+def wanted_core() -> str | None:
+    """The core the environment asks for ("c", "python"), or None: the core if built."""
+    value = os.environ.get(CORE_ENV, "").strip().lower()
+    if not value:
+        return None
+    if value not in CHOICES:
+        raise ConfigError(
+            f"{CORE_ENV}={value!r} is not one of {', '.join(CHOICES)}: unset it to use the "
+            "compiled core when it is built, or set it to one of those"
+        )
+    return value
+
+
+def load_core() -> ModuleType | None:
+    """loadgen._cload (or the build SELECTBENCH_CLOAD names); None when it is not built."""
+    path = os.environ.get(CORE_PATH_ENV)
+    if path:
+        if EXTENSION in sys.modules:
+            return sys.modules[EXTENSION]
+        spec = importlib.util.spec_from_file_location(EXTENSION, path)
+        if spec is None or spec.loader is None or not Path(path).is_file():
+            raise ConfigError(f"{CORE_PATH_ENV}={path} is not a built extension module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[EXTENSION] = module
+        return module
+    try:
+        return importlib.import_module(EXTENSION)
+    except ImportError:
+        return None
+
+
+def compiled_core() -> ModuleType | None:
+    """The core a keep-alive worker should run, or None for the Python loop."""
+    wanted = wanted_core()
+    if wanted == "python":
+        return None
+    module = load_core()
+    if module is None and wanted == "c":
+        raise ConfigError(f"{CORE_ENV}=c but {EXTENSION} is not built: {BUILD_HINT}")
+    return module

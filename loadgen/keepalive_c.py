@@ -1,0 +1,137 @@
+"""CoreKeepAliveWorker: the keep-alive worker with its hot loop in C (loadgen._cload).
+
+Everything but the loop is KeepAliveWorker's: connection set-up, ticks,
+accounting, timeouts, reconnects, the drain and the report. Between two ticks
+the core runs the closed or open loop on the worker's own epoll and on the
+worker's own per-descriptor state (``alive``, and ``sent`` and ``intended`` as
+array('q') so the core writes them in place), with the GIL released. What it
+cannot decide alone it hands back as (fd, partial, data, t, rest, errno), and
+this class puts the connection into the state the Python loop would have had
+(``partial``, ``pending_out``) and calls the same slow path on the same bytes:
+a close, a ``Connection: close`` answer, a bad or unusual answer, a reconnect
+in flight, an answer that arrives after the tick. Latencies stay in the core
+until the tick takes them as {us: count} (``take_counts``) into the same
+HdrHistograms.
+
+Open loop: the core keeps its own heap of intended send times, rebuilt from
+the state at each run, and times each send by sleeping in epoll until
+shortly before it and spinning the rest (the measurement is in
+loadgen/c/core.c); the Python loop's timerfd is not used. The spin is CPU
+time of the worker: at most SPIN_NS per send, so it counts in the worker's
+busy fraction (at most 5% at 1,000 req/s per worker).
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import time
+from collections import Counter
+from multiprocessing.connection import Connection
+from types import ModuleType
+from typing import Any
+
+from loadgen.config import LoadConfig
+from loadgen.keepalive import KeepAliveWorker
+from loadgen.plan import WorkerPlan
+from loadgen.worker_base import READ_SIZE
+
+
+class CoreKeepAliveWorker(KeepAliveWorker):
+    """KeepAliveWorker whose loop between ticks is the compiled core's."""
+
+    core = "c"
+    use_timerfd = False
+
+    def __init__(
+        self, cfg: LoadConfig, plan: WorkerPlan, conn: Connection, module: ModuleType
+    ) -> None:
+        super().__init__(cfg, plan, conn)
+        self.module = module
+        self.engine: Any = None  # the module's KeepAliveCore, made when sending starts
+        self.sent = array.array("q")
+        self.intended = array.array("q")
+
+    def after_connect(self) -> None:
+        super().after_connect()
+        self.sent = array.array("q", self.sent)
+        self.intended = array.array("q", self.intended)
+
+    def start_sending(self, warmup_start: int) -> None:
+        super().start_sending(warmup_start)  # sets interval_ns in open loop
+        self.engine = self.module.KeepAliveCore(
+            epoll_fd=self.ep.fileno(),
+            request=self.request,
+            http=self.cfg.protocol == "http",
+            open_loop=self.cfg.mode == "open",
+            interval_ns=self.interval_ns,
+        )
+
+    def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:
+        lat_c, lat_u, lag = super().take_counts()
+        if self.engine is not None:
+            core_c, core_u, core_lag = self.engine.take_counts()
+            lat_c.update(core_c)
+            lat_u.update(core_u)
+            lag.update(core_lag)
+        return lat_c, lat_u, lag
+
+    def drop(self, fd: int) -> None:
+        super().drop(fd)
+        if self.engine is not None:
+            self.engine.forget(fd)
+
+    def loop(self) -> None:
+        engine = self.engine
+        mono = time.monotonic_ns
+        try:
+            while self.sending:
+                now = mono()
+                if now >= self.tick_ns:
+                    self.cross_ticks(now)
+                    continue
+                self.hand_to_core()
+                _, events = engine.run(self.alive, self.sent, self.intended, self.tick_ns)
+                for fd, partial, data, t, rest, err in events:
+                    self.take_back(fd, partial, data, t, rest, err)
+        finally:
+            # The drain is Python's: it takes the bytes the core still holds.
+            for fd, (partial, rest) in engine.export().items():
+                if partial is not None:
+                    self.partial[fd] = partial
+                if rest is not None:
+                    self.pending_out[fd] = rest
+
+    def hand_to_core(self) -> None:
+        """Bytes the slow path left with Python go to the core; its own heap replaces ours."""
+        for fd, buf in self.partial.items():
+            self.engine.set_partial(fd, buf)
+        self.partial.clear()
+        for fd, rest in self.pending_out.items():
+            self.engine.set_out(fd, rest)
+        self.pending_out.clear()
+        self.heap.clear()
+
+    def take_back(
+        self, fd: int, partial: bytes | None, data: bytes | None, t: int, rest: bytes | None,
+        err: int,
+    ) -> None:  # fmt: skip
+        """One event the core handed back: the Python loop's handling of it."""
+        if rest is not None:
+            self.pending_out[fd] = rest
+        if partial is not None:
+            self.partial[fd] = partial
+        if err:
+            self.io_error(fd, OSError(err, os.strerror(err)))
+            return
+        if data is None:  # not one of the core's connections (a reconnect in flight)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError as exc:
+                self.io_error(fd, exc)
+                return
+            t = time.monotonic_ns()
+        self.slow(fd, data, t)
+
+
+__all__ = ["CoreKeepAliveWorker"]
