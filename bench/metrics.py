@@ -182,6 +182,8 @@ CLIENT_OBSERVATION = _m("client_observation", "JSON", "string", None, (LOAD, PRO
     "what the clients saw: error kinds and counts (fd-limit: each connection's fate)")  # fmt: skip
 LOADGEN_SATURATED = _m("loadgen_saturated", "flag", "boolean", None, LOAD,
     "a load generator worker was busy past its saturation bound")  # fmt: skip
+LOADGEN_CORE = _m("loadgen_core", "name", "string", None, LOAD,
+    "the load generator's send/receive loop: c (loadgen._cload), python, or mixed")  # fmt: skip
 LOADGEN_CPU_US_PER_REQ = _m("loadgen_cpu_us_per_req", US_PER_REQ, "float64", None, LOAD,
     "the load generator's CPU time per request")  # fmt: skip
 SERVER_CONNECTIONS_START = _m("server_connections_start", "connections", "Int64", None, SERVER,

@@ -41,6 +41,7 @@ from bench.present.html_verdict import (
     rules_section,
     summary_table,
 )
+from bench.present.report import loadgen_core_words
 from bench.store import schema
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
@@ -123,6 +124,7 @@ def conditions_section(run: RunData, verdict: Verdict | None) -> str:
         ("git commit", f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}"),
         ("quiet check", _quiet_check(warnings)),
         ("placement", (meta.get("placement") or {}).get("kind", "local")),
+        ("load generator loop", loadgen_core_words(run.trials)),
     ]  # fmt: skip
     for key in schema.MACHINE_KEYS:
         value = machine.get(key)

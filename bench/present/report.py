@@ -24,7 +24,7 @@ from bench.store.results import RunData, atomic_write_bytes
 from servers.registry import family_label
 
 
-def _machine_section(meta: dict[str, Any]) -> list[str]:
+def _machine_section(meta: dict[str, Any], trials: pd.DataFrame) -> list[str]:
     machine = meta.get("machine") or {}
     rows = []
     for key in schema.MACHINE_KEYS:
@@ -53,7 +53,18 @@ def _machine_section(meta: dict[str, Any]) -> list[str]:
             "value": f"{git.get('commit')}{' (dirty)' if git.get('dirty') else ''}",
         }
     )
+    rows.append({"item": "load generator loop", "value": loadgen_core_words(trials)})
     return ["## Machine", "", md_table(pd.DataFrame(rows)), ""]
+
+
+def loadgen_core_words(trials: pd.DataFrame) -> str:
+    """Which send/receive loop the load generator ran, over the trials that recorded one."""
+    col = metrics.LOADGEN_CORE.name
+    cores = trials[col].dropna().astype(str) if col in trials.columns else pd.Series([], dtype=str)
+    if cores.empty:
+        return "not recorded"
+    counts = cores.value_counts()
+    return ", ".join(f"{core} in {n} of {len(cores)} trials" for core, n in counts.items())
 
 
 def _backends_words(backends: list[str]) -> str:
@@ -224,7 +235,7 @@ def render_report(run: RunData, verdict: dict[str, Any] | None = None) -> str:
     lines += _flags_section(run)
     lines += _summary_tables(run)
     lines += _method_section(run, verdict)
-    lines += _machine_section(meta)
+    lines += _machine_section(meta, run.trials)
     lines += ["---", "", "Regenerate with `python -m bench report " + run.path.name + "`; "
               "read the data with `bench.store.results.load(...)`.", ""]  # fmt: skip
     return "\n".join(lines)
