@@ -56,7 +56,7 @@ MACHINE = "bench.measure.columns.machine_window_columns"
 FACTS = "bench.measure.columns.server_fact_columns"
 PROBE = "bench.measure.drivers.drive_probe"
 CHURN = "bench.measure.scenarios.churn.cpu_per_connection_us"
-DISTURBANCE = "bench.measure.disturbance.foreign_cpu_columns"
+DISTURBANCE = "bench.measure.machine.disturbance.foreign_cpu_columns"
 
 Compute = Callable[["TrialRecord"], Any]
 

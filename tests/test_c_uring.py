@@ -20,7 +20,7 @@ from test_c_support import C_BACKENDS  # noqa: F401 -- registers the C backends
 from test_uring_poll import refuse_io_uring_setup
 
 from bench.analyse.rules.uring import URING_COMPLETION_MECHANISM
-from bench.measure import doctor
+from bench.measure.machine import doctor
 from servers import c_uring, registry, uring_availability
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ import psutil
 import pytest
 
 from bench.commands import build_parser
-from bench.measure import clock as clock_module
-from bench.measure.clock import measure_offset
-from bench.measure.leash import Leash
-from bench.measure.load_split import split_load
+from bench.measure.placement import clock as clock_module
+from bench.measure.placement.clock import measure_offset
+from bench.measure.placement.leash import Leash
+from bench.measure.placement.load_split import split_load
 from loadgen import LoadConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_the_leash_outlives_a_killed_agent_and_ends_its_processes(tmp_path: Path
     """The agent's process dies (SIGKILL-like os._exit) with a server-like child running."""
     code = (
         "import os, subprocess, sys\n"
-        "from bench.measure.leash import Leash\n"
+        "from bench.measure.placement.leash import Leash\n"
         "leash = Leash()\n"
         "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "leash.add(child.pid)\n"  # flushed into the pipe: read before its end of file

@@ -20,9 +20,9 @@ import pytest
 from bench import metrics
 from bench.analyse.flags import data_quality, disturbed, fault_mask, left_out_count
 from bench.analyse.rules import DISTURBED_SHARE_MAX, RULES
-from bench.measure.disturbance import disturbed_reason, foreign_cpu_columns, foreign_share
+from bench.measure.machine.disturbance import disturbed_reason, foreign_cpu_columns, foreign_share
+from bench.measure.machine.proc_stat import parse_proc_stat
 from bench.measure.placement import Edge, LocalPlacement, ProcessCpu
-from bench.measure.proc_stat import parse_proc_stat
 from loadgen import LoadConfig
 
 SERVER = metrics.FOREIGN_CPU_SHARE_SERVER.name

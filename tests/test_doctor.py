@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.measure.doctor import LimitError, check_limits, format_checks, run_checks
+from bench.measure.machine.doctor import LimitError, check_limits, format_checks, run_checks
 
 REPO = Path(__file__).resolve().parent.parent
 CHECK_NAMES = (
@@ -72,7 +72,7 @@ def test_check_limits_refuses_a_sweep_beyond_the_hard_limit() -> None:
 
 
 def test_doctor_names_a_missing_family_with_its_remedy(monkeypatch) -> None:
-    from bench.measure import doctor
+    from bench.measure.machine import doctor
     from servers import registry
 
     def reason(self: registry.Backend) -> str | None:

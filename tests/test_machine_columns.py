@@ -13,8 +13,8 @@ from bench.measure.columns import (
     server_window_columns,
     window_reasons,
 )
+from bench.measure.machine.proc_stat import MachineCpu, parse_proc_stat, read_machine_cpu
 from bench.measure.placement import Edge, ProcessCpu, schedstat_ns
-from bench.measure.proc_stat import MachineCpu, parse_proc_stat, read_machine_cpu
 from bench.measure.trial import Trial
 
 # A 2-CPU /proc/stat: user nice system idle iowait irq softirq steal guest guest_nice.

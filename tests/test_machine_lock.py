@@ -25,7 +25,7 @@ import pytest
 
 from bench.analyse.flags import left_out_count
 from bench.commands.run_lock import EXIT_BUSY
-from bench.measure.machine_lock import LOCK_PATH_ENV, MachineBusy, acquire, read_holder
+from bench.measure.machine.lock import LOCK_PATH_ENV, MachineBusy, acquire, read_holder
 from bench.store.results import load
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 OTHER_DOCUMENTS = {
     ("bench/measure/columns.py", "loadgen_saturated"),  # the flag reason's text
     ("bench/measure/drivers.py", "connect_errors"),  # the probe's raw document
-    ("bench/measure/quiet.py", "steal_fraction"),  # the quiet check's report
+    ("bench/measure/machine/quiet.py", "steal_fraction"),  # the quiet check's report
     ("bench/measure/wrk.py", "requests"),  # the JSON wrk's Lua script prints
     ("bench/measure/wrk.py", "errors"),
     ("bench/measure/wrk.py", "latency_p50_us"),

@@ -25,7 +25,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.measure.machine_lock import LOCK_PATH_ENV
+from bench.measure.machine.lock import LOCK_PATH_ENV
 from bench.store import schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,7 +200,7 @@ def test_a_load_hosts_children_die_with_its_dask_worker(tmp_path: Path) -> None:
     from distributed import Client
     from fixtures.dask_hosts import LoopbackCluster
 
-    from bench.measure.agents import LoadAgent
+    from bench.measure.placement.agents import LoadAgent
     from loadgen.config import LoadConfig
     from loadgen.plan import plan_workers
     from servers.config import ServerConfig
@@ -223,7 +223,9 @@ def test_a_load_hosts_children_die_with_its_dask_worker(tmp_path: Path) -> None:
             children = psutil.Process(worker.pid).children(recursive=True)
             names = " | ".join(_cmdline(p) for p in children)
             cluster.procs.kill("ld")
-            assert "loadgen.worker_entry" in names and "bench.measure.leash" in names, names
+            assert "loadgen.worker_entry" in names and "bench.measure.placement.leash" in names, (
+                names
+            )
             assert _survivors(children) == []
     finally:
         cluster.close()

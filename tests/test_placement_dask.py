@@ -27,11 +27,11 @@ pytest.importorskip(
 from fixtures.dask_hosts import LoopbackCluster
 
 from bench.commands import main as bench_main
-from bench.measure.cluster import ClusterError
 from bench.measure.config import build_config
 from bench.measure.machine import git_state, machine_metadata
 from bench.measure.placement import Edge
-from bench.measure.placement_dask import EDGE_JITTER_S, DaskPlacement
+from bench.measure.placement.cluster import ClusterError
+from bench.measure.placement.dask_hosts import EDGE_JITTER_S, DaskPlacement
 from bench.measure.plan import plan_trials
 from bench.measure.run import run_benchmark
 from bench.present.progress import RunProgress

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.measure import quiet
-from bench.measure.quiet import Quietness
+from bench.measure.machine import quiet
+from bench.measure.machine.quiet import Quietness
 
 
 @pytest.mark.parametrize(

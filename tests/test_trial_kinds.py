@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Where these words still appear in bench/ meaning something else.
 OTHER_MEANINGS = {
     ("bench/measure/probe.py", "ok"),  # what one probed client saw (its observation)
-    ("bench/measure/doctor.py", "ok"),  # a machine check's severity
-    ("bench/measure/cluster_doctor.py", "ok"),
+    ("bench/measure/machine/doctor.py", "ok"),  # a machine check's severity
+    ("bench/measure/placement/cluster_doctor.py", "ok"),
     ("bench/store/schema.py", "failed"),  # a run's status (RUN_STATUSES), declared there
 }
 

@@ -30,7 +30,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.cluster:
         return _cluster(args.cluster, args.connections)
-    from bench.measure.doctor import format_checks, run_checks
+    from bench.measure.machine.doctor import format_checks, run_checks
 
     checks = run_checks(args.connections)
     print(format_checks(checks))
@@ -38,8 +38,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _cluster(address: str, connections: int) -> int:
-    from bench.measure.cluster import ClusterError
-    from bench.measure.cluster_doctor import check_cluster, failed, format_cluster
+    from bench.measure.placement.cluster import ClusterError
+    from bench.measure.placement.cluster_doctor import check_cluster, failed, format_cluster
 
     try:
         reports, overall = check_cluster(address, connections)

@@ -181,8 +181,8 @@ def _open_placement(args: argparse.Namespace) -> Any:
         if args.allow_remote:
             raise ValueError("--allow-remote only applies with --cluster")
         return None
-    from bench.measure.cluster import ClusterError
-    from bench.measure.placement_dask import DaskPlacement
+    from bench.measure.placement.cluster import ClusterError
+    from bench.measure.placement.dask_hosts import DaskPlacement
 
     try:
         return DaskPlacement(args.cluster, _flatten(args.allow_remote) or ())
@@ -204,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace, placement: Any) -> int:
-    from bench.measure.doctor import LimitError, check_limits
+    from bench.measure.machine.doctor import LimitError, check_limits
     from bench.measure.plan import (
         estimate_plan,
         max_connections,
@@ -315,7 +315,7 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
 
 def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
     """None on a quiet machine; else the warning that goes into run.json, verdict and report."""
-    from bench.measure.quiet import wait_for_quiet
+    from bench.measure.machine.quiet import wait_for_quiet
 
     def note(text: str) -> None:
         print(text, file=sys.stderr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from bench.commands.common import err
-from bench.measure.machine_lock import LOCK_PATH_ENV, MachineBusy, MachineLock, acquire
+from bench.measure.machine.lock import LOCK_PATH_ENV, MachineBusy, MachineLock, acquire
 
 # EX_TEMPFAIL (sysexits.h): nothing wrong with the request, try again later.
 EXIT_BUSY = 75

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench import metrics
-from bench.measure.disturbance import disturbed_reason
+from bench.measure.machine.disturbance import disturbed_reason
+from bench.measure.machine.quiet import MAX_STEAL_FRACTION
 from bench.measure.placement import Edge
-from bench.measure.quiet import MAX_STEAL_FRACTION
 from bench.measure.trial import Mode, Trial, TrialStatus
 from loadgen import LoadResult
 from servers import registry

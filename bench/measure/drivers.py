@@ -22,7 +22,7 @@ from bench.measure.columns import (
     server_fact_columns,
     server_window_columns,
 )
-from bench.measure.disturbance import foreign_cpu_columns
+from bench.measure.machine.disturbance import foreign_cpu_columns
 from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
 from bench.measure.probe import fd_limit_probe
 from bench.measure.record import metric_columns, record

@@ -6,7 +6,7 @@ import math
 
 from bench import metrics
 from bench.measure.columns import STEAL_FRACTION_MAX as STEAL_FRACTION_MAX  # re-exported
-from bench.measure.disturbance import (  # re-exported: the runner flags by it
+from bench.measure.machine.disturbance import (  # re-exported: the runner flags by it
     DISTURBED_SHARE_MAX as DISTURBED_SHARE_MAX,
 )
 from bench.store import schema
@@ -95,7 +95,7 @@ STEAL_COLUMN = metrics.STEAL_FRACTION.name
 
 # ---------------------------------------------------------------- disturbance
 # A fault too: other processes took CPU time on the server's or the load generator's
-# CPUs in the window. The runner flags such a trial (bench.measure.disturbance, where
+# CPUs in the window. The runner flags such a trial (bench.measure.machine.disturbance, where
 # DISTURBED_SHARE_MAX is declared with its reason); the analysis applies the same
 # bound to the columns, so a run written by another runner is judged alike.
 DISTURBED_COLUMNS = (metrics.FOREIGN_CPU_SHARE_SERVER.name, metrics.FOREIGN_CPU_SHARE_LOAD.name)

@@ -1,11 +1,11 @@
 """A dead man's switch for the processes an agent starts on its host.
 
-An agent (``bench.measure.agents``) lives inside a Dask worker process. It
+An agent (``bench.measure.placement.agents``) lives inside a Dask worker process. It
 ends what it started when a run ends, fails or is interrupted; but if the
 worker itself dies (SIGKILL, OOM, a crash), nothing in it runs any more, and
 the server it started would live on: the reference servers do not exit when
 their parent does. So each agent starts one leash process
-(``python -m bench.measure.leash``) and tells it, on its stdin, every PID it
+(``python -m bench.measure.placement.leash``) and tells it, on its stdin, every PID it
 starts (``add PID``) and ends (``drop PID``). When that pipe closes, whether
 the agent closed it or its process died, the leash ends every PID still
 registered (SIGTERM, then SIGKILL) and exits. The pipe's write end exists only
@@ -39,7 +39,7 @@ class Leash:
 
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.measure.leash"],
+            [sys.executable, "-m", "bench.measure.placement.leash"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             env=child_process_env(),

@@ -1,13 +1,13 @@
 """DaskPlacement: the server on the machine under test, the load from other machines.
 
 The same seam as ``LocalPlacement`` (``bench.measure.placement``), over a Dask
-cluster (``bench.measure.cluster``): the server agent starts, pins, reads and
+cluster (``bench.measure.placement.cluster``): the server agent starts, pins, reads and
 stops the server; the load agents run the load generator's workers and return
 their raw reports (HdrHistograms encoded), which are merged here by
 ``loadgen.merge`` as if one load generator had run them all.
 
 One window across hosts. Before every trial each host's clock is measured
-against ours (``bench.measure.clock``: offset and its bound, half the best
+against ours (``bench.measure.placement.clock``: offset and its bound, half the best
 round trip). Warm-up start, window start and window end are chosen on our
 CLOCK_MONOTONIC far enough ahead for the word to arrive (``START_LEAD_S`` plus
 four round trips), converted to each host's clock, and handed to every agent:
@@ -29,9 +29,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from bench.measure.agents import LoadAgent, ServerAgent
-from bench.measure.clock import ROUNDS_PER_TRIAL
-from bench.measure.cluster import (
+from bench.measure.placement import Edge, ServerHandle
+from bench.measure.placement.agents import LoadAgent, ServerAgent
+from bench.measure.placement.clock import ROUNDS_PER_TRIAL
+from bench.measure.placement.cluster import (
     LOAD_RESOURCE,
     SERVER_RESOURCE,
     Cluster,
@@ -40,8 +41,7 @@ from bench.measure.cluster import (
     HostLost,
     is_loopback,
 )
-from bench.measure.load_split import split_load
-from bench.measure.placement import Edge, ServerHandle
+from bench.measure.placement.load_split import split_load
 from loadgen import LoadConfig
 from loadgen.merge import merge_results
 from loadgen.report import ConnectInfo
@@ -176,7 +176,7 @@ class DaskPlacement:
 
     def check_limits(self, max_connections: int) -> None:
         """LimitError when the server host cannot hold the largest trial's connections."""
-        from bench.measure.doctor import FD_MARGIN, LimitError
+        from bench.measure.machine.doctor import FD_MARGIN, LimitError
 
         limits = self.server_host.facts.get("machine", {}).get("rlimit_nofile") or {}
         hard = limits.get("hard")

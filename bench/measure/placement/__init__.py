@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import psutil
 
-from bench.measure.proc_stat import MachineCpu, read_machine_cpu
+from bench.measure.machine.proc_stat import MachineCpu, read_machine_cpu
 from loadgen import LoadConfig
 from servers.config import ServerConfig
 from servers.stats import StatsSnapshot

@@ -2,7 +2,7 @@
 
 Roles are Dask worker resources: ``server=1`` on the machine under test,
 ``load=1`` on each load machine (``dask worker ADDR --resources server=1``).
-bench places one agent per such worker (``bench.measure.agents``) with
+bench places one agent per such worker (``bench.measure.placement.agents``) with
 ``client.submit(Agent, actor=True, workers=[that worker], resources={role: 1})``
 and talks to it directly (``direct_to_workers``). Dask distributed is imported
 here, only when a cluster is asked for: a run without ``--cluster`` never
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.measure.clock import ROUNDS_FIRST, ClockOffset, measure_offset
+from bench.measure.placement.clock import ROUNDS_FIRST, ClockOffset, measure_offset
 
 INSTALL_LINE = "pip install -e '.[cluster]'"
 SERVER_RESOURCE = "server"

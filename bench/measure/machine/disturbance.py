@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench import metrics
+from bench.measure.machine.proc_stat import MachineCpu
 from bench.measure.placement import Edge
-from bench.measure.proc_stat import MachineCpu
 from loadgen import LoadResult
 
 # A trial whose server CPU or load CPUs gave more than this share of the window to

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench.measure.proc_stat import read_machine_cpu
+from bench.measure.machine.proc_stat import read_machine_cpu
 
 MAX_LOAD_PER_CPU = 0.5
 MAX_STEAL_FRACTION = 0.05

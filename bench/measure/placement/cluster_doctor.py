@@ -1,6 +1,6 @@
 """``bench doctor --cluster ADDR``: every host of a Dask cluster, checked as this one would be.
 
-One plain agent (``bench.measure.agents.HostAgent``) is placed on each worker;
+One plain agent (``bench.measure.placement.agents.HostAgent``) is placed on each worker;
 it runs the same checks as ``bench doctor`` there (cores, RLIMIT_NOFILE,
 ephemeral ports, somaxconn, ...), sized for that host's role: the server host
 holds every connection of a trial, each load host its share. bench measures
@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bench.measure.agents import HostAgent
-from bench.measure.clock import ROUNDS_FIRST, ClockOffset
-from bench.measure.cluster import LOAD_RESOURCE, SERVER_RESOURCE, Cluster, Host, worker_ip
-from bench.measure.doctor import Check, format_checks
+from bench.measure.machine.doctor import Check, format_checks
+from bench.measure.placement.agents import HostAgent
+from bench.measure.placement.clock import ROUNDS_FIRST, ClockOffset
+from bench.measure.placement.cluster import LOAD_RESOURCE, SERVER_RESOURCE, Cluster, Host, worker_ip
 
 # The window's edges widen by the clocks' uncertainty: above this, say so.
 UNCERTAINTY_WARN_S = 0.002

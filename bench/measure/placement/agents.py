@@ -33,8 +33,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from bench.measure.leash import Leash
 from bench.measure.placement import Edge, LocalServer
+from bench.measure.placement.leash import Leash
 from loadgen.config import LoadConfig
 from loadgen.errors import LimitsTooLow, WorkerFailed
 from loadgen.plan import WORKER_FD_OVERHEAD, WorkerPlan, fd_hard_limit
@@ -76,8 +76,8 @@ class HostAgent:
 
     def facts(self, max_connections: int = 0) -> dict[str, Any]:
         """The host: name, machine metadata (as run.json's) and the doctor's checks."""
-        from bench.measure.doctor import run_checks
         from bench.measure.machine import git_state, machine_metadata
+        from bench.measure.machine.doctor import run_checks
 
         return {
             "hostname": socket.gethostname(),

@@ -1,7 +1,7 @@
 """The whole machine's CPU time from /proc/stat: busy, idle and stolen, summed over every CPU.
 
 Read at the edges of a trial's measured window (``bench.measure.placement``)
-and before a run (``bench.measure.quiet``). The counters are in clock ticks
+and before a run (``bench.measure.machine.quiet``). The counters are in clock ticks
 (USER_HZ, 100 per second on Linux): a 0.45 s window on 2 CPUs holds ~90 ticks,
 so a window's figures resolve to about a tick per CPU at each edge.
 """
@@ -30,7 +30,7 @@ class MachineCpu:
     cpus: int
     # Per CPU (by its number): user + nice + system, the time the kernel charged to
     # tasks there. IRQ and softirq are left out: on loopback most of that is the
-    # trial's own network work, charged to no task (bench.measure.disturbance).
+    # trial's own network work, charged to no task (bench.measure.machine.disturbance).
     task_s_by_cpu: dict[int, float] = field(default_factory=dict)
 
     @property
