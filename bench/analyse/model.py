@@ -203,12 +203,11 @@ def model_ratios(
     out = []
     for confidence in confidences:
         lo, hi = fit.bounds(confidence)
-        out.append(
-            RatioEstimate(
-                float(np.exp(fit.estimate)), float(np.exp(lo)), float(np.exp(hi)), n_num, n_den,
-                fit.method, confidence, n_pairs, df=fit.df, log_se=fit.se,
-            )  # fmt: skip
-        )
+        estimate = RatioEstimate(
+            float(np.exp(fit.estimate)), float(np.exp(lo)), float(np.exp(hi)), n_num, n_den,
+            fit.method, confidence, n_pairs, df=fit.df, log_se=fit.se,
+        )  # fmt: skip
+        out.append(estimate)
     return out
 
 
