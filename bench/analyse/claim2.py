@@ -40,7 +40,7 @@ from bench.analyse.claim2_shown import (
 from bench.analyse.families import FamilyRoles, assemble_claim, headline_roles, per_family
 from bench.analyse.flatness import fmt
 from bench.analyse.intervals import RatioEstimate
-from bench.analyse.model import LogTrials, model_ratio
+from bench.analyse.model import LogTrials, model_ratio, model_ratios
 from bench.analyse.rules import (
     BETTER,
     CLAIM2_METRIC,
@@ -105,8 +105,11 @@ def compare_cell(
     """``subject`` against ``other`` in one cell (usable ``rows`` of one loop): the ratio of
     server CPU per request with its 90% and 95% intervals, its class, and what is shown."""
     cell = rows[rows[level_col].astype(float) == level]
-    decision = _model(rows, level_col, [level], subject, other, EQUIVALENCE_CONFIDENCE)
-    shown = _model(rows, level_col, [level], subject, other, CONFIDENCE)
+    # One fit gives both intervals: the model does not depend on the confidence.
+    decision, shown = model_ratios(
+        LogTrials.from_rows(rows, CLAIM2_METRIC, level_col), [level], other, subject,
+        (EQUIVALENCE_CONFIDENCE, CONFIDENCE),
+    )  # fmt: skip
     active = cell["active_connections"].dropna()
     idle = cell["idle_connections"].dropna()
     connections = int((active.max() if len(active) else 0) + (idle.max() if len(idle) else 0))

@@ -29,6 +29,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench import metrics
@@ -123,13 +124,19 @@ def idle_rows(trials: pd.DataFrame, metric: str, mode: str) -> pd.DataFrame:
 def idle_scaling_fits(rows: pd.DataFrame, metric: str, x: str = "idle_connections") -> dict:
     """One growth fit per backend, repetitions as blocks and position as a term."""
     fits: dict[str, SlopeFit] = {}
-    for backend, grp in rows.groupby("backend"):
-        positions = grp[POSITION].astype(float).to_numpy() if POSITION in grp.columns else None
+    # numpy masks per backend, not a groupby of frames: the false-call tests run this
+    # thousands of times.
+    backends = rows["backend"].astype(object).to_numpy()
+    xs = rows[x].to_numpy(dtype=float, na_value=np.nan)
+    ys = rows[metric].to_numpy(dtype=float, na_value=np.nan)
+    reps = rows["repetition"].to_numpy()
+    positions = (
+        rows[POSITION].to_numpy(dtype=float, na_value=np.nan) if POSITION in rows.columns else None
+    )
+    for backend in sorted(set(backends.tolist())):
+        mine = backends == backend
         fits[str(backend)] = growth_fit(
-            grp[x].astype(float).to_numpy(),
-            grp[metric].astype(float).to_numpy(),
-            grp["repetition"].tolist(),
-            positions,
+            xs[mine], ys[mine], reps[mine].tolist(), None if positions is None else positions[mine]
         )
     return fits
 

@@ -177,6 +177,17 @@ def model_ratio(
     variance for the pair, see the module's docstring); a fit that cannot be
     made falls back to the paired (else Welch) t interval on the cells alone.
     """
+    return model_ratios(trials, cells, numerator, denominator, (confidence,))[0]
+
+
+def model_ratios(
+    trials: LogTrials,
+    cells: Sequence[float],
+    numerator: str,
+    denominator: str,
+    confidences: Sequence[float],
+) -> list[RatioEstimate]:
+    """``model_ratio`` at each of ``confidences``, from one fit of the model."""
     pair = trials.subset(np.isin(trials.backends, [numerator, denominator]))
     k = len(cells)
     weights: dict[tuple[float, str], float] = {}
@@ -188,12 +199,16 @@ def model_ratio(
     n_pairs = min(_shared_reps(pair, c, numerator, denominator) for c in cells)
     fit = fit_contrast(pair, weights)
     if isinstance(fit, str):
-        return _fallback(pair, cells, numerator, denominator, confidence, fit)
-    lo, hi = fit.bounds(confidence)
-    return RatioEstimate(
-        float(np.exp(fit.estimate)), float(np.exp(lo)), float(np.exp(hi)), n_num, n_den,
-        fit.method, confidence, n_pairs, df=fit.df, log_se=fit.se,
-    )  # fmt: skip
+        return [_fallback(pair, cells, numerator, denominator, c, fit) for c in confidences]
+    out = []
+    for confidence in confidences:
+        lo, hi = fit.bounds(confidence)
+        estimate = RatioEstimate(
+            float(np.exp(fit.estimate)), float(np.exp(lo)), float(np.exp(hi)), n_num, n_den,
+            fit.method, confidence, n_pairs, df=fit.df, log_se=fit.se,
+        )  # fmt: skip
+        out.append(estimate)
+    return out
 
 
 def _count(trials: LogTrials, cell: float, backend: str) -> int:

@@ -105,7 +105,10 @@ class Simulator:
     """Draws trial tables for one family in one preset's cells; the layout is planned once."""
 
     def __init__(self, family: str, preset: str = "quick") -> None:
-        cfg = family_config(preset_config(preset), family, MECHANISMS)
+        # A fixed order seed: the layout's row order decides which draw each trial gets, so
+        # a fresh seed (plan_trials' default) made the same rng seed give other tables in
+        # another process. The trials' positions are drawn per table (``_positions``).
+        cfg = family_config(preset_config(preset), family, MECHANISMS).replace(order_seed=0)
         self.backends = cfg.backends
         self.repetitions = cfg.repetitions
         self.measure_s = cfg.measure_s
