@@ -317,14 +317,16 @@ def test_the_model_is_the_formula_it_names() -> None:
     pair = df[df["backend"].isin(["epoll", "select"])].assign(
         cell=lambda d: d["idle_connections"].astype(str) + "_" + d["backend"]
     )
+    # HC3 standard errors with Student's t on the residual df (bench.analyse.model).
     fit = smf.ols(
         "np.log(value) ~ 0 + C(cell) + C(repetition) + position_in_repetition", data=pair
-    ).fit()
+    ).fit(cov_type="HC3", use_t=True)
     contrast = fit.t_test("C(cell)[1000.0_epoll] - C(cell)[1000.0_select] = 0")
     lo, hi = contrast.conf_int(alpha=0.1)[0]
     assert np.isclose(np.log(est.ratio), float(contrast.effect[0]))
     assert np.isclose(np.log(est.ci_low), lo) and np.isclose(np.log(est.ci_high), hi)
     assert est.df == fit.df_resid and "position in repetition" in est.method
+    assert "HC3" in est.method
 
 
 def test_the_model_says_when_it_has_no_position_or_falls_back() -> None:

@@ -455,10 +455,11 @@ def test_the_loop_follows_the_plan_not_the_surviving_repetitions() -> None:
     regime = _idle_heavy(leave_one_closed_select_repetition(run.trials), run)
     by_other = {c["backend"]: c for c in regime["comparisons"]}
     assert by_other["select"]["loop"] == "closed" and by_other["poll"]["loop"] == "closed"
-    # The linear model pools the variance over the sweep's cells, so one select
-    # repetition still has an interval; the reason says it rests on one.
+    # One select repetition has leverage 1 in the model, so no HC3 standard error: the
+    # cell falls back, cannot be decided on one repetition, and the reason says so.
     assert "fewer than 2 usable repetitions" in by_other["select"]["class_reason"]
-    assert "linear-model" in by_other["select"]["decision"]["method"]
+    assert "no HC3 standard error" in by_other["select"]["decision"]["method"]
+    assert by_other["select"]["class"] == "INCONCLUSIVE"
 
 
 def test_a_family_planned_in_open_loop_only_is_judged_in_open_loop() -> None:

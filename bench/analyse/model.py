@@ -22,14 +22,14 @@ comparator's noise twice epoll's, a repetition effect, a +-15% drift across a
 repetition, 10% outliers at x1.6, most of them dropped as the busy-fraction
 rule drops slow trials):
 
-- One residual variance for the two backends compared, not for every backend
-  of the family: with a balanced design the pooled-variance contrast has the
-  right expected variance whatever the two backends' variances are, whereas one
-  variance for all backends gives a quiet pair the noise of a noisy third
-  backend and a noisy pair too little (select at three times epoll's noise,
-  poll as quiet as epoll, 3 repetitions: 90% coverage of epoll vs select with
-  one variance for all three backends, 93.5-94% with the pair's own; in the
-  other cases the pair's covers 94.5-95%).
+- The two backends compared, not every backend of the family: one variance for
+  all backends gives a quiet pair the noise of a noisy third backend and a noisy
+  pair too little (select at three times epoll's noise, poll as quiet as epoll, 3
+  repetitions: 90% coverage of epoll vs select with one variance for all three
+  backends, 93.5-94% with the pair's own; in the other cases the pair's covers
+  94.5-95%). Since 2026-12-06 the contrast's standard error is HC3
+  (``COVARIANCE``) instead of one residual variance pooled over the sweep's
+  cells, which gave a noisy cell the quiet cells' variance.
 - Fixed repetition effects, not a random effect (statsmodels' MixedLM): every
   backend is measured in every repetition, so the contrast is within
   repetitions and fixed and random effects give the same estimate; with 3
@@ -61,10 +61,16 @@ from bench.analyse.rules import CONFIDENCE, MIN_MODEL_DF
 
 NAN = float("nan")
 POSITION = "position_in_repetition"
+# Heteroscedasticity-consistent standard errors (HC3, statsmodels), since 2026-12-06:
+# with one residual variance pooled over the sweep's cells, a noisy cell borrowed the
+# quiet cells' variance, and A/A simulations (tests/test_false_call_rates.py, 1,000
+# runs, 10-30% noise drawn per cell) called a judged comparison better or worse in
+# 3.7-5.0% of runs against 1.8-2.7% with HC3 (RULES['history']).
+COVARIANCE = "HC3"
 METHOD_MODEL = (
     "linear-model t interval on log values (OLS, statsmodels): log y = mean per cell and "
-    "backend + repetition (fixed){position} + e, one residual variance for the {pair} over "
-    "{cells} cells; {df} residual df"
+    "backend + repetition (fixed){position} + e, fitted to the {pair} over {cells} cells, "
+    "HC3 (heteroscedasticity-consistent) standard error; {df} residual df"
 )
 WITH_POSITION = " + position in repetition (linear)"
 WITHOUT_POSITION = " (no position term: the run recorded no position_in_repetition)"
@@ -145,7 +151,8 @@ def fit_contrast(trials: LogTrials, weights: dict[tuple[float, str], float]) -> 
         df = x.shape[0] - x.shape[1]
         if df < MIN_MODEL_DF:
             return f"{df} residual df < {MIN_MODEL_DF}"
-        fit = sm.OLS(np.log(trials.values), x).fit()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fit = sm.OLS(np.log(trials.values), x).fit(cov_type=COVARIANCE)
         if fit.model.rank == x.shape[1]:
             break
     else:
@@ -161,6 +168,10 @@ def fit_contrast(trials: LogTrials, weights: dict[tuple[float, str], float]) -> 
         df=int(fit.df_resid),
     )
     se = float(np.sqrt(c @ fit.cov_params() @ c))
+    if not np.isfinite(se):
+        # A trial with leverage 1 (the only value of its cell and backend beside
+        # the fixed effects) has no HC3 residual: the cell has no robust interval.
+        return "no HC3 standard error (a trial with leverage 1)"
     return Contrast(float(c @ fit.params), se, int(fit.df_resid), method)
 
 
