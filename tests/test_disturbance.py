@@ -30,30 +30,33 @@ LOAD = metrics.FOREIGN_CPU_SHARE_LOAD.name
 TICKS = 100
 
 
-def _proc_stat(cpu0: tuple[int, int, int], cpu1: tuple[int, int, int]) -> str:
-    """/proc/stat with per-CPU user, nice, system ticks (irq and softirq set apart)."""
+def _proc_stat(cpu0: tuple[int, int], cpu1: tuple[int, int]) -> str:
+    """/proc/stat with per-CPU idle and softirq ticks (the other fields fixed)."""
     lines = ["cpu  1 1 1 1 1 1 1 1 0 0"]
-    for n, (user, nice, system) in enumerate((cpu0, cpu1)):
-        lines.append(f"cpu{n} {user} {nice} {system} 5000 10 700 900 0 0 0")
+    for n, (idle, softirq) in enumerate((cpu0, cpu1)):
+        lines.append(f"cpu{n} 7 0 3 {idle} 10 700 {softirq} 2 0 0")
     return "\n".join([*lines, "intr 1 2", "ctxt 3", ""])
 
 
-def test_per_cpu_task_time_leaves_irq_and_softirq_out() -> None:
-    cpu = parse_proc_stat(_proc_stat((100, 20, 30), (7, 0, 3)), TICKS)
+def test_per_cpu_untasked_time_is_idle_iowait_irq_softirq_and_steal() -> None:
+    cpu = parse_proc_stat(_proc_stat((5000, 900), (100, 0)), TICKS)
     assert cpu is not None
-    assert cpu.task_s_by_cpu == {0: pytest.approx(1.5), 1: pytest.approx(0.1)}
+    assert cpu.untasked_s_by_cpu == {0: pytest.approx(66.12), 1: pytest.approx(8.12)}
 
 
-def test_the_share_is_what_the_cpu_charged_less_the_trials_own() -> None:
-    start = parse_proc_stat(_proc_stat((1000, 0, 500), (2000, 0, 0)), TICKS)
-    # 1 s window: CPU 0 charged 80 + 20 ticks (1.0 s), CPU 1 charged 50 ticks (0.5 s).
-    end = parse_proc_stat(_proc_stat((1080, 0, 520), (2050, 0, 0)), TICKS)
+def test_the_share_is_what_tasks_ran_less_the_trials_own() -> None:
+    start = parse_proc_stat(_proc_stat((5000, 900), (2000, 0)), TICKS)
+    # 1 s window: CPU 0 idle 0 ticks (tasks ran 1.0 s), CPU 1 idle 50 ticks (0.5 s).
+    end = parse_proc_stat(_proc_stat((5000, 900), (2050, 0)), TICKS)
     # The server ran 0.7 s of it on CPU 0: 0.3 s was someone else's.
     assert foreign_share(start, end, [0], own_s=0.7, window_s=1.0) == pytest.approx(0.3)
-    # Over both CPUs: 1.5 s charged, 1.2 s own, over 2 CPU-seconds.
+    # Over both CPUs: 1.5 s of tasks, 1.2 s own, over 2 CPU-seconds.
     assert foreign_share(start, end, [0, 1], own_s=1.2, window_s=1.0) == pytest.approx(0.15)
     # Own time read finer than the ticks may exceed them: never below zero.
     assert foreign_share(start, end, [1], own_s=0.52, window_s=1.0) == 0.0
+    # Softirq (the trial's own packets) is no task's time.
+    busy_irq = parse_proc_stat(_proc_stat((5000, 960), (2050, 0)), TICKS)
+    assert foreign_share(start, busy_irq, [0], own_s=0.4, window_s=1.0) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +66,7 @@ def test_the_share_is_what_the_cpu_charged_less_the_trials_own() -> None:
 def test_no_share_without_its_readings(
     cpus: list[int], own_s: float | None, window_s: float
 ) -> None:
-    reading = parse_proc_stat(_proc_stat((1, 1, 1), (1, 1, 1)), TICKS)
+    reading = parse_proc_stat(_proc_stat((1, 1), (1, 1)), TICKS)
     assert foreign_share(reading, reading, cpus, own_s, window_s) is None
     assert foreign_share(None, reading, [0], 0.1, 1.0) is None
 
@@ -81,10 +84,10 @@ def _result(worker_cpu_s: list[float]) -> Any:
 
 
 def test_columns_split_the_server_cpu_from_the_load_cpus() -> None:
-    start = _edge(10.0, _proc_stat((0, 0, 0), (0, 0, 0)), 0, 1.00)
-    # 0.5 s window. CPU 0: 50 ticks, the server's 0.2 s. CPU 1: 40 ticks, the
-    # worker's 0.3 s and bench's 0.05 s.
-    end = _edge(10.5, _proc_stat((40, 0, 10), (30, 0, 10)), 200_000_000, 1.05)
+    start = _edge(10.0, _proc_stat((100, 0), (100, 0)), 0, 1.00)
+    # 0.5 s window. CPU 0: never idle, tasks ran 0.5 s, the server's 0.2 s. CPU 1:
+    # idle 10 ticks, tasks ran 0.4 s, the worker's 0.3 s and bench's 0.05 s.
+    end = _edge(10.5, _proc_stat((100, 0), (110, 0)), 200_000_000, 1.05)
     cols = foreign_cpu_columns(start, end, _result([0.3]), 0, [1], across_hosts=False)
     assert cols[SERVER] == pytest.approx(0.6)  # (0.5 - 0.2) / 0.5
     assert cols[LOAD] == pytest.approx(0.1)  # (0.4 - 0.35) / 0.5

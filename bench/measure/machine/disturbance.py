@@ -5,11 +5,11 @@ second benchmark that starts later takes CPU from the server or the load
 generator inside a trial's window, and the numbers shrink without a word (two
 runs at once read closed-loop epoll at 44.4k-87.6k requests/s against 95.4k
 alone). So each window is checked: on the server's CPU and on the load
-generator's CPUs, the time the kernel charged to tasks there (/proc/stat's
-per-CPU user + nice + system, read at the window's two edges) less the time of
-the trial's own processes pinned there (the server's, from its schedstat; the
-load workers', from the load generator's window readings; bench's own edge
-reads, which run on the load CPUs) is time some other process ran. Its share
+generator's CPUs, the time tasks ran there (the window less /proc/stat's
+per-CPU idle, iowait, steal, irq and softirq, read at the window's two edges)
+less the time of the trial's own processes pinned there (the server's, from its
+schedstat; the load workers', from the load generator's window readings; bench's
+own, which runs on the load CPUs while it measures) is time some other process ran. Its share
 of the window on those CPUs is the column; beyond ``DISTURBED_SHARE_MAX`` the
 trial is flagged ``disturbed`` and left out of the verdict.
 
@@ -58,10 +58,13 @@ def foreign_share(
     wanted = sorted(set(cpus))
     if start is None or end is None or own_s is None or not wanted or window_s <= 0:
         return None
-    a, b = start.task_s_by_cpu, end.task_s_by_cpu
+    a, b = start.untasked_s_by_cpu, end.untasked_s_by_cpu
     if any(c not in a or c not in b for c in wanted):
         return None  # a CPU went offline, or the reads predate per-CPU figures
-    charged = sum(b[c] - a[c] for c in wanted)
+    # What tasks ran on those CPUs: the window less the time no task ran there
+    # (proc_stat.MachineCpu.untasked_s_by_cpu: idle is exact under NOHZ, user and
+    # system are tick samples).
+    charged = sum(max(0.0, window_s - (b[c] - a[c])) for c in wanted)
     # Own time read more finely than /proc/stat's ticks may exceed the charged time by a
     # tick or two: no process can have run less than nothing.
     return round(max(0.0, charged - own_s) / (window_s * len(wanted)), 6)
