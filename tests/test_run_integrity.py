@@ -155,9 +155,9 @@ KILLED_WRITER = textwrap.dedent(
     import os, signal, sys
     from bench.store.results import create_run
     run = create_run(sys.argv[1], "tiny", {}, {}, {}, cells_total=5)
-    rel = run.write_raw_json("0000_t.json", {"trial": {}, "row": %r})
-    run.append_trial({**%r, "order_index": 0, "raw_file": rel,
-                      "started_utc": "2026-01-01T00:00:00Z"})
+    row = {**%r, "order_index": 0, "started_utc": "2026-01-01T00:00:00Z"}
+    rel = run.write_raw_json("0000_t.json", {"trial": {}, "row": row})
+    run.append_trial({**row, "raw_file": rel})
     os.kill(os.getpid(), signal.SIGKILL)
     """
 )
@@ -165,7 +165,7 @@ KILLED_WRITER = textwrap.dedent(
 
 def test_a_running_run_whose_writer_was_killed_reads_as_interrupted(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", KILLED_WRITER % (ROW, ROW), str(tmp_path)],
+        [sys.executable, "-c", KILLED_WRITER % (ROW,), str(tmp_path)],
         cwd=REPO,
         env={"PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -63,7 +63,7 @@ def list_runs(results_dir: str | Path | None = None) -> pd.DataFrame:
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, KeyError, TypeError):
             summary = "(verdict.json unreadable: `bench report` rewrites it)"
         trials = _trials(path)
-        state = run_state(meta, trials)
+        state = run_state(meta, trials, path)
         rows.append(
             {
                 **row,

@@ -9,6 +9,7 @@ machine rebooted since) was killed without a word and is labelled
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -89,8 +90,36 @@ class RunState:
         return f"{self.label} ({self.last})" if self.last else self.label
 
 
-def last_trial(trials: pd.DataFrame | None) -> str:
-    """The last trial the table holds: "N trials written; last: <raw file>, started <utc>"."""
+def _raw_rows(meta: dict[str, Any], path: Path | None) -> tuple[int, dict[str, Any] | None]:
+    """How many trial documents run.json's manifest lists, and the last one's table row.
+
+    The tables are rewritten every few trials (``bench.store.writer.TABLE_EVERY``); the
+    manifest names every raw trial document as it is written.
+    """
+    raw = (meta.get("manifest") or {}).get("raw") if isinstance(meta, dict) else None
+    if path is None or not isinstance(raw, dict):
+        return 0, None
+    names = sorted(n for n, e in raw.items() if isinstance(e, dict) and e.get("trial"))
+    if not names:
+        return 0, None
+    try:
+        doc = json.loads((path / schema.RAW_DIR / names[-1]).read_text())
+    except (OSError, ValueError):
+        return len(names), None
+    row = doc.get(schema.RAW_ROW_KEY) if isinstance(doc, dict) else None
+    if not isinstance(row, dict):
+        return len(names), None
+    return len(names), {**row, "raw_file": f"{schema.RAW_DIR}/{names[-1]}"}
+
+
+def last_trial(trials: pd.DataFrame | None, meta: Any = None, path: Path | None = None) -> str:
+    """The last trial written: "N trials written; last: <raw file>, started <utc>", from
+    the table or, when the manifest lists more trials than it holds, from raw/."""
+    count, raw_row = _raw_rows(meta, path)
+    held = 0 if trials is None else len(trials)
+    if count > held and raw_row is not None:
+        trials = pd.DataFrame([raw_row])
+        held = count
     if trials is None or trials.empty:
         return "no trial written"
     row = trials.iloc[-1]
@@ -98,15 +127,17 @@ def last_trial(trials: pd.DataFrame | None) -> str:
     what = Path(str(name)).stem if isinstance(name, str) else f"#{row.get('order_index')}"
     started = row.get("started_utc")
     when = f", started {started}" if isinstance(started, str) else ""
-    return f"{len(trials)} trials written; last: {what}{when}"
+    return f"{max(held, len(trials))} trials written; last: {what}{when}"
 
 
-def run_state(meta: dict[str, Any], trials: pd.DataFrame | None) -> RunState:
+def run_state(
+    meta: dict[str, Any], trials: pd.DataFrame | None, path: Path | None = None
+) -> RunState:
     """The status to show for a run, with the last trial written when it is not complete."""
     status = str(meta.get("status"))
     if status == "complete":
         return RunState(status, status)
-    last = last_trial(trials)
+    last = last_trial(trials, meta, path)
     writer = meta.get("writer")
     if status == "running":
         alive = writer_alive(writer)

@@ -80,7 +80,7 @@ class RunData:
     @property
     def state(self) -> RunState:
         """Its status as of now: "interrupted" when run.json says running but its writer died."""
-        return run_state(self.meta, self.trials)
+        return run_state(self.meta, self.trials, self.path)
 
     @property
     def charts_dir(self) -> Path:

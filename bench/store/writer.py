@@ -86,6 +86,13 @@ def new_run_id(now: dt.datetime | None = None) -> str:
     return f"{now.strftime(schema.RUN_TIMESTAMP_FORMAT)}_{suffix}"
 
 
+# The trial tables are rewritten after every TABLE_EVERY trials and when the run ends,
+# not after each: every trial's raw document holds its row and is written at once
+# (nothing measured is lost; readers rebuild tables that lack trials in raw/), and a
+# rewrite of both tables cost ~80 ms at 113 rows, ~5 s of a default run (2026-12-06).
+TABLE_EVERY = 10
+
+
 class RunWriter:
     """Writes one run folder as the run goes; use as a context manager.
 
@@ -99,6 +106,7 @@ class RunWriter:
         self._meta = meta
         meta.update(writer=writer_identity(), failure=None, manifest=manifest.empty())
         self._rows: list[dict[str, Any]] = []
+        self._unwritten = 0
         self._raw_trials = 0
         self._failure: RunWriteError | None = None
         self._t0 = time.monotonic()
@@ -177,8 +185,14 @@ class RunWriter:
         if isinstance(full.get("flag_reasons"), list | tuple):
             full["flag_reasons"] = ";".join(full["flag_reasons"])
         self._rows.append(full)
-        self._write_trials()
+        self._unwritten += 1
+        if self._unwritten >= TABLE_EVERY:
+            self._flush_trials()
         self._write_meta()
+
+    def _flush_trials(self) -> None:
+        self._write_trials()
+        self._unwritten = 0
 
     def write_raw_json(self, name: str, doc: Mapping[str, Any]) -> str:
         """Store a raw document under raw/; returns its path relative to the run folder."""
@@ -240,6 +254,10 @@ class RunWriter:
         """
         if status not in schema.RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}; use one of {schema.RUN_STATUSES}")
+        if status != "running" and self._unwritten and self._failure is None:
+            # A failed write is recorded as the run's failure by _writing.
+            with contextlib.suppress(RunWriteError):
+                self._flush_trials()
         if status != "running":
             with contextlib.suppress(OSError):
                 (self.path / schema.RESERVE_FILE).unlink(missing_ok=True)
