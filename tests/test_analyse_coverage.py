@@ -348,3 +348,57 @@ def test_the_model_says_when_it_has_no_position_or_falls_back() -> None:
         est.method.startswith("paired") and "linear model not fitted: 1 residual df" in est.method
     )
     assert np.isfinite(est.ci_low) and est.n_pairs == 2
+
+
+@pytest.mark.parametrize("growth_over_range", [0.0, 0.2, 0.5])
+@pytest.mark.parametrize("window_noise", [0.03, 0.10])
+def test_growth_with_covariates_covers(growth_over_range: float, window_noise: float) -> None:
+    # idle-steps' design (bench.analyse.idle_steps): 6 processes at 0, 1,000 and 4,000 in a
+    # random order each, a process level, a drift across the process, 10% outliers at x1.6,
+    # and a wait call moved by its batch (elasticity 0.6) and a machine speed that also
+    # moves the other CPU: the covariates are the batch and the other CPU, measured.
+    rng = np.random.default_rng([31, int(growth_over_range * 10), int(window_noise * 100)])
+    counts = np.array([0.0, 1000.0, 4000.0])
+    procs = 6
+    x = np.tile(counts, procs)
+    blocks = np.repeat(np.arange(procs), counts.size)
+    position = np.stack(
+        [np.concatenate([rng.permutation(counts.size) for _ in range(procs)]) for _ in range(RUNS)]
+    )
+    level = rng.normal(0, 0.5, (RUNS, procs))[:, blocks]
+    speed = rng.normal(0, 0.1, (RUNS, x.size)) + 0.05 * position / 2
+    batch = rng.normal(0, 0.4, (RUNS, x.size))
+    outlier = np.where(rng.random((RUNS, x.size)) < 0.1, np.log(1.6), 0.0)
+    log_wait = (
+        level + np.log1p(growth_over_range * x / 4000) + speed + 0.6 * batch + outlier
+        + rng.normal(0, window_noise, (RUNS, x.size))
+    )  # fmt: skip
+    log_other = 2.0 + speed + rng.normal(0, window_noise, (RUNS, x.size))
+    covariates = np.stack([batch, log_other], axis=2)
+    fit = growth_profile(x, blocks, log_wait, position=position, covariates=covariates)
+    coverage = _covers(fit["g_lo"], fit["g_hi"], growth_over_range / 4000)
+    assert coverage >= MIN_COVERAGE, f"{growth_over_range}, {window_noise}: {coverage:.3f}"
+    # The covariates are what buys the precision: without them the batch and the speed
+    # are noise, and the interval is wider (the outliers keep the two closer than 2x).
+    plain = growth_profile(x, blocks, log_wait, position=position)
+    assert np.median(fit["g_hi"] - fit["g_lo"]) < 0.7 * np.median(plain["g_hi"] - plain["g_lo"])
+
+
+def test_growth_fit_with_covariates_is_the_least_squares_formula_it_names() -> None:
+    # The point estimate against statsmodels' OLS of the same log-linear model (small
+    # growth: log(1 + g x) ~ g x is then exact enough to compare the slope's sign and size).
+    rng = np.random.default_rng(32)
+    counts = np.array([0.0, 1000.0, 4000.0])
+    x = np.tile(counts, 6)
+    blocks = np.repeat(np.arange(6), 3)
+    position = np.concatenate([rng.permutation(3) for _ in range(6)]).astype(float)
+    batch = rng.normal(0, 0.4, x.size)
+    other = rng.normal(0, 0.1, x.size)
+    log_y = 1.0 + 0.6 * batch + 0.8 * other + rng.normal(0, 0.02, x.size)
+    fit = growth_fit(x, np.exp(log_y), blocks, position, covariates=np.column_stack([batch, other]))
+    frame = pd.DataFrame(
+        {"ly": log_y, "x": x, "b": blocks, "p": position, "c1": batch, "c2": other}
+    )
+    ols = smf.ols("ly ~ 0 + C(b) + p + c1 + c2 + x", data=frame).fit()
+    assert np.isclose(fit.rel_slope, ols.params["x"], atol=2e-6)
+    assert fit.df == ols.df_resid

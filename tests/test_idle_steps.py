@@ -135,3 +135,61 @@ def test_a_tiny_run_holds_every_count_in_one_server_process(tmp_path: Path) -> N
         windows = json.loads(text)
         assert sorted(w["idle_connections"] for w in windows) == sorted(counts)
         assert all(w["server_wait_us_per_call"] > 0 for w in windows)
+        # The fit's covariates are measured in every window (bench.analyse.idle_steps).
+        assert all(w["server_events_per_call"] >= 1 and w["requests"] > 0 for w in windows)
+        assert all(w["server_wait_calls"] > 0 for w in windows)
+
+
+def _batched_table(rng: np.random.Generator, growth: float, with_covariates: bool) -> pd.DataFrame:
+    """Processes whose wait call moves with its batch and the machine's speed, as c-epoll's."""
+    rows = []
+    for p in range(6):
+        level = 1.5 * np.exp(rng.normal(0, 0.5))
+        windows = []
+        for i, k in enumerate(rng.permutation(len(COUNTS))):
+            events = float(np.exp(rng.uniform(np.log(1.1), np.log(7.0))))
+            speed = float(np.exp(rng.normal(0, 0.15)))
+            wait = level * (1 + growth * COUNTS[k] / 4000) * events**0.6 * speed
+            wait *= float(np.exp(rng.normal(0, 0.02)))
+            other = 4.0 * speed * float(np.exp(rng.normal(0, 0.02)))
+            window = {
+                "idle_connections": COUNTS[k], "position": i,
+                "server_wait_us_per_call": wait, "server_cpu_us_per_req": other + wait / events,
+                "server_busy_fraction": 0.98,
+            }  # fmt: skip
+            if with_covariates:
+                window |= {"server_events_per_call": events,
+                           "server_wait_calls": 100_000 / events, "requests": 100_000}  # fmt: skip
+            windows.append(window)
+        rows.append(_trial(p, "epoll", windows))
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("growth", [0.0, 0.3])
+def test_the_batch_and_the_machine_speed_are_covariates_of_the_wait_call(growth: float) -> None:
+    table = _batched_table(np.random.default_rng(7), growth, with_covariates=True)
+    fit = idle_steps.steps_fit(idle_steps.step_windows(table), "epoll", "server_wait_us_per_call")
+    assert fit is not None and "log(events per call)" in fit.method
+    lo, hi = fit.rel_ci
+    assert lo <= growth <= hi and hi - lo < 0.1
+    # Without them the same processes' batch and speed are noise.
+    old = _batched_table(np.random.default_rng(7), growth, with_covariates=False)
+    plain = idle_steps.steps_fit(idle_steps.step_windows(old), "epoll", "server_wait_us_per_call")
+    assert plain is not None and idle_steps.NO_COVARIATES in plain.method
+    assert plain.rel_ci[1] - plain.rel_ci[0] > 2 * (hi - lo)
+
+
+def test_cpu_per_request_is_fitted_without_the_covariates() -> None:
+    table = _batched_table(np.random.default_rng(8), 0.0, with_covariates=True)
+    fit = idle_steps.steps_fit(idle_steps.step_windows(table), "epoll", "server_cpu_us_per_req")
+    assert fit is not None and fit.method == idle_steps.METHOD_STEPS
+
+
+def test_one_window_without_covariates_fits_every_window_without_them() -> None:
+    table = _batched_table(np.random.default_rng(9), 0.0, with_covariates=True)
+    windows = json.loads(table.loc[2, STEPS_COLUMN])
+    del windows[1]["server_events_per_call"]
+    table.loc[2, STEPS_COLUMN] = json.dumps(windows)
+    fit = idle_steps.steps_fit(idle_steps.step_windows(table), "epoll", "server_wait_us_per_call")
+    assert fit is not None and idle_steps.NO_COVARIATES in fit.method
+    assert fit.n_points == 18

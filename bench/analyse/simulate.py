@@ -76,6 +76,14 @@ EVENTS_PER_CALL_CLOSED = 4.0
 # The load generator and softirq's share on the other CPU, for the whole-machine column.
 MACHINE_CPU_FACTOR = 2.2
 BUSY_FRACTION_RANGE = (0.92, 0.99)
+# idle-steps windows (bench.analyse.idle_steps, experiment of 2026-12-06): c-epoll's batch
+# moved 1.1-7 events per call between one process's windows (log spread ~0.5; 0.3 here
+# for a mix of C and Python, whose batch hardly moves), its wait CPU per call with it at
+# elasticity ~0.6; the machine's speed moved the Python server's whole CPU by ~0.1 in log.
+STEP_BATCH_SIGMA = 0.3
+STEP_BATCH_ELASTICITY = 0.6
+STEP_SPEED_SIGMA = 0.10
+STEP_REQUESTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -248,26 +256,42 @@ class Simulator:
         ``wait`` and ``cpu`` are the trial's simulated values at 0 idle (its process's
         level, repetition effect, drift and outlier included); each window adds its own
         noise, drift within the process and a 1-in-10 outlier at x1.6, and the stated
-        growth when the backend has one.
+        growth when the backend has one. The growth is in the wait call alone, as an
+        O(N) scan's would be: the CPU outside it does not grow. Each window also draws
+        the two things the fit takes as covariates (``bench.analyse.idle_steps``), as
+        the experiment there found them: a batch (events per call) that moves the wait
+        call's cost with elasticity ``STEP_BATCH_ELASTICITY``, and a machine speed shared
+        by the wait call and the rest of the server's work.
         """
         counts = self._step_counts
         order = rng.permutation(counts.size)
         g = dict(spec.growth).get(backend, 0.0)
         sigma = rng.uniform(*spec.window_noise)
+        # The trial's CPU per request outside the wait call, at its own batch.
+        other = max(cpu - wait / EVENTS_PER_CALL_CLOSED, 0.05 * cpu)
         out = []
         for position, k in enumerate(order):
             n = float(counts[k])
             share = position / max(counts.size - 1, 1)
             hit = spec.outlier_factor if rng.random() < spec.outlier_share else 1.0
-            factor = (1.0 + g * n / spec.growth_at) * np.exp(spec.window_drift * share) * hit
-            w_wait, w_cpu = factor * np.exp(rng.normal(0, sigma, 2))
+            speed = np.exp(spec.window_drift * share + rng.normal(0, STEP_SPEED_SIGMA))
+            batch = np.exp(rng.normal(0, STEP_BATCH_SIGMA))
+            events = EVENTS_PER_CALL_CLOSED * batch
+            w_wait, w_other = np.exp(rng.normal(0, sigma, 2))
+            w = wait * (1.0 + g * n / spec.growth_at) * speed * hit * w_wait
+            w *= batch**STEP_BATCH_ELASTICITY
+            cpu_w = other * speed * w_other + w / events
+            requests = STEP_REQUESTS
             out.append(
                 {
                     "idle_connections": int(n),
                     "position": position,
-                    metrics.SERVER_WAIT_US_PER_CALL.name: float(wait * w_wait),
-                    metrics.SERVER_CPU_US_PER_REQ.name: float(cpu * w_cpu),
+                    metrics.SERVER_WAIT_US_PER_CALL.name: float(w),
+                    metrics.SERVER_CPU_US_PER_REQ.name: float(cpu_w),
                     metrics.SERVER_BUSY_FRACTION.name: float(rng.uniform(*BUSY_FRACTION_RANGE)),
+                    metrics.SERVER_EVENTS_PER_CALL.name: float(events),
+                    metrics.SERVER_WAIT_CALLS.name: float(requests / events),
+                    metrics.REQUESTS.name: requests,
                 }
             )
         return json.dumps(out)

@@ -152,11 +152,15 @@ def growth_profile(
     confidence: float = CONFIDENCE,
     position: np.ndarray | None = None,
     kept: np.ndarray | None = None,
+    covariates: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The fit for a batch of runs sharing one sweep: ``log_y`` is (runs, points).
 
     ``position`` (points, or runs x points) adds a linear term in the trial's
-    position within its repetition; ``kept`` (runs x points, bool) leaves
+    position within its repetition; ``covariates`` (points x k, or runs x points
+    x k) add one linear term each, measured beside the cost (idle-steps: the
+    call's batch and the server's other work, ``bench.analyse.idle_steps``), and
+    the growth is then the growth at their mean values; ``kept`` (runs x points, bool) leaves
     points out of a run's fit (a run's own exclusions), so runs that dropped
     different trials are still fitted in one batch. Returns arrays over runs:
     ``g``, ``g_lo``, ``g_hi`` (relative growth per unit x), ``s``, ``s_lo``,
@@ -179,6 +183,11 @@ def growth_profile(
         pos = np.broadcast_to(np.asarray(position, dtype=float), (runs, n))
         centre = (pos * w).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
         z = np.concatenate([z, (pos - centre)[:, :, None]], axis=2)
+    if covariates is not None:
+        cov = np.asarray(covariates, dtype=float)
+        cov = np.broadcast_to(cov if cov.ndim == 3 else cov[None], (runs, n, cov.shape[-1]))
+        centre = (cov * w[:, :, None]).sum(axis=1, keepdims=True) / w.sum(axis=1)[:, None, None]
+        z = np.concatenate([z, np.where(w[:, :, None] > 0, cov - centre, 0.0)], axis=2)
     # Nuisance (blocks, position) projected out of each run's kept points.
     zw = z * w[:, :, None]
     gram_inv = np.linalg.pinv(np.einsum("rnk,rnj->rkj", zw, z))
@@ -325,15 +334,22 @@ def growth_fit(
     y: Sequence[float],
     blocks: Sequence[object] | None = None,
     positions: Sequence[float] | None = None,
+    covariates: np.ndarray | None = None,
 ) -> SlopeFit:
     """The growth of ``y`` against ``x`` from repeated trials, one block per repetition.
 
     Points that are not positive are left out (log). Without ``blocks`` every
     point is in one block (plain least squares on log values). ``positions``
     (each trial's index within its repetition) adds a linear position term;
-    without them (older runs) the method says there is none.
+    without them (older runs) the method says there is none. ``covariates``
+    (points x k, finite) add a linear term each (``growth_profile``).
     """
     xa, ya, ba, pa = _design(x, y, blocks, positions)
+    ca = None
+    if covariates is not None:
+        keep = np.isfinite(np.asarray(x, dtype=float)) & np.isfinite(np.asarray(y, dtype=float))
+        keep &= np.asarray(y, dtype=float) > 0
+        ca = np.asarray(covariates, dtype=float).reshape(len(keep), -1)[keep]
     levels, counts = np.unique(xa, return_counts=True)
     reps = int(counts.min()) if counts.size else 0
     n_blocks = int(np.unique(ba).size)
@@ -342,9 +358,10 @@ def growth_fit(
         method = method.replace("log(cost) = block", "log(cost) = block + b * position")
     else:
         method += NO_POSITION
-    if levels.size < 2 or xa.size - n_blocks - (pa is not None) - 1 < 1:
+    n_terms = n_blocks + (pa is not None) + (0 if ca is None else ca.shape[1])
+    if levels.size < 2 or xa.size - n_terms - 1 < 1:
         return _empty(int(xa.size), int(levels.size), reps, method)
-    fit = growth_profile(xa, ba, np.log(ya)[None, :], position=pa)
+    fit = growth_profile(xa, ba, np.log(ya)[None, :], position=pa, covariates=ca)
     return _to_fit(fit, xa, levels, reps, n_blocks, method)
 
 

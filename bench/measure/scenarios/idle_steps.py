@@ -18,8 +18,9 @@ the idle connections itself: for each idle count, in a seeded random order per
 trial, it opens or closes idle connections until the server reports holding
 exactly active + idle, lets it settle, and reads the server at the two edges of
 a short window. Each window's in-server wait CPU per call, server CPU per
-request and busy fraction go into the trial's ``step_windows`` column (JSON, one
-object per window in the order measured); the trial row's other server columns
+request, busy fraction, events per wait call, wait calls and requests go into
+the trial's ``step_windows`` column (JSON, one object per window in the order
+measured); the trial row's other server columns
 span the whole load window, transitions included, and decide nothing. The
 process is the unit of replication: the analysis fits the growth over the
 counts with one block per process and the window's position as a term.
@@ -48,7 +49,8 @@ STEPS_COLUMN = "step_windows"
 STEP_METRICS = tuple(
     m.name
     for m in (metrics.SERVER_WAIT_US_PER_CALL, metrics.SERVER_CPU_US_PER_REQ,
-              metrics.SERVER_BUSY_FRACTION)
+              metrics.SERVER_BUSY_FRACTION, metrics.SERVER_EVENTS_PER_CALL,
+              metrics.SERVER_WAIT_CALLS)
 )  # fmt: skip
 # The level-triggered epoll of each family: claim 3's subject (servers.registry).
 MECHANISM = "epoll"
@@ -164,6 +166,9 @@ def run_steps(
             time.sleep(settings.window_s)
             end: Edge = ctx.server.edge()
             cols = server_window_columns(start, end)
+            served = None
+            if start.stats is not None and end.stats is not None:
+                served = start.stats.delta(end.stats).requests
             windows.append(
                 {
                     "idle_connections": n,
@@ -171,6 +176,9 @@ def run_steps(
                     "window_s": round(end.monotonic_s - start.monotonic_s, 6),
                     "transition_s": round(transition, 6),
                     **{m: cols.get(m) for m in STEP_METRICS},
+                    # With the wait calls: the server's CPU per request outside its wait
+                    # call, the fit's gauge of the machine's speed (bench.analyse.idle_steps).
+                    metrics.REQUESTS.name: served,
                 }
             )
     finally:
