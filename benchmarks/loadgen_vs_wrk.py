@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
 from loadgen import LoadConfig, run_load  # noqa: E402
-from loadgen.core import CORE_ENV, load_core  # noqa: E402
+from loadgen.core import CORE_ENV, POLL_ENV, load_core  # noqa: E402
 from servers.launch import ServerConfig, start_server  # noqa: E402
 
 SERVER_CPU = 0
@@ -479,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
         "--wrk-request", choices=("wrk", "loadgen"), default="wrk",
         help="wrk's request: its own (Host only; default) or the load generator's headers",
     )  # fmt: skip
+    p.add_argument(
+        "--loadgen-poll-us", type=int, default=0,
+        help=f"closed loop: the core polls this long before blocking ({POLL_ENV}; default 0)",
+    )  # fmt: skip
     p.add_argument("--no-lag", action="store_true", help="skip the send-lag part")
     p.add_argument(
         "--lag-cores", default="c", help="loops for the send-lag part: c, python or c,python"
@@ -491,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
         print(f"needs CPUs {SERVER_CPU} and {CLIENT_CPU} (server and client)", file=sys.stderr)
         return 1
+    if args.loadgen_poll_us:
+        os.environ[POLL_ENV] = str(args.loadgen_poll_us * 1000)  # read by the worker process
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
