@@ -15,6 +15,16 @@ connections open (nginx) or closing each after 1,000 requests (nginx-close;
 the load generator reconnects); an nginx target is skipped, with the reason,
 where nginx is not installed. The bar: a median ratio of at least 1.0.
 
+Why a ratio is what it is (issue 21): each run also reports the server's CPU per
+request, its events per wake-up and the fraction of the run it waited (its own
+counters; CPU and context switches from /proc for nginx), and the client's
+voluntary context switches per request (its sleeps in epoll, each ended by one of
+the server's answers, whose wake-up the server pays). ``--wrk-request loadgen``
+gives wrk the load generator's request headers (User-Agent, Accept), so both
+clients ask the server to parse the same bytes; ``--loadgen-poll-us N`` makes
+the load generator's core poll N us before it blocks (SELECTBENCH_LOADGEN_POLL_NS,
+loadgen/c/core.c has the measurement).
+
 Client CPU per request: the loadgen worker's CPU time over its measured
 window (psutil, as in its result); wrk's CPU time from psutil sampled on the
 wrk process just before it exits, cross-checked with the rusage that wait4
@@ -59,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
 from loadgen import LoadConfig, run_load  # noqa: E402
-from loadgen.core import CORE_ENV, load_core  # noqa: E402
+from loadgen.core import CORE_ENV, POLL_ENV, load_core  # noqa: E402
 from servers.launch import ServerConfig, start_server  # noqa: E402
 
 SERVER_CPU = 0
@@ -69,6 +79,18 @@ TARGETS = ("epoll", "c-epoll", "nginx", "nginx-close")
 # "nginx" keeps every connection open for the whole run.
 NGINX_KEEPALIVE_REQUESTS = {"nginx": 1_000_000_000, "nginx-close": 1000}
 LAG_RATES = (1000.0, 10_000.0)
+# The headers loadgen.protocols.build_request adds to wrk's own request (Host only), so
+# that --wrk-request loadgen gives both clients the same request for the server to parse.
+WRK_LOADGEN_HEADERS = (
+    'wrk.headers["User-Agent"] = "selectbench-loadgen"\nwrk.headers["Accept"] = "*/*"\n'
+)
+# ServerProbe's columns and the client's sleeps, summarised per client.
+SERVER_COLUMNS = (
+    "client_vcsw_per_req",
+    "server_cpu_us_per_req",
+    "server_vcsw_per_req",
+    "server_events_per_wait",
+)
 LAG_CONNECTIONS = (8, 100)
 
 
@@ -82,9 +104,23 @@ def run_loadgen(port: int, connections: int, duration_s: float, warmup_s: float)
         workers=1,
         cpus=(CLIENT_CPU,),
     )
-    result = run_load(cfg)
+    # The worker's context switches over the measured window: each voluntary one is a sleep
+    # in epoll that the server's next answer has to end (loadgen/c/core.c on its cost).
+    switches: dict[str, Any] = {}
+
+    def count(key: str) -> None:
+        workers = switches.setdefault("workers", psutil.Process().children())
+        switches[key] = sum(w.num_ctx_switches().voluntary for w in workers)
+
+    result = run_load(
+        cfg, on_measure_start=lambda: count("start"), on_measure_end=lambda: count("end")
+    )
+    requests = result["throughput_rps"] * duration_s
     return {
         "client": "loadgen",
+        "client_vcsw_per_req": round((switches["end"] - switches["start"]) / requests, 4)
+        if requests
+        else None,
         "core": result["loadgen_core"],
         "connections": connections,
         "rps": result["throughput_rps"],
@@ -131,28 +167,82 @@ def run_wrk(port: int, connections: int, duration_s: float, lua: Path) -> dict[s
         "connections": connections,
         "rps": round(requests / (data["duration_us"] / 1e6), 3),
         "cpu_us_per_req": round(cpu_s * 1e6 / requests, 3) if requests else None,
+        # over wrk's whole run (it has no warm-up), from the rusage wait4 returns
+        "client_vcsw_per_req": round(rusage.ru_nvcsw / requests, 4) if requests else None,
         "errors": sum(data["errors"].values()),
         "p50_us": data["latency_us"]["p50"],
         "p99_us": data["latency_us"]["p99"],
     }
 
 
-def compare(port: int, levels: list[int], pairs: int, duration_s: float, lua: Path) -> list[dict]:
+class ServerProbe:
+    """The server's side of a run: its CPU per request, its context switches per request
+    and, for the project's own servers, events per wake and the fraction of the run it
+    waited. Read over each client's whole run (connection set-up and warm-up included,
+    for both clients alike), so the columns compare clients, not windows."""
+
+    def __init__(self, pid: int, stats: Any | None) -> None:
+        self.pid = pid
+        self.stats = stats  # ServerProcess.stats for the project's servers, else None
+
+    def read(self) -> dict[str, float]:
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {"cpu_s": (int(fields[11]) + int(fields[12])) / tick, "t": time.monotonic()}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                    out[key] = float(value)
+        if self.stats is not None:
+            snap = self.stats()
+            out |= {"requests": snap.requests, "wait_calls": snap.wait_calls,
+                    "wait_events": snap.wait_events, "wait_s": snap.wait_ns / 1e9}  # fmt: skip
+        return out
+
+    @staticmethod
+    def delta(a: dict[str, float], b: dict[str, float], client_requests: float) -> dict[str, Any]:
+        d = {k: b[k] - a[k] for k in a}
+        requests = d.get("requests") or client_requests or 1
+        row: dict[str, Any] = {
+            "server_cpu_us_per_req": round(d["cpu_s"] * 1e6 / requests, 3),
+            "server_vcsw_per_req": round(d["voluntary_ctxt_switches"] / requests, 4),
+            "server_ivcsw_per_req": round(d["nonvoluntary_ctxt_switches"] / requests, 4),
+        }
+        if d.get("wait_calls"):
+            row["server_events_per_wait"] = round(d["wait_events"] / d["wait_calls"], 2)
+            row["server_wait_fraction"] = round(d["wait_s"] / d["t"], 4)
+        return row
+
+
+def compare(
+    port: int, levels: list[int], pairs: int, duration_s: float, lua: Path, probe: ServerProbe
+) -> list[dict]:
     """A B A B ...: loadgen then wrk, `pairs` times per connection level."""
     rows = []
     for connections in levels:
         for pair in range(pairs):
             for runner in ("loadgen", "wrk"):
+                before = probe.read()
                 if runner == "loadgen":
                     row = run_loadgen(port, connections, duration_s, warmup_s=1.0)
                 else:
                     row = run_wrk(port, connections, duration_s, lua)
+                after = probe.read()
+                row |= probe.delta(before, after, row["rps"] * (after["t"] - before["t"]))
                 row["pair"] = pair
                 rows.append(row)
+                server = " ".join(
+                    f"{k.removesuffix('_per_req')} {v}"
+                    for k, v in row.items()
+                    if k.startswith(("server_", "client_"))
+                )
                 print(
                     f"  c={connections:5d} pair {pair} {runner:8s} {row['rps']:10,.0f} req/s "
                     f"{row['cpu_us_per_req'] or 0:7.2f} us/req CPU  errors {row['errors']}"
-                    f"  reconnects {row.get('reconnects', '-')}  core {row.get('core', '-')}",
+                    f"  reconnects {row.get('reconnects', '-')}  core {row.get('core', '-')}"
+                    f"  {server}",
                     file=sys.stderr,
                 )
     return rows
@@ -179,6 +269,12 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "wrk_cpu_us_per_req_median": statistics.median(
                     r["cpu_us_per_req"] or 0 for r in wk
                 ),
+                **{
+                    f"{client}_{key}_median": round(statistics.median(r[key] for r in runs), 4)
+                    for client, runs in (("loadgen", lg), ("wrk", wk))
+                    for key in SERVER_COLUMNS
+                    if all(r.get(key) is not None for r in runs)
+                },
             }
         )
     return out
@@ -322,11 +418,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
-    """(pid, port) of the server under test, pinned to SERVER_CPU, stopped by PID on exit."""
+def _server(target: str, tmp: Path) -> Iterator[tuple[int, int, ServerProbe]]:
+    """(pid, port, probe) of the server under test, pinned to SERVER_CPU, stopped by PID on
+    exit."""
     if not target.startswith("nginx"):
         with start_server(ServerConfig(backend=target, protocol="http", cpu=SERVER_CPU)) as srv:
-            yield srv.pid, srv.port
+            yield srv.pid, srv.port, ServerProbe(srv.pid, srv.stats)
         return
     nginx = nginx_path()
     assert nginx is not None  # skip_reason said so
@@ -347,7 +444,7 @@ def _server(target: str, tmp: Path) -> Iterator[tuple[int, int]]:
                     break
             except OSError:
                 time.sleep(0.05)
-        yield proc.pid, port
+        yield proc.pid, port, ServerProbe(proc.pid, None)
     finally:
         proc.terminate()
         try:
@@ -371,6 +468,12 @@ def print_tables(doc: dict[str, Any]) -> None:
                 f"{r['loadgen_cpu_us_per_req_median']:9.2f} "
                 f"{r['wrk_cpu_us_per_req_median']:10.2f}  {','.join(r['loadgen_core'])}"
             )
+            server = "  ".join(
+                f"{key.removesuffix('_per_req')} {r.get('loadgen_' + key + '_median', '-')}"
+                f"/{r.get('wrk_' + key + '_median', '-')}"
+                for key in SERVER_COLUMNS
+            )
+            print(f"{'':12s} per request, loadgen/wrk: {server}")
     if doc["send_lag"]:
         print(f"\n{'core':6s} {'req/s':>7} {'conns':>5} {'lag p50':>8} {'lag p99':>8} "
               f"{'lag max':>8} {'lat p50':>8} {'uncorr':>8} {'busy':>5}  (us)")  # fmt: skip
@@ -403,6 +506,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="connection levels to compare (default 100)")  # fmt: skip
     p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
+    p.add_argument(
+        "--wrk-request", choices=("wrk", "loadgen"), default="wrk",
+        help="wrk's request: its own (Host only; default) or the load generator's headers",
+    )  # fmt: skip
+    p.add_argument(
+        "--loadgen-poll-us", type=int, default=0,
+        help=f"closed loop: the core polls this long before blocking ({POLL_ENV}; default 0)",
+    )  # fmt: skip
     p.add_argument("--no-lag", action="store_true", help="skip the send-lag part")
     p.add_argument(
         "--lag-cores", default="c", help="loops for the send-lag part: c, python or c,python"
@@ -415,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
         print(f"needs CPUs {SERVER_CPU} and {CLIENT_CPU} (server and client)", file=sys.stderr)
         return 1
+    if args.loadgen_poll_us:
+        os.environ[POLL_ENV] = str(args.loadgen_poll_us * 1000)  # read by the worker process
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -436,20 +549,22 @@ def main(argv: list[str] | None = None) -> int:
                            "oversleep": None, "scale": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "done.lua"
-        lua.write_text(WRK_DONE_LUA)
+        lua.write_text(
+            (WRK_LOADGEN_HEADERS if args.wrk_request == "loadgen" else "") + WRK_DONE_LUA
+        )
         for target in targets:
             reason = skip_reason(target)
             if reason:
                 print(f"{target}: skipped, {reason}", file=sys.stderr)
                 doc["turnaround"][target] = {"skipped": reason}
                 continue
-            with _server(target, Path(tmp)) as (pid, port):
+            with _server(target, Path(tmp)) as (pid, port, probe):
                 print(f"{target} http server pid {pid} on CPU {SERVER_CPU}, port {port}",
                       file=sys.stderr)  # fmt: skip
-                rows = compare(port, levels, pairs, duration_s, lua)
+                rows = compare(port, levels, pairs, duration_s, lua, probe)
                 doc["turnaround"][target] = {"runs": rows, "summary": summarise(rows)}
         if not args.no_lag or scale:
-            with _server("epoll", Path(tmp)) as (pid, port):
+            with _server("epoll", Path(tmp)) as (pid, port, _probe):
                 if not args.no_lag:
                     print(f"send lag against epoll (pid {pid}, port {port})", file=sys.stderr)
                     doc["send_lag"] = send_lag(port, lag_cores, lag_s)

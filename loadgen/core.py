@@ -8,6 +8,9 @@ run (``loadgen_core``). Environment, read in the worker:
   SELECTBENCH_LOADGEN_CORE=c        require the core: a worker without it fails, naming why
   SELECTBENCH_CLOAD=/path/_cload.so load this build of the core (the sanitizer builds that
                                     .ci/sanitize-c makes) instead of the installed one
+  SELECTBENCH_LOADGEN_POLL_NS=N     closed loop on the core: poll up to N ns before blocking
+                                    (default 0; loadgen/c/core.c gives the measurement and
+                                    why it is not the default: the worker then reads busy)
 Keep-alive workers run loadgen.keepalive_c, churn workers loadgen.churn_c, on the core.
 """
 
@@ -24,6 +27,9 @@ from loadgen.errors import ConfigError
 
 CORE_ENV = "SELECTBENCH_LOADGEN_CORE"
 CORE_PATH_ENV = "SELECTBENCH_CLOAD"
+POLL_ENV = "SELECTBENCH_LOADGEN_POLL_NS"
+# A poll longer than this is a busy loop, not a margin: 10 ms.
+MAX_POLL_NS = 10_000_000
 EXTENSION = "loadgen._cload"
 CHOICES = ("c", "python")
 BUILD_HINT = (
@@ -43,6 +49,19 @@ def wanted_core() -> str | None:
             "compiled core when it is built, or set it to one of those"
         )
     return value
+
+
+def wanted_poll_ns() -> int:
+    """The closed loop's poll before blocking (ns) the environment asks for; 0 by default."""
+    value = os.environ.get(POLL_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > MAX_POLL_NS:
+        raise ConfigError(
+            f"{POLL_ENV}={value!r} is not a whole number of nanoseconds from 0 to "
+            f"{MAX_POLL_NS}: unset it (block at once) or give e.g. 30000"
+        )
+    return int(value)
 
 
 def load_core() -> ModuleType | None:

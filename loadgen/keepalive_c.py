@@ -32,6 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from loadgen.config import LoadConfig
+from loadgen.core import wanted_poll_ns
 from loadgen.keepalive import KeepAliveWorker
 from loadgen.plan import WorkerPlan
 from loadgen.worker_base import READ_SIZE
@@ -51,6 +52,9 @@ class CoreKeepAliveWorker(KeepAliveWorker):
         self.engine: Any = None  # the module's KeepAliveCore, made when sending starts
         self.sent = array.array("q")
         self.intended = array.array("q")
+        # Closed loop only (the open loop spins before its sends instead); read here, before
+        # any connection, so a bad value fails the worker at once.
+        self.poll_ns = wanted_poll_ns() if cfg.mode != "open" else 0
 
     def after_connect(self) -> None:
         super().after_connect()
@@ -65,6 +69,7 @@ class CoreKeepAliveWorker(KeepAliveWorker):
             http=self.cfg.protocol == "http",
             open_loop=self.cfg.mode == "open",
             interval_ns=self.interval_ns,
+            poll_ns=self.poll_ns,
         )
 
     def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:

@@ -38,6 +38,7 @@ import psutil
 
 from lifeline import child_env
 from loadgen.config import LoadConfig, resolve_target
+from loadgen.core import wanted_core, wanted_poll_ns
 from loadgen.errors import LoadInterrupted, TargetUnreachable, WorkerFailed
 from loadgen.merge import merge_results
 from loadgen.plan import WorkerPlan, plan_workers
@@ -244,6 +245,9 @@ def run_load(
     on Ctrl-C. Every worker process is reaped before this function returns.
     """
     address, is_loopback = resolve_target(cfg)
+    # The workers read these too; a bad value is named here, before any worker starts.
+    wanted_core()
+    wanted_poll_ns()
     plans = plan_workers(cfg, address, is_loopback)
     precheck_target(address, cfg.port, min(cfg.connect_timeout_s, PRECHECK_TIMEOUT_S))
 

@@ -164,7 +164,7 @@ class Rig:
     """A core over socketpairs: ``client`` fds are the core's, ``server`` ends the test's."""
 
     def __init__(self, module: ModuleType, n: int, *, http: bool, open_loop: bool,
-                 request: bytes, interval_ns: int = 0) -> None:  # fmt: skip
+                 request: bytes, interval_ns: int = 0, poll_ns: int = 0) -> None:  # fmt: skip
         self.ep = select.epoll()
         self.pairs = [socket.socketpair() for _ in range(n)]
         self.client = [a.fileno() for a, _ in self.pairs]
@@ -182,7 +182,7 @@ class Rig:
         self.request = request
         self.core = module.KeepAliveCore(
             epoll_fd=self.ep.fileno(), request=request, http=http, open_loop=open_loop,
-            interval_ns=interval_ns,
+            interval_ns=interval_ns, poll_ns=poll_ns,
         )  # fmt: skip
 
     def run(self, within_s: float, max_completed: int = 0) -> tuple[int, list[tuple]]:
@@ -211,8 +211,11 @@ def rig() -> Iterator[type[Rig]]:
         r.close()
 
 
-def test_closed_loop_answers_are_timed_and_followed_by_the_next_request(rig: type[Rig]) -> None:
-    r = rig(2, http=True, open_loop=False, request=b"GET / HTTP/1.1\r\n\r\n")
+@pytest.mark.parametrize("poll_ns", [0, 30_000])
+def test_closed_loop_answers_are_timed_and_followed_by_the_next_request(
+    rig: type[Rig], poll_ns: int
+) -> None:
+    r = rig(2, http=True, open_loop=False, request=b"GET / HTTP/1.1\r\n\r\n", poll_ns=poll_ns)
     fd = r.client[0]
     r.sent[fd] = time.monotonic_ns()
     r.server[0].sendall(OK[:20])  # split: the core keeps the partial
@@ -358,6 +361,8 @@ def test_bad_arguments_are_named() -> None:
     assert cload is not None
     with pytest.raises(ValueError, match="request must not be empty"):
         cload.KeepAliveCore(epoll_fd=0, request=b"", http=True, open_loop=False)
+    with pytest.raises(ValueError, match="poll_ns must be >= 0"):
+        cload.KeepAliveCore(epoll_fd=0, request=b"x", http=True, open_loop=False, poll_ns=-1)
     core = cload.KeepAliveCore(epoll_fd=0, request=b"x", http=True, open_loop=False)
     with pytest.raises(TypeError, match="array"):
         core.run(bytearray(4), [0] * 4, array.array("q", [0] * 4), 0)

@@ -174,6 +174,26 @@ def test_the_core_choice_is_read_from_the_environment(monkeypatch: pytest.Monkey
         core.compiled_core()
 
 
+def test_the_closed_loop_poll_is_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(core.POLL_ENV, raising=False)
+    assert core.wanted_poll_ns() == 0  # block at once
+    monkeypatch.setenv(core.POLL_ENV, "30000")
+    assert core.wanted_poll_ns() == 30_000
+    for bad in ("-1", "30us", str(core.MAX_POLL_NS + 1)):
+        monkeypatch.setenv(core.POLL_ENV, bad)
+        with pytest.raises(ConfigError, match=r"SELECTBENCH_LOADGEN_POLL_NS=.*unset it"):
+            core.wanted_poll_ns()
+
+
+def test_a_bad_poll_is_named_before_any_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(core.POLL_ENV, "30us")
+    # Port 1 has no listener: reaching the precheck would raise TargetUnreachable instead.
+    with pytest.raises(ConfigError, match="SELECTBENCH_LOADGEN_POLL_NS"):
+        run_load(LoadConfig(port=1, active_connections=1, measure_s=0.1))
+
+
 def test_a_required_core_that_is_not_built_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(core.CORE_ENV, "c")
     monkeypatch.setattr(core, "load_core", lambda: None)

@@ -97,6 +97,7 @@ typedef struct {
     size_t req_len;
     int64_t interval; /* open loop: ns between one connection's sends */
     int64_t spin_ns;  /* open loop: wake this long before a send and spin */
+    int64_t poll_ns;  /* closed loop: poll this long before blocking in epoll (0: never) */
     /* per-descriptor state owned by the core between runs */
     lg_conn *conns;
     size_t nconns;

@@ -40,25 +40,25 @@ typedef struct {
 } CoreObject;
 
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"epoll_fd", "request",     "http",
-                             "open_loop", "interval_ns", "spin_ns", NULL};
+    static char *kwlist[] = {"epoll_fd",    "request", "http",    "open_loop",
+                             "interval_ns", "spin_ns", "poll_ns", NULL};
     int epfd = -1, http = 0, open_loop = 0;
     PyObject *request = NULL;
-    long long interval = 0, spin = LG_SPIN_NS;
+    long long interval = 0, spin = LG_SPIN_NS, poll = 0;
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the core is running");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$iSppLL", kwlist, &epfd, &request, &http,
-                                     &open_loop, &interval, &spin))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$iSppLLL", kwlist, &epfd, &request, &http,
+                                     &open_loop, &interval, &spin, &poll))
         return -1;
     if (request == NULL || epfd < 0) {
         PyErr_SetString(PyExc_TypeError, "epoll_fd and request are required");
         return -1;
     }
-    if (PyBytes_GET_SIZE(request) == 0 || interval < 0 || spin < 0) {
-        PyErr_SetString(PyExc_ValueError,
-                        "request must not be empty; interval_ns and spin_ns must be >= 0");
+    if (PyBytes_GET_SIZE(request) == 0 || interval < 0 || spin < 0 || poll < 0) {
+        PyErr_SetString(PyExc_ValueError, "request must not be empty; interval_ns, spin_ns and "
+                                          "poll_ns must be >= 0");
         return -1;
     }
     lg_core_free(&self->core);
@@ -71,7 +71,8 @@ static int Core_init(CoreObject *self, PyObject *args, PyObject *kwds) {
                            .req = PyBytes_AS_STRING(request),
                            .req_len = (size_t)PyBytes_GET_SIZE(request),
                            .interval = interval,
-                           .spin_ns = spin};
+                           .spin_ns = spin,
+                           .poll_ns = poll};
     if (lg_core_init(&self->core) < 0) {
         PyErr_NoMemory();
         return -1;
@@ -305,7 +306,7 @@ static PyTypeObject CoreType = {
     .tp_basicsize = sizeof(CoreObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "KeepAliveCore(*, epoll_fd, request, http, open_loop, interval_ns=0, "
-              "spin_ns=SPIN_NS): a keep-alive worker's send/receive loop",
+              "spin_ns=SPIN_NS, poll_ns=0): a keep-alive worker's send/receive loop",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Core_init,
     .tp_dealloc = (destructor)Core_dealloc,
