@@ -122,11 +122,13 @@ def open_fd_count(ps: psutil.Process) -> int:
 
     bench reads the server at the window's start on the load generator's CPU, so
     its cost there is time the load generator's sender may wait. psutil's
-    num_fds lists /proc/PID/fd, which costs about 2.3 ms per 1,000 descriptors
-    of a fresh server (in four default runs of 2026-12-06 the start edge ended
-    1.9 ms after the window began at 0 idle connections, 4.3 ms at 1,000 and
-    11.2 ms at 4,000), and every late send of those trials fell inside it.
-    Since Linux 6.2 stat() of that directory gives the count as its size.
+    num_fds lists /proc/PID/fd, whose cost grows with the server's descriptors:
+    in four default runs of 2026-12-06 the start edge ended 1.9 ms after the
+    window began at 0 idle connections, 4.3 ms at 1,000 and 11.2 ms at 4,000,
+    and no send of those 252 open-loop trials was later than that. Since Linux
+    6.2 stat() of that directory gives the count as its size; with it the edge
+    ended 1.5-1.6 ms after the start at every idle count (idle-scaling, four
+    backends, two repetitions, twice).
     """
     try:
         count = os.stat(f"/proc/{ps.pid}/fd").st_size
