@@ -26,6 +26,7 @@ from loadgen.core import compiled_core
 from loadgen.keepalive import KeepAliveWorker
 from loadgen.keepalive_c import CoreKeepAliveWorker
 from loadgen.plan import WorkerPlan
+from loadgen.wake_slice import request_short_slice
 from loadgen.worker_base import WorkerBase
 
 
@@ -61,6 +62,10 @@ def worker_main(cfg: LoadConfig, plan: WorkerPlan, conn: Connection) -> None:
     try:
         worker = make_worker(cfg, plan, conn)
         worker.setup_process()
+        if cfg.mode == "open":
+            # Keep time: a wake-up before a send preempts whatever else runs on the
+            # worker's CPU (loadgen.wake_slice says why, and what it measured).
+            request_short_slice()
         conn.send(("connected", worker.connect_all()))
         msg = wait_for_go(conn)
         if msg[0] == "go" and not worker.stop_requested:
