@@ -10,7 +10,7 @@ unit of replication: each contributes one value per count, as the micro
 benchmark's fresh processes do.
 
 The wait call's CPU is fitted with two covariates measured in the same window
-(``COVARIATES``), so its growth is the growth at a fixed batch and machine speed:
+(``window_covariates``), so its growth is the growth at a fixed batch and machine speed:
 
 - log events per wait call. A call that returns more events costs more, and the
   batch a closed loop settles into is a property of the load's timing, not of
@@ -56,9 +56,8 @@ WINDOW_COLUMNS = (
     metrics.SERVER_BUSY_FRACTION.name, metrics.SERVER_EVENTS_PER_CALL.name,
     metrics.SERVER_WAIT_CALLS.name, metrics.REQUESTS.name,
 )  # fmt: skip
-# The metric fitted with covariates, and their names in the fit's method.
+# The metric fitted with covariates (``window_covariates``).
 COVARIATE_METRIC = metrics.SERVER_WAIT_US_PER_CALL.name
-COVARIATES = ("log events per call", "log other CPU per request")
 
 
 def planned_backends(trials: pd.DataFrame) -> set[str]:
@@ -111,7 +110,8 @@ def steps_fit(windows: pd.DataFrame, backend: str, metric: str) -> SlopeFit | No
 
 
 def window_covariates(windows: pd.DataFrame) -> np.ndarray | None:
-    """``COVARIATES`` per window (rows x 2), or None unless every window has both.
+    """Log events per call and log other CPU per request per window (rows x 2), or None
+    unless every window has both.
 
     Other CPU per request = server CPU per request - wait CPU per call x wait
     calls per request. All or none: a fit whose covariates depended on which

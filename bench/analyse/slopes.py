@@ -188,7 +188,7 @@ def growth_profile(
         cov = np.broadcast_to(cov if cov.ndim == 3 else cov[None], (runs, n, cov.shape[-1]))
         centre = (cov * w[:, :, None]).sum(axis=1, keepdims=True) / w.sum(axis=1)[:, None, None]
         z = np.concatenate([z, np.where(w[:, :, None] > 0, cov - centre, 0.0)], axis=2)
-    # Nuisance (blocks, position) projected out of each run's kept points.
+    # Nuisance (blocks, position, covariates) projected out of each run's kept points.
     zw = z * w[:, :, None]
     gram_inv = np.linalg.pinv(np.einsum("rnk,rnj->rkj", zw, z))
     coef_of = gram_inv @ zw.transpose(0, 2, 1)  # (runs, k, n): nuisance coefficients of a vector
@@ -309,10 +309,12 @@ def _design(
     y: Sequence[float],
     blocks: Sequence[object] | None,
     positions: Sequence[float] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Finite x, positive finite y, each point's block as a string, and its position.
+    covariates: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Finite x, positive finite y, each point's block as a string, its position and covariates.
 
-    The position is kept only when every kept point has one and they differ.
+    The position is kept only when every kept point has one and they differ;
+    the covariates (points x k) are kept for the same points.
     """
     xa = np.asarray(x, dtype=float)
     ya = np.asarray(y, dtype=float)
@@ -322,7 +324,10 @@ def _design(
     if positions is not None:
         pa = np.asarray(positions, dtype=float)[keep]
         pos = pa if pa.size and np.isfinite(pa).all() and np.ptp(pa) > 0 else None
-    return xa[keep], ya[keep], np.array(names, dtype=object)[keep], pos
+    cov = None
+    if covariates is not None:
+        cov = np.asarray(covariates, dtype=float).reshape(xa.size, -1)[keep]
+    return xa[keep], ya[keep], np.array(names, dtype=object)[keep], pos, cov
 
 
 def _empty(n: int, levels: int, reps: int, method: str) -> SlopeFit:
@@ -344,12 +349,7 @@ def growth_fit(
     without them (older runs) the method says there is none. ``covariates``
     (points x k, finite) add a linear term each (``growth_profile``).
     """
-    xa, ya, ba, pa = _design(x, y, blocks, positions)
-    ca = None
-    if covariates is not None:
-        keep = np.isfinite(np.asarray(x, dtype=float)) & np.isfinite(np.asarray(y, dtype=float))
-        keep &= np.asarray(y, dtype=float) > 0
-        ca = np.asarray(covariates, dtype=float).reshape(len(keep), -1)[keep]
+    xa, ya, ba, pa, ca = _design(x, y, blocks, positions, covariates)
     levels, counts = np.unique(xa, return_counts=True)
     reps = int(counts.min()) if counts.size else 0
     n_blocks = int(np.unique(ba).size)
