@@ -44,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.commands import main as bench_main
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load_with
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Mode
+from bench.measure.trial import Cell
 from bench.store.results import load
+from bench.tables import Mode
 
 NAME = "uring-side"
 BACKENDS = ("c-epoll", "c-epoll-et", "c-uring-poll", "c-uring")

@@ -9,13 +9,13 @@ import pytest
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
 from hdrh.histogram import HdrHistogram
 
-from bench.measure.trial import Mode
 from bench.present.chart_style import rows_in_mode
 from bench.present.chart_tips import TIP_GID
 from bench.present.charts import MERGE_KEYS, chart_latency, merged_cells
 from bench.present.latency_distribution import latency_distribution
 from bench.present.latency_merge import cell_percentiles, merge, percentile_us, trial_histogram
 from bench.store.results import RunData
+from bench.tables import Mode
 
 
 def _histogram(values: np.ndarray) -> HdrHistogram:

@@ -7,7 +7,6 @@ import os
 import pytest
 
 from bench.measure.columns import (
-    COMMON_COLUMNS,
     STEAL_FRACTION_MAX,
     machine_window_columns,
     server_window_columns,
@@ -16,6 +15,7 @@ from bench.measure.columns import (
 from bench.measure.machine.proc_stat import MachineCpu, parse_proc_stat, read_machine_cpu
 from bench.measure.placement import Edge, ProcessCpu, schedstat_ns
 from bench.measure.trial import Trial
+from bench.tables import COMMON_COLUMNS
 
 # A 2-CPU /proc/stat: user nice system idle iowait irq softirq steal guest guest_nice.
 PROC_STAT = """\

@@ -11,9 +11,9 @@ import pytest
 from bench import metrics
 from bench.analyse import compare
 from bench.measure import record as record_module
-from bench.measure.columns import COMMON_COLUMNS
 from bench.present import chart_catalogue
 from bench.store import schema
+from bench.tables import COMMON_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.measure import micro
-from bench.measure.micro import (
-    MICRO_KEYS,
-    PROCESS,
-    MicroBenchmarkError,
-    micro_table_from_json,
-    run_micro,
-    run_to_end,
-)
+from bench.measure.micro import MicroBenchmarkError, run_micro, run_to_end
 
 # Collected here so plain `pytest` runs every quick case once and checks its readiness count.
 from bench.measure.micro.wait_cost import (  # noqa: F401
@@ -35,6 +28,7 @@ from bench.measure.micro.wait_cost import (  # noqa: F401
     test_wait_cost,
 )
 from bench.store import schema
+from bench.tables.micro import MICRO_KEYS, PROCESS, micro_table_from_json
 
 
 def test_select_descriptors_are_packed_below_fd_setsize() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.measure.micro import MICRO_KEYS, PROCESS, micro_table_from_json, run_micro
 from bench.measure.micro import ctl_cost as ctl
+from bench.measure.micro import run_micro
 from bench.measure.micro import wake_cost as wake
 from bench.store import schema
+from bench.tables.micro import MICRO_KEYS, PROCESS, micro_table_from_json
 
 
 def test_the_quick_set_has_no_new_cases_and_full_has_every_mechanism() -> None:

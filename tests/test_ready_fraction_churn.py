@@ -13,6 +13,7 @@ from fixtures.tiny_run import TinyRun
 
 from bench.analyse.churn import churn
 from bench.measure.config import ConfigError, build_config
+from bench.measure.machine.disturbance import DISTURBED
 from bench.measure.plan import plan_trials
 from bench.measure.scenarios import churn as churn_scenario
 from bench.measure.scenarios import ready_fraction
@@ -134,5 +135,9 @@ def test_a_tiny_churn_run_is_not_all_flagged_and_has_cpu_per_connection(
 ) -> None:
     trials = _shared_rows(tiny_run, churn_scenario.NAME)
     assert len(trials) == 4 and (trials["status"] == "ok").all()
-    assert not trials["flagged"].astype(bool).all()
+    # Flagged for its own sake, not for other work on the machine (a parallel test
+    # worker's CPU reads as "disturbed", which says nothing about churn).
+    reasons = [str(text) for text in trials["flag_reasons"].fillna("")]
+    own = [[r for r in text.split(";") if r and not r.startswith(DISTURBED)] for text in reasons]
+    assert not all(own), reasons
     assert (trials[churn_scenario.CPU_PER_CONN].astype(float) > 0).all()

@@ -122,3 +122,26 @@ def test_synthetic_run_written_through_the_api_loads(tmp_path: Path) -> None:
     assert data.trials["flagged"].sum() == len(data.trials) // 5
     assert all((data.path / f).is_file() for f in data.trials["raw_file"])
     assert len(data.micro) > 0
+
+
+def test_reading_a_run_folder_needs_only_the_store(tiny_run) -> None:
+    """A fresh interpreter loads a real run's tables with no measuring code imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from bench.store.results import load\n"
+        f"run = load({str(tiny_run.path)!r})\n"
+        "assert len(run.trials) > 0 and len(run.micro) > 0, 'empty tables'\n"
+        "print(sorted(m for m in sys.modules if m.startswith('bench.measure')))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -21,9 +21,9 @@ from bench.analyse.rules.uring import URING_DIFFER, URING_NO, URING_RULES, URING
 from bench.analyse.uring_question import uring_question
 from bench.analyse.verdict import compute_verdict, statuses
 from bench.measure.scenarios import idle_scaling
-from bench.measure.trial import Mode, TrialStatus
 from bench.store import schema
 from bench.store.results import RunData, coerce_table
+from bench.tables import Mode, TrialStatus
 
 CPU = {"c-epoll": 10.0, "c-epoll-et": 10.0, "c-poll": 12.0, "c-select": 12.0,
        "c-uring-poll": 10.0, "c-uring": 10.0}  # fmt: skip

@@ -22,10 +22,10 @@ from bench.analyse.claim1 import claim1, is_unbounded_select
 from bench.analyse.rules import RULES, SELECT_ERROR_COLUMN, SELECT_ERROR_NONE
 from bench.analyse.verdict import compute_verdict, write_verdict
 from bench.measure.scenarios import fd_limit
-from bench.measure.trial import Mode, TrialStatus
 from bench.present.report import render_report
 from bench.store import schema
 from bench.store.results import RunData, coerce_table
+from bench.tables import Mode, TrialStatus
 from servers import registry
 
 PY_AND_C = ("select", "poll", "epoll", "c-select", "c-poll", "c-epoll")

@@ -43,9 +43,9 @@ from bench.analyse.rules import (
     SUPPORTED,
 )
 from bench.measure.scenarios import fd_limit
-from bench.measure.trial import TrialStatus
 from bench.store import schema
 from bench.store.results import RunData
+from bench.tables import TrialStatus
 from servers import registry
 
 

@@ -59,8 +59,8 @@ from bench.analyse.rules import (
 )
 from bench.analyse.stats import nearest_level, usable_trials
 from bench.measure.scenarios import active_scaling, idle_scaling
-from bench.measure.trial import Mode
 from bench.store.results import RunData
+from bench.tables import Mode
 
 __all__ = ["BETTER", "EQUIVALENT", "WORSE", "claim2", "classify_ratio", "compare_cell"]
 

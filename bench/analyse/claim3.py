@@ -67,10 +67,10 @@ from bench.analyse.slopes import (
     micro_growth_fit,
 )
 from bench.analyse.stats import micro_standard_error_us, usable_trials
-from bench.measure.micro import PROCESS
 from bench.measure.scenarios import idle_scaling
-from bench.measure.trial import Mode
 from bench.store.results import RunData
+from bench.tables import Mode
+from bench.tables.micro import PROCESS
 from servers import registry
 
 WALL_PER_REQ = "wall_us_per_req"  # derived: 1e6 / throughput_rps (closed loop)

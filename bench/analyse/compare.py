@@ -33,10 +33,10 @@ from bench import metrics
 from bench.analyse.intervals import METHOD_WELCH, welch_log_ratio
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.stats import micro_standard_error_us, usable_trials
-from bench.measure.micro import PROCESS
 from bench.measure.scenarios import micro
 from bench.store import schema
 from bench.store.results import RunData
+from bench.tables.micro import PROCESS
 
 # The metrics the catalogue marks ``compared`` (bench.metrics), plugins' included.
 COMPARED_METRICS = metrics.compared()

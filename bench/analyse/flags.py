@@ -32,7 +32,7 @@ from bench.analyse.rules import (
     STEAL_COLUMN,
     STEAL_FRACTION_MAX,
 )
-from bench.measure.trial import Mode, TrialStatus
+from bench.tables import Mode, TrialStatus
 
 CLIENT_BOUND_REASON = (
     f"client-bound: server busy under {CLIENT_BOUND_BUSY_FRACTION:.0%} of the window (closed loop)"

@@ -36,9 +36,9 @@ from bench.measure.calibration import family_config
 from bench.measure.config import preset_config
 from bench.measure.plan import plan_trials
 from bench.measure.scenarios import idle_steps
-from bench.measure.trial import Mode, TrialStatus
 from bench.store import schema
 from bench.store.results import coerce_table
+from bench.tables import Mode, TrialStatus
 
 # Mechanisms of the simulated family: the verdict's subject and comparators.
 MECHANISMS = ("select", "poll", "epoll")

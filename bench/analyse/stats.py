@@ -18,8 +18,8 @@ from bench.analyse.flags import fault_mask, send_lag_material
 from bench.analyse.intervals import METHOD_ONE, geometric_mean_interval
 from bench.analyse.rules import CONFIDENCE
 from bench.analyse.slopes import SlopeFit
-from bench.measure.trial import TrialStatus
 from bench.store import schema
+from bench.tables import TrialStatus
 
 __all__ = [
     "CONFIDENCE",

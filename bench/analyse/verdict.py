@@ -72,10 +72,10 @@ from bench.analyse.rules import (
 )
 from bench.analyse.stats import usable_trials
 from bench.analyse.uring_question import uring_question
-from bench.measure.trial import TrialStatus
 from bench.store import schema
-from bench.store.results import RunData, atomic_write_json, utc_now_iso
+from bench.store.results import RunData, atomic_write_json
 from bench.store.verdict_file import VERDICT_SCHEMA_VERSION, Verdict, read_verdict
+from bench.tables import TrialStatus, utc_now_iso
 
 # Names charts, listing, report and tests import from here.
 __all__ = [

@@ -28,18 +28,10 @@ from bench.commands.run_lock import (
     take_machine_lock,
 )
 from bench.measure import scenarios
-from bench.measure.config import (
-    PUBLIC_PRESETS,
-    BenchConfig,
-    ConfigError,
-    build_config,
-    shared_cpu,
-)
+from bench.measure.config import PUBLIC_PRESETS, BenchConfig, ConfigError, build_config
 from servers import registry
 
 HELP = "measure (default preset: quick, at most ~3 minutes)"
-# A plan may overrun its budget's estimate by this factor before run refuses it.
-BUDGET_TOLERANCE = 1.0
 
 
 def _csv_list(value: str) -> list[str]:
@@ -165,16 +157,6 @@ def _config(args: argparse.Namespace) -> BenchConfig:
     return cfg
 
 
-def _unavailable(cfg: BenchConfig) -> list[str]:
-    """Backends that cannot run here, each with its reason and remedy."""
-    out = []
-    for name in cfg.backends:
-        reason = registry.get(name).unavailable_reason()
-        if reason:
-            out.append(f"backend {name}: {reason}")
-    return out
-
-
 def _open_placement(args: argparse.Namespace) -> Any:
     """None for this host; a DaskPlacement for --cluster (distributed imported only then)."""
     if not args.cluster:
@@ -204,63 +186,24 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _main(args: argparse.Namespace, placement: Any) -> int:
-    from bench.measure.machine.doctor import LimitError, check_limits
-    from bench.measure.plan import (
-        estimate_plan,
-        max_connections,
-        plan_skips,
-        plan_trials,
-        plugin_trials_s,
-    )
+    from bench.measure.preflight import PreflightError, preflight
 
     try:
-        cfg = _config(args)
-    except ConfigError as exc:
-        err(str(exc))
-        return EXIT_USAGE
-    problems = _unavailable(cfg)
-    warnings: list[str] = []
-    if problems and args.backend:
-        err("; ".join(problems))
-        return EXIT_USAGE
-    if problems:
-        # The preset's choice, not the user's: measure the rest and say why.
-        missing = [b for b in cfg.backends if registry.get(b).unavailable_reason()]
-        cfg = cfg.replace(backends=tuple(b for b in cfg.backends if b not in missing))
-        for text in problems:
-            print(f"warning: skipped {text}", file=sys.stderr)
-            warnings.append(f"skipped {text}")
-    trials = plan_trials(cfg)
-    estimate = estimate_plan(cfg, trials)
-    skips = plan_skips(cfg)
-    planned = {t.backend for t in trials}
-    refused = [s for s in skips if cfg.backends_named and s.backend not in planned]
-    if refused:
-        # A backend named with --backend that no chosen cell can take: say why, measure nothing.
-        err(
-            "; ".join(s.describe() for s in refused)
-            + ": drop it from --backend or choose a scenario or preset it can serve"
+        checked = preflight(
+            _config(args),
+            budget_given=args.budget_s is not None,
+            force=args.force,
+            placement=placement,
         )
-        return EXIT_USAGE
-    if not trials and not estimate.in_process_s:
-        err("the selection leaves nothing to measure: check --scenario and --backend")
-        return EXIT_USAGE
-    warnings.extend(s.describe() for s in skips)
-    try:
-        (placement.check_limits if placement else check_limits)(max_connections(trials))
-    except LimitError as exc:
+    except (ConfigError, PreflightError) as exc:
         err(str(exc))
         return EXIT_USAGE
+    cfg, trials, estimate = checked.cfg, checked.trials, checked.estimate
+    warnings = list(checked.warnings)
     if placement is not None:
         hosts = placement.describe()["hosts"]
         print(
             "cluster: " + ", ".join(f"{h['role']} {h['hostname']} ({h['address']})" for h in hosts)
-        )
-        warnings.extend(placement.warnings())
-    elif shared_cpu(cfg):
-        warnings.append(
-            "shared CPU: only one CPU is available, so the server and the load generator "
-            "share it; numbers include their contention"
         )
     print(
         f"bench run: preset {cfg.preset}, scenarios {', '.join(cfg.scenarios)}, "
@@ -268,25 +211,9 @@ def _main(args: argparse.Namespace, placement: Any) -> int:
         f"server on CPU {cfg.server_cpu}, load generator on CPUs {list(cfg.loadgen_cpus)}; "
         f"order seed {cfg.order_seed}"
     )
-    budget = f"{cfg.budget_s:.0f} s"
-    plugin_s, plugins = plugin_trials_s(cfg, trials) if args.budget_s is None else (0.0, ())
-    if plugins:
-        budget += f" + ~{plugin_s:.0f} s for the plugin backends {', '.join(plugins)}"
-        cfg = cfg.replace(budget_s=cfg.budget_s + plugin_s)
-    print(f"planned duration: {estimate.describe()} (budget {budget})")
+    print(f"planned duration: {estimate.describe()} (budget {checked.budget_text})")
     for text in warnings:
         print(f"warning: {text}", file=sys.stderr)
-    if estimate.total_s > cfg.budget_s * BUDGET_TOLERANCE:
-        msg = (
-            f"the plan (~{estimate.total_s:.0f} s) exceeds the {cfg.preset} budget of "
-            f"{cfg.budget_s:.0f} s: choose fewer scenarios/backends or repetitions, "
-            f"raise --budget-s, or pass --force"
-        )
-        if not args.force:
-            err(msg)
-            return EXIT_USAGE
-        print(f"warning: {msg}", file=sys.stderr)
-        warnings.append(f"plan ~{estimate.total_s:.0f} s over budget {cfg.budget_s:.0f} s")
     if args.dry_run:
         for t in trials:
             rep = t.repetition + 1

@@ -3,7 +3,7 @@
 Server columns are differences between the two window-edge reads (``Edge``),
 so every server figure covers exactly the measured window; load columns come
 from the load generator's typed result. The column names and dtypes are the
-trial table's contract (``COMMON_COLUMNS``); a scenario may add its own.
+trial table's contract (``bench.tables.COMMON_COLUMNS``); a scenario may add its own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from bench import metrics
 from bench.measure.machine.disturbance import disturbed_reason
 from bench.measure.machine.quiet import MAX_STEAL_FRACTION
 from bench.measure.placement import Edge
-from bench.measure.trial import Mode, Trial, TrialStatus
+from bench.measure.trial import Trial
+from bench.tables import CONNECTIONS_REQUESTED, Mode, TrialStatus
 from loadgen import LoadResult
 from servers import registry
 from servers.stats import StatsSnapshot
@@ -28,86 +29,6 @@ from servers.stats import StatsSnapshot
 # it as RULES["steal"] (bench.analyse.rules imports it from here: measure cannot
 # import analyse).
 STEAL_FRACTION_MAX = MAX_STEAL_FRACTION
-
-# The cell asked for this many connections (configuration, not a measurement).
-CONNECTIONS_REQUESTED = "connections_requested"
-
-# Column name -> pandas dtype, in the table's order: the columns that say which trial a
-# row is and what became of it, and the measured ones from the metric catalogue
-# (``bench.metrics``, which declares their units, directions and meanings).
-COMMON_COLUMNS: dict[str, str] = {
-    "run_id": "string",
-    "scenario": "string",
-    "backend": "string",
-    "protocol": "string",
-    "mode": "string",
-    "idle_connections": "Int64",
-    "active_connections": "Int64",
-    "rate_rps_requested": "float64",
-    "repetition": "Int64",
-    "order_index": "Int64",
-    # 0-based place of the trial in its repetition's seeded random order.
-    "position_in_repetition": "Int64",
-    "started_utc": "string",
-    "status": "string",
-    "failure_reason": "string",
-    "flagged": "boolean",
-    "flag_reasons": "string",
-    **metrics.dtypes(
-        metrics.THROUGHPUT_RPS,
-        metrics.ACHIEVED_RATE_RATIO,
-        metrics.REQUESTS,
-        metrics.ERRORS,
-        metrics.LATENCY_P50_US,
-        metrics.LATENCY_P90_US,
-        metrics.LATENCY_P99_US,
-        metrics.LATENCY_P999_US,
-        metrics.LATENCY_MAX_US,
-        metrics.UNCORRECTED_LATENCY_P50_US,
-        metrics.UNCORRECTED_LATENCY_P99_US,
-        metrics.LATENCY_SAMPLES,
-        metrics.SERVER_CPU_USER_S,
-        metrics.SERVER_CPU_SYSTEM_S,
-        metrics.SERVER_CPU_US_PER_REQ,
-        metrics.SERVER_WAIT_CALLS,
-        metrics.SERVER_WAIT_US_PER_CALL,
-        metrics.SERVER_WAIT_US_PER_EVENT,
-        metrics.SERVER_EVENTS_PER_CALL,
-        metrics.SERVER_RSS_BYTES,
-        metrics.SERVER_NUM_FDS,
-        metrics.SERVER_CURRENT_CONNECTIONS,
-        metrics.SERVER_REJECTED_FD_SETSIZE,
-    ),
-    CONNECTIONS_REQUESTED: "Int64",
-    **metrics.dtypes(
-        metrics.CONNECTIONS_ESTABLISHED,
-        metrics.CONNECTIONS_SERVED,
-        metrics.CONNECTIONS_REJECTED,
-        metrics.CONNECT_ERRORS,
-        metrics.CLIENT_OBSERVATION,
-        metrics.LOADGEN_SATURATED,
-        metrics.LOADGEN_CORE,
-        metrics.LOADGEN_CPU_US_PER_REQ,
-    ),
-    "raw_file": "string",
-    **metrics.dtypes(
-        metrics.SERVER_CONNECTIONS_START,
-        metrics.SERVER_CONNECTIONS_END,
-        metrics.SERVER_BUSY_FRACTION,
-        metrics.MACHINE_CPU_US_PER_REQ,
-        metrics.STEAL_FRACTION,
-        metrics.SERVER_RUN_DELAY_US,
-        metrics.FOREIGN_CPU_SHARE_SERVER,
-        metrics.FOREIGN_CPU_SHARE_LOAD,
-        metrics.SEND_LAG_P50_US,
-        metrics.SEND_LAG_P99_US,
-        metrics.RECONNECTS,
-        metrics.SERVER_WAIT_SAMPLE_SEED,
-        metrics.SERVER_WAIT_CLOCK_OVERHEAD_NS,
-        metrics.SERVER_FD_NUMBER_LIMIT,
-        metrics.SERVER_SELECT_PROBE_ERROR,
-    ),
-}
 
 
 def _div(num: float | None, den: float | None, scale: float = 1.0) -> float | None:

@@ -23,10 +23,11 @@ from bench.measure.columns import (
     server_window_columns,
 )
 from bench.measure.machine.disturbance import foreign_cpu_columns
-from bench.measure.placement import Edge, Placement, ServerHandle, utc_now_iso
+from bench.measure.placement import Edge, Placement, ServerHandle
 from bench.measure.probe import fd_limit_probe
 from bench.measure.record import metric_columns, record
-from bench.measure.trial import Mode, Trial
+from bench.measure.trial import Trial
+from bench.tables import Mode, utc_now_iso
 from loadgen import LoadConfig, LoadResult
 
 if TYPE_CHECKING:

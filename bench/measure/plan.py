@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from bench.measure import scenarios
 from bench.measure.config import BenchConfig
-from bench.measure.trial import Cell, Mode, Trial
+from bench.measure.trial import Cell, Trial
+from bench.tables import Mode
 from servers import registry
 
 # After the trials: tidy tables, verdict, charts (matplotlib import + ~6 figures), report.

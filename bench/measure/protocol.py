@@ -26,9 +26,10 @@ from bench.measure import scenarios
 from bench.measure.columns import base_row
 from bench.measure.config import BenchConfig
 from bench.measure.drivers import DriverOutput, TrialContext
-from bench.measure.placement import Placement, ServerHandle, utc_now_iso
+from bench.measure.placement import Placement, ServerHandle
 from bench.measure.probe import VerifyError, verify_server
-from bench.measure.trial import Trial, TrialStatus
+from bench.measure.trial import Trial
+from bench.tables import TrialStatus, utc_now_iso
 from servers.config import ServerConfig
 
 WriteRaw = Callable[[str, Mapping[str, Any]], str]

@@ -18,7 +18,8 @@ from bench.measure.columns import trial_summary
 from bench.measure.config import BenchConfig
 from bench.measure.placement import LocalPlacement, Placement
 from bench.measure.protocol import run_trial
-from bench.measure.trial import Trial, TrialStatus
+from bench.measure.trial import Trial
+from bench.tables import TrialStatus
 
 
 class RunSink(Protocol):

@@ -8,26 +8,9 @@ repetition. Nothing here knows a scenario by name.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from bench.tables import Mode
 from servers.registry import Role, Roles, resolve_roles
-
-
-class Mode(StrEnum):
-    """How a trial loads its server. A StrEnum: it compares, prints and serialises as its
-    value, so the tables and raw documents hold the same text as before it existed."""
-
-    OPEN = "open"  # requests sent on a fixed schedule (rate_rps)
-    CLOSED = "closed"  # the next request as soon as the previous answer arrived
-    PROBE = "probe"  # fd-limit: one request per offered connection (recorded as closed)
-
-
-class TrialStatus(StrEnum):
-    """What became of a trial (the trial table's ``status``)."""
-
-    OK = "ok"
-    FAILED = "failed"
-
 
 # Fixed cost of one load trial besides warm-up and measurement: start a server
 # subprocess and wait for READY, verify it, start the load generator workers,

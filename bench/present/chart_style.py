@@ -29,10 +29,10 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from bench.analyse.stats import summarise_cells
 from bench.measure import scenarios
-from bench.measure.trial import TrialStatus
 from bench.present.chart_tips import add_tips, write_tips
 from bench.store.results import RunData
 from bench.store.verdict_file import Fit, Verdict, read_verdict
+from bench.tables import TrialStatus
 from servers import registry
 from servers.limits import FD_SETSIZE
 

@@ -31,8 +31,6 @@ from bench import metrics
 from bench.analyse.flags import send_lag_material
 from bench.analyse.rules import CLAIM3_CPU_LABEL, CLAIM3_MICRO_LABEL, CLAIM3_WAIT_LABEL
 from bench.analyse.stats import micro_standard_error_us
-from bench.measure.micro import PROCESS
-from bench.measure.trial import Mode, TrialStatus
 from bench.present.chart_style import (
     any_flagged,
     colour,
@@ -59,6 +57,8 @@ from bench.present.latency_distribution import chart_latency_distribution  # noq
 from bench.present.latency_merge import cell_percentiles
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
+from bench.tables import Mode, TrialStatus
+from bench.tables.micro import PROCESS
 from servers.limits import FD_SETSIZE
 
 # ---------------------------------------------------------------- the charts

@@ -21,7 +21,6 @@ import pandas as pd
 
 from bench import metrics
 from bench.measure.scenarios import active_scaling, fd_limit, idle_scaling, idle_steps, micro
-from bench.measure.trial import TrialStatus
 from bench.present.chart_catalogue import CATALOGUE, Chart
 from bench.present.charts import latency_rows, merged_cells
 from bench.present.html_page import (
@@ -45,6 +44,7 @@ from bench.present.report import loadgen_core_words
 from bench.store import schema
 from bench.store.results import RunData
 from bench.store.verdict_file import Verdict
+from bench.tables import TrialStatus
 
 # The scenarios each claim's analysis reads (bench.analyse.claim1: fd-limit; claim2:
 # idle-scaling and active-scaling; claim3: idle-scaling, with idle-steps' in-server

@@ -12,7 +12,6 @@ from matplotlib.figure import Figure
 
 from bench import metrics
 from bench.analyse.stats import usable_latency_trials, usable_trials
-from bench.measure.trial import Mode
 from bench.present.chart_style import (
     flagged_legend,
     order,
@@ -22,6 +21,7 @@ from bench.present.chart_style import (
 )
 from bench.present.latency_merge import merged_histogram, percentile_us
 from bench.store.results import RunData
+from bench.tables import Mode
 
 PERCENTILE_GRID = (50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99)
 

@@ -16,11 +16,11 @@ from bench import metrics
 from bench.analyse.families import family_of
 from bench.analyse.rules import HEADLINE_FAMILY, STEAL_FRACTION_MAX
 from bench.analyse.stats import summarise_cells, usable_trials
-from bench.measure.trial import TrialStatus
 from bench.present.chart_catalogue import CATALOGUE, CHART_CAPTIONS
 from bench.present.verdict_md import md_escape, md_table, method_lines, verdict_section
 from bench.store import schema
 from bench.store.results import RunData, atomic_write_bytes
+from bench.tables import TrialStatus
 from servers.registry import family_label
 
 

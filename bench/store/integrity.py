@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from bench.store import manifest, schema
+from bench.tables.micro import micro_table_from_json
 
 RERUN = "restore it from a copy or rerun the measurement (`python -m bench run`)"
 
@@ -191,8 +192,6 @@ class FolderCheck:
                 f"the micro table of {self.path} is damaged ({'; '.join(problems)}) and "
                 f"{source} is missing, so it cannot be rebuilt; {RERUN}"
             )
-        from bench.measure.micro import micro_table_from_json
-
         try:
             table = micro_table_from_json(_raw_json(source))
         except (KeyError, TypeError, ValueError) as exc:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.measure.placement import utc_now_iso
 from bench.store import manifest, schema
 from bench.store.files import (
     atomic_write_bytes,
@@ -49,7 +48,6 @@ __all__ = [
     "new_run_id",
     "resolve_run_path",
     "schema_table",
-    "utc_now_iso",
 ]
 
 

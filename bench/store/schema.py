@@ -64,11 +64,12 @@ import os
 from pathlib import Path
 from typing import Final
 
-from bench import metrics
-from bench.measure.micro import MICRO_COLUMNS as _MICRO_COLUMNS
-from bench.measure.micro import MICRO_KEYS as _MICRO_KEYS
-from bench.measure.trial import TrialStatus
+from bench import metrics, tables
+from bench.tables import TrialStatus
+from bench.tables.micro import MICRO_COLUMNS as _MICRO_COLUMNS
+from bench.tables.micro import MICRO_KEYS as _MICRO_KEYS
 from servers.limits import FD_SETSIZE as _FD_SETSIZE
+from servers.registry import load_plugins
 
 # Version 2 added run.json's writer, failure and manifest and the raw documents' row.
 SCHEMA_VERSION: Final = 2
@@ -102,7 +103,7 @@ RUN_ID_HEX_DIGITS: Final = 6
 # A write failed (full disk, read-only folder); run.json["failure"] says which.
 RUN_FAILED: Final = "failed"
 RUN_STATUSES: Final = ("running", "complete", "partial", RUN_FAILED)
-# A trial's status, declared with the trial (bench.measure.trial.TrialStatus).
+# A trial's status (bench.tables.TrialStatus).
 TRIAL_STATUSES: Final = tuple(TrialStatus)
 MICRO_READY: Final = ("one", "all")
 
@@ -147,14 +148,15 @@ GIT_KEYS: Final = ("commit", "dirty")
 
 def trial_columns() -> dict[str, str]:
     """Column name -> pandas dtype of the trial table: the common columns the trial
-    protocol writes, then each registered scenario's own, then the metrics registered
-    from outside the packages (``bench.metrics.register``)."""
-    from bench.measure import scenarios
-    from bench.measure.columns import COMMON_COLUMNS
-
-    columns = dict(COMMON_COLUMNS)
-    for scenario in scenarios.all_scenarios():
-        columns.update(scenario.columns)
+    protocol writes, then each scenario's own, then the metrics registered from outside
+    the packages (``bench.metrics.register``). All are declared in ``bench.tables`` and
+    ``bench.metrics``, so reading a run folder needs no measuring code; the modules
+    named in SELECTBENCH_PLUGINS are imported first (they declare their scenarios'
+    columns and their metrics)."""
+    load_plugins()
+    columns = dict(tables.COMMON_COLUMNS)
+    for scenario_columns in tables.SCENARIO_COLUMNS.values():
+        columns.update(scenario_columns)
     for metric in metrics.registered():
         if metric.name in columns:
             raise ValueError(
@@ -168,17 +170,9 @@ def trial_columns() -> dict[str, str]:
 TRIAL_COLUMNS: Final[dict[str, str]] = trial_columns()
 
 # The columns that identify one cell (a trial minus its repetition).
-CELL_KEYS: Final = (
-    "scenario",
-    "backend",
-    "protocol",
-    "mode",
-    "idle_connections",
-    "active_connections",
-    "rate_rps_requested",
-)
+CELL_KEYS: Final = tables.CELL_KEYS
 
-# The micro benchmark table's columns are declared by their producer.
+# The micro benchmark table's columns (bench.tables.micro).
 MICRO_COLUMNS: Final[dict[str, str]] = _MICRO_COLUMNS
 MICRO_KEYS: Final = _MICRO_KEYS
 

@@ -23,7 +23,6 @@ from typing import Any
 
 import pandas as pd
 
-from bench.measure.placement import utc_now_iso
 from bench.store import manifest, schema
 from bench.store.files import (
     atomic_write_bytes,
@@ -33,6 +32,7 @@ from bench.store.files import (
 )
 from bench.store.integrity import table_bytes
 from bench.store.liveness import writer_identity
+from bench.tables import utc_now_iso
 
 __all__ = ["RunWriteError", "RunWriter", "create_run", "new_run_id"]
 

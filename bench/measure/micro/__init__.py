@@ -4,8 +4,8 @@
 after another (in parallel they would share the CPUs), each with
 ``--benchmark-json`` and 1/processes of the time budget; it merges their JSON
 into one document (each benchmark's ``extra_info["process"]`` says which) and
-converts it (``micro_table_from_json``) into the ``micro.csv`` columns of
-``MICRO_COLUMNS`` (microseconds, per call). Why processes: the ~1,100 blocks one
+converts it (``bench.tables.micro.micro_table_from_json``) into the ``micro.csv``
+columns of ``MICRO_COLUMNS`` (microseconds, per call). Why processes: the ~1,100 blocks one
 process times are serially correlated (a slow phase of the machine lasts
 seconds), so they are not independent samples; a fresh process is what is
 independently repeated, and the analysis treats it as the unit of replication.
@@ -43,28 +43,8 @@ from typing import Any
 
 import pandas as pd
 
+from bench.tables.micro import PROCESS, empty_micro_table, micro_table_from_json
 from lifeline import preexec_die_with_parent
-
-# Column name -> pandas dtype of the micro table (times in microseconds).
-MICRO_COLUMNS: dict[str, str] = {
-    "operation": "string",
-    "mechanism": "string",
-    "n_registered": "Int64",
-    "ready": "string",
-    "process": "Int64",
-    "median_us": "float64",
-    "mean_us": "float64",
-    "stddev_us": "float64",
-    "iqr_us": "float64",
-    "min_us": "float64",
-    "rounds": "Int64",
-}
-# The columns that identify one micro benchmark (each process times it once).
-MICRO_KEYS = ("operation", "mechanism", "n_registered", "ready")
-PROCESS = "process"
-OPERATIONS = (
-    "wait", "register", "modify", "unregister", "modify+wait", "wake", "blocking-wait-cpu",
-)  # fmt: skip
 
 BENCH_MODULE = Path(__file__).with_name("wait_cost.py")
 BENCH_MODULES = (
@@ -76,7 +56,6 @@ BENCH_MODULES = (
 # full presets) adds the register/modify/unregister and wake cases, "tiny" (the test
 # suite) has the quick wait cases and one count of every other case.
 SETS = ("quick", "full", "tiny")
-US_PER_S = 1e6
 
 
 # The process index a benchmark subprocess is told (its blocks' order seed depends on it).
@@ -94,72 +73,6 @@ class MicroBenchmarkError(RuntimeError):
     def __init__(self, message: str, table: pd.DataFrame | None = None) -> None:
         super().__init__(message)
         self.table = table if table is not None else empty_micro_table()
-
-
-def empty_micro_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=list(MICRO_COLUMNS)).astype(MICRO_COLUMNS)
-
-
-def _row(
-    info: dict[str, Any], op: str, ready: str, stats: dict[str, Any], scale: float,
-    n_registered: int | None = None,
-) -> dict:  # fmt: skip
-    process = info.get(PROCESS)
-    return {
-        "operation": op,
-        "mechanism": info["mechanism"],
-        "n_registered": int(info["n_registered"] if n_registered is None else n_registered),
-        "ready": ready,
-        PROCESS: pd.NA if process is None else int(process),
-        "median_us": stats["median"] * scale,
-        "mean_us": stats["mean"] * scale,
-        "stddev_us": stats["stddev"] * scale,
-        "iqr_us": stats["iqr"] * scale,
-        "min_us": stats["min"] * scale,
-        "rounds": int(stats["rounds"]),
-    }
-
-
-def micro_table_from_json(doc: dict[str, Any] | str | Path) -> pd.DataFrame:
-    """pytest-benchmark JSON (dict or file path) -> one row per benchmark, times in us.
-
-    A benchmark's ``extra_info`` may carry ``rows`` (each with its own
-    ``operation``, ``ready``, ``stats_us`` and optionally ``n_registered``, timed
-    by the benchmark's own clocks) or a ``batch`` (calls per timed round: the times
-    are divided by it), and ``process`` (which subprocess timed it; missing in
-    documents from before the per-process layout).
-    """
-    if not isinstance(doc, dict):
-        doc = json.loads(Path(doc).read_text())
-    rows = []
-    for bench in doc.get("benchmarks", []):
-        info = dict(bench.get("extra_info") or {})
-        params = bench.get("params") or {}
-        info.setdefault("mechanism", params.get("mechanism"))
-        info.setdefault("n_registered", params.get("descriptors"))
-        info.setdefault("ready", params.get("ready"))
-        own_rows = info.get("rows")
-        if (
-            info["mechanism"] is None
-            or info["n_registered"] is None
-            or (info["ready"] is None and not own_rows)
-        ):
-            raise ValueError(
-                f"benchmark {bench.get('name')!r} lacks mechanism / n_registered / ready; "
-                "it was not written by bench/measure/micro/wait_cost.py (or its siblings)"
-            )
-        if own_rows:
-            rows += [
-                _row(info, r["operation"], r["ready"], r["stats_us"], 1.0, r.get("n_registered"))
-                for r in own_rows
-            ]
-            continue
-        scale = US_PER_S / float(info.get("batch") or 1)
-        rows.append(_row(info, info.get("operation", "wait"), info["ready"], bench["stats"], scale))
-    if not rows:
-        return empty_micro_table()
-    df = pd.DataFrame(rows, columns=list(MICRO_COLUMNS)).astype(MICRO_COLUMNS)
-    return df.sort_values([*MICRO_KEYS, PROCESS]).reset_index(drop=True)
 
 
 def merge_process_documents(docs: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -235,7 +148,10 @@ def _one_process(
     modules = BENCH_MODULES if process == 0 else (BENCH_MODULE,)
     cmd = _pytest_command(modules, part, max_time_s, keyword)
     env = {
-        **os.environ,
+        # Not a pytest-xdist worker's variables: pytest-benchmark reads PYTEST_XDIST_WORKER
+        # as "xdist is on" and then refuses --benchmark-only (when a test suite run with
+        # -n starts a run).
+        **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")},
         "BENCH_MICRO_SET": set_name,
         PROCESS_ENV: str(process),
         # Only pytest-benchmark is needed; other installed plugins cost ~0.5 s per process.

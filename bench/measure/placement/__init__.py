@@ -10,7 +10,6 @@ host; other hosts plug in behind the same interface.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +19,10 @@ from typing import Any, Protocol
 import psutil
 
 from bench.measure.machine.proc_stat import MachineCpu, read_machine_cpu
+from bench.tables import utc_now_iso
 from loadgen import LoadConfig
 from servers.config import ServerConfig
 from servers.stats import StatsSnapshot
-
-
-def utc_now_iso() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

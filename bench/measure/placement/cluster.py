@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,25 @@ class Host:
         return doc
 
 
+def _refuse_early(address: str, timeout_s: float) -> None:
+    """Raise ConnectionRefusedError when a tcp:// scheduler's port refuses a connection.
+
+    Anything else (no answer, a name that does not resolve here, another protocol) is
+    left to the Dask client, which waits up to its timeout.
+    """
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except ConnectionRefusedError:
+        raise
+    except OSError:
+        return
+
+
 class Cluster:
     """The client, the hosts by role and every call to their agents."""
 
@@ -122,6 +142,8 @@ class Cluster:
         distributed = import_distributed()
         self.address = address
         try:
+            # A refused port is known at once; the client would retry it for timeout_s.
+            _refuse_early(address, timeout_s)
             # The default client: an actor's proxy finds its client through get_client().
             self.client = distributed.Client(address, timeout=timeout_s, direct_to_workers=True)
         except (OSError, TimeoutError) as exc:

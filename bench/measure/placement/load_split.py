@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from bench.measure.trial import Mode
+from bench.tables import Mode
 from loadgen.config import LoadConfig
 from loadgen.plan import WorkerPlan, plan_workers
 

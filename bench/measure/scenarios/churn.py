@@ -35,10 +35,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench import metrics
+from bench import metrics, tables
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Mode, Sweep
+from bench.measure.trial import Backends, Cell, Sweep
+from bench.tables import Mode
 from servers import registry
 
 NAME = "churn"
@@ -112,6 +113,6 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_churn,
-        columns=metrics.dtypes(metrics.SERVER_CPU_US_PER_CONN),
+        columns=tables.SCENARIO_COLUMNS[NAME],
     )
 )

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from bench.measure.drivers import drive_probe
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Mode, Trial, backends_in
+from bench.measure.trial import Backends, Cell, Trial, backends_in
+from bench.tables import Mode
 from servers import registry
 
 NAME = "fd-limit"

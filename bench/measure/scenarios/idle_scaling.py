@@ -20,7 +20,8 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Cell, Mode, Sweep
+from bench.measure.trial import Cell, Sweep
+from bench.tables import Mode
 from servers.registry import (
     FAMILY_C,
     FAMILY_EXTERNAL,

@@ -35,16 +35,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench import metrics
+from bench import metrics, tables
 from bench.measure.columns import LOADGEN_SATURATED, server_window_columns
 from bench.measure.drivers import DriverOutput, TrialContext, drive_load_with
 from bench.measure.placement import Edge
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import TRIAL_OVERHEAD_S, Cell, Mode, Trial
+from bench.measure.trial import TRIAL_OVERHEAD_S, Cell, Trial
+from bench.tables import Mode
 from servers import registry
 
 NAME = "idle-steps"
-STEPS_COLUMN = "step_windows"
+STEPS_COLUMN = tables.STEP_WINDOWS
 # The window's values, per step, from bench.measure.columns.server_window_columns.
 STEP_METRICS = tuple(
     m.name
@@ -225,7 +226,7 @@ SCENARIO = register(
         },
         cells=cells,
         driver=drive_steps,
-        columns={STEPS_COLUMN: "string"},
+        columns=tables.SCENARIO_COLUMNS[NAME],
         estimate_s=estimate_s,
         charts=("idle_steps_wait_cost",),
     )

@@ -32,7 +32,8 @@ from typing import Any
 
 from bench.measure.drivers import drive_load
 from bench.measure.scenarios.registry import Scenario, register
-from bench.measure.trial import Backends, Cell, Mode, Sweep
+from bench.measure.trial import Backends, Cell, Sweep
+from bench.tables import Mode
 from servers import registry
 
 NAME = "ready-fraction"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.measure.trial import Cell, Trial, load_trial_estimate_s
+from bench.tables import declare_scenario_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,8 +66,11 @@ _REGISTRY: dict[str, Scenario] = {}
 
 
 def register(scenario: Scenario) -> Scenario:
-    """Add a scenario (a second registration of the same name replaces the first)."""
+    """Add a scenario (a second registration of the same name replaces the first), and
+    declare the columns it adds to the trial table (``bench.tables``)."""
     _REGISTRY[scenario.name] = scenario
+    if scenario.columns:
+        declare_scenario_columns(scenario.name, scenario.columns)
     return scenario
 
 
