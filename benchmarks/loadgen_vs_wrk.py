@@ -19,9 +19,9 @@ Why a ratio is what it is (issue 21): each run also reports the server's CPU per
 request, its events per wake-up and the fraction of the run it waited (its own
 counters; CPU and context switches from /proc for nginx), and the client's
 voluntary context switches per request (its sleeps in epoll, each ended by one of
-the server's answers, whose wake-up the server pays). ``--wrk-request loadgen``
-gives wrk the load generator's request headers (User-Agent, Accept), so both
-clients ask the server to parse the same bytes; ``--loadgen-poll-us N`` makes
+the server's answers, whose wake-up the server pays). Both clients send the same
+request (the request line and Host; loadgen.protocols.build_request), so the
+server parses the same bytes from either; ``--loadgen-poll-us N`` makes
 the load generator's core poll N us before it blocks (SELECTBENCH_LOADGEN_POLL_NS,
 loadgen/c/core.c has the measurement).
 
@@ -79,11 +79,6 @@ TARGETS = ("epoll", "c-epoll", "nginx", "nginx-close")
 # "nginx" keeps every connection open for the whole run.
 NGINX_KEEPALIVE_REQUESTS = {"nginx": 1_000_000_000, "nginx-close": 1000}
 LAG_RATES = (1000.0, 10_000.0)
-# The headers loadgen.protocols.build_request adds to wrk's own request (Host only), so
-# that --wrk-request loadgen gives both clients the same request for the server to parse.
-WRK_LOADGEN_HEADERS = (
-    'wrk.headers["User-Agent"] = "selectbench-loadgen"\nwrk.headers["Accept"] = "*/*"\n'
-)
 # ServerProbe's columns and the client's sleeps, summarised per client.
 SERVER_COLUMNS = (
     "client_vcsw_per_req",
@@ -507,10 +502,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
     p.add_argument(
-        "--wrk-request", choices=("wrk", "loadgen"), default="wrk",
-        help="wrk's request: its own (Host only; default) or the load generator's headers",
-    )  # fmt: skip
-    p.add_argument(
         "--loadgen-poll-us", type=int, default=0,
         help=f"closed loop: the core polls this long before blocking ({POLL_ENV}; default 0)",
     )  # fmt: skip
@@ -549,9 +540,7 @@ def main(argv: list[str] | None = None) -> int:
                            "oversleep": None, "scale": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         lua = Path(tmp) / "done.lua"
-        lua.write_text(
-            (WRK_LOADGEN_HEADERS if args.wrk_request == "loadgen" else "") + WRK_DONE_LUA
-        )
+        lua.write_text(WRK_DONE_LUA)
         for target in targets:
             reason = skip_reason(target)
             if reason:

@@ -20,20 +20,20 @@ import array
 import os
 import socket
 import time
-from collections import Counter
 from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
 
 from loadgen.churn import WAITING, ChurnWorker, _Conn
 from loadgen.config import LoadConfig
+from loadgen.core import CoreCounts
 from loadgen.plan import WorkerPlan
 
 CONNECT_FAILED, FAILED, ADOPT, FOREIGN = 0, 1, 2, 3
 EOF_DETAIL = "server closed before a complete answer"
 
 
-class CoreChurnWorker(ChurnWorker):
+class CoreChurnWorker(CoreCounts, ChurnWorker):
     """ChurnWorker whose loop between ticks is the compiled core's."""
 
     core = "c"
@@ -68,15 +68,6 @@ class CoreChurnWorker(ChurnWorker):
 
     def inflight(self) -> int:
         return len(self.conns) + (self.engine.inflight() if self.engine is not None else 0)
-
-    def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:
-        lat_c, lat_u, lag = super().take_counts()
-        if self.engine is not None:
-            core_c, core_u, core_lag = self.engine.take_counts()
-            lat_c.update(core_c)
-            lat_u.update(core_u)
-            lag.update(core_lag)
-        return lat_c, lat_u, lag
 
     def check_timeouts(self, now: int) -> None:
         super().check_timeouts(now)

@@ -16,13 +16,12 @@ Keep-alive workers run loadgen.keepalive_c, churn workers loadgen.churn_c, on th
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
-import sys
-from pathlib import Path
+from collections import Counter
 from types import ModuleType
+from typing import Any
 
+from lifeline.extension import ExtensionPathError, load_extension_module
 from loadgen.errors import ConfigError
 
 CORE_ENV = "SELECTBENCH_LOADGEN_CORE"
@@ -66,19 +65,10 @@ def wanted_poll_ns() -> int:
 
 def load_core() -> ModuleType | None:
     """loadgen._cload (or the build SELECTBENCH_CLOAD names); None when it is not built."""
-    path = os.environ.get(CORE_PATH_ENV)
-    if path:
-        if EXTENSION in sys.modules:
-            return sys.modules[EXTENSION]
-        spec = importlib.util.spec_from_file_location(EXTENSION, path)
-        if spec is None or spec.loader is None or not Path(path).is_file():
-            raise ConfigError(f"{CORE_PATH_ENV}={path} is not a built extension module")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[EXTENSION] = module
-        return module
     try:
-        return importlib.import_module(EXTENSION)
+        return load_extension_module(EXTENSION, CORE_PATH_ENV)
+    except ExtensionPathError as exc:
+        raise ConfigError(str(exc)) from exc
     except ImportError:
         return None
 
@@ -92,3 +82,19 @@ def compiled_core() -> ModuleType | None:
     if module is None and wanted == "c":
         raise ConfigError(f"{CORE_ENV}=c but {EXTENSION} is not built: {BUILD_HINT}")
     return module
+
+
+class CoreCounts:
+    """Mixin of a worker whose loop runs in the compiled core (``self.engine``): the tick
+    takes the core's latencies and send lags with the worker's own."""
+
+    engine: Any
+
+    def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:
+        lat_c, lat_u, lag = super().take_counts()  # type: ignore[misc]
+        if self.engine is not None:
+            core_c, core_u, core_lag = self.engine.take_counts()
+            lat_c.update(core_c)
+            lat_u.update(core_u)
+            lag.update(core_lag)
+        return lat_c, lat_u, lag

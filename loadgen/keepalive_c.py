@@ -26,19 +26,18 @@ from __future__ import annotations
 import array
 import os
 import time
-from collections import Counter
 from multiprocessing.connection import Connection
 from types import ModuleType
 from typing import Any
 
 from loadgen.config import LoadConfig
-from loadgen.core import wanted_poll_ns
+from loadgen.core import CoreCounts, wanted_poll_ns
 from loadgen.keepalive import KeepAliveWorker
 from loadgen.plan import WorkerPlan
 from loadgen.worker_base import READ_SIZE
 
 
-class CoreKeepAliveWorker(KeepAliveWorker):
+class CoreKeepAliveWorker(CoreCounts, KeepAliveWorker):
     """KeepAliveWorker whose loop between ticks is the compiled core's."""
 
     core = "c"
@@ -71,15 +70,6 @@ class CoreKeepAliveWorker(KeepAliveWorker):
             interval_ns=self.interval_ns,
             poll_ns=self.poll_ns,
         )
-
-    def take_counts(self) -> tuple[Counter[int], Counter[int], Counter[int]]:
-        lat_c, lat_u, lag = super().take_counts()
-        if self.engine is not None:
-            core_c, core_u, core_lag = self.engine.take_counts()
-            lat_c.update(core_c)
-            lat_u.update(core_u)
-            lag.update(core_lag)
-        return lat_c, lat_u, lag
 
     def drop(self, fd: int) -> None:
         super().drop(fd)

@@ -27,10 +27,11 @@ def build_request(cfg: LoadConfig) -> bytes:
     host = cfg.host if ":" not in cfg.host else f"[{cfg.host}]"
     # Churn: tell the server this connection carries one request only.
     close = "Connection: close\r\n" if cfg.new_connection_per_request else ""
-    return (
-        f"GET {cfg.http_path} HTTP/1.1\r\nHost: {host}:{cfg.port}\r\n"
-        f"User-Agent: selectbench-loadgen\r\nAccept: */*\r\n{close}\r\n"
-    ).encode("ascii")
+    # The request line and Host only, as wrk sends: the server parses the same bytes from
+    # either client. With User-Agent and Accept as well, the Python epoll server served wrk
+    # 4-6% faster than this client for its header parsing alone (issue 21,
+    # benchmarks/loadgen_vs_wrk.py, 2026-12-06).
+    return f"GET {cfg.http_path} HTTP/1.1\r\nHost: {host}:{cfg.port}\r\n{close}\r\n".encode("ascii")
 
 
 def parse_echo(buf: bytes, request: bytes) -> tuple[int, str]:

@@ -21,14 +21,11 @@ another build of it (the sanitizer build of .ci/run) to load that one instead.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import resource
 import shutil
 import signal
 import socket
-import sys
 import sysconfig
 import threading
 from collections.abc import Callable
@@ -36,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from lifeline.extension import ExtensionPathError, load_extension_module
 from servers import registry
 from servers.config import ServerConfig
 from servers.limits import STOP_SIGNALS, release_stop_signals
@@ -62,19 +60,10 @@ def _missing_build_tools() -> str:
 
 def load_extension() -> ModuleType:
     """servers._cloop, or the build named by SELECTBENCH_CLOOP; ImportError says what is missing."""
-    path = os.environ.get(EXTENSION_PATH_ENV)
-    if path:
-        if EXTENSION in sys.modules:
-            return sys.modules[EXTENSION]
-        spec = importlib.util.spec_from_file_location(EXTENSION, path)
-        if spec is None or spec.loader is None or not Path(path).is_file():
-            raise ImportError(f"{EXTENSION_PATH_ENV}={path} is not a built extension module")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[EXTENSION] = module
-        return module
     try:
-        return importlib.import_module(EXTENSION)
+        return load_extension_module(EXTENSION, EXTENSION_PATH_ENV)
+    except ExtensionPathError:
+        raise
     except ImportError as exc:
         raise ImportError(
             f"the C extension {EXTENSION} is not built ({exc}): {_missing_build_tools()}"
