@@ -69,7 +69,16 @@ class ThreadedServer:
             with self._guard:
                 self._conns[sock.fileno()] = sock
                 self._threads.add(thread)
-            thread.start()
+            # The thread starts with SIGTERM/SIGINT blocked (it inherits this mask), so the
+            # kernel can only deliver them to the main thread. Delivered to a thread blocked
+            # in recv, the handler would wait for the main thread, asleep in accept(), and
+            # the server would not stop (a full suite run on 2026-12-06 timed out once so in
+            # test_ready_line_only_and_clean_exit_on_signal[threads-SIGTERM]).
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                thread.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _serve(self, sock: socket.socket) -> None:
         stats = self.stats

@@ -264,3 +264,26 @@ def test_no_control_channel_still_serves_and_exits_0() -> None:
             proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert out == ""
+
+
+def test_only_the_threaded_servers_main_thread_takes_sigterm(start_server) -> None:
+    """Every thread but the main one blocks SIGTERM and SIGINT, so the kernel delivers them
+    to the main thread (asleep in accept()) and never to a thread asleep in recv, whose
+    handler would wait for the main thread to wake."""
+    srv = start_server("threads", "http")
+    idle = open_many(srv.port, 5)
+    try:
+        wait_for_stats(srv, lambda s: s.current_connections == 5, what="5 connections")
+        tasks = Path(f"/proc/{srv.pid}/task")
+        blocked = {}
+        for task in tasks.iterdir():
+            status = (task / "status").read_text()
+            sigblk = next(line for line in status.splitlines() if line.startswith("SigBlk:"))
+            blocked[int(task.name)] = int(sigblk.split()[1], 16)
+        stop_bits = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1))
+        others = {tid: mask for tid, mask in blocked.items() if tid != srv.pid}
+        assert len(others) >= 5, f"expected a thread per connection, found {len(others)}"
+        assert all(mask & stop_bits == stop_bits for mask in others.values()), blocked
+        assert blocked[srv.pid] & stop_bits == 0, "the main thread must take the signal"
+    finally:
+        close_all(idle)
