@@ -84,13 +84,3 @@ def loadgen_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(CORE_ENV, request.param)
     return str(request.param)
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep what shares a fixture on one pytest-xdist worker (``--dist loadgroup``): the
-    tests that read the session's tiny run, and otherwise each test file (a file's
-    module-scoped fixtures, such as the simulated runs of test_false_call_rates.py, are
-    made once per worker that runs any of its tests)."""
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        group = "tiny_run" if "tiny_run" in fixtures else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))

@@ -135,8 +135,8 @@ def test_a_tiny_churn_run_is_not_all_flagged_and_has_cpu_per_connection(
 ) -> None:
     trials = _shared_rows(tiny_run, churn_scenario.NAME)
     assert len(trials) == 4 and (trials["status"] == "ok").all()
-    # Flagged for its own sake, not for other work on the machine (a parallel test
-    # worker's CPU reads as "disturbed", which says nothing about churn).
+    # Flagged for its own sake, not for other work on the machine ("disturbed": another
+    # process's CPU beside the tiny run says nothing about churn).
     reasons = [str(text) for text in trials["flag_reasons"].fillna("")]
     own = [[r for r in text.split(";") if r and not r.startswith(DISTURBED)] for text in reasons]
     assert not all(own), reasons

@@ -67,9 +67,11 @@ def planned_backends(trials: pd.DataFrame) -> set[str]:
     return set(trials.loc[trials["scenario"] == NAME, "backend"].astype(str))
 
 
-def step_windows(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per window of every usable idle-steps trial; ``process`` is its trial's index."""
-    rows = usable_trials(trials)
+def step_windows(trials: pd.DataFrame, usable: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per window of every usable idle-steps trial; ``process`` is its trial's index.
+
+    ``usable``: ``usable_trials(trials)`` when the caller has it already."""
+    rows = usable if usable is not None else usable_trials(trials)
     if rows.empty or STEPS_COLUMN not in rows.columns:
         return pd.DataFrame(columns=list(WINDOW_COLUMNS))
     rows = rows[rows["scenario"] == NAME]
