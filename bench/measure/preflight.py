@@ -59,14 +59,10 @@ class Preflight:
     budget_text: str
 
 
-def unavailable(cfg: BenchConfig) -> list[str]:
-    """Backends that cannot run here, each with its reason and remedy."""
-    out = []
-    for name in cfg.backends:
-        reason = registry.get(name).unavailable_reason()
-        if reason:
-            out.append(f"backend {name}: {reason}")
-    return out
+def unavailable(cfg: BenchConfig) -> dict[str, str]:
+    """Backend -> why it cannot run here (with the remedy), for the backends that cannot."""
+    reasons = {name: registry.get(name).unavailable_reason() for name in cfg.backends}
+    return {name: reason for name, reason in reasons.items() if reason}
 
 
 def preflight(
@@ -74,12 +70,12 @@ def preflight(
 ) -> Preflight:
     """The checked plan of ``cfg``; ``PreflightError`` when the run must not start."""
     warnings: list[str] = []
-    problems = unavailable(cfg)
+    missing = unavailable(cfg)
+    problems = [f"backend {name}: {reason}" for name, reason in missing.items()]
     if problems and cfg.backends_named:
         raise PreflightError("; ".join(problems))
     if problems:
         # The preset's choice, not the user's: measure the rest and say why.
-        missing = {b for b in cfg.backends if registry.get(b).unavailable_reason()}
         cfg = cfg.replace(backends=tuple(b for b in cfg.backends if b not in missing))
         warnings.extend(f"skipped {text}" for text in problems)
     trials = plan_trials(cfg)

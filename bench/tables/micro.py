@@ -31,9 +31,6 @@ MICRO_COLUMNS: dict[str, str] = {
 # The columns that identify one micro benchmark (each process times it once).
 MICRO_KEYS = ("operation", "mechanism", "n_registered", "ready")
 PROCESS = "process"
-OPERATIONS = (
-    "wait", "register", "modify", "unregister", "modify+wait", "wake", "blocking-wait-cpu",
-)  # fmt: skip
 
 US_PER_S = 1e6
 

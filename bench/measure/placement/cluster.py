@@ -25,6 +25,9 @@ SERVER_RESOURCE = "server"
 LOAD_RESOURCE = "load"
 # Seconds: reaching the scheduler, placing an agent, a liveness check, one clock round.
 CONNECT_TIMEOUT_S = 15.0
+# How long the early check waits for a refusal before leaving the address to the client:
+# a refused port answers with a reset within one round trip (well under 1 s on a LAN).
+REFUSAL_WAIT_S = 1.0
 PLACE_TIMEOUT_S = 60.0
 ALIVE_TIMEOUT_S = 3.0
 CLOCK_TIMEOUT_S = 5.0
@@ -128,7 +131,10 @@ def _refuse_early(address: str, timeout_s: float) -> None:
     if not host or not port.isdigit():
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        # A refusal comes back within one round trip; a silent host is the client's to wait
+        # for (within its own timeout), not twice.
+        wait_s = min(timeout_s, REFUSAL_WAIT_S)
+        socket.create_connection((host.strip("[]"), int(port)), timeout=wait_s).close()
     except ConnectionRefusedError:
         raise
     except OSError:
