@@ -120,8 +120,8 @@ def test_keepalive_slots_reconnect_when_the_server_closes(
         active_connections=ACTIVE,
         mode=mode,  # type: ignore[arg-type]
         rate_rps=800.0 if mode == "open" else None,
-        measure_s=1.5,
-        warmup_s=0.3,
+        measure_s=0.6,
+        warmup_s=0.2,
         workers=1,
     )
     result = run_load(cfg)

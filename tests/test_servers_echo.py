@@ -43,7 +43,8 @@ MAX_SERVER_QUEUE_B = 4 << 20
 # grows ~1-1.5 MiB and the client stalls after ~7-10 MiB, so an unbounded server would
 # hold the remaining 20+ MiB.
 MAX_RSS_GROWTH_B = 8 << 20
-STALL_NO_PROGRESS_S = 1.0
+# Loopback moves 256 KiB in microseconds: 0.4 s without progress is a stalled window.
+STALL_NO_PROGRESS_S = 0.4
 SEND_PHASE_LIMIT_S = 15.0
 
 
