@@ -83,4 +83,3 @@ def loadgen_core(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         pytest.skip("loadgen._cload is not built (python setup.py build_ext --inplace)")
     monkeypatch.setenv(CORE_ENV, request.param)
     return str(request.param)
-

@@ -135,7 +135,9 @@ def test_slowloris_neither_starves_others_nor_spins(start_server, backend: str) 
             sock.setblocking(False)
             sock.send(b"GET / HTTP/1.1\r\nX-Slow: ")
         before = wait_for_stats(srv, lambda s: s.current_connections == 200)
-        dribbler = threading.Thread(target=_dribble, args=(slow, DRIBBLE_ROUNDS, 0.025), daemon=True)
+        dribbler = threading.Thread(
+            target=_dribble, args=(slow, DRIBBLE_ROUNDS, 0.025), daemon=True
+        )
         dribbler.start()
         for _ in range(5):  # others are served meanwhile
             assert_serves(srv.port, "http")
