@@ -9,6 +9,36 @@ import psutil
 import pytest
 from fixtures.tiny_run import TinyRun, run_tiny
 
+# The fast tier (`-m "not slow"`) runs each per-backend test on select, epoll and
+# c-epoll, and each load-generator test on the compiled core (the default); the rest of
+# the matrix, and every test that reads the session's tiny run (a real `bench run`), is
+# marked slow and runs in the full suite.
+FAST_TIER_BACKENDS = frozenset({"select", "epoll", "c-epoll"})
+BACKEND_PARAMETERS = ("backend", "twin")
+FAST_TIER_LOADGEN_CORE = "c"
+
+
+def _in_fast_tier(item: pytest.Item) -> bool:
+    if "tiny_run" in getattr(item, "fixturenames", ()):
+        return False
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if params.get("loadgen_core", FAST_TIER_LOADGEN_CORE) != FAST_TIER_LOADGEN_CORE:
+        return False
+    for name in BACKEND_PARAMETERS:
+        value = params.get(name)
+        if value is None:
+            continue
+        backends = {str(v) for v in value} if isinstance(value, tuple) else {str(value)}
+        if not backends <= FAST_TIER_BACKENDS:
+            return False
+    return True
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not _in_fast_tier(item):
+            item.add_marker(pytest.mark.slow)
+
 
 def _children() -> set[int]:
     return {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}

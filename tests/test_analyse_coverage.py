@@ -34,6 +34,8 @@ from bench.analyse.intervals import (
 from bench.analyse.model import LogTrials, fit_contrast, model_ratio
 from bench.analyse.slopes import METHOD_MICRO_PROCESSES, growth_fit, growth_profile
 
+pytestmark = pytest.mark.slow  # Monte Carlo coverage of every interval: 15-25 s in all
+
 RUNS = 2000
 MIN_COVERAGE = 0.93
 NOISES = (0.05, 0.2, 0.4)

@@ -12,6 +12,7 @@ MIN_COVERAGE = 0.93
 WITHIN_DF = 12  # the residual df of a 3-repetition run's pooled cell model
 
 
+@pytest.mark.slow  # Monte Carlo coverage: seconds
 @pytest.mark.parametrize("runs", [5, 8])
 @pytest.mark.parametrize("tau", [0.0, 0.1, 0.3])
 def test_pooled_interval_covers_the_mean_over_runs(runs: int, tau: float) -> None:

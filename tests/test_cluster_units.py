@@ -125,6 +125,7 @@ def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
             proc.wait()
 
 
+@pytest.mark.slow  # waits for a killed agent's leash: seconds
 def test_the_leash_outlives_a_killed_agent_and_ends_its_processes(tmp_path: Path) -> None:
     """The agent's process dies (SIGKILL-like os._exit) with a server-like child running."""
     code = (

@@ -41,6 +41,7 @@ def _simulate(
     return shares, np.log(epoll) - np.log(other)
 
 
+@pytest.mark.slow  # Monte Carlo coverage: seconds
 @pytest.mark.parametrize(("a", "star", "noise", "reps"), CASES)
 def test_the_crossover_interval_covers_a_known_crossover(
     a: float, star: float, noise: float, reps: int

@@ -125,6 +125,7 @@ def test_the_verdict_leaves_disturbed_trials_out_and_the_count_says_so() -> None
     assert quality["recorded"] and quality["trials"] == 2
 
 
+@pytest.mark.slow  # a real trial beside a CPU hog
 def test_a_hog_on_the_server_cpu_flags_its_trial_disturbed(tmp_path: Path) -> None:
     from bench.measure.config import build_config
     from bench.measure.machine import git_state, machine_metadata

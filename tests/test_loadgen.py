@@ -156,6 +156,7 @@ def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
     assert typed.to_dict() == doc  # the document is what to_dict writes, key for key
 
 
+@pytest.mark.slow  # 2 s of load
 def test_open_loop_sends_rate_times_duration(start_server: Any, loadgen_core: str) -> None:
     srv = start_server("epoll", "http")
     rate, duration = 500.0, 2.0
@@ -206,7 +207,7 @@ def test_idle_connections_match_server_current_connections(start_server: Any) ->
         idle_connections=1000,
         active_connections=8,
         measure_s=0.5,
-        warmup_s=1.0,
+        warmup_s=0.3,
         workers=2,
     )
     result, marks = run_with_marks(cfg, srv, held_at_start=1008)
@@ -276,7 +277,7 @@ def test_idle_connection_closed_by_server_is_not_alive(start_server: Any) -> Non
         protocol="echo",
         idle_connections=50,
         active_connections=2,
-        measure_s=1.5,
+        measure_s=0.6,
         warmup_s=0.0,
         workers=1,
         request_timeout_s=1.0,

@@ -47,6 +47,7 @@ def test_the_table_divides_batches_takes_own_rows_and_calls_the_rest_wait() -> N
     assert df.loc["wake", "median_us"] == 9.0 and df.loc["wake", "rounds"] == 40
 
 
+@pytest.mark.slow  # fresh processes timing every case
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux /proc")
 def test_a_tiny_run_of_the_new_cases(tmp_path: Path) -> None:
     df = run_micro(tmp_path / "m.json", quick=True, set_name="tiny", max_time_s=0.004,

@@ -42,6 +42,7 @@ def _fits(rng: np.random.Generator, growth: float, tau: float, noise: float) -> 
     return out
 
 
+@pytest.mark.slow  # Monte Carlo coverage: seconds
 @pytest.mark.parametrize(("growth", "tau"), [(0.0, 0.0), (0.1, 0.05), (0.5, 0.1)])
 def test_the_pooled_growth_interval_covers_the_runs_mean_growth(growth: float, tau: float) -> None:
     rng = np.random.default_rng(int(growth * 100 + tau * 1000))

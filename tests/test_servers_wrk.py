@@ -18,6 +18,8 @@ from test_servers_support import backend_params, wait_idle
 from bench.measure.wrk import WRK_DONE_LUA as WRK_JSON_LUA
 from bench.measure.wrk import wrk_env
 
+pytestmark = pytest.mark.slow  # wrk runs for 1 s per backend
+
 WRK_CONNECTIONS = 50
 
 

@@ -294,6 +294,7 @@ def test_the_kernel_switch_is_named_before_the_system_call(monkeypatch) -> None:
         uring_availability.status.cache_clear()
 
 
+@pytest.mark.slow  # compiles the extension
 def test_a_build_without_liburing_succeeds_and_says_why(tmp_path) -> None:
     """SELECTBENCH_URING=0 builds as a machine without liburing-dev would: the other C
     backends work, the io_uring ones name the missing package."""
