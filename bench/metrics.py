@@ -185,7 +185,7 @@ LOADGEN_SATURATED = _m("loadgen_saturated", "flag", "boolean", None, LOAD,
 LOADGEN_CORE = _m("loadgen_core", "name", "string", None, LOAD,
     "the load generator's send/receive loop: c (loadgen._cload), python, or mixed")  # fmt: skip
 LOADGEN_CPU_US_PER_REQ = _m("loadgen_cpu_us_per_req", US_PER_REQ, "float64", None, LOAD,
-    "the load generator's CPU time per request")  # fmt: skip
+    "the load generator's CPU time per request, its polling for answers left out")  # fmt: skip
 SERVER_CONNECTIONS_START = _m("server_connections_start", "connections", "Int64", None, SERVER,
     "window integrity: connections the server held at the window's start")  # fmt: skip
 SERVER_CONNECTIONS_END = _m("server_connections_end", "connections", "Int64", None, SERVER,
@@ -195,7 +195,7 @@ SERVER_BUSY_FRACTION = _m("server_busy_fraction", "fraction", "float64", None, S
     "the server waited for the client")  # fmt: skip
 MACHINE_CPU_US_PER_REQ = _m("machine_cpu_us_per_req", US_PER_REQ, "float64", LOWER, MACHINE,
     "the whole machine's busy time (/proc/stat) per request answered, the client's part of "
-    "a wake-up included; empty across hosts")  # fmt: skip
+    "a wake-up included and its polling for answers left out; empty across hosts")  # fmt: skip
 STEAL_FRACTION = _m("steal_fraction", "fraction", "float64", None, MACHINE,
     "time stolen by the hypervisor over the window's wall time x CPUs online")  # fmt: skip
 SERVER_RUN_DELAY_US = _m("server_run_delay_us", "us", "float64", None, MACHINE,

@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.measure.wrk import WRK_DONE_LUA, wrk_env  # noqa: E402
 from loadgen import LoadConfig, run_load  # noqa: E402
-from loadgen.core import CORE_ENV, POLL_ENV, load_core  # noqa: E402
+from loadgen.core import CORE_ENV, DEFAULT_POLL_NS, POLL_ENV, load_core  # noqa: E402
 from servers.launch import ServerConfig, start_server  # noqa: E402
 
 SERVER_CPU = 0
@@ -502,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=None, help="A/B pairs per level (default 3)")
     p.add_argument("--duration", type=float, default=None, help="seconds per run (default 5)")
     p.add_argument(
-        "--loadgen-poll-us", type=int, default=0,
-        help=f"closed loop: the core polls this long before blocking ({POLL_ENV}; default 0)",
+        "--loadgen-poll-us", type=int, default=None,
+        help=f"closed loop: the core polls this long before blocking ({POLL_ENV}; default "
+        f"the load generator's, {DEFAULT_POLL_NS // 1000}; 0 blocks at once)",
     )  # fmt: skip
     p.add_argument("--no-lag", action="store_true", help="skip the send-lag part")
     p.add_argument(
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if not {SERVER_CPU, CLIENT_CPU} <= os.sched_getaffinity(0):
         print(f"needs CPUs {SERVER_CPU} and {CLIENT_CPU} (server and client)", file=sys.stderr)
         return 1
-    if args.loadgen_poll_us:
+    if args.loadgen_poll_us is not None:
         os.environ[POLL_ENV] = str(args.loadgen_poll_us * 1000)  # read by the worker process
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = [t for t in targets if t not in TARGETS]

@@ -19,6 +19,11 @@ shortly before it and spinning the rest (the measurement is in
 loadgen/c/core.c); the Python loop's timerfd is not used. The spin is CPU
 time of the worker: at most SPIN_NS per send, so it counts in the worker's
 busy fraction (at most 5% at 1,000 req/s per worker).
+
+Closed loop: the core polls for answers up to ``loadgen.core.wanted_poll_ns()``
+before blocking (the measurement is in loadgen/c/core.c). The time it spent polling
+inside the window is the worker's ``polled_s``: waiting, so the busy fraction and the
+CPU per request leave it out (loadgen.merge).
 """
 
 from __future__ import annotations

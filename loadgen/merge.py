@@ -69,13 +69,16 @@ def merge_results(
     ratio = round(ratio, 4) if ratio is not None else None
 
     workers = []
-    total_cpu_s = 0.0
+    total_cpu_s = 0.0  # the work: CPU time less the time spent polling for answers
     max_busy = 0.0
     by_index = {info.worker: info for info in connected}
     for report in sorted(reports, key=lambda r: r.worker):
         usage = cpu.get(report.worker, NO_CPU)
-        busy = (usage.user_s + usage.system_s) / duration if duration else 0.0
-        total_cpu_s += usage.user_s + usage.system_s
+        # The poll is read by the worker and the CPU times by the parent at nearly the same
+        # instants: never let it make the work negative.
+        work_s = max(usage.user_s + usage.system_s - report.polled_s, 0.0)
+        busy = work_s / duration if duration else 0.0
+        total_cpu_s += work_s
         max_busy = max(max_busy, busy)
         info = by_index.get(report.worker)
         workers.append(
@@ -96,6 +99,7 @@ def merge_results(
                 release=report.release,
                 hold_s=report.hold_s,
                 core=report.core,
+                polled_s=report.polled_s,
             )
         )
     cores = {r.core for r in reports}

@@ -93,6 +93,9 @@ class WorkerReport:
     interrupted: bool
     # The loop that sent and received: "c" (loadgen._cload) or "python".
     core: str = "python"
+    # Inside the window: CPU time the loop spent polling for answers before blocking
+    # (closed loop on the core, loadgen.core.DEFAULT_POLL_NS), waiting and not work.
+    polled_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,11 @@ is the JSON-serialisable document that loadgen.run returns and bench stores
 as is; ``LoadResult.from_dict(doc)`` reads one back, migrating a document of
 an older ``schema_version`` first. Each field is documented once, below.
 
-Versions: 3 (this one) added ``loadgen_core`` and ``workers[].core``, the loop
-that sent and received (``_v2_to_v3``: "python", the only loop before version 3).
+Versions: 4 (this one) added ``workers[].polled_s``, the closed loop's time spent polling
+for answers, which ``busy_fraction`` and ``loadgen_cpu_us_per_req`` leave out
+(``_v3_to_v4``: 0.0, no loop polled before version 4). 3 added ``loadgen_core`` and
+``workers[].core``, the loop that sent and received (``_v2_to_v3``: "python", the only
+loop before version 3).
 Version 1 documents gained keys after they were first
 written (``release_timeouts``, ``workers[].release``/``hold_s``,
 ``send_lag_us``, ``histogram_send_lag``, ``reconnects``,
@@ -33,7 +36,7 @@ from loadgen.result_parts import (
     WorkerSummary,
 )
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 VERSION_KEY: Final = "schema_version"
 # A worker busy (CPU time / window) at least this much may have been the bottleneck.
 SATURATED_BUSY_FRACTION: Final = 0.90
@@ -104,7 +107,8 @@ class LoadResult:
     timeseries_interval_s: int
     timeseries: tuple[TimeseriesPoint, ...]
     workers: tuple[WorkerSummary, ...]
-    loadgen_cpu_us_per_req: float | None  # all workers' CPU in the window per request
+    # All workers' CPU in the window per request, less their polling for answers.
+    loadgen_cpu_us_per_req: float | None
     max_busy_fraction: float
     saturated: bool  # max_busy_fraction >= SATURATED_BUSY_FRACTION
     release_timeouts: int  # workers whose hold ended by timeout (0 in a sound run)
@@ -266,10 +270,20 @@ def _v2_to_v3(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v3_to_v4(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 3 -> 4: no loop polled for answers before version 4."""
+    out = dict(doc)
+    if doc.get("workers") is not None:
+        out["workers"] = [{**w, "polled_s": 0.0} for w in doc["workers"]]
+    out[VERSION_KEY] = 4
+    return out
+
+
 # Version -> the step to the next version; migrate() applies them in turn.
 MIGRATIONS: Final[dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
+    3: _v3_to_v4,
 }
 
 

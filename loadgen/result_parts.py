@@ -187,7 +187,7 @@ class WorkerSummary:
     errors: int  # request errors over the whole run
     cpu_user_s: float  # over the window
     cpu_system_s: float
-    busy_fraction: float  # (user + system) / window
+    busy_fraction: float  # (user + system - polled) / window: the work, not the waiting
     rss_bytes_after_connect: int
     connect_duration_s: float | None
     # How the hold after the window ended: "parent" (the release, sent once
@@ -198,6 +198,9 @@ class WorkerSummary:
     release: str | None
     hold_s: float | None  # how long it held (None as for release)
     core: str  # the loop it ran: "c" (loadgen._cload) or "python"
+    # CPU time in the window spent polling for answers (closed loop on the core), part of
+    # cpu_user_s + cpu_system_s and left out of busy_fraction; 0.0 before version 4.
+    polled_s: float
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

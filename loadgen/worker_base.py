@@ -97,6 +97,9 @@ class WorkerBase:
         self.measured_errors = 0
         self.inflight_at_measure_start = 0
         self.inflight_at_measure_end = 0
+        # Closed loop on the core: time spent polling for answers (waiting, not work).
+        self.polled_at_measure_start_ns = 0
+        self.polled_measured_ns = 0
         self.clamped = 0
         self.heap: list[tuple[int, int]] = []
         self.interval_ns = 0
@@ -128,6 +131,10 @@ class WorkerBase:
 
     def check_timeouts(self, now: int) -> None:
         raise NotImplementedError
+
+    def polled_ns(self) -> int:
+        """Time the loop has spent polling for events so far (the Python loop never polls)."""
+        return 0
 
     def start_sending(self, warmup_start: int) -> None:
         """The first requests (closed loop) or the schedule (open loop)."""
@@ -299,6 +306,7 @@ class WorkerBase:
                 self.tick_ns, self.interval_label = self.ticks[self.tick_i]
                 if self.interval_label != WARMUP and label == WARMUP:
                     self.inflight_at_measure_start = self.inflight()
+                    self.polled_at_measure_start_ns = self.polled_ns()
                     self.phase_ns["measure_start"] = now
             else:
                 self.end_sending(now)
@@ -312,6 +320,8 @@ class WorkerBase:
         # Stopped mid-interval: keep what the partial interval measured.
         self.flush_interval(self.interval_label)
         self.inflight_at_measure_end = self.inflight()
+        if "measure_start" in self.phase_ns and "measure_end" not in self.phase_ns:
+            self.polled_measured_ns = self.polled_ns() - self.polled_at_measure_start_ns
         self.phase_ns.setdefault("measure_end", now)
         self.sending = False
         self.tick_i = len(self.ticks)
@@ -427,6 +437,7 @@ class WorkerBase:
             hold_s=round(self.hold_s, 6),
             interrupted=self.stop_requested,
             core=self.core,
+            polled_s=round(self.polled_measured_ns / 1e9, 6),
         )
 
     def close_all(self) -> None:

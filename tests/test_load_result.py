@@ -50,8 +50,9 @@ ADDED_TO_VERSION_1 = (
 
 
 def _report(
-    worker: int, latencies_ns: list[int], *, release: str = "parent", core: str = "python"
-) -> WorkerReport:
+    worker: int, latencies_ns: list[int], *, release: str = "parent", core: str = "python",
+    polled_s: float = 0.0,
+) -> WorkerReport:  # fmt: skip
     hist = hdr.new_histogram()
     hdr.record_ns((hist,), latencies_ns)
     blob = hdr.encode(hist)
@@ -69,7 +70,7 @@ def _report(
         hist_send_lag=hdr.encode(lag),
         series={0: SeriesInterval(requests=len(latencies_ns), errors=worker, hist=blob)},
         phase_ns={"measure_end": 5}, rss_bytes_after_connect=1 << 20, rss_bytes_at_end=1 << 21,
-        release=release, hold_s=0.01, interrupted=False, core=core,
+        release=release, hold_s=0.01, interrupted=False, core=core, polled_s=polled_s,
     )  # fmt: skip
 
 
@@ -102,7 +103,7 @@ def _merged(rate_rps: float, sent_per_worker: int = 100, **kw: Any) -> LoadResul
 def test_to_dict_and_from_dict_round_trip_through_json() -> None:
     result = _merged(rate_rps=200.0)
     doc = result.to_dict()
-    assert doc["schema_version"] == SCHEMA_VERSION == 3
+    assert doc["schema_version"] == SCHEMA_VERSION == 4
     again = LoadResult.from_dict(json.loads(json.dumps(doc)))
     assert again == result
     assert again.to_dict() == doc
@@ -158,8 +159,8 @@ def test_a_version_1_document_reads_through_the_migration() -> None:
     for key, value in V1_DOC.items():
         if key == "schema_version":
             continue
-        if key == "workers":  # version 3 added workers[].core
-            value = [{**w, "core": "python"} for w in value]
+        if key == "workers":  # version 3 added workers[].core, version 4 polled_s
+            value = [{**w, "core": "python", "polled_s": 0.0} for w in value]
         assert doc[key] == value, key
     assert doc["placement"] is None
     assert doc["loadgen_core"] == "python"
@@ -207,6 +208,31 @@ def test_a_version_2_document_names_the_python_loop() -> None:
         LoadResult.from_dict(v2)
 
 
+def test_a_version_3_document_polled_nothing() -> None:
+    current = _merged(rate_rps=200.0).to_dict()
+    v3 = {**current, "schema_version": 3}
+    v3["workers"] = [{k: v for k, v in w.items() if k != "polled_s"} for w in current["workers"]]
+    assert {w.polled_s for w in LoadResult.from_dict(v3).workers} == {0.0}
+
+
+def test_the_time_spent_polling_is_left_out_of_busy_and_cpu_per_request() -> None:
+    """Worker 0 used 0.3 s of CPU in the 1 s window and worker 1 0.95 s; polling for
+    answers took 0.1 s and 0.5 s of it: the work is 0.2 s and 0.45 s."""
+    plain, polled = _merged(rate_rps=200.0), _merged(rate_rps=200.0, polled_s=0.0)
+    assert plain == polled
+    result = _merged(rate_rps=200.0, core="c", polled_s=0.1)
+    assert [w.polled_s for w in result.workers] == [0.1, 0.1]
+    assert [w.busy_fraction for w in result.workers] == [0.2, 0.85]
+    assert [w.busy_fraction for w in plain.workers] == [0.3, 0.95]
+    assert result.max_busy_fraction == 0.85 and not result.saturated
+    assert plain.max_busy_fraction == 0.95 and plain.saturated
+    # CPU per request: (0.2 + 0.85) s of work over 200 requests, against 1.25 s.
+    assert result.loadgen_cpu_us_per_req == pytest.approx(1.05e6 / result.requests, abs=1e-3)
+    assert plain.loadgen_cpu_us_per_req == pytest.approx(1.25e6 / plain.requests, abs=1e-3)
+    # A poll read a little after the parent's CPU read never makes the work negative.
+    assert min(w.busy_fraction for w in _merged(rate_rps=200.0, polled_s=0.5).workers) == 0.0
+
+
 def test_the_loop_is_named_per_worker_and_for_the_run() -> None:
     assert _merged(rate_rps=200.0).loadgen_core == "python"
     assert {w.core for w in _merged(rate_rps=200.0, core="c").workers} == {"c"}
@@ -223,7 +249,10 @@ def test_every_older_version_has_a_migration_and_the_current_one_needs_none() ->
 
 def test_a_newer_version_is_refused_naming_cause_and_remedy() -> None:
     doc = {**_merged(rate_rps=200.0).to_dict(), "schema_version": SCHEMA_VERSION + 1}
-    with pytest.raises(UnknownResultVersion, match=r"schema_version 4 is newer.*newer selectbench"):
+    with pytest.raises(
+        UnknownResultVersion,
+        match=rf"schema_version {SCHEMA_VERSION + 1} is newer.*newer selectbench",
+    ):
         LoadResult.from_dict(doc)
 
 

@@ -21,6 +21,7 @@ from loadgen import (
     run_load,
 )
 from loadgen import histogram as hdr
+from loadgen.core import CORE_ENV, POLL_ENV, load_core
 from loadgen.protocols import build_request
 from servers.stats import StatsSnapshot
 
@@ -109,6 +110,34 @@ def test_closed_loop_count_equals_server_count(
     assert final.accepted == 8 + 20 + result["connections"]["precheck_connections"]
     assert result["loadgen_core"] == loadgen_core
     assert {w["core"] for w in result["workers"]} == {loadgen_core}
+    _assert_polling_is_waiting(result, polls=loadgen_core == "c")
+
+
+def _assert_polling_is_waiting(result: dict[str, Any], polls: bool) -> None:
+    """The core polls for answers before blocking (loadgen.core.DEFAULT_POLL_NS), the
+    Python loop never; the busy fraction is the work, the CPU time less the polling."""
+    workers = result["workers"]
+    polled = [w["polled_s"] for w in workers]
+    assert all(p > 0 for p in polled) if polls else polled == [0.0] * len(workers), polled
+    for w in workers:
+        cpu_s = w["cpu_user_s"] + w["cpu_system_s"]
+        assert 0 <= w["polled_s"] <= cpu_s + 0.01, w  # read 1-2 ms apart from the CPU times
+        work = max(cpu_s - w["polled_s"], 0.0) / result["measured_duration_s"]
+        assert w["busy_fraction"] == pytest.approx(work, abs=1e-3), w
+
+
+def test_with_the_poll_off_the_core_blocks_at_once(
+    start_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if load_core() is None:
+        pytest.skip("loadgen._cload is not built (python setup.py build_ext --inplace)")
+    monkeypatch.setenv(CORE_ENV, "c")
+    monkeypatch.setenv(POLL_ENV, "0")  # read by the workers
+    srv = start_server("epoll", "http")
+    cfg = LoadConfig(port=srv.port, active_connections=4, measure_s=0.3, warmup_s=0.1, workers=1)
+    result = run_load(cfg)
+    assert result["errors_total"] == 0 and result["requests"] > 0
+    _assert_polling_is_waiting(result, polls=False)
 
 
 def test_large_echo_requests_are_written_and_read_whole(

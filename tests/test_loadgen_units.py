@@ -23,6 +23,7 @@ from loadgen import histogram as hdr
 from loadgen.config import resolve_target
 from loadgen.plan import CONNECTIONS_PER_SOURCE, plan_workers
 from loadgen.protocols import BAD, COMPLETE, INCOMPLETE, build_request, parse_echo, parse_http
+from loadgen.result import SCHEMA_VERSION
 
 
 def test_merged_worker_histograms_equal_one_histogram() -> None:
@@ -155,7 +156,7 @@ def test_inconsistent_config_is_rejected(kwargs: dict[str, object]) -> None:
         LoadConfig(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("version", [None, 0, 4, "1", True])
+@pytest.mark.parametrize("version", [None, 0, SCHEMA_VERSION + 1, "1", True])
 def test_from_dict_refuses_unknown_schema_version(version: object) -> None:
     with pytest.raises(UnknownResultVersion, match="schema_version"):
         LoadResult.from_dict({"schema_version": version, "requests": 1})
@@ -178,9 +179,11 @@ def test_the_closed_loop_poll_is_read_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(core.POLL_ENV, raising=False)
+    assert core.wanted_poll_ns() == core.DEFAULT_POLL_NS == 30_000
+    monkeypatch.setenv(core.POLL_ENV, "0")
     assert core.wanted_poll_ns() == 0  # block at once
-    monkeypatch.setenv(core.POLL_ENV, "30000")
-    assert core.wanted_poll_ns() == 30_000
+    monkeypatch.setenv(core.POLL_ENV, "50000")
+    assert core.wanted_poll_ns() == 50_000
     for bad in ("-1", "30us", str(core.MAX_POLL_NS + 1)):
         monkeypatch.setenv(core.POLL_ENV, bad)
         with pytest.raises(ConfigError, match=r"SELECTBENCH_LOADGEN_POLL_NS=.*unset it"):

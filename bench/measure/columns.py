@@ -78,14 +78,20 @@ def server_cpu_s(start: Edge, end: Edge) -> tuple[float | None, float | None, fl
     return None, None, None
 
 
-def machine_window_columns(start: Edge, end: Edge, requests: int | None) -> dict[str, Any]:
+def machine_window_columns(
+    start: Edge, end: Edge, requests: int | None, load_polled_s: float = 0.0
+) -> dict[str, Any]:
     """The machine's busy time per request and its steal share, and the server's run delay,
-    over the window; each None where its two reads are missing (or the CPUs changed)."""
+    over the window; each None where its two reads are missing (or the CPUs changed).
+
+    ``load_polled_s``: the load generator's time spent polling for answers on this machine
+    (loadgen.core.DEFAULT_POLL_NS), busy in /proc/stat but waiting, not work: left out."""
     window_s = end.monotonic_s - start.monotonic_s
     a, b = start.machine, end.machine
     cpu_us = steal = None
     if a is not None and b is not None:
-        cpu_us = _div((b.busy_s - a.busy_s) * 1e6, requests)
+        busy_s = max(b.busy_s - a.busy_s - load_polled_s, 0.0)
+        cpu_us = _div(busy_s * 1e6, requests)
         if a.cpus == b.cpus:
             steal = _div(b.steal_s - a.steal_s, window_s * b.cpus)
     delay = None
@@ -100,15 +106,16 @@ def machine_window_columns(start: Edge, end: Edge, requests: int | None) -> dict
     }
 
 
-def server_window_columns(start: Edge, end: Edge) -> dict[str, Any]:
-    """Tidy columns from the server read at the window's two edges."""
+def server_window_columns(start: Edge, end: Edge, load_polled_s: float = 0.0) -> dict[str, Any]:
+    """Tidy columns from the server read at the window's two edges (``load_polled_s``: as
+    for ``machine_window_columns``)."""
     user_s, system_s, cpu_s = server_cpu_s(start, end)
     window_s = end.monotonic_s - start.monotonic_s
     requests = None
     if start.stats is not None and end.stats is not None:
         requests = start.stats.delta(end.stats).requests
     cols: dict[str, Any] = {
-        **machine_window_columns(start, end, requests),
+        **machine_window_columns(start, end, requests, load_polled_s),
         metrics.SERVER_BUSY_FRACTION.name: _div(cpu_s, window_s),
         metrics.SERVER_CPU_USER_S.name: user_s,
         metrics.SERVER_CPU_SYSTEM_S.name: system_s,

@@ -142,7 +142,8 @@ def drive_load_with(
     if "start" not in edges or "end" not in edges:
         raise RuntimeError("the load generator never reached the measured window")
     columns = load_columns(ctx.trial, result)
-    columns.update(server_window_columns(edges["start"], edges["end"]))
+    polled_s = sum(w.polled_s for w in result.workers)
+    columns.update(server_window_columns(edges["start"], edges["end"], polled_s))
     start, end = edges["start"].stats, edges["end"].stats
     if ctx.trial.http_close and start is not None and end is not None:
         # Churn: each request is its own connection, so "served" is what the

@@ -98,6 +98,8 @@ typedef struct {
     int64_t interval; /* open loop: ns between one connection's sends */
     int64_t spin_ns;  /* open loop: wake this long before a send and spin */
     int64_t poll_ns;  /* closed loop: poll this long before blocking in epoll (0: never) */
+    /* closed loop: time spent polling for an event, cumulative (waiting, not work) */
+    int64_t polled_ns;
     /* per-descriptor state owned by the core between runs */
     lg_conn *conns;
     size_t nconns;

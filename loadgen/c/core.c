@@ -22,15 +22,15 @@
  * with this one (benchmarks/loadgen_vs_wrk.py --quick --lag-cores c,python,
  * which prints this wake-up measurement for the machine it runs on).
  *
- * Closed loop, poll_ns > 0 (opt-in, SELECTBENCH_LOADGEN_POLL_NS): poll epoll without
- * blocking for up to poll_ns before blocking. A client asleep in epoll_wait is woken by
- * the server's send, and on this VM (no cpuidle driver: an idle vCPU halts) that wake-up
- * is paid on the server's CPU. Measured 2026-12-06 against the Python epoll server,
- * 100 connections, one core each, 3 x 3 s: blocking at once, the core slept 0.42-0.74
- * times per answer and the server spent 8.3-11.5 us of CPU per request (86-119 k
- * req/s); polling 30 us first, 0.01 sleeps per answer, 8.2-8.5 us, 116-121 k req/s.
- * The poll is CPU time of the worker, so its busy fraction then reads near 1 and the
- * run is marked saturated: that is why it is not the default.
+ * Closed loop, poll_ns > 0 (the default, loadgen.core.DEFAULT_POLL_NS): poll epoll
+ * without blocking for up to poll_ns before blocking. A client asleep in epoll_wait is
+ * woken by the server's send, and on this VM (no cpuidle driver: an idle vCPU halts) that
+ * wake-up is paid on the server's CPU. Measured 2026-12-06 against the Python epoll
+ * server, 100 connections, one core each, 3 x 3 s: blocking at once, the core slept
+ * 0.42-0.74 times per answer and the server spent 8.3-11.5 us of CPU per request (86-119
+ * k req/s); polling 30 us first, 0.01 sleeps per answer, 8.2-8.5 us, 116-121 k req/s.
+ * The time spent polling is counted (polled_ns: up to the last empty poll) so that the
+ * worker's busy fraction and CPU per request leave the waiting out.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -350,10 +350,13 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
         }
         int n = 0;
         if (!c->open_loop && c->poll_ns > 0) {
-            int64_t stop = now + (c->poll_ns < ns ? c->poll_ns : ns);
-            while ((n = epoll_wait(c->epfd, ev, LG_MAX_EVENTS, 0)) == 0 && lg_now() < stop) {
+            int64_t stop = now + (c->poll_ns < ns ? c->poll_ns : ns), polled = now;
+            while ((n = epoll_wait(c->epfd, ev, LG_MAX_EVENTS, 0)) == 0 &&
+                   (polled = lg_now()) < stop) {
             }
             if (n < 0) n = errno == EINTR ? 0 : n;
+            /* Up to the last empty poll: the worker waited, it did no work. */
+            c->polled_ns += polled - now;
         }
         if (n == 0) n = lg_wait_events(c->epfd, ev, ns);
         if (n < 0) {

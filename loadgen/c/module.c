@@ -285,6 +285,18 @@ static PyObject *Core_take_counts(CoreObject *self, PyObject *Py_UNUSED(ignored)
                          us_counts(&self->core.lag));
 }
 
+static PyObject *Core_polled_ns(CoreObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong((long long)self->core.polled_ns);
+}
+
+static PyGetSetDef Core_getset[] = {
+    {"polled_ns", (getter)Core_polled_ns, NULL,
+     "closed loop: ns spent polling for an event, since the core was made (waiting, not work)",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef Core_methods[] = {
     {"run", (PyCFunction)(void (*)(void))Core_run, METH_VARARGS | METH_KEYWORDS,
      "run(alive, sent, intended, until_ns, max_completed=0) -> (completed, handbacks)\n"
@@ -311,6 +323,7 @@ static PyTypeObject CoreType = {
     .tp_init = (initproc)Core_init,
     .tp_dealloc = (destructor)Core_dealloc,
     .tp_methods = Core_methods,
+    .tp_getset = Core_getset,
 };
 
 
