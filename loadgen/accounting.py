@@ -7,6 +7,7 @@ name the counters without importing a worker.
 from __future__ import annotations
 
 import errno
+import os
 
 CONNECT_ERROR_KINDS = ("ECONNREFUSED", "EMFILE", "EADDRNOTAVAIL", "ETIMEDOUT", "ECONNRESET")
 REQUEST_ERROR_KINDS = ("bad_response", "unexpected_close", "timeout", "send_error")
@@ -35,3 +36,12 @@ def new_request_errors() -> dict[str, int]:
 
 def timeseries_interval_s(measure_s: float) -> int:
     return max(1, int(-(-measure_s // MAX_TIMESERIES_POINTS)))
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (0 where /proc cannot say)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0

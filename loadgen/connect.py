@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import array
 import errno
+import os
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from loadgen.accounting import connect_error_kind, new_connect_errors
@@ -167,3 +168,17 @@ def open_connections(
                         errors["ETIMEDOUT"] += 1
     out.duration_s = (mono() - start) / 1e9
     return out
+
+
+def count_alive(fds: Iterable[int]) -> int:
+    """Idle connections neither closed nor reset by the server (EAGAIN on read)."""
+    alive = 0
+    for fd in fds:
+        try:
+            if os.read(fd, 1):
+                alive += 1  # unsolicited data, but the connection is open
+        except BlockingIOError:
+            alive += 1
+        except OSError:
+            pass
+    return alive

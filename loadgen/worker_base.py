@@ -44,10 +44,11 @@ from loadgen.accounting import (
     MAX_ERROR_SAMPLES,
     new_connect_errors,
     new_request_errors,
+    rss_bytes,
     timeseries_interval_s,
 )
 from loadgen.config import LoadConfig
-from loadgen.connect import open_connections
+from loadgen.connect import count_alive, open_connections
 from loadgen.plan import WorkerPlan
 from loadgen.protocols import build_request
 from loadgen.report import ConnectInfo, SeriesInterval, Tick, WorkerReport
@@ -214,7 +215,7 @@ class WorkerBase:
         self.connect_errors = opened.connect_errors
         self.connections_opened = len(opened.idle_fds) + len(opened.active_fds)
         self.after_connect()
-        self.rss_after_connect = _rss_bytes()
+        self.rss_after_connect = rss_bytes()
         return ConnectInfo(
             worker=plan.index,
             pid=os.getpid(),
@@ -382,19 +383,6 @@ class WorkerBase:
         self.drain()
         self.phase_ns["drain_end"] = time.monotonic_ns()
 
-    def idle_alive(self) -> int:
-        """Idle connections neither closed nor reset by the server (EAGAIN on read)."""
-        alive = 0
-        for fd in self.idle_fds:
-            try:
-                if os.read(fd, 1):
-                    alive += 1  # unsolicited data, but the connection is open
-            except BlockingIOError:
-                alive += 1
-            except OSError:
-                pass
-        return alive
-
     def result(self) -> WorkerReport:
         closed_loop = self.cfg.mode == "closed"
         sent_measured = (
@@ -406,7 +394,7 @@ class WorkerBase:
             cpu=self.plan.cpu,
             idle_requested=self.plan.idle,
             idle_established=len(self.idle_fds),
-            idle_alive_at_end=self.idle_alive(),
+            idle_alive_at_end=count_alive(self.idle_fds),
             active_requested=self.plan.active,
             active_alive_at_end=len(self.active_fds),
             requests=self.measured_completed,
@@ -432,7 +420,7 @@ class WorkerBase:
             },
             phase_ns=dict(self.phase_ns),
             rss_bytes_after_connect=self.rss_after_connect,
-            rss_bytes_at_end=_rss_bytes(),
+            rss_bytes_at_end=rss_bytes(),
             release=self.release,
             hold_s=round(self.hold_s, 6),
             interrupted=self.stop_requested,
@@ -449,11 +437,3 @@ class WorkerBase:
             self.timer.close()
             self.timer = None
         self.ep.close()
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
