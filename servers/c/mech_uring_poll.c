@@ -112,10 +112,13 @@ cl_uring *cl_uring_new(void) {
     cl_uring *u = calloc(1, sizeof *u);
     if (u == NULL) return NULL;
     struct io_uring_params p = {0};
-    /* COOP_TASKRUN (Linux 5.19): completions are posted when the loop enters the
-     * kernel, not by interrupting it; SUBMIT_ALL (5.18): one bad submission does not
-     * stop the rest. Older kernels refuse the flags: retry without them. */
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL;
+    /* SUBMIT_ALL (5.18): one bad submission does not stop the rest; older kernels
+     * refuse the flag: retry without it. Not COOP_TASKRUN: a removed poll lets go of
+     * its socket in task work, which COOP_TASKRUN leaves pending while the loop sleeps
+     * in io_uring_enter, so a closed connection stayed open on the wire until another
+     * completion woke the loop (tests/test_c_servers.py's 8 MiB heads: a client waited
+     * 20 s for the close in 4 of 50 attacks under CPU load, 2026-12-06). */
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL;
     p.cq_entries = URING_CQ_ENTRIES;
     int rc = io_uring_queue_init_params(URING_SQ_ENTRIES, &u->ring, &p);
     if (rc == -EINVAL) {
