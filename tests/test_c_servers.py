@@ -228,6 +228,7 @@ def test_reset_storm(start_server, backend: str, protocol: str) -> None:
 
 
 # c-select-big: select(2) itself past FD_SETSIZE, as far as RLIMIT_NOFILE lets it.
+@pytest.mark.slow  # 19,000 connections
 @pytest.mark.parametrize("backend", ["c-epoll", "c-select-big", "c-uring"])
 def test_19000_connections_at_once(start_server, backend: str) -> None:
     """19,000 connections open at once (from 8 loopback source addresses), each served while

@@ -204,6 +204,7 @@ def test_haproxy_runs_one_thread_on_the_server_cpu(start_server) -> None:
     assert haproxy.num_threads() == 1
 
 
+@pytest.mark.slow  # waits out unaccepted clients
 def test_select_past_maxconn_clients_wait_unaccepted(start_server) -> None:
     """What the fd-limit scenario shows for haproxy-select: it holds SELECT_MAXCONN clients;
     the next ones connect (the kernel's backlog) but get no answer, nothing is refused or

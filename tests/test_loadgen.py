@@ -328,6 +328,7 @@ def test_nothing_listening_raises_clear_error() -> None:
             run_load(LoadConfig(port=port, measure_s=1.0, warmup_s=0.0))
 
 
+@pytest.mark.slow  # connects at a limited rate
 def test_rate_limited_connects_and_progress_reports(start_server: Any) -> None:
     srv = start_server("epoll", "echo")
     seen: list[dict[str, Any]] = []

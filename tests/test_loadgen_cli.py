@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 
 from loadgen import SCHEMA_VERSION, LoadConfig
 from loadgen.cli import parse_args
@@ -104,6 +105,7 @@ def test_cli_missing_port_is_a_usage_error() -> None:
     assert "--port" in proc.stderr
 
 
+@pytest.mark.slow  # a real load interrupted
 def test_sigint_writes_partial_result_and_leaves_no_worker(
     start_server: Any, tmp_path: Path
 ) -> None:

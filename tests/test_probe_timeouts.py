@@ -9,6 +9,7 @@ import pytest
 from bench.measure import probe
 
 
+@pytest.mark.slow  # waits for connect timeouts
 def test_probe_stops_after_consecutive_connect_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(probe, "CONNECT_TIMEOUT_S", 0.2)
     with socket.socket() as listener:  # listens, never accepts: its backlog fills up
