@@ -217,7 +217,7 @@ def test_a_version_3_document_polled_nothing() -> None:
 
 def test_the_time_spent_polling_is_left_out_of_busy_and_cpu_per_request() -> None:
     """Worker 0 used 0.3 s of CPU in the 1 s window and worker 1 0.95 s; polling for
-    answers took 0.1 s and 0.5 s of it: the work is 0.2 s and 0.45 s."""
+    answers took 0.1 s of each: the work is 0.2 s and 0.85 s."""
     plain, polled = _merged(rate_rps=200.0), _merged(rate_rps=200.0, polled_s=0.0)
     assert plain == polled
     result = _merged(rate_rps=200.0, core="c", polled_s=0.1)
