@@ -11,6 +11,6 @@ CALIBRATION_RULES = {
         "judged claim-2 comparison classed 'epoll better' or 'epoll worse'; claim 3 NOT "
         "SUPPORTED for the family's epoll; any backend's growth on a claim-3 metric classed "
         "'growing'; edge vs level decided other than EQUIVALENT. Each rule should make a "
-        "false call in at most 5% of runs (the synthetic tests check 2,000 simulated runs)."
+        "false call in at most 5% of runs (the synthetic tests check 800 simulated runs per rule)."
     ),
 }
