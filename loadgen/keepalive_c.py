@@ -15,10 +15,10 @@ HdrHistograms.
 
 Open loop: the core keeps its own heap of intended send times, rebuilt from
 the state at each run, and times each send by sleeping in epoll until
-shortly before it and spinning the rest (the measurement is in
-loadgen/c/core.c); the Python loop's timerfd is not used. The spin is CPU
-time of the worker: at most SPIN_NS per send, so it counts in the worker's
-busy fraction (at most 5% at 1,000 req/s per worker).
+shortly before it and spinning the rest; the margin is learnt from the core's
+own wake-ups (the measurement is in loadgen/c/core.c); the Python loop's
+timerfd is not used. The spin is waiting, like the closed loop's polling: it is
+in ``polled_s`` and out of the busy fraction.
 
 Closed loop: the core polls for answers up to ``loadgen.core.wanted_poll_ns()``
 before blocking (the measurement is in loadgen/c/core.c). The time it spent polling

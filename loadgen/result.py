@@ -5,11 +5,14 @@ is the JSON-serialisable document that loadgen.run returns and bench stores
 as is; ``LoadResult.from_dict(doc)`` reads one back, migrating a document of
 an older ``schema_version`` first. Each field is documented once, below.
 
-Versions: 4 (this one) added ``workers[].polled_s``, the closed loop's time spent polling
-for answers, which ``busy_fraction`` and ``loadgen_cpu_us_per_req`` leave out
-(``_v3_to_v4``: 0.0, no loop polled before version 4). 3 added ``loadgen_core`` and
-``workers[].core``, the loop that sent and received (``_v2_to_v3``: "python", the only
-loop before version 3).
+Versions: 5 (this one) counts the open loop's spin before each send in
+``workers[].polled_s`` (waiting, like the closed loop's polling); before it the spin was
+in the busy time (``_v4_to_v5`` changes nothing: an older open-loop document keeps its
+0.0 and its busy fraction with the spin in it). 4 added ``workers[].polled_s``, the
+closed loop's time spent polling for answers, which ``busy_fraction`` and
+``loadgen_cpu_us_per_req`` leave out (``_v3_to_v4``: 0.0, no loop polled before
+version 4). 3 added ``loadgen_core`` and ``workers[].core``, the loop that sent and
+received (``_v2_to_v3``: "python", the only loop before version 3).
 Version 1 documents gained keys after they were first
 written (``release_timeouts``, ``workers[].release``/``hold_s``,
 ``send_lag_us``, ``histogram_send_lag``, ``reconnects``,
@@ -36,7 +39,7 @@ from loadgen.result_parts import (
     WorkerSummary,
 )
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 VERSION_KEY: Final = "schema_version"
 # A worker busy (CPU time / window) at least this much may have been the bottleneck.
 SATURATED_BUSY_FRACTION: Final = 0.90
@@ -279,11 +282,18 @@ def _v3_to_v4(doc: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _v4_to_v5(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Version 4 -> 5: the keys are the same; a version-4 open loop counted its spin as
+    busy (polled_s 0.0), which stays as it was measured."""
+    return {**doc, VERSION_KEY: 5}
+
+
 # Version -> the step to the next version; migrate() applies them in turn.
 MIGRATIONS: Final[dict[int, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {
     1: _v1_to_v2,
     2: _v2_to_v3,
     3: _v3_to_v4,
+    4: _v4_to_v5,
 }
 
 

@@ -103,7 +103,7 @@ def _merged(rate_rps: float, sent_per_worker: int = 100, **kw: Any) -> LoadResul
 def test_to_dict_and_from_dict_round_trip_through_json() -> None:
     result = _merged(rate_rps=200.0)
     doc = result.to_dict()
-    assert doc["schema_version"] == SCHEMA_VERSION == 4
+    assert doc["schema_version"] == SCHEMA_VERSION == 5
     again = LoadResult.from_dict(json.loads(json.dumps(doc)))
     assert again == result
     assert again.to_dict() == doc

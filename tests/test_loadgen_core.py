@@ -270,6 +270,48 @@ def test_the_drain_gets_what_the_core_still_holds(rig: type[Rig]) -> None:
     assert r.run(5.0, max_completed=1) == (1, [])
 
 
+def test_the_spin_margin_is_the_p99_of_recent_wake_ups_within_its_bounds() -> None:
+    assert cload is not None
+    floor, cushion, cap, window = cload.SPIN_NS, cload.SPIN_CUSHION_NS, cload.SPIN_MAX_NS, \
+        cload.LATE_WINDOW  # fmt: skip
+    assert cload.spin_margin(floor, []) == floor  # nothing learnt yet
+    assert cload.spin_margin(floor, [5_000] * window) == floor  # punctual: the floor
+    assert cload.spin_margin(floor, [80_000] * window) == 80_000 + cushion
+    # The p99 of a full window is its 3rd-latest wake-up: two outliers move nothing,
+    # three do.
+    assert cload.spin_margin(floor, [1_000] * (window - 2) + [400_000] * 2) == floor
+    assert cload.spin_margin(floor, [1_000] * (window - 3) + [400_000] * 3) == 400_000 + cushion
+    assert cload.spin_margin(floor, [5_000_000] * 3) == cap  # never more than the cap
+    # Only the last window counts: a late phase is forgotten once it has passed.
+    assert cload.spin_margin(floor, [300_000] * window + [20_000] * window) == floor
+    assert cload.spin_margin(floor, [-7]) == floor  # an early wake-up counts as on time
+    assert cload.spin_margin(2 * cap, [0]) == 2 * cap  # a floor above the cap wins
+
+
+@pytest.mark.parametrize("late", [80_000, 200_000])
+def test_sends_are_on_time_once_the_margin_has_learnt_the_wake_ups(late: int) -> None:
+    """Fake clock whose every sleep ends ``late`` past its timeout (more than the 50 us
+    floor): the first sends are late by the excess, the ones after a window on time."""
+    assert cload is not None
+    interval, lates, lags = 1_000_000, [], []
+    now = 0
+    for i in range(1, cload.LATE_WINDOW + 20):
+        due = i * interval
+        while True:
+            margin = cload.spin_margin(cload.SPIN_NS, lates)
+            action, ns = cload.wait_plan(now, due, 10**15, margin)
+            if action == SEND:
+                lags.append(now - due)
+                break
+            if action == SLEEP:
+                now += ns + late
+                lates.append(late)
+            else:
+                now += 1_000
+    assert lags[0] == late - cload.SPIN_NS
+    assert max(lags[-10:]) <= 1_000
+
+
 def test_open_loop_sends_at_the_intended_time_never_before(rig: type[Rig]) -> None:
     interval = 20_000_000
     r = rig(2, http=True, open_loop=True, request=b"GET / HTTP/1.1\r\n\r\n",

@@ -8,19 +8,22 @@
  * objects, so the binding releases the GIL for all of it.
  *
  * Timing (open loop): block in epoll_pwait2 (nanosecond timeout, 1 ns timer
- * slack) until spin_ns before the next intended send, then poll epoll without
- * blocking until the send is due. Measured on this project's 2-CPU VM while
- * other work shared it (2026-12-06, 2,000 sleeps each): epoll_pwait2 woke 5 us
- * (p50), 7 us (p90), 43 us (p99) after a 100 us timeout and 21/36/84 us after
- * a 1 ms one; a clock read costs 40 ns. A 50 us spin (SPIN_NS, module.c) covers
- * the p90 of both at a cost of at most 50 us of CPU per send (5% at 1,000
- * req/s per worker); the rest of the tail is the scheduler giving the CPU to
- * someone else, which no margin short of spinning all the time removes.
- * Sleeping alone (the Python loop's timerfd) puts the whole wake-up error into
- * every send lag: on the same machine, open loop at 1,000 req/s over 8 and 100
- * connections, the send lag's p50 was 37-40 us with the Python loop and 0 us
- * with this one (benchmarks/loadgen_vs_wrk.py --quick --lag-cores c,python,
- * which prints this wake-up measurement for the machine it runs on).
+ * slack) until a margin before the next intended send, then poll epoll without
+ * blocking until the send is due. Sleeping alone (the Python loop's timerfd) puts
+ * the whole wake-up error into every send lag: on this project's 2-CPU VM, open loop
+ * at 1,000 req/s over 8 and 100 connections, the send lag's p50 was 37-40 us with
+ * the Python loop and 0 us with this one (benchmarks/loadgen_vs_wrk.py --quick
+ * --lag-cores c,python, which prints the wake-up measurement for its machine).
+ *
+ * The margin is learnt (lg_waker, sched.c): the p99 of how late the last 256 timed
+ * sleeps woke, plus 10 us, between SPIN_NS (50 us) and 500 us. A fixed 50 us was too
+ * short: 2,000 sleeps of 950 us (the gap between sends at 1,000 req/s) woke 22-28 us
+ * late at p50, 47-58 us at p99 and up to 168 us on a quiet machine (2026-12-06,
+ * loadgen._cload.oversleep), later when the host is busy; a long sleep lets the
+ * hypervisor deschedule the halted vCPU. In default runs with the fixed margin, 6-9 of
+ * 63 open-loop trials had a send-lag p99 of 100-300 us while the rest had 0-2 us. The
+ * spin is waiting, not work: it is counted with the polling (polled_ns) and left out of
+ * the busy fraction. A clock read costs 40 ns.
  *
  * Closed loop, poll_ns > 0 (the default, loadgen.core.DEFAULT_POLL_NS): poll epoll
  * without blocking for up to poll_ns before blocking. A client asleep in epoll_wait is
@@ -63,6 +66,7 @@ int lg_vec_push(lg_vec *v, int64_t x) {
 }
 
 int lg_core_init(lg_core *c) {
+    lg_waker_init(&c->waker, c->spin_ns);
     c->rbuf_len = READ_SIZE;
     c->rbuf = malloc(c->rbuf_len);
     return c->rbuf == NULL ? -1 : 0;
@@ -337,7 +341,7 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
         int64_t ns;
         if (c->open_loop) {
             int64_t next_due = c->heap.n ? c->heap.v[0].due : INT64_MAX;
-            enum lg_wait plan = lg_wait_plan(now, next_due, until, c->spin_ns, &ns);
+            enum lg_wait plan = lg_wait_plan(now, next_due, until, c->waker.margin_ns, &ns);
             if (plan == LG_UNTIL) break;
             if (plan == LG_SEND) {
                 if (send_due(c, s, out) < 0) out->status = ENOMEM;
@@ -359,6 +363,13 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
             c->polled_ns += polled - now;
         }
         if (n == 0) n = lg_wait_events(c->epfd, ev, ns);
+        if (c->open_loop && n == 0) {
+            int64_t after = lg_now();
+            if (ns > 0) /* a sleep that ended by its timeout: how late did it wake? */
+                lg_waker_record(&c->waker, after - now - ns);
+            else /* a spin's empty poll: waiting for the send, not work */
+                c->polled_ns += after - now;
+        }
         if (n < 0) {
             out->status = errno;
             break;

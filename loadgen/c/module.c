@@ -290,9 +290,18 @@ static PyObject *Core_polled_ns(CoreObject *self, void *closure) {
     return PyLong_FromLongLong((long long)self->core.polled_ns);
 }
 
+static PyObject *Core_spin_margin_ns(CoreObject *self, void *closure) {
+    (void)closure;
+    return PyLong_FromLongLong((long long)self->core.waker.margin_ns);
+}
+
 static PyGetSetDef Core_getset[] = {
     {"polled_ns", (getter)Core_polled_ns, NULL,
-     "closed loop: ns spent polling for an event, since the core was made (waiting, not work)",
+     "ns spent polling for an event (closed loop) or spinning before a send (open loop), "
+     "since the core was made (waiting, not work)",
+     NULL},
+    {"spin_margin_ns", (getter)Core_spin_margin_ns, NULL,
+     "open loop: how long before a send the core now stops sleeping (learnt, spin_margin)",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
@@ -622,6 +631,31 @@ static PyObject *py_next_intended(PyObject *Py_UNUSED(m), PyObject *args) {
     return Py_BuildValue("(LOL)", (long long)next, send_now ? Py_True : Py_False, (long long)lag);
 }
 
+/* The margin an open loop's waker settles on after these wake-ups (ns late each). */
+static PyObject *py_spin_margin(PyObject *Py_UNUSED(m), PyObject *args) {
+    long long floor_ns;
+    PyObject *lates;
+    if (!PyArg_ParseTuple(args, "LO", &floor_ns, &lates)) return NULL;
+    if (floor_ns < 0) {
+        PyErr_SetString(PyExc_ValueError, "floor_ns must be >= 0");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(lates, "lates must be a sequence of ints (ns)");
+    if (seq == NULL) return NULL;
+    lg_waker w;
+    lg_waker_init(&w, floor_ns);
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        lg_waker_record(&w, v);
+    }
+    Py_DECREF(seq);
+    return PyLong_FromLongLong((long long)w.margin_ns);
+}
+
 /* How late epoll_pwait2 wakes after a sleep_ns timeout, n times (ns each): the
  * measurement behind LG_SPIN_NS, for benchmarks/loadgen_vs_wrk.py. */
 static PyObject *py_oversleep(PyObject *Py_UNUSED(m), PyObject *args) {
@@ -672,6 +706,10 @@ static PyMethodDef module_methods[] = {
     {"wait_plan", py_wait_plan, METH_VARARGS,
      "wait_plan(now, next_due, until, spin_ns) -> (action, ns): 0 send, 1 sleep ns, "
      "2 spin, 3 return"},
+    {"spin_margin", py_spin_margin, METH_VARARGS,
+     "spin_margin(floor_ns, lates_ns) -> margin_ns: the open loop's spin margin after "
+     "wake-ups this late (p99 of the last LATE_WINDOW + SPIN_CUSHION_NS, within floor and "
+     "SPIN_MAX_NS)"},
     {"next_intended", py_next_intended, METH_VARARGS,
      "next_intended(intended, interval, t) -> (next, send_now, lag_ns)"},
     {"oversleep", py_oversleep, METH_VARARGS,
@@ -694,6 +732,9 @@ PyMODINIT_FUNC PyInit__cload(void) {
     if (PyModule_AddObject(m, "KeepAliveCore", (PyObject *)&CoreType) < 0 ||
         PyModule_AddObject(m, "ChurnCore", (PyObject *)&ChurnType) < 0 ||
         PyModule_AddIntConstant(m, "SPIN_NS", LG_SPIN_NS) < 0 ||
+        PyModule_AddIntConstant(m, "SPIN_MAX_NS", LG_SPIN_MAX_NS) < 0 ||
+        PyModule_AddIntConstant(m, "SPIN_CUSHION_NS", LG_SPIN_CUSHION_NS) < 0 ||
+        PyModule_AddIntConstant(m, "LATE_WINDOW", LG_LATE_WINDOW) < 0 ||
         PyModule_AddIntConstant(m, "INCOMPLETE", LG_INCOMPLETE) < 0 ||
         PyModule_AddIntConstant(m, "COMPLETE", LG_COMPLETE) < 0 ||
         PyModule_AddIntConstant(m, "DEFER", LG_DEFER) < 0 ||

@@ -69,3 +69,31 @@ int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *sen
     *lag_ns = *send_now ? t - next : 0;
     return next;
 }
+
+void lg_waker_init(lg_waker *w, int64_t floor_ns) {
+    w->n = w->next = 0;
+    w->floor_ns = w->margin_ns = floor_ns;
+}
+
+void lg_waker_record(lg_waker *w, int64_t late_ns) {
+    if (late_ns < 0) late_ns = 0;
+    w->late[w->next] = late_ns;
+    w->next = (w->next + 1) % LG_LATE_WINDOW;
+    if (w->n < LG_LATE_WINDOW) w->n++;
+    /* The p99: the k-th largest, k = 1 + n/100 (3 of a full window), kept in top[]. */
+    int64_t top[1 + LG_LATE_WINDOW / 100];
+    int k = 1 + w->n / 100, have = 0;
+    for (int i = 0; i < w->n; i++) {
+        int64_t v = w->late[i];
+        if (have == k && v <= top[k - 1]) continue;
+        int j = have < k ? have++ : k - 1;
+        while (j > 0 && top[j - 1] < v) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = v;
+    }
+    int64_t m = top[k - 1] + LG_SPIN_CUSHION_NS;
+    int64_t cap = w->floor_ns > LG_SPIN_MAX_NS ? w->floor_ns : LG_SPIN_MAX_NS;
+    w->margin_ns = m < w->floor_ns ? w->floor_ns : m > cap ? cap : m;
+}
