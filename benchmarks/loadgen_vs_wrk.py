@@ -319,7 +319,8 @@ def send_lag(port: int, cores: list[str], duration_s: float) -> list[dict]:
 
 
 def oversleep(samples: int) -> dict[str, Any] | None:
-    """epoll_pwait2's wake-up error on CLIENT_CPU (the core's spin margin rests on it)."""
+    """epoll_pwait2's wake-up error on CLIENT_CPU, and sends paced by the core's plan with
+    and without its naps (the spin margin and the naps rest on these)."""
     core = load_core()
     if core is None:
         return None
@@ -332,6 +333,14 @@ def oversleep(samples: int) -> dict[str, Any] | None:
             out[f"sleep_{sleep_ns}_ns"] = {
                 f"p{q}": late[min(len(late) - 1, int(len(late) * q / 100))] for q in (50, 90, 99)
             }
+        # Sends paced every 1 ms by the core's own plan, with its naps and without, A B A B:
+        # how many went more than 25 us late (the measurement behind NAP_NS, core.c).
+        for _round in range(2):
+            for label, nap in (("no_naps", 0), ("naps", core.NAP_NS)):
+                lags = core.paced_lags(samples, 1_000_000, core.SPIN_NS, nap)
+                late_sends = out.setdefault(f"paced_1ms_{label}_late_over_25us", [])
+                late_sends.append(sum(1 for lag in lags if lag > 25_000))
+        out["paced_sends_per_round"] = samples
     finally:
         os.sched_setaffinity(0, before)
     return out

@@ -15,8 +15,8 @@ HdrHistograms.
 
 Open loop: the core keeps its own heap of intended send times, rebuilt from
 the state at each run, and times each send by sleeping in epoll until
-shortly before it and spinning the rest; the margin is learnt from the core's
-own wake-ups (the measurement is in loadgen/c/core.c); the Python loop's
+shortly before it, napping and spinning the rest (the measurement is in
+loadgen/c/core.c); the Python loop's
 timerfd is not used. The spin is waiting, like the closed loop's polling: it is
 in ``polled_s`` and out of the busy fraction.
 

@@ -25,7 +25,6 @@
 #endif
 
 int lg_churn_init(lg_churn *c) {
-    lg_waker_init(&c->waker, c->spin_ns);
     c->rbuf_len = 65536;
     c->rbuf = malloc(c->rbuf_len);
     return c->rbuf == NULL ? -1 : 0;
@@ -304,7 +303,7 @@ void lg_churn_run(lg_churn *c, int64_t *intended, size_t nintended, int64_t unti
     while (out->n == 0 && !out->status) {
         int64_t now = lg_now(), ns;
         int64_t next_due = c->heap.n ? c->heap.v[0].due : INT64_MAX;
-        enum lg_wait plan = lg_wait_plan(now, next_due, until, c->waker.margin_ns, &ns);
+        enum lg_wait plan = lg_wait_plan(now, next_due, until, c->spin_ns, LG_NAP_NS, &ns);
         if (plan == LG_UNTIL) break;
         if (plan == LG_SEND) {
             int slot = lg_heap_pop(&c->heap).fd;
@@ -316,8 +315,6 @@ void lg_churn_run(lg_churn *c, int64_t *intended, size_t nintended, int64_t unti
             continue;
         }
         int n = lg_wait_events(c->epfd, ev, ns);
-        /* A sleep that ended by its timeout: how late it woke sets the spin margin. */
-        if (n == 0 && ns > 0) lg_waker_record(&c->waker, lg_now() - now - ns);
         if (n < 0) {
             out->status = errno;
             break;

@@ -52,25 +52,14 @@ enum lg_wait {
     LG_SEND = 0,  /* the next send is due: send it now */
     LG_SLEEP = 1, /* block in epoll for *ns (replies still wake it) */
     LG_SPIN = 2,  /* within spin_ns of the next send: poll without blocking */
+    /* (with nap_ns > 0, a sleep that ends within LG_NAP_HORIZON_NS of the spin is
+     * a nap of at most nap_ns: see lg_wait_plan) */
     LG_UNTIL = 3, /* the run's deadline has come: return to Python */
 };
+#define LG_NAP_HORIZON_NS 300000
+#define LG_NAP_NS 100000
 enum lg_wait lg_wait_plan(int64_t now, int64_t next_due, int64_t until, int64_t spin_ns,
-                          int64_t *ns);
-/* The open loop's spin margin, learnt from its own wake-ups: how long before a send it
- * stops sleeping and polls. A sleep that ends by its timeout records how late it woke;
- * the margin is the p99 of the last LG_LATE_WINDOW such wake-ups plus LG_SPIN_CUSHION_NS,
- * never below the floor (spin_ns) nor above LG_SPIN_MAX_NS. Pure: tests feed it lateness
- * values (loadgen._cload.spin_margin). */
-#define LG_LATE_WINDOW 256
-#define LG_SPIN_CUSHION_NS 10000
-#define LG_SPIN_MAX_NS 500000
-typedef struct {
-    int64_t late[LG_LATE_WINDOW];
-    int n, next;
-    int64_t floor_ns, margin_ns;
-} lg_waker;
-void lg_waker_init(lg_waker *w, int64_t floor_ns);
-void lg_waker_record(lg_waker *w, int64_t late_ns);
+                          int64_t nap_ns, int64_t *ns);
 /* After a reply at t: the connection's next intended send time; *send_now when it is
  * already due (then *lag_ns is t - next, the send lag of sending it at t). */
 int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *send_now,
@@ -111,8 +100,7 @@ typedef struct {
     const char *req;
     size_t req_len;
     int64_t interval; /* open loop: ns between one connection's sends */
-    int64_t spin_ns;  /* open loop: the least margin to wake before a send and spin */
-    lg_waker waker;   /* open loop: the margin in use, learnt from the wake-ups */
+    int64_t spin_ns;  /* open loop: wake this long before a send and spin */
     int64_t poll_ns;  /* closed loop: poll this long before blocking in epoll (0: never) */
     /* time spent polling for an event (closed loop) or spinning before a send (open
      * loop), cumulative: waiting, not work */
@@ -206,7 +194,6 @@ typedef struct {
     const char *req;
     size_t req_len;
     int64_t interval, spin_ns;
-    lg_waker waker;
     struct sockaddr_storage target;
     socklen_t target_len;
     struct sockaddr_storage *sources; /* bound before each connect (port 0), in turn */

@@ -8,22 +8,25 @@
  * objects, so the binding releases the GIL for all of it.
  *
  * Timing (open loop): block in epoll_pwait2 (nanosecond timeout, 1 ns timer
- * slack) until a margin before the next intended send, then poll epoll without
- * blocking until the send is due. Sleeping alone (the Python loop's timerfd) puts
+ * slack) until SPIN_NS (50 us) before the next intended send, then poll epoll
+ * without blocking until the send is due. Sleeping alone (the Python loop's timerfd) puts
  * the whole wake-up error into every send lag: on this project's 2-CPU VM, open loop
  * at 1,000 req/s over 8 and 100 connections, the send lag's p50 was 37-40 us with
  * the Python loop and 0 us with this one (benchmarks/loadgen_vs_wrk.py --quick
  * --lag-cores c,python, which prints the wake-up measurement for its machine).
  *
- * The margin is learnt (lg_waker, sched.c): the p99 of how late the last 256 timed
- * sleeps woke, plus 10 us, between SPIN_NS (50 us) and 500 us. A fixed 50 us was too
- * short: 2,000 sleeps of 950 us (the gap between sends at 1,000 req/s) woke 22-28 us
- * late at p50, 47-58 us at p99 and up to 168 us on a quiet machine (2026-12-06,
- * loadgen._cload.oversleep), later when the host is busy; a long sleep lets the
- * hypervisor deschedule the halted vCPU. In default runs with the fixed margin, 6-9 of
- * 63 open-loop trials had a send-lag p99 of 100-300 us while the rest had 0-2 us. The
- * spin is waiting, not work: it is counted with the polling (polled_ns) and left out of
- * the busy fraction. A clock read costs 40 ns.
+ * A long sleep wakes late more often than a short one: the hypervisor deschedules a
+ * vCPU that stays halted, and waking it takes longer. So the long sleep ends
+ * NAP_HORIZON_NS (300 us) before the spin and the rest is slept in naps of at most
+ * NAP_NS (100 us), 3 or 4 more wake-ups per send. Measured on this VM (2026-12-06,
+ * 3,000 sends at 1 ms, pinned, a C copy of this plan): a single sleep to the 50 us spin
+ * sent 603, 19, 23 and 13 of 3,000 sends more than 25 us late in four rounds (p99 219 us
+ * in the first, when the host was busy); with the naps, 3, 8, 7 and 0. A 300 us spin
+ * and no naps did about as well (2-3) at six times the CPU per send. In default runs
+ * before the naps, 6-9 of 63 open-loop trials (450 sends each) had a send-lag p99 of
+ * 100-300 us while the others had 0-2 us: a few late wake-ups are that p99. The spin is
+ * waiting, not work: it is counted with the polling (polled_ns) and left out of the
+ * busy fraction. A clock read costs 40 ns.
  *
  * Closed loop, poll_ns > 0 (the default, loadgen.core.DEFAULT_POLL_NS): poll epoll
  * without blocking for up to poll_ns before blocking. A client asleep in epoll_wait is
@@ -66,7 +69,6 @@ int lg_vec_push(lg_vec *v, int64_t x) {
 }
 
 int lg_core_init(lg_core *c) {
-    lg_waker_init(&c->waker, c->spin_ns);
     c->rbuf_len = READ_SIZE;
     c->rbuf = malloc(c->rbuf_len);
     return c->rbuf == NULL ? -1 : 0;
@@ -341,7 +343,7 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
         int64_t ns;
         if (c->open_loop) {
             int64_t next_due = c->heap.n ? c->heap.v[0].due : INT64_MAX;
-            enum lg_wait plan = lg_wait_plan(now, next_due, until, c->waker.margin_ns, &ns);
+            enum lg_wait plan = lg_wait_plan(now, next_due, until, c->spin_ns, LG_NAP_NS, &ns);
             if (plan == LG_UNTIL) break;
             if (plan == LG_SEND) {
                 if (send_due(c, s, out) < 0) out->status = ENOMEM;
@@ -363,13 +365,8 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
             c->polled_ns += polled - now;
         }
         if (n == 0) n = lg_wait_events(c->epfd, ev, ns);
-        if (c->open_loop && n == 0) {
-            int64_t after = lg_now();
-            if (ns > 0) /* a sleep that ended by its timeout: how late did it wake? */
-                lg_waker_record(&c->waker, after - now - ns);
-            else /* a spin's empty poll: waiting for the send, not work */
-                c->polled_ns += after - now;
-        }
+        /* A spin's empty poll: waiting for the send, not work. */
+        if (c->open_loop && n == 0 && ns == 0) c->polled_ns += lg_now() - now;
         if (n < 0) {
             out->status = errno;
             break;

@@ -290,19 +290,12 @@ static PyObject *Core_polled_ns(CoreObject *self, void *closure) {
     return PyLong_FromLongLong((long long)self->core.polled_ns);
 }
 
-static PyObject *Core_spin_margin_ns(CoreObject *self, void *closure) {
-    (void)closure;
-    return PyLong_FromLongLong((long long)self->core.waker.margin_ns);
-}
-
 static PyGetSetDef Core_getset[] = {
     {"polled_ns", (getter)Core_polled_ns, NULL,
      "ns spent polling for an event (closed loop) or spinning before a send (open loop), "
      "since the core was made (waiting, not work)",
      NULL},
-    {"spin_margin_ns", (getter)Core_spin_margin_ns, NULL,
-     "open loop: how long before a send the core now stops sleeping (learnt, spin_margin)",
-     NULL},
+
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -615,11 +608,54 @@ static PyObject *py_echo_reply(PyObject *Py_UNUSED(m), PyObject *args) {
 }
 
 static PyObject *py_wait_plan(PyObject *Py_UNUSED(m), PyObject *args) {
-    long long now, due, until, spin;
-    if (!PyArg_ParseTuple(args, "LLLL", &now, &due, &until, &spin)) return NULL;
+    long long now, due, until, spin, nap = LG_NAP_NS;
+    if (!PyArg_ParseTuple(args, "LLLL|L", &now, &due, &until, &spin, &nap)) return NULL;
     int64_t ns;
-    enum lg_wait w = lg_wait_plan(now, due, until, spin, &ns);
+    enum lg_wait w = lg_wait_plan(now, due, until, spin, nap, &ns);
     return Py_BuildValue("(iL)", (int)w, (long long)ns);
+}
+
+/* n sends paced every interval_ns by lg_wait_plan on the real clock (no sockets):
+ * how late each went (ns). The measurement behind LG_NAP_NS, for
+ * benchmarks/loadgen_vs_wrk.py; nap_ns 0 sleeps straight to the spin. */
+static PyObject *py_paced_lags(PyObject *Py_UNUSED(m), PyObject *args) {
+    int n;
+    long long interval, spin, nap;
+    if (!PyArg_ParseTuple(args, "iLLL", &n, &interval, &spin, &nap)) return NULL;
+    if (n <= 0 || n > 1000000 || interval <= 0 || interval >= 1000000000 || spin < 0 ||
+        nap < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "need 0 < n <= 1e6, 0 < interval_ns < 1e9, spin_ns >= 0, nap_ns >= 0");
+        return NULL;
+    }
+    int64_t *late = malloc((size_t)n * sizeof *late);
+    if (late == NULL) return PyErr_NoMemory();
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        free(late);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_BEGIN_ALLOW_THREADS
+    prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    struct epoll_event ev[LG_MAX_EVENTS];
+    int64_t due = lg_now() + interval;
+    for (int i = 0; i < n; i++, due += interval) {
+        int64_t now, ns;
+        enum lg_wait w;
+        while ((w = lg_wait_plan(now = lg_now(), due, INT64_MAX, spin, nap, &ns)) != LG_SEND)
+            lg_wait_events(epfd, ev, w == LG_SLEEP ? ns : 0);
+        late[i] = now - due;
+    }
+    Py_END_ALLOW_THREADS
+    close(epfd);
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list != NULL && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(late[i]);
+        if (v == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, v);
+    }
+    free(late);
+    return list;
 }
 
 static PyObject *py_next_intended(PyObject *Py_UNUSED(m), PyObject *args) {
@@ -629,31 +665,6 @@ static PyObject *py_next_intended(PyObject *Py_UNUSED(m), PyObject *args) {
     int64_t lag;
     int64_t next = lg_next_intended(intended, interval, t, &send_now, &lag);
     return Py_BuildValue("(LOL)", (long long)next, send_now ? Py_True : Py_False, (long long)lag);
-}
-
-/* The margin an open loop's waker settles on after these wake-ups (ns late each). */
-static PyObject *py_spin_margin(PyObject *Py_UNUSED(m), PyObject *args) {
-    long long floor_ns;
-    PyObject *lates;
-    if (!PyArg_ParseTuple(args, "LO", &floor_ns, &lates)) return NULL;
-    if (floor_ns < 0) {
-        PyErr_SetString(PyExc_ValueError, "floor_ns must be >= 0");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Fast(lates, "lates must be a sequence of ints (ns)");
-    if (seq == NULL) return NULL;
-    lg_waker w;
-    lg_waker_init(&w, floor_ns);
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (v == -1 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        lg_waker_record(&w, v);
-    }
-    Py_DECREF(seq);
-    return PyLong_FromLongLong((long long)w.margin_ns);
 }
 
 /* How late epoll_pwait2 wakes after a sleep_ns timeout, n times (ns each): the
@@ -704,12 +715,10 @@ static PyMethodDef module_methods[] = {
      "closing), 2 Python decides"},
     {"echo_reply", py_echo_reply, METH_VARARGS, "echo_reply(buf, request) -> 0, 1 or 2"},
     {"wait_plan", py_wait_plan, METH_VARARGS,
-     "wait_plan(now, next_due, until, spin_ns) -> (action, ns): 0 send, 1 sleep ns, "
-     "2 spin, 3 return"},
-    {"spin_margin", py_spin_margin, METH_VARARGS,
-     "spin_margin(floor_ns, lates_ns) -> margin_ns: the open loop's spin margin after "
-     "wake-ups this late (p99 of the last LATE_WINDOW + SPIN_CUSHION_NS, within floor and "
-     "SPIN_MAX_NS)"},
+     "wait_plan(now, next_due, until, spin_ns, nap_ns=NAP_NS) -> (action, ns): 0 send, "
+     "1 sleep ns, 2 spin, 3 return"},
+    {"paced_lags", py_paced_lags, METH_VARARGS,
+     "paced_lags(n, interval_ns, spin_ns, nap_ns) -> [ns late] of n sends paced by wait_plan"},
     {"next_intended", py_next_intended, METH_VARARGS,
      "next_intended(intended, interval, t) -> (next, send_now, lag_ns)"},
     {"oversleep", py_oversleep, METH_VARARGS,
@@ -732,9 +741,8 @@ PyMODINIT_FUNC PyInit__cload(void) {
     if (PyModule_AddObject(m, "KeepAliveCore", (PyObject *)&CoreType) < 0 ||
         PyModule_AddObject(m, "ChurnCore", (PyObject *)&ChurnType) < 0 ||
         PyModule_AddIntConstant(m, "SPIN_NS", LG_SPIN_NS) < 0 ||
-        PyModule_AddIntConstant(m, "SPIN_MAX_NS", LG_SPIN_MAX_NS) < 0 ||
-        PyModule_AddIntConstant(m, "SPIN_CUSHION_NS", LG_SPIN_CUSHION_NS) < 0 ||
-        PyModule_AddIntConstant(m, "LATE_WINDOW", LG_LATE_WINDOW) < 0 ||
+        PyModule_AddIntConstant(m, "NAP_HORIZON_NS", LG_NAP_HORIZON_NS) < 0 ||
+        PyModule_AddIntConstant(m, "NAP_NS", LG_NAP_NS) < 0 ||
         PyModule_AddIntConstant(m, "INCOMPLETE", LG_INCOMPLETE) < 0 ||
         PyModule_AddIntConstant(m, "COMPLETE", LG_COMPLETE) < 0 ||
         PyModule_AddIntConstant(m, "DEFER", LG_DEFER) < 0 ||

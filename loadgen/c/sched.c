@@ -48,18 +48,21 @@ void lg_heap_free(lg_heap *h) {
 }
 
 enum lg_wait lg_wait_plan(int64_t now, int64_t next_due, int64_t until, int64_t spin_ns,
-                          int64_t *ns) {
+                          int64_t nap_ns, int64_t *ns) {
     *ns = 0;
     if (next_due <= now && next_due < until) return LG_SEND;
     if (now >= until) return LG_UNTIL;
     int64_t wake = next_due < until ? next_due : until;
     /* Only a send needs precision; the deadline (a tick) is met by a plain sleep. */
     int64_t margin = next_due < until ? spin_ns : 0;
-    if (wake - now > margin) {
-        *ns = wake - margin - now;
-        return LG_SLEEP;
-    }
-    return LG_SPIN;
+    int64_t left = wake - margin - now;
+    if (left <= 0) return LG_SPIN;
+    /* Before a send: one long sleep to LG_NAP_HORIZON_NS before the spin, then naps of
+     * at most nap_ns (the measurement is in core.c). A deadline needs no precision. */
+    if (margin == 0 || nap_ns <= 0 || left <= nap_ns) *ns = left;
+    else if (left > LG_NAP_HORIZON_NS) *ns = left - LG_NAP_HORIZON_NS;
+    else *ns = nap_ns;
+    return LG_SLEEP;
 }
 
 int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *send_now,
@@ -70,30 +73,3 @@ int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *sen
     return next;
 }
 
-void lg_waker_init(lg_waker *w, int64_t floor_ns) {
-    w->n = w->next = 0;
-    w->floor_ns = w->margin_ns = floor_ns;
-}
-
-void lg_waker_record(lg_waker *w, int64_t late_ns) {
-    if (late_ns < 0) late_ns = 0;
-    w->late[w->next] = late_ns;
-    w->next = (w->next + 1) % LG_LATE_WINDOW;
-    if (w->n < LG_LATE_WINDOW) w->n++;
-    /* The p99: the k-th largest, k = 1 + n/100 (3 of a full window), kept in top[]. */
-    int64_t top[1 + LG_LATE_WINDOW / 100];
-    int k = 1 + w->n / 100, have = 0;
-    for (int i = 0; i < w->n; i++) {
-        int64_t v = w->late[i];
-        if (have == k && v <= top[k - 1]) continue;
-        int j = have < k ? have++ : k - 1;
-        while (j > 0 && top[j - 1] < v) {
-            top[j] = top[j - 1];
-            j--;
-        }
-        top[j] = v;
-    }
-    int64_t m = top[k - 1] + LG_SPIN_CUSHION_NS;
-    int64_t cap = w->floor_ns > LG_SPIN_MAX_NS ? w->floor_ns : LG_SPIN_MAX_NS;
-    w->margin_ns = m < w->floor_ns ? w->floor_ns : m > cap ? cap : m;
-}
