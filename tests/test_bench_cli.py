@@ -59,6 +59,7 @@ def test_no_command_prints_help() -> None:
     assert "run" in proc.stdout and "doctor" in proc.stdout
 
 
+@pytest.mark.slow  # about a second each: the full suite runs it, the fast tier does not
 @pytest.mark.parametrize("command", [("report", "nope"), ("plot", "nope"), ("compare", "a", "b")])
 def test_unknown_run_is_a_clear_error(command: tuple[str, ...], tmp_path: Path) -> None:
     proc = bench(*command, "--results-dir", str(tmp_path))

@@ -76,8 +76,8 @@ def test_closed_loop_count_equals_server_count(
         protocol=protocol,
         active_connections=8,
         idle_connections=20,
-        measure_s=1.0,
-        warmup_s=0.3,
+        measure_s=0.5,
+        warmup_s=0.1,
         workers=2,
     )
     result, marks = run_with_marks(cfg, srv)
@@ -228,6 +228,7 @@ def test_open_loop_sends_rate_times_duration(start_server: Any, loadgen_core: st
     assert result["loadgen_core"] == loadgen_core
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_idle_connections_match_server_current_connections(start_server: Any) -> None:
     srv = start_server("epoll", "echo")
     cfg = LoadConfig(
@@ -280,6 +281,7 @@ def test_window_holds_every_connection_until_released(start_server: Any, repetit
     assert wait_connections_closed(srv).current_connections == 0
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_hold_is_bounded_by_release_timeout(start_server: Any) -> None:
     """A parent that never releases: the workers close anyway and say so."""
     srv = start_server("epoll", "echo")
@@ -298,6 +300,7 @@ def test_hold_is_bounded_by_release_timeout(start_server: Any) -> None:
     assert result["partial"] is False
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_idle_connection_closed_by_server_is_not_alive(start_server: Any) -> None:
     """Idle liveness is checked for real: a server that went away leaves none alive."""
     srv = start_server("epoll", "echo")

@@ -56,6 +56,7 @@ def test_cli_rejects_open_loop_without_rate() -> None:
     assert "--rate-rps" in proc.stderr
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_cli_writes_json_and_summary(start_server: Any, tmp_path: Path) -> None:
     srv = start_server("epoll", "echo")
     out = tmp_path / "r.json"

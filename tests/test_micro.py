@@ -107,6 +107,7 @@ def _broken_wait_module(tmp_path: Path, body: str) -> Path:
     return module
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_a_failing_process_is_a_clear_error_that_keeps_the_processes_before_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,6 +124,7 @@ def test_a_failing_process_is_a_clear_error_that_keeps_the_processes_before_it(
     assert [p["process"] for p in json.loads(out.read_text())["processes"]] == [0]
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_a_process_past_its_timeout_is_killed_by_pid(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     code = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)"

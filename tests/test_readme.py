@@ -272,6 +272,7 @@ def test_update_figures_refuses_test_runs_and_missing_charts(
     assert not dest.exists(), "nothing is copied when a chart is missing"
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_update_figures_copies_the_runs_page_and_pictures_it_where_chromium_is(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
