@@ -66,6 +66,47 @@ def record_ns(
     return record_counts(histograms, us_counts(values_ns), lowest_us)
 
 
+class DeferredCounts:
+    """A worker's latencies as {us: count} per time-series interval until the load is over,
+    then recorded into its HdrHistograms (``record``).
+
+    Recording and encoding at each tick cost 0.75 ms at 100 answers per interval and 2.4 ms
+    at 1,000 (pure-Python record_value; measured 2026-12-06), and the ticks fall inside the
+    window: the open loop's sends due meanwhile went out that late (a debug build logged
+    send lags of 0.35-1.9 ms at the ticks), and answers read meanwhile were timed late.
+    Adding counts is a dict update; the histograms are the same, recorded afterwards.
+    """
+
+    def __init__(self) -> None:
+        self.by_label: dict[int, tuple[Counter[int], Counter[int]]] = {}
+        self.lag: Counter[int] = Counter()
+
+    def add(self, label: int, corrected: Mapping[int, int], uncorrected: Mapping[int, int]) -> None:
+        c, u = self.by_label.setdefault(label, (Counter(), Counter()))
+        c.update(corrected)
+        u.update(uncorrected)
+
+    def add_lag(self, lag: Mapping[int, int]) -> None:
+        self.lag.update(lag)
+
+    def record(
+        self, corrected: HdrHistogram, uncorrected: HdrHistogram | None, lag: HdrHistogram
+    ) -> tuple[int, dict[int, str]]:
+        """Record everything added so far (then forget it): (values clamped, each interval's
+        own corrected histogram, encoded). ``uncorrected`` None: not kept (closed loop)."""
+        record_counts((lag,), self.lag, lowest_us=0)
+        clamped, encoded = 0, {}
+        for label, (c, u) in sorted(self.by_label.items()):
+            per_interval = new_histogram()
+            clamped += record_counts((corrected, per_interval), c)
+            if uncorrected is not None:
+                record_counts((uncorrected,), u)
+            encoded[label] = encode(per_interval)
+        self.by_label.clear()
+        self.lag.clear()
+        return clamped, encoded
+
+
 def encode(hist: HdrHistogram) -> str:
     return hist.encode().decode("ascii")
 

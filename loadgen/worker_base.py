@@ -87,6 +87,7 @@ class WorkerBase:
         self.hist_c = hdr.new_histogram()
         self.hist_u = hdr.new_histogram()
         self.hist_lag = hdr.new_histogram()
+        self.deferred = hdr.DeferredCounts()  # recorded into the three after the load
         self.ticks: list[tuple[int, int]] = []
         self.tick_i = 0
         self.tick_ns = -1
@@ -262,7 +263,8 @@ class WorkerBase:
         return counts
 
     def flush_interval(self, label: int) -> int:
-        """Move the latencies gathered since the last tick into the histograms.
+        """Move the latencies gathered since the last tick to the interval's counts (recorded
+        into the histograms after the load: hdr.DeferredCounts says why).
 
         Returns how many requests completed in the interval. Warm-up
         latencies are counted, never recorded. Send lags go by the interval
@@ -270,20 +272,23 @@ class WorkerBase:
         """
         lat_c, lat_u, lag = self.take_counts()
         if lag and label >= 0:
-            hdr.record_counts((self.hist_lag,), lag, lowest_us=0)
+            self.deferred.add_lag(lag)
         n = sum(lat_c.values())
         if label == WARMUP:
             self.warmup_completed += n
         elif label != DRAIN and n:
-            point = self.series_point(label)
-            point["requests"] += n
+            self.series_point(label)["requests"] += n
             self.measured_completed += n
-            per_interval = hdr.new_histogram()
-            self.clamped += hdr.record_counts((self.hist_c, per_interval), lat_c)
-            if self.cfg.mode == "open":
-                hdr.record_counts((self.hist_u,), lat_u)
-            point["hist"] = hdr.encode(per_interval)
+            self.deferred.add(label, lat_c, lat_u)
         return n
+
+    def record_deferred(self) -> None:
+        """The counts kept since the window began, into the histograms and time series."""
+        uncorrected = self.hist_u if self.cfg.mode == "open" else None
+        clamped, encoded = self.deferred.record(self.hist_c, uncorrected, self.hist_lag)
+        self.clamped += clamped
+        for label, blob in encoded.items():
+            self.series_point(label)["hist"] = blob
 
     def series_point(self, label: int) -> dict[str, Any]:
         return self.series.setdefault(label, {"requests": 0, "errors": 0, "hist": None})
@@ -384,6 +389,7 @@ class WorkerBase:
         self.phase_ns["drain_end"] = time.monotonic_ns()
 
     def result(self) -> WorkerReport:
+        self.record_deferred()
         closed_loop = self.cfg.mode == "closed"
         sent_measured = (
             self.measured_completed + self.inflight_at_measure_end - self.inflight_at_measure_start
