@@ -20,9 +20,11 @@
  * NAP_HORIZON_NS (300 us) before the spin and the rest is slept in naps of at most
  * NAP_NS (100 us), 3 or 4 more wake-ups per send. Measured on this VM (2026-12-06,
  * 3,000 sends at 1 ms, pinned, a C copy of this plan): a single sleep to the 50 us spin
- * sent 603, 19, 23 and 13 of 3,000 sends more than 25 us late in four rounds (p99 219 us
- * in the first, when the host was busy); with the naps, 3, 8, 7 and 0. A 300 us spin
- * and no naps did about as well (2-3) at six times the CPU per send. In default runs
+ * sent 603, 11, 19, 23 and 13 of 3,000 sends more than 25 us late in five rounds (p99
+ * 219 us in the first, when the host was busy); with the naps, 3, 2, 8, 7 and 0. A
+ * 300 us spin and no naps did about as well (3, 2, 0 in the last three) at six times the
+ * CPU per send. loadgen._cload.paced_lags runs this plan on the real clock
+ * (benchmarks/loadgen_vs_wrk.py prints it with and without naps). In default runs
  * before the naps, 6-9 of 63 open-loop trials (450 sends each) had a send-lag p99 of
  * 100-300 us while the others had 0-2 us: a few late wake-ups are that p99. The spin is
  * waiting, not work: it is counted with the polling (polled_ns) and left out of the
