@@ -61,6 +61,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    try:
+        return int(_module(args.command).main(args))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return _failed(exc)
+
+
+def _failed(exc: Exception) -> int:
+    """The exit status and one-line message of a command that raised ``exc``."""
+    # Imported here, not at the top: bench.store.results imports pandas (0.3 s), which a
+    # command refused for its arguments never needs.
     from bench.store.results import (
         RunFolderError,
         RunNotFoundError,
@@ -68,21 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnknownSchemaVersionError,
     )
 
-    try:
-        return int(_module(args.command).main(args))
-    except (RunNotFoundError, UnknownSchemaVersionError, RunFolderError) as exc:
+    if isinstance(exc, (RunNotFoundError, UnknownSchemaVersionError, RunFolderError, UsageError)):
         err(str(exc))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except UsageError as exc:
-        err(str(exc))
-        return EXIT_USAGE
-    except RunWriteError as exc:
+    if isinstance(exc, RunWriteError):
         err(str(exc))
         return EXIT_FAILED
-    except OSError as exc:
+    if isinstance(exc, OSError):
         # Writing a report, chart or page: the run's own files are untouched.
         where = f" {exc.filename}" if exc.filename else ""
         err(
@@ -90,12 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "free space or make the folder writable (or copy it somewhere writable), then retry"
         )
         return EXIT_FAILED
-    except Exception as exc:
-        if os.environ.get("BENCH_TRACEBACK"):
-            raise
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        err(
-            f"unexpected {type(exc).__name__}: {text} (a bug in bench: rerun with "
-            "BENCH_TRACEBACK=1 to see where, and report it)"
-        )
-        return EXIT_FAILED
+    if os.environ.get("BENCH_TRACEBACK"):
+        raise exc
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    err(
+        f"unexpected {type(exc).__name__}: {text} (a bug in bench: rerun with "
+        "BENCH_TRACEBACK=1 to see where, and report it)"
+    )
+    return EXIT_FAILED
