@@ -65,7 +65,7 @@ def assert_exact_counts(
     assert conns["new_connection_per_request"] is True
 
 
-@pytest.mark.parametrize("http_close", [False, True])
+@pytest.mark.parametrize("http_close", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_closed_loop_http_churn_counts_match_server(
     start_server: Any, http_close: bool, loadgen_core: str
 ) -> None:
@@ -80,6 +80,7 @@ def test_closed_loop_http_churn_counts_match_server(
     assert len(result["source_addresses"]) == CHURN_SOURCES
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_closed_loop_echo_churn_with_idle_connections(start_server: Any, loadgen_core: str) -> None:
     srv = start_server("epoll", "echo")
     before = srv.stats()
@@ -102,6 +103,7 @@ def test_open_loop_http_churn_counts_match_server(start_server: Any, loadgen_cor
     assert result["loadgen_core"] == loadgen_core
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 @pytest.mark.parametrize("backend", ["select", "poll"])
 def test_churn_on_select_and_poll_backends(start_server: Any, backend: str) -> None:
     srv = start_server(backend, "http", http_close=True)
@@ -127,6 +129,7 @@ def test_churn_spreads_sources_only_on_ipv4_loopback() -> None:
     assert source_addresses(LoadConfig(port=80), "127.0.0.1", True) == ()
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_cli_flag_new_connection_per_request(start_server: Any, tmp_path: Path) -> None:
     srv = start_server("epoll", "http", http_close=True)
     before = srv.stats()

@@ -108,8 +108,13 @@ def closing_server() -> Iterator[Any]:
         server.stop()
 
 
-@pytest.mark.parametrize("mode", ["closed", "open"])
-@pytest.mark.parametrize("close_header", [True, False], ids=["connection-close", "plain-eof"])
+# The fast tier keeps one case (plain EOF, open loop); the full suite runs all four.
+@pytest.mark.parametrize("mode", [pytest.param("closed", marks=pytest.mark.slow), "open"])
+@pytest.mark.parametrize(
+    "close_header",
+    [pytest.param(True, marks=pytest.mark.slow), False],
+    ids=["connection-close", "plain-eof"],
+)
 def test_keepalive_slots_reconnect_when_the_server_closes(
     closing_server: Any, mode: str, close_header: bool, loadgen_core: str
 ) -> None:
