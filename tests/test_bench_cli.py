@@ -96,6 +96,7 @@ def test_repetitions_are_interleaved_across_backends() -> None:
     assert reps == sorted(reps)
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_dry_run_prints_the_order_seed_and_repeats_an_order_from_it() -> None:
     args = ("run", "--dry-run", "--scenario", "idle-scaling", "--order-seed", "42")
     first, second = bench(*args), bench(*args)

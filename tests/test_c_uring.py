@@ -55,6 +55,7 @@ def _refused(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_a_refused_io_uring_setup_makes_the_server_and_bench_refuse_c_uring(tmp_path) -> None:
     serve = _refused(["servers", "--backend", "c-uring"], tmp_path)
     assert serve.returncode == 2, serve.stdout + serve.stderr

@@ -160,6 +160,7 @@ def test_a_run_on_this_host_never_imports_dask(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_the_cluster_guide_commands_parse() -> None:
     """docs/cluster.md's bench commands parse, and its dask commands use real options."""
     lines = (REPO / "docs" / "cluster.md").read_text().splitlines()

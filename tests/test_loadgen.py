@@ -140,6 +140,7 @@ def test_with_the_poll_off_the_core_blocks_at_once(
     _assert_polling_is_waiting(result, polls=False)
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_large_echo_requests_are_written_and_read_whole(
     start_server: Any, loadgen_core: str
 ) -> None:
@@ -156,6 +157,7 @@ def test_large_echo_requests_are_written_and_read_whole(
     assert result["loadgen_core"] == loadgen_core
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_from_dict_types_the_document_as_written(start_server: Any) -> None:
     srv = start_server("epoll", "http")
     cfg = LoadConfig(port=srv.port, active_connections=4, idle_connections=3, measure_s=0.5,

@@ -99,6 +99,7 @@ def test_claim_3_judges_and_shows_every_metric() -> None:
     assert [d["metric"] for d in claim3["decided_by"]] == ["micro wait call", WAIT]
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_epoll_growing_half_across_the_range_is_not_supported() -> None:
     for seed in (7, 8, 9):
         claim3 = _claims(SyntheticSpec(epoll_slope_us_per_fd=GROWS_HALF, seed=seed))["3"]
@@ -123,6 +124,7 @@ def test_one_growing_metric_refutes_even_when_another_is_flat() -> None:
     assert claim3["status"] == "NOT SUPPORTED"
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_few_noisy_repetitions_cannot_tell_so_claim_3_is_inconclusive() -> None:
     for seed in (7, 8, 9):
         spec = SyntheticSpec(noise=0.4, micro_noise=0.4, repetitions=3, seed=seed)
@@ -165,6 +167,7 @@ def test_a_falling_epoll_is_not_flat_and_never_supports() -> None:
     assert grows["status"] == "NOT SUPPORTED"
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_claim_3_needs_every_primary_metric_and_says_which_part_is_shown() -> None:
     # The micro benchmark (quiet) shows epoll flat; the servers' wait call (noisy) cannot.
     for seed in (7, 8, 9):
@@ -222,6 +225,7 @@ def test_no_relative_rule_promotes_or_demotes_epoll() -> None:
     assert flat["status"] == "SUPPORTED"
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_noisy_synthetic_runs_never_reach_a_wrong_claim_2() -> None:
     # Truth: epoll ~3.4x better when idle-heavy, the same when all active.
     for seed in range(7, 13):

@@ -45,6 +45,7 @@ def test_a_computed_verdict_round_trips_through_json(spec: SyntheticSpec) -> Non
     _round_trip(verdict)
 
 
+@pytest.mark.slow  # about a second: the full suite runs it, the fast tier does not
 def test_the_typed_tree_holds_what_the_analysis_computed() -> None:
     run = synthetic_run_in_memory(SyntheticSpec(backends=EVERY_BACKEND))
     raw = compute_verdict(run)
