@@ -74,36 +74,37 @@ class DeferredCounts:
     at 1,000 (pure-Python record_value; measured 2026-12-06), and the ticks fall inside the
     window: the open loop's sends due meanwhile went out that late (a debug build logged
     send lags of 0.35-1.9 ms at the ticks), and answers read meanwhile were timed late.
-    Adding counts is a dict update; the histograms are the same, recorded afterwards.
+    A tick only keeps the counts it took (no merging, nothing per value); the histograms
+    are the same, recorded afterwards.
     """
 
     def __init__(self) -> None:
-        self.by_label: dict[int, tuple[Counter[int], Counter[int]]] = {}
-        self.lag: Counter[int] = Counter()
+        self.by_label: dict[int, list[tuple[Mapping[int, int], Mapping[int, int]]]] = {}
+        self.lags: list[Mapping[int, int]] = []
 
     def add(self, label: int, corrected: Mapping[int, int], uncorrected: Mapping[int, int]) -> None:
-        c, u = self.by_label.setdefault(label, (Counter(), Counter()))
-        c.update(corrected)
-        u.update(uncorrected)
+        self.by_label.setdefault(label, []).append((corrected, uncorrected))
 
     def add_lag(self, lag: Mapping[int, int]) -> None:
-        self.lag.update(lag)
+        self.lags.append(lag)
 
     def record(
         self, corrected: HdrHistogram, uncorrected: HdrHistogram | None, lag: HdrHistogram
     ) -> tuple[int, dict[int, str]]:
         """Record everything added so far (then forget it): (values clamped, each interval's
         own corrected histogram, encoded). ``uncorrected`` None: not kept (closed loop)."""
-        record_counts((lag,), self.lag, lowest_us=0)
+        for counts in self.lags:
+            record_counts((lag,), counts, lowest_us=0)
         clamped, encoded = 0, {}
-        for label, (c, u) in sorted(self.by_label.items()):
+        for label, parts in sorted(self.by_label.items()):
             per_interval = new_histogram()
-            clamped += record_counts((corrected, per_interval), c)
-            if uncorrected is not None:
-                record_counts((uncorrected,), u)
+            for c, u in parts:
+                clamped += record_counts((corrected, per_interval), c)
+                if uncorrected is not None:
+                    record_counts((uncorrected,), u)
             encoded[label] = encode(per_interval)
         self.by_label.clear()
-        self.lag.clear()
+        self.lags.clear()
         return clamped, encoded
 
 

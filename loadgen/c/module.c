@@ -615,6 +615,34 @@ static PyObject *py_wait_plan(PyObject *Py_UNUSED(m), PyObject *args) {
     return Py_BuildValue("(iL)", (int)w, (long long)ns);
 }
 
+/* The timing measurements' set-up: room for n values and an empty epoll to sleep in
+ * (its descriptor; -1 with the exception set). */
+static int timing_probe(int n, int64_t **late) {
+    *late = malloc((size_t)n * sizeof **late);
+    if (*late == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        free(*late);
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return epfd;
+}
+
+/* The n values as a list of ints (NULL on failure); frees them either way. */
+static PyObject *ns_list(int64_t *v, int n) {
+    PyObject *list = PyList_New(n);
+    for (int i = 0; list != NULL && i < n; i++) {
+        PyObject *x = PyLong_FromLongLong(v[i]);
+        if (x == NULL) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, i, x);
+    }
+    free(v);
+    return list;
+}
+
 /* n sends paced every interval_ns by lg_wait_plan on the real clock (no sockets):
  * how late each went (ns). The measurement behind LG_NAP_NS, for
  * benchmarks/loadgen_vs_wrk.py; nap_ns 0 sleeps straight to the spin. */
@@ -628,13 +656,9 @@ static PyObject *py_paced_lags(PyObject *Py_UNUSED(m), PyObject *args) {
                         "need 0 < n <= 1e6, 0 < interval_ns < 1e9, spin_ns >= 0, nap_ns >= 0");
         return NULL;
     }
-    int64_t *late = malloc((size_t)n * sizeof *late);
-    if (late == NULL) return PyErr_NoMemory();
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd < 0) {
-        free(late);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    int64_t *late;
+    int epfd = timing_probe(n, &late);
+    if (epfd < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     struct epoll_event ev[LG_MAX_EVENTS];
@@ -648,14 +672,7 @@ static PyObject *py_paced_lags(PyObject *Py_UNUSED(m), PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     close(epfd);
-    PyObject *list = PyList_New(n);
-    for (int i = 0; list != NULL && i < n; i++) {
-        PyObject *v = PyLong_FromLongLong(late[i]);
-        if (v == NULL) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, i, v);
-    }
-    free(late);
-    return list;
+    return ns_list(late, n);
 }
 
 static PyObject *py_next_intended(PyObject *Py_UNUSED(m), PyObject *args) {
@@ -677,13 +694,9 @@ static PyObject *py_oversleep(PyObject *Py_UNUSED(m), PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "need 0 < n <= 1e6 and 0 <= sleep_ns < 1e9");
         return NULL;
     }
-    int64_t *late = malloc((size_t)n * sizeof *late);
-    if (late == NULL) return PyErr_NoMemory();
-    int epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (epfd < 0) {
-        free(late);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    int64_t *late;
+    int epfd = timing_probe(n, &late);
+    if (epfd < 0) return NULL;
     Py_BEGIN_ALLOW_THREADS
     prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
     struct epoll_event ev[1];
@@ -699,14 +712,7 @@ static PyObject *py_oversleep(PyObject *Py_UNUSED(m), PyObject *args) {
     }
     Py_END_ALLOW_THREADS
     close(epfd);
-    PyObject *list = PyList_New(n);
-    for (int i = 0; list != NULL && i < n; i++) {
-        PyObject *v = PyLong_FromLongLong(late[i]);
-        if (v == NULL) Py_CLEAR(list);
-        else PyList_SET_ITEM(list, i, v);
-    }
-    free(late);
-    return list;
+    return ns_list(late, n);
 }
 
 static PyMethodDef module_methods[] = {
