@@ -20,6 +20,13 @@ loadgen/c/core.c); the Python loop's
 timerfd is not used. The spin is waiting, like the closed loop's polling: it is
 in ``polled_s`` and out of the busy fraction.
 
+A tick's work in Python (taking the counts, the tick message, the control poll) took
+0.26-0.65 ms in a debug build that logged it (2026-12-06), and a send due meanwhile went
+out that late. So an open-loop run goes on past its tick, for up to TICK_ROOM_NS, to make
+the send due by then, and returns right after it; the core marks where the tick fell,
+and the tick takes only what came before it. The last tick (the window's end) is never
+passed: no request is sent after the window.
+
 Closed loop: the core polls for answers up to ``loadgen.core.wanted_poll_ns()``
 before blocking (the measurement is in loadgen/c/core.c). The time it spent polling
 inside the window is the worker's ``polled_s``: waiting, so the busy fraction and the
@@ -40,6 +47,11 @@ from loadgen.core import CoreCounts, wanted_poll_ns
 from loadgen.keepalive import KeepAliveWorker
 from loadgen.plan import WorkerPlan
 from loadgen.worker_base import READ_SIZE
+
+# Longer than a tick's work (0.26-0.65 ms, above): the send that follows the tick's return
+# is then at least this far off. At rates where sends are closer than this, a tick delays
+# some of them whatever the room.
+TICK_ROOM_NS = 1_000_000
 
 
 class CoreKeepAliveWorker(CoreCounts, KeepAliveWorker):
@@ -91,7 +103,9 @@ class CoreKeepAliveWorker(CoreCounts, KeepAliveWorker):
                     self.cross_ticks(now)
                     continue
                 self.hand_to_core()
-                _, events = engine.run(self.alive, self.sent, self.intended, self.tick_ns)
+                _, events = engine.run(
+                    self.alive, self.sent, self.intended, self.tick_ns, room_ns=self.tick_room()
+                )
                 for fd, partial, data, t, rest, err in events:
                     self.take_back(fd, partial, data, t, rest, err)
         finally:
@@ -101,6 +115,12 @@ class CoreKeepAliveWorker(CoreCounts, KeepAliveWorker):
                     self.partial[fd] = partial
                 if rest is not None:
                     self.pending_out[fd] = rest
+
+    def tick_room(self) -> int:
+        """How long the core may go on past the next tick to make a send due by then: open
+        loop only, and never past the window's end."""
+        last = self.tick_i >= len(self.ticks) - 1
+        return TICK_ROOM_NS if self.cfg.mode == "open" and not last else 0
 
     def hand_to_core(self) -> None:
         """Bytes the slow path left with Python go to the core; its own heap replaces ours."""

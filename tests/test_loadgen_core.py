@@ -11,6 +11,7 @@ import errno
 import os
 import select
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from types import ModuleType
@@ -190,6 +191,25 @@ def test_the_plan_sleeps_to_the_horizon_naps_spins_and_stops_at_the_deadline() -
     assert cload.wait_plan(5_000_000, 5_000_000, 5_000_000, 50_000) == (UNTIL, 0)
 
 
+def test_a_run_goes_past_its_tick_only_for_a_send_due_within_the_room() -> None:
+    """A send due within room_ns after the tick is made first (then the run returns, and
+    the tick's work cannot make it late); a later one, or no room, stops at the tick."""
+    assert cload is not None
+    until, room = 5_000_000, 1_000_000
+    assert cload.tick_end(until, room, 5_400_000) == 5_400_001
+    assert cload.tick_end(until, room, until) == until + 1
+    assert cload.tick_end(until, room, 6_000_000) == until  # at the room's end: not waited for
+    assert cload.tick_end(until, room, 4_000_000) == until  # due before the tick: sent anyway
+    assert cload.tick_end(until, 0, 5_400_000) == until
+    assert cload.tick_end(until, room, 2**63 - 1) == until  # nothing pending
+    # The plan then sends at the due time and stops once past the tick with nothing near.
+    end = cload.tick_end(until, room, 5_400_000)
+    assert cload.wait_plan(5_000_000, 5_400_000, end, 50_000)[0] == SLEEP
+    assert cload.wait_plan(5_400_000, 5_400_000, end, 50_000) == (SEND, 0)
+    after = cload.tick_end(until, room, 7_400_000)
+    assert cload.wait_plan(5_400_010, 7_400_000, after, 50_000) == (UNTIL, 0)
+
+
 def test_a_late_answer_sends_the_next_request_at_once_and_counts_the_lag() -> None:
     """wrk2's schedule: the next intended time is the previous plus the interval, never
     the answer's time; an answer after it sends at once, late by the difference."""
@@ -331,6 +351,47 @@ def test_open_loop_sends_at_the_intended_time_never_before(rig: type[Rig]) -> No
     assert sum(corrected.values()) == sum(uncorrected.values()) == 1
     assert sum(lag.values()) >= 1  # one lag per send, on time or not
     assert min(corrected) >= min(uncorrected)
+
+
+def test_a_run_past_its_tick_keeps_what_came_after_it_for_the_next_interval(
+    rig: type[Rig],
+) -> None:
+    """room_ns: the send due just after the tick is made in this run, and take_counts
+    splits at the tick: the send before it and its lag in one take, the answer that came
+    after it and the later send's lag in the next."""
+    r = rig(2, http=True, open_loop=True, request=b"GET / HTTP/1.1\r\n\r\n",
+            interval_ns=10**12)  # fmt: skip
+    first, second = r.client
+    now = time.monotonic_ns()
+    until = now + 50_000_000
+    r.intended[first] = now + 10_000_000
+    r.intended[second] = until + 300_000_000  # within the room: made before the run returns
+
+    def answer_after_the_tick() -> None:
+        assert r.server[0].recv(100) == r.request
+        while time.monotonic_ns() <= until:  # the answer must come after the tick
+            time.sleep(0.005)
+        r.server[0].sendall(OK)
+
+    server = threading.Thread(target=answer_after_the_tick)
+    server.start()
+    try:
+        completed, events = r.core.run(
+            r.alive, r.sent, r.intended, until, room_ns=1_000_000_000
+        )  # fmt: skip
+    finally:
+        server.join(timeout=10)
+    assert events == []
+    assert r.sent[second] >= r.intended[second]  # made in this run, on its schedule
+    assert r.server[1].recv(100) == r.request
+    if completed == 0:  # the answer came after the second send: it is read now
+        assert r.run(5.0, max_completed=1) == (1, [])
+    before = r.core.take_counts()
+    assert before[0] == before[1] == {} and sum(before[2].values()) == 1
+    corrected, uncorrected, lag = r.core.take_counts()
+    assert sum(corrected.values()) == sum(uncorrected.values()) == 1
+    assert sum(lag.values()) == 1
+    assert r.core.take_counts() == ({}, {}, {})
 
 
 # ------------------------------------------------------------------- churn

@@ -62,6 +62,10 @@ enum lg_wait lg_wait_plan(int64_t now, int64_t next_due, int64_t until, int64_t 
                           int64_t nap_ns, int64_t *ns);
 /* After a reply at t: the connection's next intended send time; *send_now when it is
  * already due (then *lag_ns is t - next, the send lag of sending it at t). */
+/* Where an open-loop run ends: at its tick, unless the next send is due within room_ns
+ * after it; then just after that send (a tick's work would have made it late). */
+int64_t lg_tick_end(int64_t until, int64_t room_ns, int64_t next_due);
+
 int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *send_now,
                          int64_t *lag_ns);
 
@@ -102,6 +106,12 @@ typedef struct {
     int64_t interval; /* open loop: ns between one connection's sends */
     int64_t spin_ns;  /* open loop: wake this long before a send and spin */
     int64_t poll_ns;  /* closed loop: poll this long before blocking in epoll (0: never) */
+    /* open loop: how long past its tick a run may go on to make a send due by then (0:
+     * stop at the tick), and the tick itself (set by each run; lg_tick_end) */
+    int64_t room_ns, until;
+    /* the tick's boundary in lat_c, lat_u and lag: entries from mark_* on came after it */
+    int marked;
+    size_t mark_c, mark_u, mark_lag;
     /* time spent polling for an event (closed loop) or spinning before a send (open
      * loop), cumulative: waiting, not work */
     int64_t polled_ns;

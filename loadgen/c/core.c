@@ -30,6 +30,12 @@
  * waiting, not work: it is counted with the polling (polled_ns) and left out of the
  * busy fraction. A clock read costs 40 ns.
  *
+ * A tick (Python's work between two runs) takes 0.26-0.65 ms, and a send due meanwhile
+ * waited for it. With room_ns > 0 (open loop, every tick but the window's end;
+ * loadgen.keepalive_c.TICK_ROOM_NS) a run makes the send due within room_ns after its
+ * tick before it returns (lg_tick_end), records what comes after the tick past a mark,
+ * and the tick takes only what came before it.
+ *
  * Closed loop, poll_ns > 0 (the default, loadgen.core.DEFAULT_POLL_NS): poll epoll
  * without blocking for up to poll_ns before blocking. A client asleep in epoll_wait is
  * woken by the server's send, and on this VM (no cpuidle driver: an idle vCPU halts) that
@@ -238,8 +244,19 @@ static int owned(const lg_state *s, int fd) {
     return fd >= 0 && (size_t)fd < s->nalive && (size_t)fd < s->nstate && s->alive[fd];
 }
 
+/* A run that may go on past its tick (room_ns): what is recorded from t on belongs to the
+ * interval after the tick (take_counts takes the entries before the mark). */
+static void mark_tick(lg_core *c, int64_t t) {
+    if (c->room_ns <= 0 || c->marked || t < c->until) return;
+    c->marked = 1;
+    c->mark_c = c->lat_c.n;
+    c->mark_u = c->lat_u.n;
+    c->mark_lag = c->lag.n;
+}
+
 /* One answer arrived whole on fd at t (sent[fd] != 0): record it, send the next. */
 static int answered(lg_core *c, lg_state *s, int fd, int64_t t) {
+    mark_tick(c, t);
     if (!c->open_loop) {
         if (lg_vec_push(&c->lat_c, t - s->sent[fd]) < 0) return ENOMEM;
         s->sent[fd] = t;
@@ -292,7 +309,9 @@ static int on_event(lg_core *c, lg_state *s, const struct epoll_event *ev, int64
         if (buf == c->rbuf && append_in(k, buf, len) < 0) return -1;
         return 0;
     }
-    if (r != LG_COMPLETE || !s->sent[fd] || t >= until) {
+    /* After the tick, an answer is Python's unless the run goes on past it (room_ns): then
+     * it is recorded after the tick's mark. */
+    if (r != LG_COMPLETE || !s->sent[fd] || (t >= until && c->room_ns <= 0)) {
         /* Python's slow path gets all the bytes, the partial included. */
         int rc = hand_back(c, out, fd, 0, 1, t, buf, len);
         return rc;
@@ -312,6 +331,7 @@ static int send_due(lg_core *c, lg_state *s, lg_run_out *out) {
     /* An entry for a connection that closed or was rescheduled by Python is stale. */
     if (!owned(s, fd) || s->intended[fd] != slot.due || s->sent[fd]) return 0;
     int64_t t = lg_now();
+    mark_tick(c, t);
     if (lg_vec_push(&c->lag, t - slot.due) < 0) return -1;
     s->sent[fd] = t;
     int err = send_request(c, fd);
@@ -336,6 +356,8 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
     out->nhb = 0;
     out->completed = 0;
     out->status = 0;
+    c->until = until;
+    c->marked = 0; /* a mark the worker did not take: its intervals are one */
     if (c->open_loop && build_heap(c, s) < 0) {
         out->status = ENOMEM;
         return;
@@ -345,7 +367,8 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
         int64_t ns;
         if (c->open_loop) {
             int64_t next_due = c->heap.n ? c->heap.v[0].due : INT64_MAX;
-            enum lg_wait plan = lg_wait_plan(now, next_due, until, c->spin_ns, LG_NAP_NS, &ns);
+            int64_t end = lg_tick_end(until, c->room_ns, next_due);
+            enum lg_wait plan = lg_wait_plan(now, next_due, end, c->spin_ns, LG_NAP_NS, &ns);
             if (plan == LG_UNTIL) break;
             if (plan == LG_SEND) {
                 if (send_due(c, s, out) < 0) out->status = ENOMEM;
@@ -377,4 +400,6 @@ void lg_core_run(lg_core *c, lg_state *s, int64_t until, uint64_t max_completed,
             if (on_event(c, s, &ev[i], until, out) < 0) out->status = ENOMEM;
         if (out->status) break;
     }
+    /* Everything so far came before the tick if the tick has passed. */
+    mark_tick(c, lg_now());
 }

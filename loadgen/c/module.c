@@ -129,13 +129,18 @@ static int get_int64_buffer(PyObject *obj, Py_buffer *view, const char *name) {
 }
 
 static PyObject *Core_run(CoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"alive", "sent", "intended", "until_ns", "max_completed", NULL};
+    static char *kwlist[] = {"alive",         "sent",    "intended", "until_ns",
+                             "max_completed", "room_ns", NULL};
     PyObject *alive_obj, *sent_obj, *intended_obj;
-    long long until;
+    long long until, room = 0;
     unsigned long long max_completed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOL|K", kwlist, &alive_obj, &sent_obj,
-                                     &intended_obj, &until, &max_completed))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOL|KL", kwlist, &alive_obj, &sent_obj,
+                                     &intended_obj, &until, &max_completed, &room))
         return NULL;
+    if (room < 0) {
+        PyErr_SetString(PyExc_ValueError, "room_ns must be >= 0");
+        return NULL;
+    }
     if (self->running) {
         PyErr_SetString(PyExc_RuntimeError, "the core is already running");
         return NULL;
@@ -170,6 +175,7 @@ static PyObject *Core_run(CoreObject *self, PyObject *args, PyObject *kwds) {
         return PyErr_NoMemory();
     }
     self->running = 1;
+    self->core.room_ns = self->core.open_loop ? room : 0;
     Py_BEGIN_ALLOW_THREADS
     lg_core_run(&self->core, &state, until, max_completed, out);
     Py_END_ALLOW_THREADS
@@ -249,18 +255,19 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* {v // 1000: count} of the nanosecond values (floor division, as Python's). */
-static PyObject *us_counts(lg_vec *v) {
+/* {v // 1000: count} of the first `upto` nanosecond values (floor division, as Python's),
+ * which leave the vector; the rest move to its front. */
+static PyObject *us_counts(lg_vec *v, size_t upto) {
     PyObject *d = PyDict_New();
-    if (d == NULL || v->n == 0) return d; /* qsort must not see a NULL array */
-    for (size_t i = 0; i < v->n; i++) {
+    if (d == NULL || upto == 0) return d; /* qsort must not see a NULL array */
+    for (size_t i = 0; i < upto; i++) {
         int64_t x = v->v[i], q = x / 1000;
         v->v[i] = (x % 1000 < 0) ? q - 1 : q;
     }
-    qsort(v->v, v->n, sizeof *v->v, cmp_i64);
-    for (size_t i = 0; i < v->n;) {
+    qsort(v->v, upto, sizeof *v->v, cmp_i64);
+    for (size_t i = 0; i < upto;) {
         size_t j = i;
-        while (j < v->n && v->v[j] == v->v[i]) j++;
+        while (j < upto && v->v[j] == v->v[i]) j++;
         PyObject *key = PyLong_FromLongLong(v->v[i]);
         PyObject *count = PyLong_FromSize_t(j - i);
         int rc = key && count ? PyDict_SetItem(d, key, count) : -1;
@@ -272,7 +279,8 @@ static PyObject *us_counts(lg_vec *v) {
         }
         i = j;
     }
-    v->n = 0;
+    memmove(v->v, v->v + upto, (v->n - upto) * sizeof *v->v);
+    v->n -= upto;
     return d;
 }
 
@@ -281,8 +289,14 @@ static PyObject *Core_take_counts(CoreObject *self, PyObject *Py_UNUSED(ignored)
         PyErr_SetString(PyExc_RuntimeError, "the core is running");
         return NULL;
     }
-    return Py_BuildValue("(NNN)", us_counts(&self->core.lat_c), us_counts(&self->core.lat_u),
-                         us_counts(&self->core.lag));
+    lg_core *c = &self->core;
+    /* After a run that went on past its tick, the entries from the tick's mark on are the
+     * next interval's. */
+    int m = c->marked;
+    c->marked = 0;
+    return Py_BuildValue("(NNN)", us_counts(&c->lat_c, m ? c->mark_c : c->lat_c.n),
+                         us_counts(&c->lat_u, m ? c->mark_u : c->lat_u.n),
+                         us_counts(&c->lag, m ? c->mark_lag : c->lag.n));
 }
 
 static PyObject *Core_polled_ns(CoreObject *self, void *closure) {
@@ -301,8 +315,11 @@ static PyGetSetDef Core_getset[] = {
 
 static PyMethodDef Core_methods[] = {
     {"run", (PyCFunction)(void (*)(void))Core_run, METH_VARARGS | METH_KEYWORDS,
-     "run(alive, sent, intended, until_ns, max_completed=0) -> (completed, handbacks)\n"
-     "handbacks: [(fd, partial, data, t_ns, rest, errno)] for the worker's slow path."},
+     "run(alive, sent, intended, until_ns, max_completed=0, room_ns=0) -> (completed, "
+     "handbacks)\n"
+     "handbacks: [(fd, partial, data, t_ns, rest, errno)] for the worker's slow path.\n"
+     "Open loop, room_ns > 0: a send due within room_ns after until_ns is made before the "
+     "run returns; take_counts() then takes what came before until_ns."},
     {"set_partial", (PyCFunction)Core_set_partial, METH_VARARGS,
      "set_partial(fd, bytes): the answer's bytes read so far"},
     {"set_out", (PyCFunction)Core_set_out, METH_VARARGS,
@@ -553,8 +570,9 @@ static PyObject *Churn_take_opened(ChurnObject *self, PyObject *Py_UNUSED(ignore
 }
 
 static PyObject *Churn_take_counts(ChurnObject *self, PyObject *Py_UNUSED(ignored)) {
-    return Py_BuildValue("(NNN)", us_counts(&self->churn.lat_c), us_counts(&self->churn.lat_u),
-                         us_counts(&self->churn.lag));
+    lg_churn *c = &self->churn;
+    return Py_BuildValue("(NNN)", us_counts(&c->lat_c, c->lat_c.n),
+                         us_counts(&c->lat_u, c->lat_u.n), us_counts(&c->lag, c->lag.n));
 }
 
 static PyMethodDef Churn_methods[] = {
@@ -686,6 +704,12 @@ static PyObject *py_next_intended(PyObject *Py_UNUSED(m), PyObject *args) {
 
 /* How late epoll_pwait2 wakes after a sleep_ns timeout, n times (ns each): the
  * measurement behind LG_SPIN_NS, for benchmarks/loadgen_vs_wrk.py. */
+static PyObject *py_tick_end(PyObject *Py_UNUSED(m), PyObject *args) {
+    long long until, room, due;
+    if (!PyArg_ParseTuple(args, "LLL", &until, &room, &due)) return NULL;
+    return PyLong_FromLongLong((long long)lg_tick_end(until, room, due));
+}
+
 static PyObject *py_oversleep(PyObject *Py_UNUSED(m), PyObject *args) {
     int n;
     long long sleep_ns;
@@ -727,6 +751,8 @@ static PyMethodDef module_methods[] = {
      "paced_lags(n, interval_ns, spin_ns, nap_ns) -> [ns late] of n sends paced by wait_plan"},
     {"next_intended", py_next_intended, METH_VARARGS,
      "next_intended(intended, interval, t) -> (next, send_now, lag_ns)"},
+    {"tick_end", py_tick_end, METH_VARARGS,
+     "tick_end(until, room_ns, next_due) -> when an open-loop run with that room ends"},
     {"oversleep", py_oversleep, METH_VARARGS,
      "oversleep(n, sleep_ns) -> [ns late] of n epoll_pwait2 sleeps"},
     {NULL, NULL, 0, NULL},

@@ -65,6 +65,13 @@ enum lg_wait lg_wait_plan(int64_t now, int64_t next_due, int64_t until, int64_t 
     return LG_SLEEP;
 }
 
+int64_t lg_tick_end(int64_t until, int64_t room_ns, int64_t next_due) {
+    /* A send due before the tick is made before it anyway; one due later than the room
+     * waits for the next run (INT64_MAX, no send pending, is never within the room). */
+    if (room_ns <= 0 || next_due < until || next_due - until >= room_ns) return until;
+    return next_due + 1;
+}
+
 int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *send_now,
                          int64_t *lag_ns) {
     int64_t next = intended + interval;
