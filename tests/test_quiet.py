@@ -20,7 +20,7 @@ def test_the_rule_uses_busy_share_and_steal(busy: float, steal: float, expected:
 
 def test_waiting_stops_when_the_machine_becomes_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     samples = iter([Quietness(0.9, 0.0, 2.0, 2), Quietness(0.2, 0.0, 2.0, 2)])
-    monkeypatch.setattr(quiet, "measure_quietness", lambda: next(samples))
+    monkeypatch.setattr(quiet, "measure_quietness", lambda *_: next(samples))
     monkeypatch.setattr(quiet, "POLL_S", 0.0)
     notes: list[str] = []
     sample, _ = quiet.wait_for_quiet(30.0, notes.append)
@@ -28,7 +28,7 @@ def test_waiting_stops_when_the_machine_becomes_quiet(monkeypatch: pytest.Monkey
 
 
 def test_waiting_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(quiet, "measure_quietness", lambda: Quietness(0.9, 0.0, 2.0, 2))
+    monkeypatch.setattr(quiet, "measure_quietness", lambda *_: Quietness(0.9, 0.0, 2.0, 2))
     monkeypatch.setattr(quiet, "POLL_S", 0.01)
     sample, waited = quiet.wait_for_quiet(0.05)
     assert not sample.quiet and waited >= 0.05

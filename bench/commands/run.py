@@ -247,7 +247,8 @@ def _quiet_or_warning(cfg: BenchConfig, require_quiet: bool) -> str | None:
     def note(text: str) -> None:
         print(text, file=sys.stderr)
 
-    sample, waited = wait_for_quiet(0.0 if require_quiet else cfg.quiet_wait_s, note)
+    max_wait_s = 0.0 if require_quiet else cfg.quiet_wait_s
+    sample, waited = wait_for_quiet(max_wait_s, note, cfg.quiet_sample_s)
     if sample.quiet:
         return None
     return (

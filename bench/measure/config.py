@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.measure import scenarios as scenario_registry
+from bench.measure.machine.quiet import STEAL_SAMPLE_S
 from bench.measure.scenarios.idle_scaling import C_URING_QUESTION
 from servers import registry
 
@@ -55,6 +56,8 @@ class BenchConfig:
     out_dir: str = "results"
     # Seconds to wait for a quiet machine before measuring anyway, with a warning.
     quiet_wait_s: float = 30.0
+    # Length of each quiet-machine sample (bench.measure.machine.quiet).
+    quiet_sample_s: float = STEAL_SAMPLE_S
     # Seed of the trials' order within each repetition (bench.measure.plan); None:
     # not chosen yet (bench run draws one before planning, so run.json has it).
     order_seed: int | None = None
@@ -81,6 +84,7 @@ class _Preset:
     measure_s: float
     budget_s: float
     quiet_wait_s: float = 30.0
+    quiet_sample_s: float = STEAL_SAMPLE_S
 
 
 # The Python loop's backends but io_uring readiness: the level-triggered ones and epoll-et
@@ -116,8 +120,9 @@ def _presets() -> dict[str, _Preset]:
         # open-loop latency samples at 1,000 req/s) instead of 5 and 5 s, which
         # planned ~10,800 s; the scenarios' full sweeps keep fewer counts.
         "full": _Preset(registry.EVERY_BACKEND, 3, 0.5, 2.0, 3600.0),
-        # Numbers meaningless, so no waiting for quiet (the test suite runs it).
-        "tiny": _Preset(_TINY_BACKENDS, 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0),
+        # Numbers meaningless, so no waiting for quiet and a 0.25 s sample (the test suite
+        # runs it some forty times).
+        "tiny": _Preset(_TINY_BACKENDS, 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0, quiet_sample_s=0.25),
     }
 
 
@@ -145,6 +150,7 @@ def preset_config(name: str) -> BenchConfig:
         settings=settings,
         budget_s=preset.budget_s,
         quiet_wait_s=preset.quiet_wait_s,
+        quiet_sample_s=preset.quiet_sample_s,
     )
 
 

@@ -3,6 +3,7 @@
 A run on a busy machine measures its neighbours: cells of a reference run that
 started at load 1.21 on 2 CPUs came out 3-4x slower than on a quiet machine.
 The rule, fixed before the data: quiet means that over a one-second sample
+(``STEAL_SAMPLE_S``; the tiny preset, whose numbers mean nothing, samples a quarter of it)
 of /proc/stat the CPUs were busy at most ``MAX_LOAD_PER_CPU`` of the time (the
 instantaneous load per CPU) and at most ``MAX_STEAL_FRACTION`` of CPU time was
 stolen by the hypervisor. The 1-minute load average is recorded beside it but
@@ -31,6 +32,7 @@ class Quietness:
     steal_fraction: float | None
     load_1min: float
     cpus: int
+    sample_s: float = STEAL_SAMPLE_S
 
     @property
     def quiet(self) -> bool:
@@ -43,7 +45,7 @@ class Quietness:
             return "unknown" if x is None else f"{x:.0%}"
 
         return (
-            f"CPUs busy {pct(self.busy_per_cpu)} of a 1 s sample (quiet means <= "
+            f"CPUs busy {pct(self.busy_per_cpu)} of a {self.sample_s:g} s sample (quiet means <= "
             f"{MAX_LOAD_PER_CPU:.0%}), steal {pct(self.steal_fraction)} (quiet means <= "
             f"{MAX_STEAL_FRACTION:.0%}); 1-minute load average {self.load_1min:.2f} on "
             f"{self.cpus} CPUs"
@@ -55,6 +57,7 @@ class Quietness:
             "steal_fraction": self.steal_fraction,
             "load_1min": self.load_1min,
             "cpus": self.cpus,
+            "sample_s": self.sample_s,
             "quiet": self.quiet,
         }
 
@@ -71,17 +74,18 @@ def measure_quietness(sample_s: float = STEAL_SAMPLE_S) -> Quietness:
         # -9.0 for a 0.05 s sample here; the clamp bounds what that does to the total.
         busy = min(1.0, max(0.0, (after.busy_s - before.busy_s) / total))
         steal = min(1.0, max(0.0, (after.steal_s - before.steal_s) / total))
-    return Quietness(busy, steal, os.getloadavg()[0], len(os.sched_getaffinity(0)))
+    return Quietness(busy, steal, os.getloadavg()[0], len(os.sched_getaffinity(0)), sample_s)
 
 
 def wait_for_quiet(
-    max_wait_s: float, note: Callable[[str], None] = lambda _: None
-) -> tuple[Quietness, float]:
+    max_wait_s: float, note: Callable[[str], None] = lambda _: None,
+    sample_s: float = STEAL_SAMPLE_S,
+) -> tuple[Quietness, float]:  # fmt: skip
     """Sample until quiet or ``max_wait_s`` has passed; returns the last sample and the wait."""
     t0 = time.monotonic()
-    sample = measure_quietness()
+    sample = measure_quietness(sample_s)
     while not sample.quiet and time.monotonic() - t0 < max_wait_s:
         note(f"waiting for a quiet machine: {sample.describe()}")
         time.sleep(POLL_S)
-        sample = measure_quietness()
+        sample = measure_quietness(sample_s)
     return sample, time.monotonic() - t0
