@@ -122,7 +122,7 @@ def _presets() -> dict[str, _Preset]:
         "full": _Preset(registry.EVERY_BACKEND, 3, 0.5, 2.0, 3600.0),
         # Numbers meaningless, so no waiting for quiet and a 0.25 s sample (the test suite
         # runs it some forty times).
-        "tiny": _Preset(_TINY_BACKENDS, 1, 0.1, 0.3, 60.0, quiet_wait_s=0.0, quiet_sample_s=0.25),
+        "tiny": _Preset(_TINY_BACKENDS, 1, 0.05, 0.2, 60.0, quiet_wait_s=0.0, quiet_sample_s=0.25),
     }
 
 
