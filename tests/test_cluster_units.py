@@ -186,3 +186,65 @@ def test_the_cluster_guide_commands_parse() -> None:
             timeout=60,
         ).stdout
         assert not [opt for opt in used if opt not in help_text], kind
+
+
+class _PendingFuture:
+    """An actor call that never answers: each wait ends in its timeout at once."""
+
+    def __init__(self, answer_after: int | None = None) -> None:
+        self.waits = 0
+        self.answer_after = answer_after
+
+    def result(self, timeout: float) -> str:
+        self.waits += 1
+        if self.answer_after is not None and self.waits > self.answer_after:
+            return "answer"
+        raise TimeoutError
+
+
+class _Scheduler:
+    """The scheduler's worker list, with the host's worker leaving after ``leaves_after``."""
+
+    def __init__(self, worker: str, leaves_after: int) -> None:
+        self.worker, self.leaves_after, self.asked = worker, leaves_after, 0
+
+    def scheduler_info(self, n_workers: int = -1) -> dict[str, dict[str, dict[str, str]]]:
+        self.asked += 1
+        gone = self.asked > self.leaves_after
+        return {"workers": {} if gone else {self.worker: {"name": "srv"}}}
+
+
+def _cluster_with(scheduler: _Scheduler) -> tuple[object, object]:
+    from bench.measure.placement.cluster import Cluster, Host
+
+    cluster = Cluster.__new__(Cluster)  # no Dask: only the client's worker list is used
+    cluster.client = scheduler
+    cluster.hosts = []
+    return cluster, Host("server", scheduler.worker, "srv", "127.0.0.1")
+
+
+def test_a_call_to_a_host_whose_worker_left_fails_at_once_as_host_lost() -> None:
+    from bench.measure.placement.cluster import HostLost
+
+    scheduler = _Scheduler("tcp://127.0.0.1:1", leaves_after=2)
+    cluster, host = _cluster_with(scheduler)
+    future = _PendingFuture()
+    with pytest.raises(HostLost, match="left the Dask cluster"):
+        cluster.wait(host, future, timeout_s=3600.0)
+    assert future.waits == 3 and scheduler.asked == 3  # two slices with it there, then gone
+    assert host.lost and "disappeared" in host.lost
+
+
+def test_a_call_answered_after_some_slices_returns_its_answer() -> None:
+    scheduler = _Scheduler("tcp://127.0.0.1:1", leaves_after=10**6)
+    cluster, host = _cluster_with(scheduler)
+    assert cluster.wait(host, _PendingFuture(answer_after=2), timeout_s=3600.0) == "answer"
+    assert host.lost is None
+
+
+def test_a_call_past_its_timeout_on_a_present_worker_times_out() -> None:
+    scheduler = _Scheduler("tcp://127.0.0.1:1", leaves_after=10**6)
+    cluster, host = _cluster_with(scheduler)
+    with pytest.raises(TimeoutError):
+        cluster.wait(host, _PendingFuture(), timeout_s=0.0)
+    assert host.lost is None
