@@ -108,9 +108,9 @@ def _sleeper() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
 
-# The leash waits out its SIGTERM grace for a process it cannot reap (ours): ~5 s.
-@pytest.mark.slow
 def test_the_leash_ends_what_is_still_registered_when_its_pipe_closes() -> None:
+    """The sleepers are this test's children: ended, they stay zombies until it reaps them,
+    and the leash must count that as ended (not wait out its SIGTERM grace)."""
     kept, dropped = _sleeper(), _sleeper()
     leash = Leash()
     try:

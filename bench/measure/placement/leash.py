@@ -23,12 +23,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import IO
 
 import psutil
 
 # How long the registered processes get to exit on SIGTERM before SIGKILL.
 TERM_GRACE_S = 3.0
+# How often the leash looks whether they have.
+POLL_S = 0.02
 
 
 class Leash:
@@ -92,12 +95,31 @@ def end_processes(registered: dict[int, float]) -> list[int]:
             alive.append(proc)
         except psutil.Error:
             continue
-    _, still = psutil.wait_procs(alive, timeout=TERM_GRACE_S)
+    still = _wait_ended(alive, TERM_GRACE_S)
     for proc in still:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(still, timeout=TERM_GRACE_S)
+    _wait_ended(still, TERM_GRACE_S)
     return [p.pid for p in alive]
+
+
+def _running(proc: psutil.Process) -> bool:
+    """Not ended yet. A zombie has ended: it waits for its parent (not the leash) to reap it,
+    which psutil.wait_procs would wait out to the end of its timeout."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_ended(procs: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Those of ``procs`` still running after up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    left = [p for p in procs if _running(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        left = [p for p in left if _running(p)]
+    return left
 
 
 def main() -> int:
