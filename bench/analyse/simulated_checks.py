@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from bench.analyse.calibration import Check, claim2_checks, claim3_checks
 from bench.analyse.claim2 import claim2_family
@@ -30,6 +31,18 @@ CHUNKS = 8
 
 
 def _judge_chunk(
+    family: str, spec: SimulationSpec, seed: np.random.SeedSequence, runs: int,
+    judges: tuple[str, ...],
+) -> dict[str, list[list[Check]]]:  # fmt: skip
+    # One BLAS thread per worker: the models are small, and OpenBLAS's own threads (one
+    # per CPU in each forked worker) made two workers no faster than one. 200 A/A runs
+    # on this 2-CPU VM (2026-12-06): one worker 10.9 s, two 9.9 s; with one BLAS thread
+    # each, one worker 9.9 s, two 4.9 s.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _judge_runs(family, spec, seed, runs, judges)
+
+
+def _judge_runs(
     family: str, spec: SimulationSpec, seed: np.random.SeedSequence, runs: int,
     judges: tuple[str, ...],
 ) -> dict[str, list[list[Check]]]:  # fmt: skip
