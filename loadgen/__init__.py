@@ -10,6 +10,8 @@ parent's timeline and loadgen.worker_entry for the worker processes. Command
 line: ``python -m loadgen --help``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from loadgen.config import LoadConfig
 from loadgen.errors import (
     ConfigError,
@@ -29,7 +31,21 @@ from loadgen.result import (
     rate_shortfall,
 )
 from loadgen.result_parts import ConnectionCounts, LatencySummary, SendLagSummary
-from loadgen.run import run_load
+
+if TYPE_CHECKING:
+    from loadgen.run import run_load
+
+
+def __getattr__(name: str) -> Any:
+    # The parent's timeline is imported when asked for: a worker process
+    # (loadgen.worker_entry) imports this package and never runs it (its start-up is
+    # part of every trial's overhead).
+    if name == "run_load":
+        from loadgen.run import run_load
+
+        return run_load
+    raise AttributeError(f"module 'loadgen' has no attribute {name!r}")
+
 
 __all__ = [
     "RATE_SHORTFALL_RATIO",
