@@ -132,9 +132,29 @@ def summary_us(hist: HdrHistogram) -> dict[str, float | int | None]:
         name: int(hist.get_value_at_percentile(pct)) for name, pct in PERCENTILES.items()
     }
     out["max"] = int(hist.get_max_value())
-    out["mean"] = round(float(hist.get_mean_value()), 3)
+    out["mean"] = round(mean_value(hist), 3)
     out["count"] = int(hist.get_total_count())
     return out
+
+
+def mean_value(hist: HdrHistogram) -> float:
+    """hdrh's get_mean_value, visiting only the indexes that hold counts.
+
+    hdrh walks every index up to the largest value in Python: 22.7 ms a histogram (234
+    histograms of a default run, 2026-12-06), twice per trial in the parent. The sum is the
+    same: each recorded index counts at the median of its equivalent range, as hdrh's
+    recorded-values iterator reports it (tests/test_histogram_mean.py).
+    """
+    total_count = hist.get_total_count()
+    if not total_count:
+        return 0.0
+    total = 0
+    for index, count in enumerate(hist.counts):
+        if count:
+            top = hist.get_highest_equivalent_value(hist.get_value_from_index(index))
+            low = hist.get_lowest_equivalent_value(top)
+            total += count * (low + ((top + 1 - low) >> 1))  # the range's median
+    return float(total) / total_count
 
 
 def lag_summary_us(hist: HdrHistogram | None) -> dict[str, int | None]:
