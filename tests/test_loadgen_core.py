@@ -363,7 +363,7 @@ def test_a_run_past_its_tick_keeps_what_came_after_it_for_the_next_interval(
             interval_ns=10**12)  # fmt: skip
     first, second = r.client
     now = time.monotonic_ns()
-    until = now + 50_000_000
+    until = now + 200_000_000  # the first send (at +10 ms) comes well before it
     r.intended[first] = now + 10_000_000
     r.intended[second] = until + 300_000_000  # within the room: made before the run returns
 
