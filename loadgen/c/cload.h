@@ -60,12 +60,11 @@ enum lg_wait {
 #define LG_NAP_NS 100000
 enum lg_wait lg_wait_plan(int64_t now, int64_t next_due, int64_t until, int64_t spin_ns,
                           int64_t nap_ns, int64_t *ns);
-/* After a reply at t: the connection's next intended send time; *send_now when it is
- * already due (then *lag_ns is t - next, the send lag of sending it at t). */
 /* Where an open-loop run ends: at its tick, unless the next send is due within room_ns
  * after it; then just after that send (a tick's work would have made it late). */
 int64_t lg_tick_end(int64_t until, int64_t room_ns, int64_t next_due);
-
+/* After a reply at t: the connection's next intended send time; *send_now when it is
+ * already due (then *lag_ns is t - next, the send lag of sending it at t). */
 int64_t lg_next_intended(int64_t intended, int64_t interval, int64_t t, int *send_now,
                          int64_t *lag_ns);
 
