@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psutil
 import pytest
-from fixtures.tiny_run import TinyRun, run_tiny
+from fixtures.machine_share import (
+    configure,
+    machine_alone,
+    machine_shared,
+    session_folder,
+    under_xdist,
+)
+from fixtures.tiny_run import TinyRun, run_tiny, shared_tiny_run
+
+from bench.measure.machine.lock import LOCK_PATH_ENV
 
 # The fast tier (`-m "not slow"`) runs each per-backend test on select, epoll and
 # c-epoll, and each load-generator test on the compiled core (the default); the rest of
@@ -42,6 +53,34 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _children() -> set[int]:
     return {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)}
+
+
+_private_lock_dir: tempfile.TemporaryDirectory[str] | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist gives each worker its own --basetemp inside the session's folder.
+    basetemp = config.getoption("basetemp")
+    configure(Path(basetemp).parent if under_xdist() and basetemp else None)
+    # The `bench run`s of this process take a machine lock of their own: they neither
+    # wait for a real run on this machine nor, on two workers, for each other (a test
+    # that reads measured quality measures in machine_alone() instead).
+    global _private_lock_dir
+    _private_lock_dir = tempfile.TemporaryDirectory(prefix="selectbench-tests-")
+    os.environ[LOCK_PATH_ENV] = str(Path(_private_lock_dir.name) / "machine.lock")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _private_lock_dir is not None:
+        _private_lock_dir.cleanup()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """Each test shares the machine from its setup to its teardown, module fixtures
+    included; measuring inside machine_alone() waits to have it alone."""
+    with machine_shared():
+        return (yield)
 
 
 @pytest.fixture(autouse=True)
@@ -95,9 +134,15 @@ def start_server() -> Iterator[Callable[..., object]]:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """One real tiny run of every scenario (select and epoll), shared by the session.
 
-    Read-only for its users: a test that changes files copies the folder first.
+    Read-only for its users: a test that changes files copies the folder first. Under
+    pytest-xdist the first worker to ask makes it and the others read its record.
     """
-    return run_tiny(tmp_path_factory.mktemp("shared-tiny-run"))
+    own = tmp_path_factory.mktemp("shared-tiny-run")
+    shared = session_folder()
+    if shared is not None:
+        return shared_tiny_run(shared, own)
+    with machine_alone():
+        return run_tiny(own)
 
 
 @pytest.fixture(params=["c", "python"])

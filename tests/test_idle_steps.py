@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.machine_share import machine_alone
 
 from bench.analyse import idle_steps
 from bench.analyse.claim3 import claim3_family
@@ -125,7 +126,8 @@ def test_a_tiny_run_holds_every_count_in_one_server_process(tmp_path: Path) -> N
         sys.executable, "-m", "bench", "run", "--preset", "tiny", "--scenario", NAME,
         "--backend", "epoll", "--repetitions", "1", "--out", str(out), "--no-charts",
     ]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    with machine_alone():  # it asserts that no trial is flagged
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = list(out.iterdir())
     trials = pd.read_parquet(run / "trials.parquet")
