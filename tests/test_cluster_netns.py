@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.dask_hosts import NetnsHosts, netns_unavailable
+from fixtures.machine_share import machine_alone
 
 from bench.store import schema
 from bench.store.results import load
@@ -108,19 +109,14 @@ def _hosts(meta: dict[str, object], role: str) -> list[str]:
 def test_tiny_preset_with_the_server_in_one_namespace_and_load_from_two(
     net: Net, tmp_path: Path
 ) -> None:
-    run = net.bench(["run", "--preset", "tiny"], tmp_path)
+    # No charts or report: they are drawn from the run folder alone, wherever it was
+    # measured (tests/test_bench_e2e.py redraws a local run's; the hold-19000 test below
+    # writes this placement's verdict and report).
+    run = net.bench(["run", "--preset", "tiny", "--no-charts"], tmp_path)
     addr = net.hosts.address
-    # The same shape as a local run (tests/test_bench_e2e.py checks the local one).
-    for name in (
-        schema.RUN_JSON,
-        schema.TRIALS_CSV,
-        schema.TRIALS_PARQUET,
-        schema.MICRO_CSV,
-        schema.REPORT_MD,
-        schema.VERDICT_JSON,
-    ):
+    # The same tables as a local run (tests/test_bench_e2e.py checks the local one).
+    for name in (schema.RUN_JSON, schema.TRIALS_CSV, schema.TRIALS_PARQUET, schema.MICRO_CSV):
         assert (run / name).is_file() and (run / name).stat().st_size > 0, name
-    assert list((run / schema.CHARTS_DIR).glob("*.png"))
     data = load(run)
     assert data.meta["status"] == "complete" and data.meta["cells_done"] == len(data.trials)
     assert set(data.trials["status"]) == {"ok"}, data.trials["failure_reason"].tolist()
@@ -142,7 +138,6 @@ def test_tiny_preset_with_the_server_in_one_namespace_and_load_from_two(
         assert placement["server_edges"]["bracketed"] or "edges_not_bracketing_window" in str(
             row["flag_reasons"]
         ), placement
-    assert (data.verdict or {}).get("claims")
     net.assert_only_daemons_left()
 
 
@@ -154,7 +149,11 @@ def test_three_load_hosts_hold_19000_connections_on_one_server(
     env["SELECTBENCH_PLUGINS"] = "cluster_hold"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
     args = ["run", "--preset", "tiny", "--scenario", "hold-19000", "--backend", "epoll"]
-    run = net.bench([*args, "--force"], tmp_path, env)
+    # Alone: beside another worker's tests the server, starved of CPU, let its accept
+    # queue overflow, and one handshake completed only after the window (18,999 held at
+    # its end, in 2 of 9 runs of the suite on two workers, 2026-12-06).
+    with machine_alone():
+        run = net.bench([*args, "--force"], tmp_path, env)
     data = load(run)
     row = data.trials.iloc[0]
     assert row["status"] == "ok", row["failure_reason"]

@@ -50,7 +50,19 @@ def test_server_cpu_is_the_wrapper_plus_haproxy() -> None:
 def _bench_run(tmp_path: Path, *args: str) -> Path:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--preset", "tiny", "--out", str(out), *args],
+        # No charts or report: these tests read the trial table only.
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            "--preset",
+            "tiny",
+            "--out",
+            str(out),
+            "--no-charts",
+            *args,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,

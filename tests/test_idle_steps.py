@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures.machine_share import machine_alone
 
 from bench.analyse import idle_steps
 from bench.analyse.claim3 import claim3_family
@@ -18,6 +17,7 @@ from bench.analyse.families import roles_of
 from bench.analyse.rules import CLAIM3_WAIT_LABEL, INCONCLUSIVE
 from bench.analyse.simulate import SimulationSpec, Simulator
 from bench.measure.config import preset_config
+from bench.measure.machine.disturbance import DISTURBED
 from bench.measure.plan import plan_trials
 from bench.measure.scenarios.idle_steps import NAME, STEPS_COLUMN, IdleStepsSettings
 from servers import registry
@@ -126,12 +126,16 @@ def test_a_tiny_run_holds_every_count_in_one_server_process(tmp_path: Path) -> N
         sys.executable, "-m", "bench", "run", "--preset", "tiny", "--scenario", NAME,
         "--backend", "epoll", "--repetitions", "1", "--out", str(out), "--no-charts",
     ]  # fmt: skip
-    with machine_alone():  # it asserts that no trial is flagged
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     (run,) = list(out.iterdir())
     trials = pd.read_parquet(run / "trials.parquet")
-    assert (trials["status"] == "ok").all() and not trials["flagged"].any()
+    assert (trials["status"] == "ok").all()
+    # Flagged for nothing of its own: "disturbed" says another process (another test on
+    # this machine) used its CPUs, which says nothing about the steps it held.
+    reasons = [str(text) for text in trials["flag_reasons"].fillna("")]
+    own = [r for text in reasons for r in text.split(";") if r and not r.startswith(DISTURBED)]
+    assert not own, reasons
     counts = (0, 20, 50)  # the tiny preset's
     for text in trials[STEPS_COLUMN]:
         windows = json.loads(text)

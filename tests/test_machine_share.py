@@ -12,12 +12,27 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from fixtures.machine_share import SuiteLock
 
 DEADLINE_S = 30.0
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> Iterator[Callable[[], SuiteLock]]:
+    """Factory of holders on one folder's lock; each one's files closed after the test."""
+    made: list[SuiteLock] = []
+
+    def make() -> SuiteLock:
+        made.append(SuiteLock(tmp_path))
+        return made[-1]
+
+    yield make
+    for lock in made:
+        lock.close()
 
 
 def _blocked_on(path: Path) -> int:
@@ -46,8 +61,8 @@ def _can(path: Path, mode: int) -> bool:
         os.close(fd)
 
 
-def test_exclusive_waits_for_the_shared_holder_to_end(tmp_path: Path) -> None:
-    reader, writer = SuiteLock(tmp_path), SuiteLock(tmp_path)
+def test_exclusive_waits_for_the_shared_holder_to_end(tmp_path: Path, locks) -> None:
+    reader, writer = locks(), locks()
     released, got = threading.Event(), []
 
     def write() -> None:
@@ -63,8 +78,8 @@ def test_exclusive_waits_for_the_shared_holder_to_end(tmp_path: Path) -> None:
     assert got == [True]
 
 
-def test_a_waiting_writer_goes_before_a_new_reader(tmp_path: Path) -> None:
-    first, writer, late = SuiteLock(tmp_path), SuiteLock(tmp_path), SuiteLock(tmp_path)
+def test_a_waiting_writer_goes_before_a_new_reader(tmp_path: Path, locks) -> None:
+    first, writer, late = locks(), locks(), locks()
     order: list[str] = []
 
     def take(lock: SuiteLock, exclusive: bool, name: str) -> None:
@@ -84,10 +99,10 @@ def test_a_waiting_writer_goes_before_a_new_reader(tmp_path: Path) -> None:
     assert order == ["writer", "reader"]
 
 
-def test_two_shared_holders_that_both_want_it_alone_take_turns(tmp_path: Path) -> None:
+def test_two_shared_holders_that_both_want_it_alone_take_turns(locks) -> None:
     # Two workers, each in a test (shared), each starting a run that must be alone:
     # neither may wait for the other while holding the lock.
-    a, b = SuiteLock(tmp_path), SuiteLock(tmp_path)
+    a, b = locks(), locks()
     both_shared = threading.Barrier(2, timeout=DEADLINE_S)
     alone: list[str] = []
     inside = threading.Lock()
@@ -108,8 +123,8 @@ def test_two_shared_holders_that_both_want_it_alone_take_turns(tmp_path: Path) -
     assert sorted(alone) == ["a", "b"] and not any(t.is_alive() for t in threads)
 
 
-def test_holds_nest_and_come_back_down_to_shared(tmp_path: Path) -> None:
-    lock, path = SuiteLock(tmp_path), tmp_path / "suite-machine.lock"
+def test_holds_nest_and_come_back_down_to_shared(tmp_path: Path, locks) -> None:
+    lock, path = locks(), tmp_path / "suite-machine.lock"
     with lock.hold(exclusive=False):
         assert _can(path, fcntl.LOCK_SH) and not _can(path, fcntl.LOCK_EX)
         with lock.hold(exclusive=True):

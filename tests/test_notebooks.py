@@ -19,9 +19,8 @@ from typing import Any
 
 import nbformat
 import pytest
-from fixtures.machine_share import machine_alone
 from fixtures.synthetic_run import SyntheticSpec, make_synthetic_run
-from fixtures.tiny_run import REPO, TinyRun, run_tiny
+from fixtures.tiny_run import REPO, TinyRun, run_tiny_alone
 from nbclient import NotebookClient
 
 from bench.analyse.compare import compare_runs, format_compare
@@ -89,8 +88,8 @@ def tiny_runs(tiny_run: TinyRun, tmp_path_factory: pytest.TempPathFactory) -> tu
     """
     out = tmp_path_factory.mktemp("results")
     run_a = Path(shutil.copytree(tiny_run.path, out / tiny_run.path.name))
-    with machine_alone():  # the notebooks draw B's usable trials
-        run_b = run_tiny(out, "--scenario", "active-scaling", "--no-charts").path
+    # Alone: the notebooks draw B's usable trials.
+    run_b = run_tiny_alone(out, "--scenario", "active-scaling", "--no-charts").path
     assert available_runs(out) == [run_a, run_b]
     return run_a, run_b
 
