@@ -9,13 +9,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from fixtures.machine_share import (
-    configure,
-    machine_alone,
-    machine_shared,
-    session_folder,
-    under_xdist,
-)
+from fixtures.machine_share import configure, machine_shared, session_folder, under_xdist
 from fixtures.tiny_run import TinyRun, run_tiny, shared_tiny_run
 
 from bench.measure.machine.lock import LOCK_PATH_ENV
@@ -174,10 +168,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     """
     own = tmp_path_factory.mktemp("shared-tiny-run")
     shared = session_folder()
-    if shared is not None:
-        return shared_tiny_run(shared, own)
-    with machine_alone():
-        return run_tiny(own)
+    return run_tiny(own) if shared is None else shared_tiny_run(shared, own)
 
 
 @pytest.fixture(params=["c", "python"])
