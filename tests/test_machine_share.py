@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from fixtures.machine_share import SuiteLock
 
+# How long a waiter is looked for, and threads joined; how often it is looked for.
 DEADLINE_S = 30.0
+POLL_S = 0.005
 
 
 @pytest.fixture
@@ -43,10 +45,11 @@ def _blocked_on(path: Path) -> int:
 
 
 def _until(condition: Callable[[], bool]) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not condition():
-        assert time.monotonic() < end, "the condition did not come within the deadline"
-        time.sleep(0.005)
+    """Poll for the condition, DEADLINE_S at most; the test fails if it never came."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    assert condition(), "the waiter never showed in /proc/locks"
 
 
 def _can(path: Path, mode: int) -> bool:
